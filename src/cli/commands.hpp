@@ -1,0 +1,10 @@
+// The subcommands of dfptrain. Each adds itself to the app; main() runs whichever was named.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace dfp::cli {
+
+
+
+}  // namespace dfp::cli
