@@ -5,6 +5,6 @@
 
 namespace dfp::cli {
 
-
+void add_inspect_command(CLI::App& app);
 
 }  // namespace dfp::cli

@@ -1,0 +1,152 @@
+#include "format/quantize.hpp"
+
+#include <omp.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "base/error.hpp"
+#include "format/quantize_kernels.hpp"
+
+namespace dfp {
+namespace {
+
+// Runs smaller than this in total are not worth waking the thread team for.
+constexpr std::size_t kParallelMinElements = std::size_t{1} << 15;
+
+template <class M>
+constexpr int storage_bits() {
+    return 8 * static_cast<int>(sizeof(M));
+}
+
+[[noreturn]] void throw_non_finite(std::string_view name, const float* src, const Run& run) {
+    std::size_t i = run.offset;
+    while (i < run.offset + run.count && std::isfinite(src[i])) ++i;
+    throw Error("tensor '" + std::string(name) + "': element " + std::to_string(i) + " is " +
+                (std::isnan(src[i]) ? "NaN" : "Inf") + "; cannot quantize a non-finite value");
+}
+
+template <class M>
+void quantize_run(const QuantizeKernels& k, const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+    if constexpr (sizeof(M) == 2)
+        k.quantize_s16(src, dst, n, r);
+    else
+        k.quantize_s8(src, dst, n, r);
+}
+
+template <class M>
+void dequantize_run(const QuantizeKernels& k, const M* src, float* dst, std::size_t n, Pow2 scale) {
+    if constexpr (sizeof(M) == 2)
+        k.dequantize_s16(src, dst, n, scale);
+    else
+        k.dequantize_s8(src, dst, n, scale);
+}
+
+}  // namespace
+
+template <class M>
+void quantize_into(const float* src, const Shape& shape, const Format& format,
+                   const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst, Isa isa) {
+    const std::string what = "tensor '" + std::string(name) + "'";
+    format.validate(shape, what);
+    if (format.bits > storage_bits<M>())
+        throw Error(what + ": " + std::to_string(format.bits) + "-bit mantissas do not fit int" +
+                    std::to_string(storage_bits<M>()) + " storage");
+    if (options.shift < 0 || options.shift > format.bits - 2)
+        throw Error(what + ": shift must be 0.." + std::to_string(format.bits - 2) + " for " +
+                    std::to_string(format.bits) + "-bit mantissas, got " + std::to_string(options.shift));
+
+    const BlockLayout layout(shape, format);
+    const QuantizeKernels& k = quantize_kernels(isa);
+    const std::size_t numel = shape_numel(shape);
+    const auto runs = static_cast<std::int64_t>(layout.runs());
+    const bool parallel = numel >= kParallelMinElements;
+    dst.shape = shape;
+    dst.format = format;
+    dst.mantissas.resize(numel);
+    dst.exponents.assign(layout.exponents(), 0);
+
+    // Pass 1: the largest magnitude of every run, then of every exponent's block.
+    std::vector<std::uint32_t> run_max(layout.runs());
+#pragma omp parallel for schedule(static) if (parallel)
+    for (std::int64_t i = 0; i < runs; ++i) {
+        const Run run = layout.run(static_cast<std::size_t>(i));
+        run_max[i] = k.max_abs_bits(src + run.offset, run.count);
+    }
+    std::vector<std::uint32_t> block_max(layout.exponents(), 0);
+    for (std::int64_t i = 0; i < runs; ++i) {
+        const Run run = layout.run(static_cast<std::size_t>(i));
+        if (run_max[i] >= kNonFiniteBits) throw_non_finite(name, src, run);
+        block_max[run.exponent] = std::max(block_max[run.exponent], run_max[i]);
+    }
+    for (std::size_t e = 0; e < block_max.size(); ++e)
+        dst.exponents[e] = shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
+
+    // Pass 2: round and clamp.
+    const auto max_mantissa = static_cast<float>(format.max_mantissa());
+#pragma omp parallel for schedule(static) if (parallel)
+    for (std::int64_t i = 0; i < runs; ++i) {
+        const Run run = layout.run(static_cast<std::size_t>(i));
+        const QuantizeRun r{pow2(-dst.exponents[run.exponent]), max_mantissa, options.rounding,
+                            options.seed, run.offset};
+        quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count, r);
+    }
+}
+
+template <class M>
+void dequantize(const DfpTensor<M>& src, float* dst, Isa isa) {
+    const BlockLayout layout(src.shape, src.format);
+    const QuantizeKernels& k = quantize_kernels(isa);
+    const auto runs = static_cast<std::int64_t>(layout.runs());
+#pragma omp parallel for schedule(static) if (src.mantissas.size() >= kParallelMinElements)
+    for (std::int64_t i = 0; i < runs; ++i) {
+        const Run run = layout.run(static_cast<std::size_t>(i));
+        dequantize_run(k, src.mantissas.data() + run.offset, dst + run.offset, run.count,
+                       pow2(src.exponents[run.exponent]));
+    }
+}
+
+double QuantizeError::relative_error() const {
+    return signal_energy > 0 ? std::sqrt(noise_energy / signal_energy) : (noise_energy > 0 ? INFINITY : 0.0);
+}
+
+double QuantizeError::sqnr_db() const {
+    if (noise_energy == 0) return std::numeric_limits<double>::infinity();
+    return 10.0 * std::log10(signal_energy / noise_energy);
+}
+
+template <class M>
+QuantizeError measure_error(const float* src, const DfpTensor<M>& q) {
+    const BlockLayout layout(q.shape, q.format);
+    const auto runs = static_cast<std::int64_t>(layout.runs());
+    const double max_mantissa = q.format.max_mantissa();
+    double signal = 0, noise = 0;
+    std::size_t flushed = 0, clamped = 0;
+#pragma omp parallel for schedule(static) reduction(+ : signal, noise, flushed, clamped)
+    for (std::int64_t i = 0; i < runs; ++i) {
+        const Run run = layout.run(static_cast<std::size_t>(i));
+        const int e = q.exponents[run.exponent];
+        for (std::size_t j = run.offset; j < run.offset + run.count; ++j) {
+            const double x = src[j], v = std::ldexp(static_cast<double>(q.mantissas[j]), e);
+            signal += x * x;
+            noise += (x - v) * (x - v);
+            flushed += (x != 0 && q.mantissas[j] == 0);
+            clamped += std::fabs(x) > std::ldexp(max_mantissa, e);
+        }
+    }
+    return {signal, noise, shape_numel(q.shape), flushed, clamped};
+}
+
+template void quantize_into(const float*, const Shape&, const Format&, const QuantizeOptions&,
+                            std::string_view, DfpTensor<std::int16_t>&, Isa);
+template void quantize_into(const float*, const Shape&, const Format&, const QuantizeOptions&,
+                            std::string_view, DfpTensor<std::int8_t>&, Isa);
+template void dequantize(const DfpTensor<std::int16_t>&, float*, Isa);
+template void dequantize(const DfpTensor<std::int8_t>&, float*, Isa);
+template QuantizeError measure_error(const float*, const DfpTensor<std::int16_t>&);
+template QuantizeError measure_error(const float*, const DfpTensor<std::int8_t>&);
+
+}  // namespace dfp

@@ -1,0 +1,54 @@
+// Scalar reference kernels: the definition every vector kernel is tested against.
+#include <bit>
+#include <cmath>
+
+#include "format/quantize_kernels.hpp"
+#include "format/rounding.hpp"
+
+namespace dfp {
+namespace {
+
+std::uint32_t max_abs_bits(const float* src, std::size_t n) {
+    std::uint32_t m = 0;
+    for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::bit_cast<std::uint32_t>(src[i]) & 0x7fffffffu);
+    return m;
+}
+
+template <class M>
+void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const float y = std::fabs(src[i]) * r.scale.first * r.scale.second;
+        const std::uint32_t rand = r.rounding == Rounding::stochastic ? random_bits(r.seed, r.index0 + i) : 0;
+        const auto m = static_cast<int>(std::min(round_scaled(y, r.rounding, rand), r.max_mantissa));
+        dst[i] = static_cast<M>(std::signbit(src[i]) ? -m : m);
+    }
+}
+
+template <class M>
+void dequantize(const M* src, float* dst, std::size_t n, Pow2 scale) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) * scale.first * scale.second;
+}
+
+}  // namespace
+
+Pow2 pow2(int k) {
+    if (k > 127) return {std::ldexp(1.0f, 127), std::ldexp(1.0f, k - 127)};
+    if (k < -126) return {std::ldexp(1.0f, k + 126), std::ldexp(1.0f, -126)};
+    return {std::ldexp(1.0f, k), 1.0f};
+}
+
+const QuantizeKernels& scalar_quantize_kernels() {
+    static const QuantizeKernels k{"scalar",
+                                   max_abs_bits,
+                                   quantize<std::int16_t>,
+                                   quantize<std::int8_t>,
+                                   dequantize<std::int16_t>,
+                                   dequantize<std::int8_t>};
+    return k;
+}
+
+const QuantizeKernels& quantize_kernels(Isa isa) {
+    return isa >= Isa::avx512 ? avx512_quantize_kernels() : scalar_quantize_kernels();
+}
+
+}  // namespace dfp
