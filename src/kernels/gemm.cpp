@@ -1,0 +1,454 @@
+// The GEMM driver: validate, pick a context (dispatch), split C between threads, then on each
+// thread Goto's loops around the micro-kernel (the BLIS pattern):
+//
+//   for jc in N step NC:                       B block KC x NC packed once, lives in L2/L3
+//     for pc in K step KC:
+//       pack B[pc:pc+KC, jc:jc+NC]  (+ norm statistics / column sums)
+//       for ic in M step MC:                   A block MC x KC packed, lives in L2
+//         pack A[ic:ic+MC, pc:pc+KC] (+ norm statistics)
+//         for jr in NC step NR:                B micro-panel KC x NR stays in L1
+//           for ir in MC step MR:              A micro-panels stream from L2
+//             chain = overflow rule (statistics of the two micro-panels)
+//             micro-kernel on a full MR x NR tile (edges: stack tile, copy out the valid part)
+//
+// Threads own disjoint tile ranges of C (split along the dimension with more tiles), each packs
+// its own panels: no barriers, no shared writes; the duplicated packing of the other operand is
+// small next to the multiply-adds (it is the operand with fewer tiles).
+#include "kernels/gemm.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "base/error.hpp"
+#include "kernels/gemm_context.hpp"
+
+namespace dfp::kernels {
+namespace {
+
+using u128 = unsigned __int128;
+constexpr uint64_t kI32Max = std::numeric_limits<int32_t>::max();
+constexpr u128 kI32MaxSquared = u128{kI32Max} * kI32Max;
+constexpr int kMaxInputShift = 8;
+constexpr size_t kAlign = 64;  // a cache line, and a zmm
+
+// A per-thread scratch area that only grows, so repeated GEMMs do not fault in fresh pages.
+class Scratch {
+  public:
+    void* get(size_t bytes) {
+        if (bytes > size_) {
+            std::free(ptr_);
+            size_ = round_up(static_cast<int64_t>(bytes), kAlign);
+            ptr_ = std::aligned_alloc(kAlign, size_);
+            if (ptr_ == nullptr) size_ = 0;
+        }
+        return ptr_;
+    }
+    ~Scratch() { std::free(ptr_); }
+
+  private:
+    void* ptr_ = nullptr;
+    size_t size_ = 0;
+};
+
+// Carves aligned sub-arrays out of one scratch area.
+class Arena {
+  public:
+    template <typename U>
+    void add(U** slot, int64_t count) {
+        slots_.push_back({reinterpret_cast<void**>(slot), offset_});
+        offset_ += round_up(count * static_cast<int64_t>(sizeof(U)), kAlign);
+    }
+    bool carve(Scratch& scratch) {
+        char* base = static_cast<char*>(scratch.get(static_cast<size_t>(offset_)));
+        if (base == nullptr) return false;
+        for (const auto& s : slots_) *s.slot = base + s.offset;
+        return true;
+    }
+
+  private:
+    struct Slot {
+        void** slot;
+        int64_t offset;
+    };
+    std::vector<Slot> slots_;
+    int64_t offset_ = 0;
+};
+
+template <typename T>
+const GemmContext<T>* context_for(Isa isa);
+template <>
+const GemmContext<int16_t>* context_for<int16_t>(Isa isa) {
+    return s16_context(isa);
+}
+template <>
+const GemmContext<int8_t>* context_for<int8_t>(Isa isa) {
+    return s8_context(isa);
+}
+
+// The ordered implementation list: fastest first, reference last; the first context that exists
+// at or below the requested ISA and supports the requested mode runs.
+template <typename T>
+const GemmContext<T>& pick(const GemmOptions& options, bool need_count) {
+    const Isa cap = options.isa.value_or(active_isa());
+    if (cap > cpu_isa())
+        throw Error(std::string("GemmOptions::isa: ") + isa_name(cap) +
+                    " requested but this CPU supports at most " + isa_name(cpu_isa()));
+    for (Isa isa : {Isa::avx512_vnni, Isa::avx512, Isa::avx2, Isa::scalar}) {
+        if (isa > cap) continue;
+        const GemmContext<T>* ctx = context_for<T>(isa);
+        if (ctx == nullptr) continue;
+        if (need_count && ctx->f32_count == nullptr) continue;  // no saturating INT32 add
+        return *ctx;
+    }
+    throw Error("GEMM: no kernel for this ISA and mode");  // unreachable: scalar supports all
+}
+
+int64_t rows_of(Op op, int64_t r_as_is, int64_t r_trans) {
+    return op == Op::n ? r_as_is : r_trans;
+}
+
+template <typename T>
+void check_operand(const char* name, const DfpMatrix<T>& x, int64_t stored_rows,
+                   int64_t stored_cols, int64_t vector_len, bool need_exponents) {
+    if (stored_rows > 0 && stored_cols > 0 && x.data == nullptr)
+        throw Error(std::string("GEMM operand ") + name + ": null data");
+    if (x.ld < std::max<int64_t>(stored_cols, 1))
+        throw Error(std::string("GEMM operand ") + name + ": leading dimension " +
+                    std::to_string(x.ld) + " < " + std::to_string(stored_cols) + " columns");
+    const auto e = x.exponents.size();
+    if (need_exponents && e > 1 && static_cast<int64_t>(e) != vector_len)
+        throw Error(std::string("GEMM operand ") + name + ": " + std::to_string(e) +
+                    " exponents, expected 1 or " + std::to_string(vector_len));
+}
+
+// 2^(e + shift) for each of `len` rows (or columns), padded with 1 to a multiple of `tile`.
+std::vector<float> scales(const char* name, std::span<const int> exponents, int64_t len, int shift,
+                          int tile) {
+    std::vector<float> out(static_cast<size_t>(round_up(len, tile)), 1.0f);
+    constexpr int kMinExp = -149, kMaxExp = 127;  // smallest subnormal, largest normal power
+    for (int64_t i = 0; i < len; ++i) {
+        const int e = exponents.empty() ? 0 : exponents[exponents.size() == 1 ? 0 : i];
+        if (e + shift < kMinExp || e + shift > kMaxExp)
+            throw Error(std::string("GEMM operand ") + name + ": exponent " + std::to_string(e) +
+                        " (+ shift " + std::to_string(shift) + ") is outside the FP32 range");
+        out[static_cast<size_t>(i)] = std::ldexp(1.0f, e + shift);
+    }
+    return out;
+}
+
+// Largest power of two <= x (x >= 1).
+int64_t floor_pow2(int64_t x) {
+    int64_t p = 1;
+    while (p <= x / 2) p *= 2;
+    return p;
+}
+
+template <typename T, typename C>
+struct Problem {
+    int64_t m, n, k;
+    DfpMatrix<T> a, b;
+    C* c;
+    int64_t ldc;
+    const GemmContext<T>* ctx;
+    bool s32_out, count_mode;
+    int shift;
+    int64_t chain_cap;  // proven: power-of-two cap; count: fixed chain
+    bool accumulate;
+    const float* row_scale;  // FP32 output, padded
+    const float* col_scale;
+};
+
+struct ThreadResult {
+    int64_t events = 0;
+    int64_t min_chain = std::numeric_limits<int64_t>::max();
+    bool a_unprovable = false, b_unprovable = false;
+    bool no_memory = false;
+};
+
+// The overflow rule for one tile: the longest power-of-two chain whose Cauchy-Schwarz bound fits.
+int64_t proven_chain(const uint64_t* sa, const uint64_t* sb, int levels, int64_t cap,
+                     ThreadResult& res) {
+    for (int l = levels - 1; l >= 0; --l)
+        if (u128{sa[l]} * sb[l] <= kI32MaxSquared) return std::min(int64_t{1} << l, cap);
+    // Even one pair is unsafe: only a mantissa -32768 does that (2 * 32768^2 = 2^31).
+    constexpr uint64_t kPairMax = 2ull * 32767 * 32767;
+    res.a_unprovable |= sa[0] > kPairMax;
+    res.b_unprovable |= sb[0] > kPairMax;
+    return 1;
+}
+
+template <typename T, typename C>
+void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+               ThreadResult& res) {
+    const GemmContext<T>& ctx = *pb.ctx;
+    const int mr = ctx.mr, nr = ctx.nr, kg = ctx.kg;
+    const bool s16 = sizeof(T) == 2;
+    const int64_t kp_max = ceil_div(ctx.kc, kg);
+    const int nl_max = norm_levels(kp_max);
+    const int64_t mc_pad = round_up(std::min(ctx.mc, m1 - m0), mr);
+    const int64_t nc_pad = round_up(std::min(ctx.nc, n1 - n0), nr);
+
+    static thread_local Scratch scratch;
+    T *apack = nullptr, *bpack = nullptr;
+    uint64_t *astats = nullptr, *bstats = nullptr;
+    int32_t* bsums = nullptr;
+    C* tile = nullptr;
+    Arena arena;
+    arena.add(&apack, mc_pad * kp_max * kg);
+    arena.add(&bpack, nc_pad * kp_max * kg);
+    arena.add(&astats, mc_pad / mr * nl_max);
+    arena.add(&bstats, nc_pad / nr * nl_max);
+    arena.add(&bsums, nc_pad);
+    arena.add(&tile, int64_t{mr} * nr);
+    if (!arena.carve(scratch)) {
+        res.no_memory = true;
+        return;
+    }
+    const bool need_stats = s16 && !pb.s32_out && !pb.count_mode;
+
+    for (int64_t jc = n0; jc < n1; jc += ctx.nc) {
+        const int64_t nb = std::min(ctx.nc, n1 - jc);
+        for (int64_t pc = 0; pc < pb.k; pc += ctx.kc) {
+            const int64_t kb = std::min(ctx.kc, pb.k - pc);
+            const int64_t kp = ceil_div(kb, kg);
+            const int nl = norm_levels(kp);
+            // op(B)(k, j): as stored B[k][j] (j contiguous), transposed B[j][k] (k contiguous).
+            const bool bt = pb.b.op == Op::t;
+            const T* bsrc = pb.b.data + (bt ? jc * pb.b.ld + pc : pc * pb.b.ld + jc);
+            ctx.pack_b(bsrc, pb.b.ld, bt, nb, kb, pb.shift, bpack, need_stats ? bstats : nullptr,
+                       s16 ? nullptr : bsums);
+            const bool load_c = pb.accumulate || pc > 0;
+            for (int64_t ic = m0; ic < m1; ic += ctx.mc) {
+                const int64_t mb = std::min(ctx.mc, m1 - ic);
+                // op(A)(i, k): as stored A[i][k] (k contiguous), transposed A[k][i].
+                const bool an = pb.a.op == Op::n;
+                const T* asrc = pb.a.data + (an ? ic * pb.a.ld + pc : pc * pb.a.ld + ic);
+                ctx.pack_a(asrc, pb.a.ld, an, mb, kb, pb.shift, apack,
+                           need_stats ? astats : nullptr, nullptr);
+                for (int64_t jr = 0; jr < nb; jr += nr) {
+                    const int64_t nv = std::min<int64_t>(nr, nb - jr);
+                    for (int64_t ir = 0; ir < mb; ir += mr) {
+                        const int64_t mv = std::min<int64_t>(mr, mb - ir);
+                        const int64_t i = ic + ir, j = jc + jr;
+                        UkernelArgs args;
+                        args.kp = kp;
+                        args.a = apack + ir * kp * kg;
+                        args.b = bpack + jr * kp * kg;
+                        args.b_col_sums = bsums + jr;
+                        args.row_scale = pb.row_scale + i;
+                        args.col_scale = pb.col_scale + j;
+                        args.load_c = load_c;
+                        args.events = &res.events;
+                        if (need_stats) {
+                            args.chain = proven_chain(astats + ir / mr * nl, bstats + jr / nr * nl,
+                                                      nl, pb.chain_cap, res);
+                            res.min_chain = std::min(res.min_chain, args.chain);
+                        } else {
+                            args.chain = pb.count_mode ? pb.chain_cap : kp;
+                        }
+                        C* cij = pb.c + i * pb.ldc + j;
+                        const bool full = mv == mr && nv == nr;
+                        if (full) {
+                            args.c = cij;
+                            args.ldc = pb.ldc;
+                        } else {  // edge: the micro-kernel sees a full tile on the stack
+                            args.c = tile;
+                            args.ldc = nr;
+                            if (load_c)
+                                for (int64_t r = 0; r < mv; ++r)
+                                    std::memcpy(tile + r * nr, cij + r * pb.ldc, sizeof(C) * nv);
+                        }
+                        const Ukernel uk = pb.s32_out      ? ctx.s32
+                                           : pb.count_mode ? ctx.f32_count
+                                                           : ctx.f32;
+                        uk(args);
+                        if (!full)
+                            for (int64_t r = 0; r < mv; ++r)
+                                std::memcpy(cij + r * pb.ldc, tile + r * nr, sizeof(C) * nv);
+                    }
+                }
+            }
+        }
+    }
+}
+
+template <typename T, typename C>
+GemmReport run(Problem<T, C> pb, int threads) {
+    const GemmContext<T>& ctx = *pb.ctx;
+    const int64_t tiles_m = ceil_div(pb.m, ctx.mr), tiles_n = ceil_div(pb.n, ctx.nr);
+    const bool split_n = tiles_n >= tiles_m;
+    const int64_t tiles = split_n ? tiles_n : tiles_m;
+    const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, tiles));
+    std::vector<ThreadResult> results(static_cast<size_t>(nt));
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num();
+        const int64_t t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
+        if (split_n)
+            run_range(pb, 0, pb.m, t0 * ctx.nr, std::min(pb.n, t1 * ctx.nr), results[t]);
+        else
+            run_range(pb, t0 * ctx.mr, std::min(pb.m, t1 * ctx.mr), 0, pb.n, results[t]);
+    }
+    GemmReport report;
+    report.kernel = std::string(sizeof(T) == 2 ? "s16s16" : "s8s8") +
+                    (pb.s32_out ? "s32 " : "f32 ") + ctx.isa_name + " " + std::to_string(ctx.mr) +
+                    "x" + std::to_string(ctx.nr);
+    report.min_chain_pairs = pb.s32_out || pb.count_mode ? 0 : std::numeric_limits<int64_t>::max();
+    for (const ThreadResult& r : results) {
+        if (r.no_memory) throw Error("GEMM: out of memory for packing buffers");
+        if (r.a_unprovable || r.b_unprovable)
+            throw Error(std::string("GEMM operand ") + (r.a_unprovable ? "A" : "B") +
+                        " holds the mantissa -32768: DFP16 mantissas must lie in [-32767, 32767] "
+                        "(clamp symmetrically), or use input_shift >= 1");
+        report.overflow_events += r.events;
+        if (!pb.s32_out && !pb.count_mode)
+            report.min_chain_pairs = std::min(report.min_chain_pairs, r.min_chain);
+    }
+    return report;
+}
+
+// Sum of squares of each row of op(A) (or column of op(B)) over the whole K: X(r, k).
+template <typename T>
+uint64_t max_norm2(const T* x, int64_t ld, bool k_contiguous, int64_t rows, int64_t k) {
+    std::vector<uint64_t> sums(static_cast<size_t>(rows), 0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t kk = 0; kk < k; ++kk) {
+            const int64_t v = k_contiguous ? x[r * ld + kk] : x[kk * ld + r];
+            sums[static_cast<size_t>(r)] += static_cast<uint64_t>(v * v);
+        }
+    return rows == 0 ? 0 : *std::max_element(sums.begin(), sums.end());
+}
+
+// Raw INT32 output: prove that every |C_ij| (+ |old C_ij|) fits, else refuse.
+template <typename T>
+void prove_s32(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const DfpMatrix<T>& b,
+               const int32_t* c, int64_t ldc, bool accumulate) {
+    const u128 bound2 = u128{max_norm2(a.data, a.ld, a.op == Op::n, m, k)} *
+                        max_norm2(b.data, b.ld, b.op == Op::t, n, k);
+    uint64_t old = 0;
+    if (accumulate)
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j)
+                old = std::max<uint64_t>(old, static_cast<uint64_t>(std::llabs(c[i * ldc + j])));
+    // The bound on |new C| is sqrt(bound2) + old; compare squares exactly: (kI32Max - old)^2.
+    const bool fits = old <= kI32Max && bound2 <= u128{kI32Max - old} * (kI32Max - old);
+    if (!fits)
+        throw Error(
+            "GEMM raw INT32 output: the row/column norms of A and B over K = " + std::to_string(k) +
+            " cannot prove that C fits in INT32 (Cauchy-Schwarz bound exceeds 2^31-1); "
+            "use FP32 output");
+}
+
+template <typename T, typename C>
+GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const DfpMatrix<T>& b, C* c,
+                int64_t ldc, const GemmOptions& options) {
+    constexpr bool s16 = sizeof(T) == 2;
+    constexpr bool s32_out = std::is_same_v<C, int32_t>;
+    if (m < 0 || n < 0 || k < 0)
+        throw Error("GEMM: negative size m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                    " k=" + std::to_string(k));
+    check_operand("A", a, rows_of(a.op, m, k), rows_of(a.op, k, m), m, !s32_out);
+    check_operand("B", b, rows_of(b.op, k, n), rows_of(b.op, n, k), n, !s32_out);
+    if (m > 0 && n > 0 && c == nullptr) throw Error("GEMM output C: null data");
+    if (ldc < std::max<int64_t>(n, 1))
+        throw Error("GEMM output C: leading dimension " + std::to_string(ldc) +
+                    " < n = " + std::to_string(n));
+    const int shift = s16 ? options.input_shift : 0;
+    if (shift < 0 || shift > kMaxInputShift)
+        throw Error("GemmOptions::input_shift: " + std::to_string(options.input_shift) +
+                    " is outside 0.." + std::to_string(kMaxInputShift));
+    if (options.max_chain_pairs < 1)
+        throw Error("GemmOptions::max_chain_pairs: must be >= 1, got " +
+                    std::to_string(options.max_chain_pairs));
+    const bool count_mode = s16 && !s32_out && options.overflow == OverflowMode::count;
+    if (s32_out && s16 && shift != 0)
+        throw Error("GemmOptions::input_shift: raw INT32 output is exact only with input_shift 0");
+    const GemmContext<T>& ctx = pick<T>(options, count_mode);
+    GemmReport empty{std::string(ctx.isa_name), 0, 0};
+    if (m == 0 || n == 0) return empty;
+    if (k == 0) {
+        if (!options.accumulate)
+            for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, C{0});
+        return empty;
+    }
+    if constexpr (s32_out) prove_s32(m, n, k, a, b, c, ldc, options.accumulate);
+    const std::vector<float> rs = scales("A", a.exponents, m, shift, ctx.mr);
+    const std::vector<float> cs = scales("B", b.exponents, n, shift, ctx.nr);
+    Problem<T, C> pb{m,
+                     n,
+                     k,
+                     a,
+                     b,
+                     c,
+                     ldc,
+                     &ctx,
+                     s32_out,
+                     count_mode,
+                     shift,
+                     count_mode ? options.max_chain_pairs : floor_pow2(options.max_chain_pairs),
+                     options.accumulate,
+                     rs.data(),
+                     cs.data()};
+    return run(pb, options.threads > 0 ? options.threads : omp_get_max_threads());
+}
+
+}  // namespace
+
+GemmReport gemm_s16s16f32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int16_t>& a,
+                          const DfpMatrix<int16_t>& b, float* c, int64_t ldc,
+                          const GemmOptions& options) {
+    return gemm(m, n, k, a, b, c, ldc, options);
+}
+GemmReport gemm_s16s16s32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int16_t>& a,
+                          const DfpMatrix<int16_t>& b, int32_t* c, int64_t ldc,
+                          const GemmOptions& options) {
+    return gemm(m, n, k, a, b, c, ldc, options);
+}
+GemmReport gemm_s8s8f32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int8_t>& a,
+                        const DfpMatrix<int8_t>& b, float* c, int64_t ldc,
+                        const GemmOptions& options) {
+    return gemm(m, n, k, a, b, c, ldc, options);
+}
+GemmReport gemm_s8s8s32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int8_t>& a,
+                        const DfpMatrix<int8_t>& b, int32_t* c, int64_t ldc,
+                        const GemmOptions& options) {
+    return gemm(m, n, k, a, b, c, ldc, options);
+}
+
+// The registries. A new ISA is one folder, one line here and one CPUID check in base/isa.cpp.
+const GemmContext<int16_t>* s16_context(Isa isa) {
+    switch (isa) {
+        case Isa::avx512_vnni:
+            return &s16_context_avx512_vnni();
+        case Isa::avx2:
+            return &s16_context_avx2();
+        case Isa::scalar:
+            return s16_scalar_twin(4, 16);
+        case Isa::avx512:
+            return nullptr;  // no kernel of its own: the AVX2 one runs
+    }
+    return nullptr;
+}
+
+const GemmContext<int8_t>* s8_context(Isa isa) {
+    switch (isa) {
+        case Isa::avx512_vnni:
+            return &s8_context_avx512_vnni();
+        case Isa::scalar:
+            return s8_scalar_twin(4, 16);
+        case Isa::avx2:
+        case Isa::avx512:
+            return nullptr;  // vpmaddubsw saturates at INT16: no exact s8 kernel
+    }
+    return nullptr;
+}
+
+}  // namespace dfp::kernels

@@ -1,0 +1,99 @@
+// The integer GEMM of dfptrain: C = op(A) * op(B) (optionally + C) with DFP16 (int16) or DFP8
+// (int8) mantissas, INT32 accumulation and FP32 or raw INT32 output. One driver (gemm.cpp) packs
+// panels, blocks for the caches and threads; per-ISA micro-kernels (avx512_vnni/, avx2/, and the
+// scalar reference) only multiply packed panels. Row-major storage throughout.
+//
+// Overflow rule (s16 inputs, FP32 output, OverflowMode::proven, the default):
+//   The K dimension is cut into chains of L K-pairs; each chain is summed in INT32, converted to
+//   FP32 and added to an FP32 accumulator. For every KC block and every MR x NR tile the driver
+//   takes the longest L = 2^l such that, for every aligned chain c of that length,
+//       max_i ||a_i,c||_2^2  *  max_j ||b_j,c||_2^2  <=  (2^31 - 1)^2
+//   (i over the MR rows of the A micro-panel, j over the NR columns of the B micro-panel; the
+//   maxima over all chains of the block are computed exactly, in integers, while packing).
+//   By Cauchy-Schwarz |sum_{k in c} a_ik b_kj| <= ||a_i,c||_2 ||b_j,c||_2, and the same bound holds
+//   for every prefix of the chain, so no INT32 partial sum can wrap. L = 1 pair is always safe for
+//   mantissas in [-32767, 32767] (2 * 32767^2 < 2^31); a mantissa -32768 that makes even one pair
+//   unsafe is refused with a dfp::Error.
+// Raw INT32 output is exact or refused: it needs input_shift 0 and a proof, from the full-K row and
+// column norms, that every |C_ij| (plus the old C when accumulating) fits in INT32; the INT32
+// chains then wrap harmlessly (two's-complement sums are exact modulo 2^32 when the final sum
+// fits).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "base/isa.hpp"
+
+namespace dfp::kernels {
+
+// How an operand enters the product: as stored, or transposed.
+enum class Op { n, t };
+
+// One operand: row-major mantissas of the *stored* matrix, its leading dimension (elements between
+// rows), op, and exponents: value = mantissa * 2^e. `exponents` holds one value (per tensor), or
+// one per row of op(A) (A) / one per column of op(B) (B). Empty means exponent 0. Raw INT32 output
+// ignores exponents (its exponent is the caller's eA + eB).
+template <typename T>
+struct DfpMatrix {
+    const T* data = nullptr;
+    int64_t ld = 0;
+    Op op = Op::n;
+    std::span<const int> exponents = {};
+};
+
+enum class OverflowMode {
+    // Default. INT32 chains as long as the Cauchy-Schwarz bound on the packed data proves safe
+    // (capped by max_chain_pairs): overflow cannot happen.
+    proven,
+    // For experiments, like the paper's code: fixed chains of max_chain_pairs K-pairs on the
+    // saturating vpdpwssds, no proof; GemmReport::overflow_events counts the chain results (one
+    // per output element and chain) that ended at an INT32 saturation limit. s16 only.
+    count,
+};
+
+// Default right-shift of both s16 inputs while packing (measured choice: see README, "Integer
+// GEMM"). A shift s rounds each mantissa to nearest (ties away from zero) at 2^s and adds s to
+// its exponent, so the FP32 result keeps its scale and loses the s low bits of each input.
+inline constexpr int kDefaultInputShift = 1;
+// Default cap on the INT32 chain, in K-pairs (proven mode: an upper bound, rounded down to a power
+// of two; count mode: the fixed chain length).
+inline constexpr int64_t kDefaultMaxChainPairs = 1 << 20;
+
+struct GemmOptions {
+    int input_shift = kDefaultInputShift;  // s16 only, 0..8; raw INT32 output needs 0
+    OverflowMode overflow = OverflowMode::proven;
+    int64_t max_chain_pairs = kDefaultMaxChainPairs;
+    bool accumulate = false;  // C = op(A)op(B) + C instead of C = op(A)op(B)
+    std::optional<Isa> isa =
+        {};           // run this kernel family (must be <= cpu_isa()); default active_isa()
+    int threads = 0;  // 0: omp_get_max_threads()
+};
+
+struct GemmReport {
+    std::string kernel;           // e.g. "s16s16f32 avx512_vnni 8x32", names the micro-kernel run
+    int64_t overflow_events = 0;  // OverflowMode::count only
+    int64_t min_chain_pairs = 0;  // shortest INT32 chain used (FP32 output), in K-groups
+};
+
+// DFP16 x DFP16 -> FP32: C[i][j] (+)= sum_k a_ik b_kj * 2^(eA_i + eB_j). C has M rows, ldc >= N.
+GemmReport gemm_s16s16f32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int16_t>& a,
+                          const DfpMatrix<int16_t>& b, float* c, int64_t ldc,
+                          const GemmOptions& options = {});
+// DFP16 x DFP16 -> raw INT32 (exact, or dfp::Error when not provably representable).
+GemmReport gemm_s16s16s32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int16_t>& a,
+                          const DfpMatrix<int16_t>& b, int32_t* c, int64_t ldc,
+                          const GemmOptions& options = {});
+// DFP8 x DFP8 on vpdpbusd: A is offset to unsigned (a + 128) while packing and the product is
+// compensated with 128 * (column sums of B), so signed x signed is exact. Every KC block is one
+// INT32 chain: |sum| <= KC * 255 * 128 < 2^31 for any data. input_shift and overflow are unused.
+GemmReport gemm_s8s8f32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int8_t>& a,
+                        const DfpMatrix<int8_t>& b, float* c, int64_t ldc,
+                        const GemmOptions& options = {});
+GemmReport gemm_s8s8s32(int64_t m, int64_t n, int64_t k, const DfpMatrix<int8_t>& a,
+                        const DfpMatrix<int8_t>& b, int32_t* c, int64_t ldc,
+                        const GemmOptions& options = {});
+
+}  // namespace dfp::kernels

@@ -1,0 +1,100 @@
+// Internal to the GEMM: what one ISA contributes (packers, micro-kernels, blocking), the packed
+// layout they share, and the per-ISA registries. The driver (gemm.cpp) only sees this interface.
+//
+// Packed layout. A dot instruction reads KG consecutive K values of one row (A) or one column (B)
+// from one 32-bit lane: KG = 2 for s16 (vpdpwssd, vpmaddwd), KG = 4 for s8 (vpdpbusd). A block of
+// `rows` rows (rows of op(A), or columns of op(B)) and kc K values is packed as micro-panels of W
+// rows (W = MR for A, NR for B), each a kp x W array of KG-groups, kp = ceil(kc / KG):
+//
+//   micro-panel q (rows qW .. qW+W-1), s16 (KG = 2), W = 4 drawn:
+//
+//          lane:   r0       r1       r2       r3          one 32-bit lane = (k, k+1) of one row
+//   pair 0      [x00 x01][x10 x11][x20 x21][x30 x31]      <- one vector load of B (W = NR), or
+//   pair 1      [x02 x03][x12 x13][x22 x23][x32 x33]         W broadcasts of A (W = MR)
+//   ...
+//   pair kp-1   [...                              ]       odd kc: the last x?,kc is a zero
+//
+//   micro-panels follow each other: [panel 0][panel 1]...; rows >= `rows` are zero-filled, so a
+//   micro-kernel always runs a full MR x NR tile and the driver copies out the valid part.
+//
+// Statistics (s16, for the overflow rule): for each micro-panel, levels[l] for l = 0..L-1 is
+//   max over lanes r and over aligned blocks of 2^l pairs of  sum_{k in block} x_rk^2,
+// an exact integer (uint64). The driver proves a chain of 2^l pairs safe for a tile when
+// levels_A[l] * levels_B[l] <= (2^31-1)^2 (Cauchy-Schwarz, see gemm.hpp).
+// Column sums (s8 B only, for the unsigned-offset compensation): per micro-panel, W int32 sums of
+// the column over the kc values of the block.
+#pragma once
+
+#include <cstdint>
+
+#include "base/isa.hpp"
+
+namespace dfp::kernels {
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+constexpr int64_t round_up(int64_t a, int64_t b) {
+    return ceil_div(a, b) * b;
+}
+
+// Number of statistics levels for kp pairs: blocks of 1, 2, 4, ... up to the first >= kp.
+constexpr int norm_levels(int64_t kp) {
+    int l = 1;
+    while ((int64_t{1} << (l - 1)) < kp) ++l;
+    return l;
+}
+
+// Packs rows [0, rows) x K [0, kc) of a matrix X, X(r, k) = src[r * ld + k] when k_contiguous,
+// else src[k * ld + r], into ceil(rows / W) micro-panels at dst (layout above). `shift` (s16 only)
+// rounds to nearest at 2^shift, ties away from zero. `stats` (may be null) receives norm_levels(kp)
+// values per micro-panel; `col_sums` (may be null) W sums per micro-panel.
+template <typename T>
+using PackFn = void (*)(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc,
+                        int shift, T* dst, uint64_t* stats, int32_t* col_sums);
+
+struct UkernelArgs {
+    int64_t kp = 0;           // K-groups in this block
+    int64_t chain = 0;        // K-groups per INT32 chain (FP32 output); the last may be shorter
+    const void* a = nullptr;  // packed A micro-panel
+    const void* b = nullptr;  // packed B micro-panel
+    const int32_t* b_col_sums = nullptr;  // s8: compensation, NR values
+    void* c = nullptr;  // float or int32_t, MR x NR tile at c, leading dimension ldc
+    int64_t ldc = 0;
+    const float* row_scale = nullptr;  // FP32 output: 2^(eA_i + shift) for the MR rows
+    const float* col_scale = nullptr;  // and 2^(eB_j + shift) for the NR columns
+    bool load_c = false;               // add to the tile of C, else overwrite it
+    int64_t* events = nullptr;         // count mode: saturated chain results are added here
+};
+using Ukernel = void (*)(const UkernelArgs& args);
+
+// One ISA's contribution for one input type. Blocking: kc K values per block (a multiple of 2 *
+// KG * 16), mc rows of A per packed A block (a multiple of mr), nc columns of B per packed B block
+// (a multiple of nr).
+template <typename T>
+struct GemmContext {
+    const char* isa_name;
+    Isa isa;
+    int mr, nr, kg;
+    int64_t mc, kc, nc;
+    PackFn<T> pack_a, pack_b;
+    Ukernel f32;        // FP32 output, wrapping INT32 chains
+    Ukernel f32_count;  // FP32 output, saturating chains that count events; null if unsupported
+    Ukernel s32;        // raw INT32 output, one wrapping chain per block
+};
+
+// Registries: every context of that ISA for the type, null where the ISA has none.
+const GemmContext<int16_t>* s16_context(Isa isa);
+const GemmContext<int8_t>* s8_context(Isa isa);
+
+// The scalar twins at a given micro-kernel shape, so tests can compare a fast context's kernels
+// bit for bit with the reference on the same packed panels. Returns null for a shape not built.
+const GemmContext<int16_t>* s16_scalar_twin(int mr, int nr);
+const GemmContext<int8_t>* s8_scalar_twin(int mr, int nr);
+
+// Per-ISA entry points (defined in each ISA folder).
+const GemmContext<int16_t>& s16_context_avx512_vnni();
+const GemmContext<int8_t>& s8_context_avx512_vnni();
+const GemmContext<int16_t>& s16_context_avx2();
+
+}  // namespace dfp::kernels

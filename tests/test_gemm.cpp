@@ -1,0 +1,450 @@
+// The GEMM through its public interface, on every ISA this CPU has: INT32 results bit-exact against
+// an exact reference (awkward shapes, all transposes, edges of every micro-kernel tile), FP32
+// results against a double-precision reference within FP32 rounding, the overflow rule at the
+// extremes, and the refusals.
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/isa.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/gemm_context.hpp"
+#include "kernels/gemm_ref.hpp"
+#include "kernels/gemm_scalar.hpp"
+
+namespace dfp::kernels {
+namespace {
+
+std::vector<Isa> isas() {
+    std::vector<Isa> out;
+    for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512_vnni})
+        if (isa <= cpu_isa()) out.push_back(isa);
+    return out;
+}
+
+// A stored matrix for op(X) of r x c: as is r x c, transposed c x r; ld padded by `pad`.
+template <typename T>
+struct Operand {
+    Operand(int64_t r, int64_t c, Op op, int64_t pad, int lo, int hi, std::mt19937& rng)
+        : rows(op == Op::n ? r : c),
+          ld((op == Op::n ? c : r) + pad),
+          data(static_cast<size_t>(rows * ld)) {
+        std::uniform_int_distribution<int> d(lo, hi);
+        for (auto& x : data) x = static_cast<T>(d(rng));
+        mat = {data.data(), ld, op, {}};
+    }
+    int64_t rows, ld;
+    std::vector<T> data;
+    DfpMatrix<T> mat;
+};
+
+// Normal data quantized by the paper's rule (E_s = floor(log2 max|f|) - 14, round, clamp 32767).
+std::vector<int16_t> normal_s16(size_t n, std::mt19937& rng, int* exponent) {
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> f(n);
+    float mx = 0;
+    for (auto& x : f) mx = std::max(mx, std::abs(x = d(rng)));
+    *exponent = static_cast<int>(std::floor(std::log2(mx))) - 14;
+    std::vector<int16_t> out(n);
+    for (size_t i = 0; i < n; ++i)
+        out[i] = static_cast<int16_t>(
+            std::clamp(std::nearbyint(std::ldexp(f[i], -*exponent)), -32767.0f, 32767.0f));
+    return out;
+}
+
+template <typename T>
+void expect_s32_exact(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const DfpMatrix<T>& b,
+                      Isa isa, int threads) {
+    std::vector<int32_t> c(static_cast<size_t>(m * n), -7);
+    GemmOptions opt;
+    opt.isa = isa;
+    opt.threads = threads;
+    opt.input_shift = 0;
+    GemmReport rep;
+    if constexpr (sizeof(T) == 2)
+        rep = gemm_s16s16s32(m, n, k, a, b, c.data(), n, opt);
+    else
+        rep = gemm_s8s8s32(m, n, k, a, b, c.data(), n, opt);
+    const std::vector<int64_t> ref = ref_gemm_exact(m, n, k, a, b);
+    int64_t bad = 0, nonzero = 0;
+    for (size_t e = 0; e < c.size(); ++e) {
+        bad += c[e] != ref[e];
+        nonzero += ref[e] != 0;
+    }
+    EXPECT_EQ(bad, 0) << rep.kernel << " m=" << m << " n=" << n << " k=" << k;
+    EXPECT_GT(nonzero, 0) << "zero trust: the reference is all zeros";
+}
+
+const char* op_name(Op op) {
+    return op == Op::n ? "N" : "T";
+}
+
+TEST(Gemm, S16Int32ExactOnAwkwardShapesAndTransposes) {
+    std::mt19937 rng(1);
+    const int64_t shapes[][3] = {{1, 1, 1},     {7, 31, 33},   {33, 7, 1000},  {1000, 33, 7},
+                                 {31, 1000, 1}, {1, 1000, 31}, {33, 33, 1000}, {65, 97, 515}};
+    for (Isa isa : isas())
+        for (const auto& s : shapes)
+            for (Op oa : {Op::n, Op::t})
+                for (Op ob : {Op::n, Op::t}) {
+                    const int64_t m = s[0], n = s[1], k = s[2];
+                    // |x| <= 1000: K = 1000 keeps the Cauchy-Schwarz proof of the INT32 result.
+                    Operand<int16_t> a(m, k, oa, 3, -1000, 1000, rng),
+                        b(k, n, ob, 5, -1000, 1000, rng);
+                    expect_s32_exact(m, n, k, a.mat, b.mat, isa, 2);
+                    std::printf("s16s16s32 %-11s %s%s m=%4ld n=%4ld k=%4ld PASS\n", isa_name(isa),
+                                op_name(oa), op_name(ob), m, n, k);
+                }
+}
+
+TEST(Gemm, S8Int32ExactOnAwkwardShapesAndTransposes) {
+    std::mt19937 rng(2);
+    const int64_t shapes[][3] = {
+        {1, 1, 1}, {7, 31, 33}, {33, 7, 1000}, {1000, 33, 7}, {65, 97, 1030}};
+    for (Isa isa : isas())
+        for (const auto& s : shapes)
+            for (Op oa : {Op::n, Op::t})
+                for (Op ob : {Op::n, Op::t}) {
+                    Operand<int8_t> a(s[0], s[2], oa, 1, -128, 127, rng),
+                        b(s[2], s[1], ob, 2, -128, 127, rng);
+                    expect_s32_exact(s[0], s[1], s[2], a.mat, b.mat, isa, 2);
+                    std::printf("s8s8s32 %-11s %s%s m=%4ld n=%4ld k=%4ld PASS\n", isa_name(isa),
+                                op_name(oa), op_name(ob), s[0], s[1], s[2]);
+                }
+}
+
+// Every m <= MR, n <= NR of each ISA's tile (the edge path), K around pairs and blocks.
+TEST(Gemm, EveryTileEdgeOfEveryKernel) {
+    std::mt19937 rng(3);
+    for (Isa isa : isas()) {
+        const GemmContext<int16_t>& ctx = *s16_context(isa == Isa::avx512 ? Isa::avx2 : isa);
+        for (int64_t k : {int64_t{1}, int64_t{2}, int64_t{7}, ctx.kc + 3}) {
+            for (int64_t m = 1; m <= ctx.mr; ++m)
+                for (int64_t n = 1; n <= ctx.nr; ++n) {
+                    Operand<int16_t> a(m, k, Op::n, 0, -32767, 32767, rng),
+                        b(k, n, Op::n, 0, 1, 3, rng);
+                    expect_s32_exact(m, n, k, a.mat, b.mat, isa, 1);
+                }
+            std::printf("s16 tile edges %-11s %dx%d k=%ld PASS\n", isa_name(isa), ctx.mr, ctx.nr,
+                        k);
+        }
+    }
+}
+
+// FP32 output against double: the INT32 chain sums are exact, so the only errors are FP32
+// conversions and additions: at most (chains + KC blocks + 1) roundings of sum_k |a_ik b_kj|.
+void expect_f32_close(int64_t m, int64_t n, int64_t k, const DfpMatrix<int16_t>& a,
+                      const DfpMatrix<int16_t>& b, const std::vector<float>& c,
+                      const GemmReport& rep, const char* what) {
+    const std::vector<double> ref = ref_gemm_scaled(m, n, k, a, b);
+    DfpMatrix<int16_t> aa = a, ba = b;
+    std::vector<int16_t> abs_a(a.data, a.data + (a.op == Op::n ? m : k) * a.ld);
+    std::vector<int16_t> abs_b(b.data, b.data + (b.op == Op::n ? k : n) * b.ld);
+    for (auto& x : abs_a) x = static_cast<int16_t>(std::abs(x));
+    for (auto& x : abs_b) x = static_cast<int16_t>(std::abs(x));
+    aa.data = abs_a.data();
+    ba.data = abs_b.data();
+    const std::vector<double> mag = ref_gemm_scaled(m, n, k, aa, ba);
+    const double chains =
+        std::ceil(static_cast<double>(k) / 2 / std::max<int64_t>(1, rep.min_chain_pairs));
+    const double roundings = chains + std::ceil(static_cast<double>(k) / 64) + 2;
+    double worst = 0;
+    int64_t nonzero = 0;
+    for (size_t e = 0; e < c.size(); ++e) {
+        const double tol = roundings * std::ldexp(1.0, -24) * mag[e];
+        worst = std::max(worst, std::abs(c[e] - ref[e]) / std::max(tol, 1e-300));
+        nonzero += ref[e] != 0;
+        ASSERT_LE(std::abs(c[e] - ref[e]), tol) << what << " " << rep.kernel << " at " << e;
+    }
+    EXPECT_GT(nonzero, 0);
+    std::printf("s16s16f32 %-28s %s m=%ld n=%ld k=%ld min chain %ld pairs, error/bound %.3f PASS\n",
+                rep.kernel.c_str(), what, m, n, k, rep.min_chain_pairs, worst);
+}
+
+TEST(Gemm, S16Fp32MatchesDoubleOnNormalData) {
+    std::mt19937 rng(4);
+    for (Isa isa : isas())
+        for (Op oa : {Op::n, Op::t})
+            for (Op ob : {Op::n, Op::t}) {
+                const int64_t m = 45, n = 70, k = 1000;
+                int ea = 0, eb = 0;
+                std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+                std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+                std::vector<int> row_e(static_cast<size_t>(m)), col_e(static_cast<size_t>(n));
+                for (int64_t i = 0; i < m; ++i)
+                    row_e[static_cast<size_t>(i)] = ea + static_cast<int>(i % 3);
+                for (int64_t j = 0; j < n; ++j)
+                    col_e[static_cast<size_t>(j)] = eb - static_cast<int>(j % 4);
+                const DfpMatrix<int16_t> a{av.data(), oa == Op::n ? k : m, oa, row_e};
+                const DfpMatrix<int16_t> b{bv.data(), ob == Op::n ? n : k, ob, col_e};
+                std::vector<float> c(static_cast<size_t>(m * n));
+                GemmOptions opt;
+                opt.isa = isa;
+                opt.input_shift = 0;
+                const GemmReport rep = gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);
+                EXPECT_GE(rep.min_chain_pairs, 4) << "15-bit normal data should allow chains";
+                expect_f32_close(
+                    m, n, k, a, b, c, rep,
+                    oa == Op::n ? (ob == Op::n ? "NN" : "NT") : (ob == Op::n ? "TN" : "TT"));
+            }
+}
+
+// With a shift s the product is that of the rounded mantissas at exponent + s, exactly.
+TEST(Gemm, InputShiftEqualsPreRoundedInputs) {
+    std::mt19937 rng(5);
+    const int64_t m = 40, n = 50, k = 777;
+    for (Isa isa : isas())
+        for (int shift : {1, 2, 3}) {
+            int ea = 0, eb = 0;
+            std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+            std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+            std::vector<int16_t> as = av, bs = bv;
+            for (auto& x : as) x = round_shift_s16(x, shift);
+            for (auto& x : bs) x = round_shift_s16(x, shift);
+            const int eas = ea + shift, ebs = eb + shift;
+            const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}},
+                b{bv.data(), n, Op::n, {&eb, 1}};
+            const DfpMatrix<int16_t> a2{as.data(), k, Op::n, {&eas, 1}},
+                b2{bs.data(), n, Op::n, {&ebs, 1}};
+            std::vector<float> c(static_cast<size_t>(m * n));
+            GemmOptions opt;
+            opt.isa = isa;
+            opt.input_shift = shift;
+            const GemmReport rep = gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);
+            expect_f32_close(m, n, k, a2, b2, c, rep, "shifted");
+        }
+}
+
+// The extremes: all mantissas +-32767, K in the thousands. Every pair of products is 2^31 - 2^17
+// in magnitude, so only chains of one pair are safe; the result must still be right.
+TEST(Gemm, ExtremeInputsNeverWrap) {
+    std::mt19937 rng(6);
+    const int64_t m = 19, n = 37, k = 4099;
+    for (Isa isa : isas())
+        for (int pattern = 0; pattern < 3; ++pattern) {
+            std::vector<int16_t> av(static_cast<size_t>(m * k)), bv(static_cast<size_t>(k * n));
+            std::bernoulli_distribution coin(0.5);
+            for (auto& x : av) x = pattern == 2 && coin(rng) ? -32767 : 32767;
+            for (auto& x : bv)
+                x = pattern == 1 ? -32767 : (pattern == 2 && coin(rng) ? -32767 : 32767);
+            int e = -28;
+            const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&e, 1}},
+                b{bv.data(), n, Op::n, {&e, 1}};
+            std::vector<float> c(static_cast<size_t>(m * n));
+            GemmOptions opt;
+            opt.isa = isa;
+            opt.input_shift = 0;
+            const GemmReport rep = gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);
+            if (pattern < 2) {
+                EXPECT_EQ(rep.min_chain_pairs, 1);
+            }
+            expect_f32_close(m, n, k, a, b, c, rep,
+                             pattern == 0   ? "all +32767"
+                             : pattern == 1 ? "+32767 x -32767"
+                                            : "random +-32767");
+            // The same through the transposed forms (the packers for the other layouts).
+            std::vector<int16_t> avt(av.size()), bvt(bv.size());
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t kk = 0; kk < k; ++kk)
+                    avt[static_cast<size_t>(kk * m + i)] = av[static_cast<size_t>(i * k + kk)];
+            for (int64_t kk = 0; kk < k; ++kk)
+                for (int64_t j = 0; j < n; ++j)
+                    bvt[static_cast<size_t>(j * k + kk)] = bv[static_cast<size_t>(kk * n + j)];
+            const DfpMatrix<int16_t> at2{avt.data(), m, Op::t, {&e, 1}},
+                bt2{bvt.data(), k, Op::t, {&e, 1}};
+            std::vector<float> ct(c.size());
+            gemm_s16s16f32(m, n, k, at2, bt2, ct.data(), n, opt);
+            EXPECT_EQ(c, ct) << "TT differs from NN";
+        }
+}
+
+TEST(Gemm, CountModeCountsSaturatedChains) {
+    // All +32767, chains of 64 pairs: every chain saturates (64 * 2 * 32767^2 > 2^31).
+    const int64_t m = 9, n = 33, k = 1024;
+    std::vector<int16_t> av(static_cast<size_t>(m * k), 32767),
+        bv(static_cast<size_t>(k * n), 32767);
+    const DfpMatrix<int16_t> a{av.data(), k, Op::n, {}}, b{bv.data(), n, Op::n, {}};
+    std::vector<int64_t> counts;
+    for (Isa isa : isas()) {
+        std::vector<float> c(static_cast<size_t>(m * n));
+        GemmOptions opt;
+        opt.isa = isa;
+        opt.input_shift = 0;
+        opt.overflow = OverflowMode::count;
+        opt.max_chain_pairs = 64;
+        const GemmReport rep = gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);
+        EXPECT_EQ(rep.overflow_events, m * n * (k / 2 / 64)) << rep.kernel;
+        // Saturated chains give INT32_MAX each: the result is visibly wrong, as in the paper's
+        // code.
+        EXPECT_FLOAT_EQ(c[0], static_cast<float>(k / 2 / 64) * 2147483647.0f);
+        // Small data: no events.
+        std::vector<int16_t> small(av.size(), 3);
+        const DfpMatrix<int16_t> sa{small.data(), k, Op::n, {}}, sb{small.data(), n, Op::n, {}};
+        EXPECT_EQ(gemm_s16s16f32(m, n, k, sa, sb, c.data(), n, opt).overflow_events, 0);
+        std::printf("count mode %-28s events %ld PASS\n", rep.kernel.c_str(), rep.overflow_events);
+    }
+}
+
+TEST(Gemm, Int32OutputRefusesWhatItCannotProve) {
+    const int64_t m = 4, n = 4, k = 3000;
+    std::vector<int16_t> av(static_cast<size_t>(m * k), 32767),
+        bv(static_cast<size_t>(k * n), 32767);
+    const DfpMatrix<int16_t> a{av.data(), k, Op::n, {}}, b{bv.data(), n, Op::n, {}};
+    std::vector<int32_t> c(static_cast<size_t>(m * n));
+    GemmOptions opt;
+    opt.input_shift = 0;
+    EXPECT_THROW(gemm_s16s16s32(m, n, k, a, b, c.data(), n, opt), Error);
+    opt.input_shift = 2;
+    EXPECT_THROW(gemm_s16s16s32(m, n, 1, a, b, c.data(), n, opt), Error);
+    // Two products fit: exact.
+    opt.input_shift = 0;
+    gemm_s16s16s32(m, n, 2, a, b, c.data(), n, opt);
+    EXPECT_EQ(c[0], 2 * 32767 * 32767);
+}
+
+TEST(Gemm, MantissaMinus32768IsRefusedOnlyWhenUnprovable) {
+    const int64_t m = 3, n = 3, k = 8;
+    std::vector<int16_t> av(static_cast<size_t>(m * k), -32768),
+        bv(static_cast<size_t>(k * n), 32767);
+    const DfpMatrix<int16_t> a{av.data(), k, Op::n, {}}, b{bv.data(), n, Op::n, {}};
+    std::vector<float> c(static_cast<size_t>(m * n));
+    for (Isa isa : isas()) {
+        GemmOptions opt;
+        opt.isa = isa;
+        opt.input_shift = 0;
+        gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);  // -32768 * 32767 pairs still fit
+        EXPECT_EQ(c[0], -32768.0f * 32767.0f * k);
+        std::vector<int16_t> bneg(bv.size(), -32768);
+        const DfpMatrix<int16_t> bn{bneg.data(), n, Op::n, {}};
+        try {
+            gemm_s16s16f32(m, n, k, a, bn, c.data(), n, opt);
+            ADD_FAILURE() << "no error for -32768 x -32768 pairs";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("-32768"), std::string::npos);
+        }
+        opt.input_shift = 1;  // rounded to -16384: fine
+        gemm_s16s16f32(m, n, k, a, bn, c.data(), n, opt);
+        EXPECT_EQ(c[0], 32768.0f * 32768.0f * k);
+    }
+}
+
+TEST(Gemm, AccumulateAddsToC) {
+    std::mt19937 rng(8);
+    const int64_t m = 20, n = 40, k = 300;
+    Operand<int16_t> a(m, k, Op::n, 0, -500, 500, rng), b(k, n, Op::t, 0, -500, 500, rng);
+    for (Isa isa : isas()) {
+        GemmOptions opt;
+        opt.isa = isa;
+        opt.input_shift = 0;
+        opt.accumulate = true;
+        std::vector<int32_t> c(static_cast<size_t>(m * n), 1000);
+        gemm_s16s16s32(m, n, k, a.mat, b.mat, c.data(), n, opt);
+        std::vector<float> cf(c.size(), 0.5f);
+        gemm_s16s16f32(m, n, k, a.mat, b.mat, cf.data(), n, opt);
+        const auto ref = ref_gemm_exact(m, n, k, a.mat, b.mat);
+        for (size_t e = 0; e < c.size(); ++e) {
+            ASSERT_EQ(c[e], ref[e] + 1000);
+            ASSERT_EQ(cf[e], static_cast<float>(ref[e]) + 0.5f);  // |ref| < 2^24: exact
+        }
+    }
+}
+
+TEST(Gemm, ThreadCountDoesNotChangeABit) {
+    std::mt19937 rng(9);
+    const int64_t m = 70, n = 300, k = 700;
+    int ea = 0, eb = 0;
+    std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+    std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+    const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
+    std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
+    GemmOptions opt;
+    opt.threads = 1;
+    gemm_s16s16f32(m, n, k, a, b, c1.data(), n, opt);
+    opt.threads = 2;
+    gemm_s16s16f32(m, n, k, a, b, c2.data(), n, opt);
+    EXPECT_EQ(c1, c2);
+}
+
+TEST(Gemm, S8Fp32MatchesDouble) {
+    std::mt19937 rng(10);
+    const int64_t m = 33, n = 65, k = 2000;
+    for (Isa isa : isas()) {
+        Operand<int8_t> a(m, k, Op::t, 0, -127, 127, rng), b(k, n, Op::n, 0, -127, 127, rng);
+        int ea = -7, eb = -9;
+        a.mat.exponents = {&ea, 1};
+        b.mat.exponents = {&eb, 1};
+        std::vector<float> c(static_cast<size_t>(m * n));
+        GemmOptions opt;
+        opt.isa = isa;
+        const GemmReport rep = gemm_s8s8f32(m, n, k, a.mat, b.mat, c.data(), n, opt);
+        const auto ref = ref_gemm_scaled(m, n, k, a.mat, b.mat);
+        for (size_t e = 0; e < c.size(); ++e)  // < 2^24 per block, 1 block + 1 add: 2 roundings
+            ASSERT_NEAR(c[e], ref[e], 2 * std::ldexp(std::abs(ref[e]), -23) + 1e-30) << rep.kernel;
+        std::printf("s8s8f32 %s PASS\n", rep.kernel.c_str());
+    }
+}
+
+TEST(Gemm, RejectsBadArgumentsNamingThem) {
+    std::vector<int16_t> x(100, 1);
+    std::vector<float> c(100);
+    const DfpMatrix<int16_t> ok{x.data(), 10, Op::n, {}};
+    auto message = [&](auto&& call) -> std::string {
+        try {
+            call();
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "";
+    };
+    EXPECT_NE(message([&] {
+                  gemm_s16s16f32(10, 10, 10, DfpMatrix<int16_t>{x.data(), 5, Op::n, {}}, ok,
+                                 c.data(), 10);
+              }).find("A"),
+              std::string::npos);
+    EXPECT_NE(message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 3); }).find("C"),
+              std::string::npos);
+    std::vector<int> three(3, 0);
+    EXPECT_NE(message([&] {
+                  gemm_s16s16f32(10, 10, 10, ok, DfpMatrix<int16_t>{x.data(), 10, Op::n, three},
+                                 c.data(), 10);
+              }).find("exponents"),
+              std::string::npos);
+    GemmOptions bad;
+    bad.input_shift = 9;
+    EXPECT_NE(
+        message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad); }).find("input_shift"),
+        std::string::npos);
+    bad = {};
+    bad.max_chain_pairs = 0;
+    EXPECT_NE(message([&] {
+                  gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad);
+              }).find("max_chain_pairs"),
+              std::string::npos);
+}
+
+RC_GTEST_PROP(GemmProperty, S16Int32EqualsExactReference, ()) {
+    const int64_t m = *rc::gen::inRange<int64_t>(1, 40);
+    const int64_t n = *rc::gen::inRange<int64_t>(1, 70);
+    const int64_t k = *rc::gen::inRange<int64_t>(1, 600);
+    const bool ta = *rc::gen::arbitrary<bool>(), tb = *rc::gen::arbitrary<bool>();
+    const auto isa_list = isas();
+    const Isa isa = isa_list[*rc::gen::inRange<size_t>(0, isa_list.size())];
+    std::mt19937 rng(*rc::gen::arbitrary<uint32_t>());
+    Operand<int16_t> a(m, k, ta ? Op::t : Op::n, 1, -1500, 1500, rng),
+        b(k, n, tb ? Op::t : Op::n, 0, -1500, 1500, rng);
+    std::vector<int32_t> c(static_cast<size_t>(m * n));
+    GemmOptions opt;
+    opt.isa = isa;
+    opt.input_shift = 0;
+    gemm_s16s16s32(m, n, k, a.mat, b.mat, c.data(), n, opt);
+    const auto ref = ref_gemm_exact(m, n, k, a.mat, b.mat);
+    for (size_t e = 0; e < c.size(); ++e) RC_ASSERT(int64_t{c[e]} == ref[e]);
+}
+
+}  // namespace
+}  // namespace dfp::kernels
