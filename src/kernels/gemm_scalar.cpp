@@ -100,7 +100,8 @@ void ukernel_ref(const UkernelArgs& args) {
     using A = std::conditional_t<KG == 4, uint8_t, int16_t>;
     const A* a = static_cast<const A*>(args.a);
     const T* b = static_cast<const T*>(args.b);
-    const int64_t chain = mode == Mode::s32 ? args.kp : args.chain;
+    // s8 blocks are one chain: the compensation uses the column sums of the whole block.
+    const int64_t chain = mode == Mode::s32 || KG == 4 ? args.kp : args.chain;
     std::array<int32_t, MR * NR> acc{};
     std::array<float, MR * NR> sum{};
     for (int64_t p0 = 0; p0 < args.kp; p0 += chain) {

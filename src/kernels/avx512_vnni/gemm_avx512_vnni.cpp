@@ -20,71 +20,123 @@ enum class Mode { f32, f32_count, s32 };
 
 // ---- micro-kernels ----
 
-template <bool s8, Mode mode>
-__attribute__((always_inline)) inline __m512i dot(__m512i acc, __m512i a, __m512i b) {
-    if constexpr (s8)
-        return _mm512_dpbusd_epi32(acc, a, b);  // unsigned a x signed b
-    else if constexpr (mode == Mode::f32_count)
-        return _mm512_dpwssds_epi32(acc, a, b);
-    else
-        return _mm512_dpwssd_epi32(acc, a, b);
+// One chain of n >= 1 K-groups, written in assembly: GCC 12, given the same loop in intrinsics,
+// moves the accumulators between registers and the stack inside the hot loop. zmm0..15 are the
+// accumulators (row i, vector v in zmm(2i + v), which is also the 64-byte slot of the 8 x 32 tile
+// `t`), zmm30/31 the two B vectors, zmm29 the broadcast of A. Per K-group: 2 aligned loads of B,
+// 8 broadcasts, 16 dot instructions. AT&T order "B, A, acc": for vpdpbusd the middle operand is the
+// unsigned one. After the loop the epilogue (one of the macros below) leaves the chain in `t`.
+#define DFP_ROW(insn, i, r0, r1)                  \
+    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"    \
+    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"    \
+    insn " %%zmm31, %%zmm29, %%zmm" #r1 "\n\t"
+#define DFP_ALL16(m) m(0) m(1) m(2) m(3) m(4) m(5) m(6) m(7) m(8) m(9) m(10) m(11) m(12) m(13) m(14) m(15)
+#define DFP_ZERO(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
+#define DFP_STORE_I32(r) "vmovdqa32 %%zmm" #r ", " #r "*64(%[t])\n\t"
+#define DFP_CVT_STORE(r) "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\tvmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
+#define DFP_CVT_ADD(r)                                        \
+    "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                  \
+    "vaddps " #r "*64(%[t]), %%zmm" #r ", %%zmm" #r "\n\t"    \
+    "vmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
+// s8: subtract 128 * column sums (comp: 2 vectors, already multiplied) from every accumulator.
+#define DFP_COMP(r) "vpsubd (" #r "%%2)*64(%[comp]), %%zmm" #r ", %%zmm" #r "\n\t"
+#define DFP_CHAIN(insn, epilogue)                                                              \
+    asm volatile(DFP_ALL16(DFP_ZERO)                                                           \
+                 "1:\n\t"                                                                      \
+                 "vmovdqa64 (%[b]), %%zmm30\n\t"                                               \
+                 "vmovdqa64 64(%[b]), %%zmm31\n\t"                                             \
+                 DFP_ROW(insn, 0, 0, 1) DFP_ROW(insn, 1, 2, 3) DFP_ROW(insn, 2, 4, 5)          \
+                 DFP_ROW(insn, 3, 6, 7) DFP_ROW(insn, 4, 8, 9) DFP_ROW(insn, 5, 10, 11)        \
+                 DFP_ROW(insn, 6, 12, 13) DFP_ROW(insn, 7, 14, 15)                             \
+                 "add $32, %[a]\n\t"                                                           \
+                 "sub $-128, %[b]\n\t"                                                         \
+                 "dec %[n]\n\t"                                                                \
+                 "jnz 1b\n\t" epilogue                                                         \
+                 : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)                                       \
+                 : [t] "r"(t), [comp] "r"(comp)                                                \
+                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
+                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm29",      \
+                   "xmm30", "xmm31", "cc", "memory")
+
+// What the chain leaves in the tile t (8 x 32, 64-byte aligned).
+enum class Epilogue {
+    i32,        // the INT32 sums (s32 output, count mode)
+    f32_first,  // the sums converted to FP32
+    f32_add,    // the sums converted to FP32 and added to t
+};
+
+template <bool s8, bool saturate, Epilogue ep>
+__attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __m512i* b, int64_t n,
+                                                      void* t, const __m512i* comp) {
+    if constexpr (s8) {
+        static_assert(ep != Epilogue::f32_add, "s8 blocks are one chain");
+        if constexpr (ep == Epilogue::i32) DFP_CHAIN("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
+        else DFP_CHAIN("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_STORE));
+    } else if constexpr (saturate) {
+        static_assert(ep == Epilogue::i32, "count mode inspects the INT32 sums");
+        DFP_CHAIN("vpdpwssds", DFP_ALL16(DFP_STORE_I32));
+    } else if constexpr (ep == Epilogue::i32) {
+        DFP_CHAIN("vpdpwssd", DFP_ALL16(DFP_STORE_I32));
+    } else if constexpr (ep == Epilogue::f32_first) {
+        DFP_CHAIN("vpdpwssd", DFP_ALL16(DFP_CVT_STORE));
+    } else {
+        DFP_CHAIN("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
+    }
 }
+#undef DFP_CHAIN
+#undef DFP_COMP
+#undef DFP_CVT_ADD
+#undef DFP_CVT_STORE
+#undef DFP_STORE_I32
+#undef DFP_ZERO
+#undef DFP_ALL16
+#undef DFP_ROW
 
 // s8: KG = 4 bytes per lane, s16: KG = 2 int16 per lane; either way one 32-bit word per row of A
-// and 32 words (2 zmm) per K-group of B.
+// and 32 words (2 zmm) per K-group of B. FP32 output accumulates the chains in the tile `sum`;
+// count mode and INT32 output go through the INT32 tile `acc`.
 template <bool s8, Mode mode>
 void ukernel_8x32(const UkernelArgs& args) {
     const int32_t* a = static_cast<const int32_t*>(args.a);
     const __m512i* b = static_cast<const __m512i*>(args.b);
     const int64_t kp = args.kp;
-    const int64_t chain = mode == Mode::s32 ? kp : args.chain;
-    alignas(64) float sum[kMr * kNr];  // FP32 sums of the finished chains
-    __m512i acc[kMr][kNrv];
+    // s8 and INT32 output: one chain per block (s8 cannot overflow in a block, see gemm.hpp; INT32
+    // output wraps harmlessly).
+    const int64_t chain = mode == Mode::s32 || s8 ? kp : args.chain;
+    alignas(64) float sum[kMr * kNr];
+    alignas(64) int32_t acc[kMr * kNr];
+    alignas(64) __m512i comp[kNrv];
+    if constexpr (s8)
+        for (int v = 0; v < kNrv; ++v)
+            comp[v] = _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + 16 * v), 7);
     int64_t events = 0;
     for (int64_t p0 = 0; p0 < kp; p0 += chain) {
-        const int64_t p1 = std::min(kp, p0 + chain);
-        for (int i = 0; i < kMr; ++i)
-            for (int v = 0; v < kNrv; ++v) acc[i][v] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-        for (int64_t p = p0; p < p1; ++p) {
-            const __m512i b0 = _mm512_load_si512(b + p * kNrv);
-            const __m512i b1 = _mm512_load_si512(b + p * kNrv + 1);
-            for (int i = 0; i < kMr; ++i) {
-                const __m512i ai = _mm512_set1_epi32(a[p * kMr + i]);
-                acc[i][0] = dot<s8, mode>(acc[i][0], ai, b0);
-                acc[i][1] = dot<s8, mode>(acc[i][1], ai, b1);
-            }
-        }
-        if constexpr (s8) {  // (a + 128) . b = a . b + 128 * sum(b): remove the offset
-            for (int v = 0; v < kNrv; ++v) {
-                const __m512i comp =
-                    _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + 16 * v), 7);
-                for (int i = 0; i < kMr; ++i) acc[i][v] = _mm512_sub_epi32(acc[i][v], comp);
-            }
+        const int64_t n = std::min(kp, p0 + chain) - p0;
+        const int32_t* ap = a + p0 * kMr;
+        const __m512i* bp = b + p0 * kNrv;
+        if constexpr (mode == Mode::f32) {
+            if (s8 || p0 == 0) chain_8x32<s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp);
+            else if constexpr (!s8) chain_8x32<false, false, Epilogue::f32_add>(ap, bp, n, sum, comp);
+        } else {
+            chain_8x32<s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp);
         }
         if constexpr (mode == Mode::f32_count) {
             const __m512i hi = _mm512_set1_epi32(INT32_MAX), lo = _mm512_set1_epi32(INT32_MIN);
-            for (int i = 0; i < kMr; ++i)
-                for (int v = 0; v < kNrv; ++v)
-                    events += __builtin_popcount(_mm512_cmpeq_epi32_mask(acc[i][v], hi) |
-                                                 _mm512_cmpeq_epi32_mask(acc[i][v], lo));
+            for (int e = 0; e < kMr * kNr; e += 16) {
+                const __m512i x = _mm512_load_si512(acc + e);
+                events += __builtin_popcount(_mm512_cmpeq_epi32_mask(x, hi) | _mm512_cmpeq_epi32_mask(x, lo));
+                const __m512 f = _mm512_cvtepi32_ps(x);
+                _mm512_store_ps(sum + e, p0 == 0 ? f : _mm512_add_ps(_mm512_load_ps(sum + e), f));
+            }
         }
-        if constexpr (mode != Mode::s32)
-            for (int i = 0; i < kMr; ++i)
-                for (int v = 0; v < kNrv; ++v) {
-                    float* s = sum + i * kNr + 16 * v;
-                    const __m512 x = _mm512_cvtepi32_ps(acc[i][v]);
-                    _mm512_store_ps(s, p0 == 0 ? x : _mm512_add_ps(_mm512_load_ps(s), x));
-                }
     }
     if constexpr (mode == Mode::f32_count) *args.events += events;
     if constexpr (mode == Mode::s32) {
         for (int i = 0; i < kMr; ++i)
             for (int v = 0; v < kNrv; ++v) {
                 int32_t* c = static_cast<int32_t*>(args.c) + i * args.ldc + 16 * v;
-                const __m512i x =
-                    args.load_c ? _mm512_add_epi32(_mm512_loadu_si512(c), acc[i][v]) : acc[i][v];
-                _mm512_storeu_si512(c, x);
+                const __m512i x = _mm512_load_si512(acc + i * kNr + 16 * v);
+                _mm512_storeu_si512(c, args.load_c ? _mm512_add_epi32(_mm512_loadu_si512(c), x) : x);
             }
     } else {
         for (int i = 0; i < kMr; ++i) {
