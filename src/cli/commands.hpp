@@ -6,5 +6,6 @@
 namespace dfp::cli {
 
 void add_inspect_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace dfp::cli
