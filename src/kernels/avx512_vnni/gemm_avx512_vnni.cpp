@@ -103,6 +103,12 @@ void ukernel_8x32(const UkernelArgs& args) {
     // s8 and INT32 output: one chain per block (s8 cannot overflow in a block, see gemm.hpp; INT32
     // output wraps harmlessly).
     const int64_t chain = mode == Mode::s32 || s8 ? kp : args.chain;
+    // The C tile is read once per block, at the end: start fetching it now (it is often in L3).
+    for (int i = 0; i < kMr; ++i) {
+        const char* c = static_cast<const char*>(args.c) + i * args.ldc * 4;
+        _mm_prefetch(c, _MM_HINT_T0);
+        _mm_prefetch(c + 64, _MM_HINT_T0);
+    }
     alignas(64) float sum[kMr * kNr];
     alignas(64) int32_t acc[kMr * kNr];
     alignas(64) __m512i comp[kNrv];
@@ -170,6 +176,9 @@ inline __m128i round_shift(__m128i x, int shift) {
         _mm_cvtsi32_si128(shift));
     return _mm_mask_sub_epi16(mag, _mm_movepi16_mask(x), _mm_setzero_si128(), mag);
 }
+
+// Packers prefetch this many int16 (two cache lines) ahead along each source row they read.
+constexpr int64_t kPrefetchAhead = 64;
 
 // Mask of the first `count` (clamped to 0..32) int16 elements.
 inline __mmask32 first_n(int64_t count) {
@@ -253,6 +262,7 @@ void pack_s16_k_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
             __m512i r[16];
             for (int s = 0; s < 16; ++s) {
                 const int64_t row = g + s % kRowsPer, k0 = 2 * (c0 + 16 * (s / kRowsPer));
+                _mm_prefetch(reinterpret_cast<const char*>(src + row * ld + k0 + kPrefetchAhead), _MM_HINT_T0);
                 r[s] = row < rows ? round_shift(_mm512_maskz_loadu_epi16(first_n(kc - k0),
                                                                          src + row * ld + k0),
                                                 shift)
@@ -284,6 +294,10 @@ void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
     for (int64_t p = 0; p < kp; ++p) {
         const int16_t* k0 = src + 2 * p * ld;
         const bool odd_tail = 2 * p + 1 >= kc;  // odd kc: the pair's second value is a zero
+        // The two K rows are far apart (ld), so the hardware prefetcher does not follow; fetch
+        // the lines that the micro-panels after this one will read from the same rows.
+        _mm_prefetch(reinterpret_cast<const char*>(k0 + kPrefetchAhead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(k0 + ld + kPrefetchAhead), _MM_HINT_T0);
         if constexpr (W == 32) {
             const __mmask32 m = first_n(rows);
             const __m512i x0 = round_shift(_mm512_maskz_loadu_epi16(m, k0), shift);
