@@ -24,13 +24,13 @@ constexpr std::uint32_t rng_key(std::uint64_t seed, std::uint32_t index_hi) {
                                                           mix32(index_hi + 0x9e3779b9U)));
 }
 
-// 32 uniform random bits for one element.
-constexpr std::uint32_t random_bits(std::uint32_t key, std::uint32_t index_lo) {
+// 32 uniform random bits for one element, given the key of its index's high half.
+constexpr std::uint32_t random_bits_keyed(std::uint32_t key, std::uint32_t index_lo) {
     return mix32(index_lo ^ key);
 }
 
 constexpr std::uint32_t random_bits(std::uint64_t seed, std::uint64_t index) {
-    return random_bits(rng_key(seed, static_cast<std::uint32_t>(index >> 32)),
+    return random_bits_keyed(rng_key(seed, static_cast<std::uint32_t>(index >> 32)),
                        static_cast<std::uint32_t>(index));
 }
 
