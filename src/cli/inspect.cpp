@@ -96,7 +96,7 @@ void run_inspect(const InspectOptions& o) {
                 a.values.size());
     if (!a.values.empty()) std::printf(", range [%g, %g]", *lo, *hi);
     std::printf("\nrounding %s, shift %d; blocks run along the last axis\n\n", o.rounding.c_str(), o.shift);
-    std::printf("%-14s %-50s %12s %10s %10s %10s\n", "format", "shared exponent(s)", "rel. error", "SQNR dB",
+    std::printf("%-14s %-54s %12s %10s %10s %10s\n", "format", "shared exponent(s)", "rel. error", "SQNR dB",
                 "flushed", "clamped");
 
     nlohmann::json records = nlohmann::json::array();
@@ -104,7 +104,7 @@ void run_inspect(const InspectOptions& o) {
         const Row r = f.bits <= 8 ? inspect_format<std::int8_t>(a, f, q, o.path)
                                   : inspect_format<std::int16_t>(a, f, q, o.path);
         const QuantizeError& e = r.error;
-        std::printf("%-14s %-50s %12.3e %10.2f %10s %10s\n", f.name().c_str(), exponent_summary(r.exponents, r.blocks).c_str(),
+        std::printf("%-14s %-54s %12.3e %10.2f %10s %10s\n", f.name().c_str(), exponent_summary(r.exponents, r.blocks).c_str(),
                     e.relative_error(), e.sqnr_db(), percent(e.flushed, e.count).c_str(),
                     percent(e.clamped, e.count).c_str());
         const auto [emin, emax] = std::minmax_element(r.exponents.begin(), r.exponents.end());
