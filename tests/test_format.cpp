@@ -19,21 +19,8 @@ std::vector<Isa> isas() {
     return v;
 }
 
-Format block_format(int bits, int block) {
-    Format f;
-    f.bits = bits;
-    f.granularity = Granularity::block;
-    f.block = block;
-    return f;
-}
-
-Format axis_format(int bits, int axis) {
-    Format f;
-    f.bits = bits;
-    f.granularity = Granularity::axis;
-    f.axis = axis;
-    return f;
-}
+Format block_format(int bits, int block) { return {.bits = bits, .granularity = Granularity::block, .block = block}; }
+Format axis_format(int bits, int axis) { return {.bits = bits, .granularity = Granularity::axis, .axis = axis}; }
 
 TEST(Format, ExponentRuleOfThePaper) {
     // E_s = floor(log2 max) - (b - 2) + s
