@@ -74,3 +74,25 @@ BENCHMARK_CAPTURE(BM_gemm, onednn_bf16, GemmImpl::onednn_bf16)->Apply(shape_args
 BENCHMARK_CAPTURE(BM_gemm, dfp8, GemmImpl::dfp8)->Apply(shape_args);
 
 }  // namespace
+
+namespace {
+
+// The packer of B (NR-wide micro-panels) alone, source and destination in cache: ns per element.
+void BM_pack_b_s16(benchmark::State& state) {
+    const GemmContext<int16_t>* ctx = s16_context(dfp::active_isa());
+    const bool k_contiguous = state.range(0) != 0, with_stats = state.range(1) != 0;
+    const int64_t kc = 256, cols = 4 * ctx->nr, ld = k_contiguous ? kc : cols;
+    std::vector<int16_t> src(static_cast<size_t>(kc * cols), 1234);
+    auto* dst = static_cast<int16_t*>(std::aligned_alloc(64, static_cast<size_t>(kc * cols * 2)));
+    std::vector<uint64_t> stats(64);
+    for (auto _ : state) {
+        ctx->pack_b(src.data(), ld, k_contiguous, cols, kc, 0, dst, with_stats ? stats.data() : nullptr, nullptr);
+        benchmark::DoNotOptimize(dst);
+    }
+    state.counters["elements"] = benchmark::Counter(static_cast<double>(kc * cols),
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+    std::free(dst);
+}
+BENCHMARK(BM_pack_b_s16)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
+
+}  // namespace

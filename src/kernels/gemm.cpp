@@ -3,10 +3,10 @@
 //
 //   for jc in N step NC:                       B block KC x NC packed once, lives in L2/L3
 //     for pc in K step KC:
-//       pack B[pc:pc+KC, jc:jc+NC]  (+ norm statistics / column sums)
 //       for ic in M step MC:                   A block MC x KC packed, lives in L2
 //         pack A[ic:ic+MC, pc:pc+KC] (+ norm statistics)
 //         for jr in NC step NR:                B micro-panel KC x NR stays in L1
+//           first ic only: pack B[pc:pc+KC, jr:jr+NR] (+ norm statistics / column sums)
 //           for ir in MC step MR:              A micro-panels stream from L2
 //             chain = overflow rule (statistics of the two micro-panels)
 //             micro-kernel on a full MR x NR tile (edges: stack tile, copy out the valid part)
@@ -17,6 +17,7 @@
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -178,11 +179,33 @@ int64_t proven_chain(const uint64_t* sa, const uint64_t* sb, int levels, int64_t
                      ThreadResult& res) {
     for (int l = levels - 1; l >= 0; --l)
         if (u128{sa[l]} * sb[l] <= kI32MaxSquared) return std::min(int64_t{1} << l, cap);
-    // Even one pair is unsafe: only a mantissa -32768 does that (2 * 32768^2 = 2^31).
-    constexpr uint64_t kPairMax = 2ull * 32767 * 32767;
+    // Even one pair is unsafe: only a mantissa -32768 does that (2 * 32768^2 = 2^31). kPairMax is
+    // the statistic of a pair (32767, 32767).
+    constexpr uint64_t kPairMax = ((2ull * 32767 * 32767 >> kStatShift) + 1) << kStatShift;
     res.a_unprovable |= sa[0] > kPairMax;
     res.b_unprovable |= sb[0] > kPairMax;
     return 1;
+}
+
+// B micro-panels packed per call in the first A block.
+constexpr int64_t kPackGroup = 4;
+
+// Prefetches part `s` of `parts` of the source lines of a B micro-panel (rows x kb of X, X as in
+// PackFn) into L2. The driver spreads one micro-panel's lines over the tiles computed before it is
+// packed, so the reads of a strided source (K rows far apart) never stall the packer.
+template <typename T>
+void prefetch_source(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kb, int64_t s,
+                     int64_t parts) {
+    constexpr int64_t kLine = 64;
+    const int64_t run = (k_contiguous ? kb : rows) * static_cast<int64_t>(sizeof(T));  // bytes per line of X
+    const int64_t lines = ceil_div(run, kLine) + 1;  // +1: the run need not start on a line
+    const int64_t runs = k_contiguous ? rows : kb;
+    const int64_t items = runs * lines;
+    for (int64_t it = items * s / parts; it < items * (s + 1) / parts; ++it) {
+        const int64_t r = it / lines, l = it % lines;
+        const char* p = reinterpret_cast<const char*>(src + r * ld) + std::min(l * kLine, run - 1);
+        _mm_prefetch(p, _MM_HINT_T1);
+    }
 }
 
 template <typename T, typename C>
@@ -222,9 +245,6 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
             const int nl = norm_levels(kp);
             // op(B)(k, j): as stored B[k][j] (j contiguous), transposed B[j][k] (k contiguous).
             const bool bt = pb.b.op == Op::t;
-            const T* bsrc = pb.b.data + (bt ? jc * pb.b.ld + pc : pc * pb.b.ld + jc);
-            ctx.pack_b(bsrc, pb.b.ld, bt, nb, kb, pb.shift, bpack, need_stats ? bstats : nullptr,
-                       s16 ? nullptr : bsums);
             const bool load_c = pb.accumulate || pc > 0;
             for (int64_t ic = m0; ic < m1; ic += ctx.mc) {
                 const int64_t mb = std::min(ctx.mc, m1 - ic);
@@ -235,9 +255,29 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                            need_stats ? astats : nullptr, nullptr);
                 for (int64_t jr = 0; jr < nb; jr += nr) {
                     const int64_t nv = std::min<int64_t>(nr, nb - jr);
+                    // B is packed one micro-panel at a time during the first A block, right
+                    // before its first use: the source reads (prefetched by the packer) overlap
+                    // the multiply-adds instead of forming a memory-bound phase of their own.
+                    // kPackGroup micro-panels at a time, so that a strided source is read in
+                    // runs of several cache lines.
+                    const int64_t group = kPackGroup * nr;
+                    if (ic == m0 && jr % group == 0) {
+                        const int64_t j = jc + jr;
+                        const T* bsrc = pb.b.data + (bt ? j * pb.b.ld + pc : pc * pb.b.ld + j);
+                        ctx.pack_b(bsrc, pb.b.ld, bt, std::min(group, nb - jr), kb, pb.shift,
+                                   bpack + jr * kp * kg, need_stats ? bstats + jr / nr * nl : nullptr,
+                                   s16 ? nullptr : bsums + jr);
+                    }
                     for (int64_t ir = 0; ir < mb; ir += mr) {
                         const int64_t mv = std::min<int64_t>(mr, mb - ir);
                         const int64_t i = ic + ir, j = jc + jr;
+                        const int64_t next = jr - jr % group + group;  // the next group's source
+                        if (ic == m0 && next < nb) {
+                            const int64_t jn = jc + next, tiles = ceil_div(mb, mr);
+                            prefetch_source(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn),
+                                            pb.b.ld, bt, std::min(group, nb - next), kb,
+                                            (jr % group) / nr * tiles + ir / mr, kPackGroup * tiles);
+                        }
                         UkernelArgs args;
                         args.kp = kp;
                         args.a = apack + ir * kp * kg;
@@ -372,6 +412,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     if (s32_out && s16 && shift != 0)
         throw Error("GemmOptions::input_shift: raw INT32 output is exact only with input_shift 0");
     const GemmContext<T>& ctx = pick<T>(options, count_mode);
+    if (s16 && ctx.kc > 2 * kMaxStatPairs)  // a context's constant: the statistics need it
+        throw Error(std::string("GEMM context ") + ctx.isa_name + ": kc above the statistics' limit");
     GemmReport empty{std::string(ctx.isa_name), 0, 0};
     if (m == 0 || n == 0) return empty;
     if (k == 0) {

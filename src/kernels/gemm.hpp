@@ -9,7 +9,8 @@
 //   takes the longest L = 2^l such that, for every aligned chain c of that length,
 //       max_i ||a_i,c||_2^2  *  max_j ||b_j,c||_2^2  <=  (2^31 - 1)^2
 //   (i over the MR rows of the A micro-panel, j over the NR columns of the B micro-panel; the
-//   maxima over all chains of the block are computed exactly, in integers, while packing).
+//   maxima over all chains of the block are computed while packing, as integer upper bounds that
+//   round each pair's squares up to a multiple of 2^8: see gemm_context.hpp).
 //   By Cauchy-Schwarz |sum_{k in c} a_ik b_kj| <= ||a_i,c||_2 ||b_j,c||_2, and the same bound holds
 //   for every prefix of the chain, so no INT32 partial sum can wrap. L = 1 pair is always safe for
 //   mantissas in [-32767, 32767] (2 * 32767^2 < 2^31); a mantissa -32768 that makes even one pair

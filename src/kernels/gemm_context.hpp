@@ -18,8 +18,11 @@
 //   micro-kernel always runs a full MR x NR tile and the driver copies out the valid part.
 //
 // Statistics (s16, for the overflow rule): for each micro-panel, levels[l] for l = 0..L-1 is
-//   max over lanes r and over aligned blocks of 2^l pairs of  sum_{k in block} x_rk^2,
-// an exact integer (uint64). The driver proves a chain of 2^l pairs safe for a tile when
+//   2^8 * max over lanes r and over aligned blocks of 2^l pairs of  sum_{pairs p in block} w_rp,
+//   w_rp = floor((x_r,2p^2 + x_r,2p+1^2) / 2^8) + 1,
+// an upper bound of the block's squared L2 norm (w_rp * 2^8 > the pair's squares), at most 2^-23
+// above it in relative terms for full-scale data. The rounding keeps block sums of up to 256 pairs
+// in 32-bit lanes, so kc <= 512. The driver proves a chain of 2^l pairs safe for a tile when
 // levels_A[l] * levels_B[l] <= (2^31-1)^2 (Cauchy-Schwarz, see gemm.hpp).
 // Column sums (s8 B only, for the unsigned-offset compensation): per micro-panel, W int32 sums of
 // the column over the kc values of the block.
@@ -37,6 +40,11 @@ constexpr int64_t ceil_div(int64_t a, int64_t b) {
 constexpr int64_t round_up(int64_t a, int64_t b) {
     return ceil_div(a, b) * b;
 }
+
+// The statistics' rounding (see above) and the largest block they cover.
+constexpr int kStatShift = 8;
+constexpr int64_t kMaxStatPairs = 256;
+constexpr int kMaxStatLevels = 9;  // blocks of 1 .. 256 pairs
 
 // Number of statistics levels for kp pairs: blocks of 1, 2, 4, ... up to the first >= kp.
 constexpr int norm_levels(int64_t kp) {

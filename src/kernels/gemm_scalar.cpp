@@ -41,15 +41,14 @@ void ref_norm_levels(const int16_t* panel, int w, int64_t kp, uint64_t* levels) 
         uint64_t best = 0;
         for (int64_t p0 = 0; p0 < kp; p0 += block)
             for (int r = 0; r < w; ++r) {
-                uint64_t sum = 0;
-                for (int64_t p = p0; p < std::min(kp, p0 + block); ++p)
-                    for (int g = 0; g < 2; ++g) {
-                        const int64_t x = panel[(p * w + r) * 2 + g];
-                        sum += static_cast<uint64_t>(x * x);
-                    }
+                uint64_t sum = 0;  // of the per-pair bounds, in units of 2^kStatShift
+                for (int64_t p = p0; p < std::min(kp, p0 + block); ++p) {
+                    const int64_t x0 = panel[(p * w + r) * 2], x1 = panel[(p * w + r) * 2 + 1];
+                    sum += (static_cast<uint64_t>(x0 * x0 + x1 * x1) >> kStatShift) + 1;
+                }
                 best = std::max(best, sum);
             }
-        levels[l] = best;
+        levels[l] = best << kStatShift;
     }
 }
 

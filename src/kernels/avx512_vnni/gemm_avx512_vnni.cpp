@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/gemm_context.hpp"
 #include "kernels/gemm_scalar.hpp"
@@ -177,7 +178,7 @@ inline __m128i round_shift(__m128i x, int shift) {
     return _mm_mask_sub_epi16(mag, _mm_movepi16_mask(x), _mm_setzero_si128(), mag);
 }
 
-// Packers prefetch this many int16 (two cache lines) ahead along each source row they read.
+// The k-contiguous packer prefetches this many int16 (two cache lines) ahead along each row.
 constexpr int64_t kPrefetchAhead = 64;
 
 // Mask of the first `count` (clamped to 0..32) int16 elements.
@@ -211,39 +212,76 @@ inline void transpose16x16(__m512i r[16]) {
     }
 }
 
-// The overflow statistics of one packed micro-panel (same numbers as ref_norm_levels), streaming:
-// per 8 lanes, a binary counter of block sums, so each pair costs about two adds and two maxima.
+// Lane-group vectors for the statistics: 16 lanes (zmm) for W = 32, 8 lanes (ymm) for W = 8.
+struct Zmm16 {
+    using V = __m512i;
+    static V zero() { return _mm512_setzero_si512(); }
+    static V one() { return _mm512_set1_epi32(1); }
+    static V load(const int16_t* p) { return _mm512_load_si512(p); }
+    static V madd(V x) { return _mm512_madd_epi16(x, x); }
+    static V srl(V x) { return _mm512_srli_epi32(x, kStatShift); }
+    static V add(V x, V y) { return _mm512_add_epi32(x, y); }
+    static V max(V x, V y) { return _mm512_max_epu32(x, y); }
+    static uint32_t hmax(V x) { return _mm512_reduce_max_epu32(x); }
+};
+struct Ymm8 {
+    using V = __m256i;
+    static V zero() { return _mm256_setzero_si256(); }
+    static V one() { return _mm256_set1_epi32(1); }
+    static V load(const int16_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+    static V madd(V x) { return _mm256_madd_epi16(x, x); }
+    static V srl(V x) { return _mm256_srli_epi32(x, kStatShift); }
+    static V add(V x, V y) { return _mm256_add_epi32(x, y); }
+    static V max(V x, V y) { return _mm256_max_epu32(x, y); }
+    static uint32_t hmax(V x) {
+        alignas(32) uint32_t t[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(t), x);
+        return *std::max_element(t, t + 8);
+    }
+};
+
+// The overflow statistics of one packed micro-panel, the same numbers as ref_norm_levels: per lane
+// and pair w = (x0^2 + x1^2) >> 8, + 1 (vpmaddwd's pair sum is exact as unsigned), so that block
+// sums of up to 256 pairs stay in 32-bit lanes. Levels 0..3 come from a register tree over 8 pairs;
+// the level-3 sums go to a small buffer that is halved for the higher levels.
 template <int W>
 void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
+    using T = std::conditional_t<W == 32, Zmm16, Ymm8>;
+    using V = typename T::V;
+    constexpr int kLanes = sizeof(V) / 4, kGroup = 8, kTree = 4;  // levels 0..3 in registers
     const int nl = norm_levels(kp);
-    constexpr int kMaxLevels = 24;
-    __m512i best[kMaxLevels];
-    for (int l = 0; l < nl; ++l) best[l] = _mm512_setzero_si512();
-    for (int h = 0; h < W / 8; ++h) {
-        __m512i part[kMaxLevels];
-        for (int l = 0; l < nl; ++l) part[l] = _mm512_setzero_si512();
-        for (int64_t p = 0; p < kp; ++p) {
-            const __m256i x =
-                _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + (p * W + h * 8) * 2));
-            // x0^2 + x1^2 <= 2^31 fits in uint32 even for -32768: widen as unsigned.
-            const __m512i s = _mm512_cvtepu32_epi64(_mm256_madd_epi16(x, x));
-            best[0] = _mm512_max_epu64(best[0], s);
-            if (nl == 1) continue;
-            part[1] = _mm512_add_epi64(part[1], s);
-            for (int l = 1; l < nl - 1 && ((p + 1) & ((int64_t{1} << l) - 1)) == 0; ++l) {
-                best[l] = _mm512_max_epu64(best[l], part[l]);
-                part[l + 1] = _mm512_add_epi64(part[l + 1], part[l]);
-                part[l] = _mm512_setzero_si512();
-            }
+    const V one = T::one();
+    uint32_t best[kMaxStatLevels] = {};
+    for (int h = 0; h < W / kLanes; ++h) {
+        V top[kMaxStatPairs / kGroup];
+        V m[kTree] = {T::zero(), T::zero(), T::zero(), T::zero()};
+        int64_t groups = 0;
+        for (int64_t c = 0; c < kp; c += kGroup, ++groups) {
+            V w[kGroup];
+            for (int t = 0; t < kGroup; ++t)
+                w[t] = c + t < kp ? T::add(T::srl(T::madd(T::load(panel + ((c + t) * W + h * kLanes) * 2))), one)
+                                  : T::zero();
+            for (int t = 0; t < kGroup; ++t) m[0] = T::max(m[0], w[t]);
+            for (int level = 1, n = kGroup / 2; level < kTree; ++level, n /= 2)
+                for (int t = 0; t < n; ++t) {
+                    w[t] = T::add(w[2 * t], w[2 * t + 1]);
+                    m[level] = T::max(m[level], w[t]);
+                }
+            top[groups] = w[0];
         }
-        // The last (possibly partial) block of each level holds the partial sums below it.
-        __m512i carry = _mm512_setzero_si512();
-        for (int l = 1; l < nl; ++l) {
-            carry = _mm512_add_epi64(carry, part[l]);
-            best[l] = _mm512_max_epu64(best[l], carry);
+        for (int level = 0; level < std::min(nl, kTree); ++level) best[level] = std::max(best[level], T::hmax(m[level]));
+        for (int level = kTree; level < nl; ++level) {  // halve the buffer of block sums
+            V mx = T::zero();
+            const int64_t n = ceil_div(groups, 2);
+            for (int64_t q = 0; q < n; ++q) {
+                top[q] = 2 * q + 1 < groups ? T::add(top[2 * q], top[2 * q + 1]) : top[2 * q];
+                mx = T::max(mx, top[q]);
+            }
+            groups = n;
+            best[level] = std::max(best[level], T::hmax(mx));
         }
     }
-    for (int l = 0; l < nl; ++l) levels[l] = _mm512_reduce_max_epu64(best[l]);
+    for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
 }
 
 // X(r, k) = src[r * ld + k]: rows hold K contiguously, so a K-pair is one 32-bit word and packing
@@ -285,37 +323,41 @@ void pack_s16_k_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
 }
 
 // X(r, k) = src[k * ld + r]: a K row holds the panel's rows contiguously; a pair interleaves two
-// K rows (vpunpck{l,h}wd), then the 128-bit lanes are put back in row order.
+// K rows (vpunpck{l,h}wd), then the 128-bit lanes are put back in row order. All the micro-panels
+// of the call are packed together, K pair by K pair, so each visit of a K row reads one contiguous
+// run: the rows are ld apart, each on its own page, and short runs cost a TLB miss per 64 bytes.
 template <int W>
 void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t kc, int shift,
                            int16_t* d) {
     const int64_t kp = ceil_div(kc, 2);
     static_assert(W == 8 || W == 32);
+    const int64_t panels = ceil_div(rows, W);
     for (int64_t p = 0; p < kp; ++p) {
-        const int16_t* k0 = src + 2 * p * ld;
         const bool odd_tail = 2 * p + 1 >= kc;  // odd kc: the pair's second value is a zero
-        // The two K rows are far apart (ld), so the hardware prefetcher does not follow; fetch
-        // the lines that the micro-panels after this one will read from the same rows.
-        _mm_prefetch(reinterpret_cast<const char*>(k0 + kPrefetchAhead), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(k0 + ld + kPrefetchAhead), _MM_HINT_T0);
-        if constexpr (W == 32) {
-            const __mmask32 m = first_n(rows);
-            const __m512i x0 = round_shift(_mm512_maskz_loadu_epi16(m, k0), shift);
-            const __m512i x1 = odd_tail ? _mm512_setzero_si512()
-                                        : round_shift(_mm512_maskz_loadu_epi16(m, k0 + ld), shift);
-            const __m512i lo = _mm512_unpacklo_epi16(x0, x1), hi = _mm512_unpackhi_epi16(x0, x1);
-            const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-            const __m512i second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
-            _mm512_store_si512(d + p * W * 2, _mm512_permutex2var_epi64(lo, first, hi));
-            _mm512_store_si512(d + p * W * 2 + 32, _mm512_permutex2var_epi64(lo, second, hi));
-        } else {
-            const __mmask8 m = static_cast<__mmask8>(first_n(rows));
-            const __m128i x0 = round_shift(_mm_maskz_loadu_epi16(m, k0), shift);
-            const __m128i x1 = odd_tail ? _mm_setzero_si128()
-                                        : round_shift(_mm_maskz_loadu_epi16(m, k0 + ld), shift);
-            _mm_store_si128(reinterpret_cast<__m128i*>(d + p * W * 2), _mm_unpacklo_epi16(x0, x1));
-            _mm_store_si128(reinterpret_cast<__m128i*>(d + p * W * 2 + 8),
-                            _mm_unpackhi_epi16(x0, x1));
+        for (int64_t q = 0; q < panels; ++q) {
+            const int16_t* k0 = src + 2 * p * ld + q * W;
+            int16_t* out = d + (q * kp + p) * W * 2;
+            const int64_t rq = rows - q * W;
+            if constexpr (W == 32) {
+                // Masked loads only at the edge: they are slow to miss the cache on Zen 4.
+                const __mmask32 m = first_n(rq);
+                const bool full = rq >= W;
+                const __m512i x0 = round_shift(full ? _mm512_loadu_si512(k0) : _mm512_maskz_loadu_epi16(m, k0), shift);
+                const __m512i x1 = odd_tail ? _mm512_setzero_si512()
+                                   : round_shift(full ? _mm512_loadu_si512(k0 + ld) : _mm512_maskz_loadu_epi16(m, k0 + ld), shift);
+                const __m512i lo = _mm512_unpacklo_epi16(x0, x1), hi = _mm512_unpackhi_epi16(x0, x1);
+                const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+                const __m512i second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+                _mm512_store_si512(out, _mm512_permutex2var_epi64(lo, first, hi));
+                _mm512_store_si512(out + 32, _mm512_permutex2var_epi64(lo, second, hi));
+            } else {
+                const __mmask8 m = static_cast<__mmask8>(first_n(rq));
+                const __m128i x0 = round_shift(_mm_maskz_loadu_epi16(m, k0), shift);
+                const __m128i x1 = odd_tail ? _mm_setzero_si128()
+                                            : round_shift(_mm_maskz_loadu_epi16(m, k0 + ld), shift);
+                _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(x0, x1));
+                _mm_store_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpackhi_epi16(x0, x1));
+            }
         }
     }
 }
@@ -325,25 +367,27 @@ void pack_s16(const int16_t* src, int64_t ld, bool k_contiguous, int64_t rows, i
               int shift, int16_t* dst, uint64_t* stats, int32_t*) {
     const int64_t kp = ceil_div(kc, 2);
     const int nl = norm_levels(kp);
+    if (!k_contiguous) pack_s16_r_contiguous<W>(src, ld, rows, kc, shift, dst);
     for (int64_t q = 0; q * W < rows; ++q) {
         int16_t* d = dst + q * kp * W * 2;
-        const int64_t rq = std::min<int64_t>(W, rows - q * W);
-        if (k_contiguous)
-            pack_s16_k_contiguous<W>(src + q * W * ld, ld, rq, kc, shift, d);
-        else
-            pack_s16_r_contiguous<W>(src + q * W, ld, rq, kc, shift, d);
-        if (stats != nullptr) norm_levels_avx512<W>(d, kp, stats + q * nl);  // panel still in L1
+        if (k_contiguous) pack_s16_k_contiguous<W>(src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc, shift, d);
+        if (stats != nullptr) norm_levels_avx512<W>(d, kp, stats + q * nl);
     }
 }
 
+// Blocking for Zen 4 (32 KiB L1D, 1 MiB L2 per core, 32 MiB L3), measured on the conv shapes:
+// kc = 512 (the limit of the statistics): a B micro-panel is 32 KiB, read from L1/L2 by every tile
+// of an A block, and C is read and written once per 512 K values; mc = 128: the A block (128 KiB)
+// stays in L2 and tall BPROP shapes (M >= 1152) ran 5-15% faster than with 256 or 512; nc = 2048:
+// the B block (2 MiB) lives in L3 and is packed while it is first used.
 constexpr GemmContext<int16_t> kS16{
     "avx512_vnni",
     Isa::avx512_vnni,
     kMr,
     kNr,
     2,
-    /*mc=*/256,
-    /*kc=*/256,
+    /*mc=*/128,
+    /*kc=*/512,
     /*nc=*/2048,
     pack_s16<kMr>,
     pack_s16<kNr>,
