@@ -1,0 +1,250 @@
+#include "nn/conv2d.hpp"
+
+#include <dnnl.hpp>
+#include <unordered_map>
+
+#include "base/error.hpp"
+
+namespace dfp::nn {
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+dnnl::engine& cpu_engine() {
+    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
+}
+
+dnnl::stream& cpu_stream() {
+    static dnnl::stream stream(cpu_engine());
+    return stream;
+}
+
+// A reorder from `from` to `to` when the layouts differ, else an empty primitive.
+dnnl::reorder reorder_if_needed(const memory::desc& from, const memory::desc& to) {
+    if (from == to) return {};
+    return dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), from, cpu_engine(), to));
+}
+
+}  // namespace
+
+// Activations stay in the user's NHWC (oneDNN's NHWC kernels avoid two activation reorders per
+// pass); weights use format_tag::any, since the blocked layout oneDNN picks pays for the reorder
+// of this small tensor. The backward primitives are made on the first backward, so inference
+// pays only for forward.
+struct Conv2d::OnednnPlan {
+    memory::desc src_md, dst_md, user_wei_md, bias_md;
+    memory::dims strides, padding;
+    dnnl::convolution_forward::primitive_desc fwd_pd;
+    dnnl::convolution_forward fwd;
+    dnnl::reorder wei_to_fwd;  // user -> fwd weights layout, empty when the same
+    memory fwd_wei;            // the weights in fwd_pd's layout, written by each forward
+
+    dnnl::convolution_backward_data bwd_data;
+    dnnl::reorder wei_to_bwd_data;  // fwd weights layout -> bwd data layout, empty when the same
+    memory bwd_data_wei;
+    dnnl::convolution_backward_weights bwd_wei;
+    dnnl::reorder diff_wei_to_user;  // empty when oneDNN writes ohwi itself
+    memory diff_wei;                 // in bwd_wei's layout
+    std::vector<float> diff_wei_user, diff_bias;
+};
+
+namespace {
+// The weight shape (K, KH, KW, C), after checking the configuration.
+Shape conv_weight_shape(const std::string& name, const Conv2dConfig& config) {
+    if (config.in_channels < 1 || config.out_channels < 1 || config.kernel < 1 ||
+        config.stride < 1 || config.pad < 0)
+        throw Error("conv2d '" + name +
+                    "': needs in_channels, out_channels, kernel, stride >= 1 and pad >= 0, got " +
+                    std::to_string(config.in_channels) + ", " +
+                    std::to_string(config.out_channels) + ", " + std::to_string(config.kernel) +
+                    ", " + std::to_string(config.stride) + ", " + std::to_string(config.pad));
+    return {std::size_t(config.out_channels), std::size_t(config.kernel),
+            std::size_t(config.kernel), std::size_t(config.in_channels)};
+}
+}  // namespace
+
+Conv2d::Conv2d(std::string name, const Conv2dConfig& config)
+    : Layer(std::move(name)),
+      config_(config),
+      weight_(this->name() + ".weight", conv_weight_shape(this->name(), config)) {
+    init_he_uniform(weight_, config.in_channels * config.kernel * config.kernel);
+    if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_channels)});
+}
+
+Conv2d::~Conv2d() = default;
+
+std::vector<Param*> Conv2d::params() {
+    if (bias_) return {&weight_, &*bias_};
+    return {&weight_};
+}
+
+ConvGeometry Conv2d::geometry(const Shape& src) const {
+    if (src.size() != 4 || static_cast<std::int64_t>(src[3]) != config_.in_channels)
+        fail("expects an NHWC input with " + std::to_string(config_.in_channels) +
+             " channels, got shape " + shape_string(src));
+    ConvGeometry g{};
+    g.n = static_cast<std::int64_t>(src[0]);
+    g.h = static_cast<std::int64_t>(src[1]);
+    g.w = static_cast<std::int64_t>(src[2]);
+    g.c = config_.in_channels;
+    g.k = config_.out_channels;
+    g.kernel = config_.kernel;
+    g.stride = config_.stride;
+    g.pad = config_.pad;
+    const std::int64_t span_h = g.h + 2 * g.pad - g.kernel, span_w = g.w + 2 * g.pad - g.kernel;
+    if (g.n < 1 || span_h < 0 || span_w < 0)
+        fail("input " + shape_string(src) + " is empty or smaller than the " +
+             std::to_string(g.kernel) + "x" + std::to_string(g.kernel) + " kernel with padding " +
+             std::to_string(g.pad));
+    g.oh = span_h / g.stride + 1;
+    g.ow = span_w / g.stride + 1;
+    return g;
+}
+
+Conv2d::OnednnPlan& Conv2d::plan(const ConvGeometry& g) {
+    auto& slot = plans_[{g.n, g.h, g.w}];
+    if (slot) return *slot;
+    auto p = std::make_unique<OnednnPlan>();
+    try {
+        p->src_md = memory::desc({g.n, g.c, g.h, g.w}, kF32, Tag::nhwc);
+        p->dst_md = memory::desc({g.n, g.k, g.oh, g.ow}, kF32, Tag::nhwc);
+        p->user_wei_md = memory::desc({g.k, g.c, g.kernel, g.kernel}, kF32, Tag::ohwi);
+        p->bias_md = memory::desc({g.k}, kF32, Tag::x);
+        p->strides = {g.stride, g.stride};
+        // oneDNN checks (H + pad_l + pad_r - KH) / stride + 1 == OH with floor division, as here.
+        p->padding = {g.pad, g.pad};
+        const memory::desc wei_any({g.k, g.c, g.kernel, g.kernel}, kF32, Tag::any);
+        const auto desc =
+            bias_
+                ? dnnl::convolution_forward::desc(
+                      dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                      p->src_md, wei_any, p->bias_md, p->dst_md, p->strides, p->padding, p->padding)
+                : dnnl::convolution_forward::desc(
+                      dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                      p->src_md, wei_any, p->dst_md, p->strides, p->padding, p->padding);
+        p->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+        p->fwd = dnnl::convolution_forward(p->fwd_pd);
+        p->wei_to_fwd = reorder_if_needed(p->user_wei_md, p->fwd_pd.weights_desc());
+        p->fwd_wei = memory(p->fwd_pd.weights_desc(), cpu_engine());
+    } catch (const dnnl::error& e) {
+        fail(
+            "oneDNN cannot set up the forward convolution for input " +
+            shape_string({std::size_t(g.n), std::size_t(g.h), std::size_t(g.w), std::size_t(g.c)}) +
+            ": " + e.what());
+    }
+    slot = std::move(p);
+    return *slot;
+}
+
+void Conv2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+    expect_srcs(src, 1);
+    const ConvGeometry g = geometry(src[0]->shape);
+    dst.resize({std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)});
+    switch (config_.precision.compute) {
+        case Compute::fp32:
+            forward_fp32(g, src[0]->data.data(), dst.data.data());
+            break;
+    }
+}
+
+void Conv2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    expect_srcs(src, 1);
+    const ConvGeometry g = geometry(src[0]->shape);
+    expect_shape(diff_dst, dst.shape, "diff_dst");
+    float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
+    switch (config_.precision.compute) {
+        case Compute::fp32:
+            backward_fp32(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
+            break;
+    }
+}
+
+void Conv2d::forward_fp32(const ConvGeometry& g, const float* src, float* dst) {
+    OnednnPlan& p = plan(g);
+    dnnl::stream& stream = cpu_stream();
+    memory user_wei(p.user_wei_md, cpu_engine(), weight_.value.data());
+    memory wei = user_wei;
+    if (p.wei_to_fwd) {
+        p.wei_to_fwd.execute(stream, user_wei, p.fwd_wei);
+        wei = p.fwd_wei;
+    }
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(p.src_md, cpu_engine(), const_cast<float*>(src))},
+        {DNNL_ARG_WEIGHTS, wei},
+        {DNNL_ARG_DST, memory(p.dst_md, cpu_engine(), dst)}};
+    if (bias_) args[DNNL_ARG_BIAS] = memory(p.bias_md, cpu_engine(), bias_->value.data());
+    p.fwd.execute(stream, args);
+    stream.wait();
+}
+
+void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
+                           float* diff_src) {
+    OnednnPlan& p = plan(g);
+    dnnl::stream& stream = cpu_stream();
+    try {
+        if (!p.bwd_wei) {
+            const memory::desc wei_any({g.k, g.c, g.kernel, g.kernel}, kF32, Tag::any);
+            const dnnl::convolution_backward_data::primitive_desc data_pd(
+                dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, p.src_md,
+                                                      wei_any, p.dst_md, p.strides, p.padding,
+                                                      p.padding),
+                cpu_engine(), p.fwd_pd);
+            p.bwd_data = dnnl::convolution_backward_data(data_pd);
+            p.wei_to_bwd_data = reorder_if_needed(p.fwd_pd.weights_desc(), data_pd.weights_desc());
+            p.bwd_data_wei = memory(data_pd.weights_desc(), cpu_engine());
+            const auto wei_desc = bias_
+                                      ? dnnl::convolution_backward_weights::desc(
+                                            dnnl::algorithm::convolution_direct, p.src_md, wei_any,
+                                            p.bias_md, p.dst_md, p.strides, p.padding, p.padding)
+                                      : dnnl::convolution_backward_weights::desc(
+                                            dnnl::algorithm::convolution_direct, p.src_md, wei_any,
+                                            p.dst_md, p.strides, p.padding, p.padding);
+            const dnnl::convolution_backward_weights::primitive_desc wei_pd(wei_desc, cpu_engine(),
+                                                                            p.fwd_pd);
+            p.bwd_wei = dnnl::convolution_backward_weights(wei_pd);
+            p.diff_wei = memory(wei_pd.diff_weights_desc(), cpu_engine());
+            p.diff_wei_to_user = reorder_if_needed(wei_pd.diff_weights_desc(), p.user_wei_md);
+            p.diff_wei_user.resize(weight_.value.size());
+            p.diff_bias.resize(std::size_t(g.k));
+        }
+    } catch (const dnnl::error& e) {
+        fail(std::string("oneDNN cannot set up the backward convolution: ") + e.what());
+    }
+    const memory diff_dst_mem(p.dst_md, cpu_engine(), const_cast<float*>(diff_dst));
+
+    if (diff_src) {
+        // The weights are still in fwd_wei (or the user buffer) from the forward of this step.
+        memory wei =
+            p.wei_to_fwd ? p.fwd_wei : memory(p.user_wei_md, cpu_engine(), weight_.value.data());
+        if (p.wei_to_bwd_data) {
+            p.wei_to_bwd_data.execute(stream, wei, p.bwd_data_wei);
+            wei = p.bwd_data_wei;
+        }
+        diff_src_scratch_.resize(std::size_t(g.n * g.h * g.w * g.c));
+        p.bwd_data.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_mem},
+                                    {DNNL_ARG_WEIGHTS, wei},
+                                    {DNNL_ARG_DIFF_SRC,
+                                     memory(p.src_md, cpu_engine(), diff_src_scratch_.data())}});
+        stream.wait();
+        accumulate(diff_src, diff_src_scratch_.data(), g.n * g.h * g.w * g.c);
+    }
+
+    memory user_diff_wei(p.user_wei_md, cpu_engine(), p.diff_wei_user.data());
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(p.src_md, cpu_engine(), const_cast<float*>(src))},
+        {DNNL_ARG_DIFF_DST, diff_dst_mem},
+        {DNNL_ARG_DIFF_WEIGHTS, p.diff_wei_to_user ? p.diff_wei : user_diff_wei}};
+    if (bias_) args[DNNL_ARG_DIFF_BIAS] = memory(p.bias_md, cpu_engine(), p.diff_bias.data());
+    p.bwd_wei.execute(stream, args);
+    if (p.diff_wei_to_user) p.diff_wei_to_user.execute(stream, p.diff_wei, user_diff_wei);
+    stream.wait();
+    accumulate(weight_.grad.data(), p.diff_wei_user.data(),
+               static_cast<std::int64_t>(weight_.grad.size()));
+    if (bias_) accumulate(bias_->grad.data(), p.diff_bias.data(), g.k);
+}
+
+}  // namespace dfp::nn

@@ -1,0 +1,65 @@
+// 2-D convolution over NHWC activations; weights (K, KH, KW, C) ("ohwi"), optional bias (K).
+// FP32 runs on oneDNN primitives, created once per input shape and cached.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nn/layer.hpp"
+
+namespace dfp::nn {
+
+struct Conv2dConfig {
+    std::int64_t in_channels = 0;
+    std::int64_t out_channels = 0;
+    std::int64_t kernel = 1;  // square KH = KW
+    std::int64_t stride = 1;
+    std::int64_t pad = 0;  // zeros on every side
+    bool bias = true;
+    Precision precision = {};
+};
+
+// Sizes of one convolution problem; OH = (H + 2 pad - kernel) / stride + 1, likewise OW.
+struct ConvGeometry {
+    std::int64_t n, h, w, c;  // src (N, H, W, C)
+    std::int64_t k;           // output channels
+    std::int64_t kernel, stride, pad;
+    std::int64_t oh, ow;  // dst (N, OH, OW, K)
+};
+
+class Conv2d : public Layer {
+  public:
+    Conv2d(std::string name, const Conv2dConfig& config);
+    ~Conv2d() override;
+    const char* kind() const override { return "conv2d"; }
+
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    std::vector<Param*> params() override;
+
+    const Conv2dConfig& config() const { return config_; }
+    Param& weight() { return weight_; }
+    Param* bias() { return bias_ ? &*bias_ : nullptr; }
+    // The geometry for src of this shape; throws dfp::Error naming the layer when it does not fit.
+    ConvGeometry geometry(const Shape& src) const;
+
+  private:
+    struct OnednnPlan;  // oneDNN primitives for one (N, H, W), in conv2d.cpp
+    OnednnPlan& plan(const ConvGeometry& g);
+    void forward_fp32(const ConvGeometry& g, const float* src, float* dst);
+    void backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
+                       float* diff_src);
+
+    Conv2dConfig config_;
+    Param weight_;
+    std::optional<Param> bias_;
+    std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;
+    std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
+};
+
+}  // namespace dfp::nn

@@ -1,0 +1,57 @@
+#include "nn/layer.hpp"
+
+#include <cmath>
+
+#include "base/error.hpp"
+#include "format/rng.hpp"
+
+namespace dfp::nn {
+
+void Layer::fail(const std::string& what) const {
+    throw Error(std::string(kind()) + " '" + name_ + "': " + what);
+}
+
+void Layer::expect_srcs(Srcs src, int count) const {
+    const bool ok =
+        count >= 0 ? static_cast<int>(src.size()) == count : static_cast<int>(src.size()) >= -count;
+    if (!ok)
+        fail("takes " +
+             (count >= 0 ? std::to_string(count) : "at least " + std::to_string(-count)) +
+             " input(s), got " + std::to_string(src.size()));
+}
+
+void Layer::expect_nhwc(const Tensor& t, std::int64_t channels) const {
+    if (t.shape.size() != 4) fail("expects an NHWC input, got shape " + shape_string(t.shape));
+    if (channels >= 0 && static_cast<std::int64_t>(t.shape[3]) != channels)
+        fail("expects " + std::to_string(channels) + " channels, got shape " +
+             shape_string(t.shape));
+}
+
+void Layer::expect_shape(const Tensor& t, const Shape& shape, const char* what) const {
+    if (t.shape != shape)
+        fail(std::string(what) + " has shape " + shape_string(t.shape) + ", expected " +
+             shape_string(shape));
+}
+
+std::uint64_t name_seed(std::string_view name) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char ch : name) h = (h ^ ch) * 0x100000001b3ULL;
+    return h;
+}
+
+void init_he_uniform(Param& p, std::int64_t fan_in) {
+    const float bound = std::sqrt(6.0f / static_cast<float>(fan_in));
+    const std::uint64_t seed = name_seed(p.name);
+    constexpr float kUnit = 1.0f / 16777216.0f;  // 24 random bits -> [0, 1), exact in FP32
+    for (std::size_t i = 0; i < p.value.size(); ++i) {
+        const float u = static_cast<float>(random_bits(seed, i) >> 8) * kUnit;
+        p.value[i] = (2.0f * u - 1.0f) * bound;
+    }
+}
+
+void accumulate(float* dst, const float* src, std::int64_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+}  // namespace dfp::nn

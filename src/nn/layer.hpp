@@ -1,0 +1,77 @@
+// The Layer interface: forward and backward over FP32 activations, with named parameters.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nn/tensor.hpp"
+
+namespace dfp::nn {
+
+enum class Mode { train, eval };
+
+// What a forward pass depends on besides its inputs. `iteration` keys the counter-based RNG of
+// Dropout, so a pass is reproducible and backward can regenerate its mask.
+struct Context {
+    Mode mode = Mode::train;
+    std::uint64_t iteration = 0;
+};
+
+// How Conv2d and Linear compute their three passes (FPROP, BPROP, WTGRAD). Only fp32 on oneDNN
+// exists so far; DFP16 on the integer GEMM (kernels::gemm_s16s16f32) is the next value, set per
+// layer by the precision policy, and dispatched inside the layer.
+enum class Compute { fp32 };
+struct Precision {
+    Compute compute = Compute::fp32;
+};
+
+using Srcs = std::span<const Tensor* const>;
+// One entry per src; null where the gradient is not needed (e.g. the network's input).
+using DiffSrcs = std::span<Tensor* const>;
+
+class Layer {
+  public:
+    explicit Layer(std::string name) : name_(std::move(name)) {}
+    virtual ~Layer() = default;
+    Layer(const Layer&) = delete;
+    Layer& operator=(const Layer&) = delete;
+
+    const std::string& name() const { return name_; }
+    virtual const char* kind() const = 0;  // "conv2d", ...: for messages
+
+    // Computes dst (resized here) from src, and keeps what backward needs. Throws dfp::Error
+    // naming the layer and the shape when src does not fit the layer.
+    virtual void forward(Srcs src, Tensor& dst, const Context& ctx) = 0;
+    // After forward on the same src and dst: adds dL/dsrc into each non-null diff_src (already
+    // shaped like its src) and dL/dparam into each parameter's grad, given diff_dst = dL/ddst.
+    virtual void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst,
+                          DiffSrcs diff_src) = 0;
+    virtual std::vector<Param*> params() { return {}; }
+
+  protected:
+    // Throws dfp::Error "<kind> '<name>': <what>".
+    [[noreturn]] void fail(const std::string& what) const;
+    // Throws unless src holds `count` tensors (count < 0: at least -count).
+    void expect_srcs(Srcs src, int count) const;
+    // Throws unless t is 4-D NHWC (and has `channels` channels, when channels >= 0).
+    void expect_nhwc(const Tensor& t, std::int64_t channels = -1) const;
+    // Throws unless t has `shape`; `what` names t ("diff_dst").
+    void expect_shape(const Tensor& t, const Shape& shape, const char* what) const;
+
+  private:
+    std::string name_;
+};
+
+// A seed that depends only on a name (FNV-1a), so parameter initialisation and Dropout masks are
+// reproducible per layer and differ between layers.
+std::uint64_t name_seed(std::string_view name);
+// Fills p.value with uniform values in [-sqrt(6 / fan_in), sqrt(6 / fan_in)) (He et al. 2015,
+// the uniform variant), from the counter-based RNG keyed by the parameter's name.
+void init_he_uniform(Param& p, std::int64_t fan_in);
+// dst (n) += src (n): how layers whose kernels overwrite honour the adding contract of backward.
+void accumulate(float* dst, const float* src, std::int64_t n);
+
+}  // namespace dfp::nn

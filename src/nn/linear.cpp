@@ -1,0 +1,94 @@
+#include "nn/linear.hpp"
+
+#include <dnnl.hpp>
+
+#include "base/error.hpp"
+
+namespace dfp::nn {
+
+namespace {
+
+Shape linear_weight_shape(const std::string& name, const LinearConfig& config) {
+    if (config.in_features < 1 || config.out_features < 1)
+        throw Error("linear '" + name + "': needs in_features, out_features >= 1, got " +
+                    std::to_string(config.in_features) + ", " +
+                    std::to_string(config.out_features));
+    return {std::size_t(config.out_features), std::size_t(config.in_features)};
+}
+
+// Row-major C (m, n) = alpha op(A) op(B) + beta C on oneDNN's sgemm.
+void sgemm(char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+           std::int64_t ldc) {
+    const dnnl::status status =
+        dnnl::sgemm(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    if (status != dnnl::status::success)
+        throw Error("linear: oneDNN sgemm failed for m=" + std::to_string(m) +
+                    " n=" + std::to_string(n) + " k=" + std::to_string(k));
+}
+
+}  // namespace
+
+Linear::Linear(std::string name, const LinearConfig& config)
+    : Layer(std::move(name)),
+      config_(config),
+      weight_(this->name() + ".weight", linear_weight_shape(this->name(), config)) {
+    init_he_uniform(weight_, config.in_features);
+    if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_features)});
+}
+
+std::vector<Param*> Linear::params() {
+    if (bias_) return {&weight_, &*bias_};
+    return {&weight_};
+}
+
+std::int64_t Linear::batch(const Tensor& src) const {
+    if (src.shape.size() < 2 || src.numel() == 0 ||
+        static_cast<std::int64_t>(src.numel() / src.shape[0]) != config_.in_features)
+        fail("expects {N, ...} with " + std::to_string(config_.in_features) +
+             " features per sample, got shape " + shape_string(src.shape));
+    return static_cast<std::int64_t>(src.shape[0]);
+}
+
+void Linear::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+    expect_srcs(src, 1);
+    const std::int64_t n = batch(*src[0]), in = config_.in_features, out = config_.out_features;
+    dst.resize({std::size_t(n), std::size_t(out)});
+    switch (config_.precision.compute) {
+        case Compute::fp32: {
+            sgemm('N', 'T', n, out, in, src[0]->data.data(), in, weight_.value.data(), in, 0.0f,
+                  dst.data.data(), out);
+            if (!bias_) break;
+            const float* bias = bias_->value.data();
+            float* d = dst.data.data();
+#pragma omp parallel for schedule(static)
+            for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t o = 0; o < out; ++o) d[i * out + o] += bias[o];
+            break;
+        }
+    }
+}
+
+void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    expect_srcs(src, 1);
+    const std::int64_t n = batch(*src[0]), in = config_.in_features, out = config_.out_features;
+    expect_shape(diff_dst, dst.shape, "diff_dst");
+    const float* dd = diff_dst.data.data();
+    switch (config_.precision.compute) {
+        case Compute::fp32:
+            // beta = 1: sgemm adds into the gradients, as backward's contract asks.
+            if (diff_src[0])
+                sgemm('N', 'N', n, in, out, dd, out, weight_.value.data(), in, 1.0f,
+                      diff_src[0]->data.data(), in);
+            sgemm('T', 'N', out, in, n, dd, out, src[0]->data.data(), in, 1.0f, weight_.grad.data(),
+                  in);
+            break;
+    }
+    if (bias_) {
+        float* db = bias_->grad.data();
+        for (std::int64_t i = 0; i < n; ++i)
+            for (std::int64_t o = 0; o < out; ++o) db[o] += dd[i * out + o];
+    }
+}
+
+}  // namespace dfp::nn

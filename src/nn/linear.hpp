@@ -1,0 +1,42 @@
+// Fully connected layer: dst (N, O) = src (N, I) wei^T + bias, where src is any {N, ...} tensor
+// flattened per sample (NHWC order); wei (O, I), bias (O) optional. FP32 runs on oneDNN's sgemm.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nn/layer.hpp"
+
+namespace dfp::nn {
+
+struct LinearConfig {
+    std::int64_t in_features = 0;
+    std::int64_t out_features = 0;
+    bool bias = true;
+    Precision precision = {};
+};
+
+class Linear : public Layer {
+  public:
+    Linear(std::string name, const LinearConfig& config);
+    const char* kind() const override { return "linear"; }
+
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    std::vector<Param*> params() override;
+
+    Param& weight() { return weight_; }
+    Param* bias() { return bias_ ? &*bias_ : nullptr; }
+
+  private:
+    // The batch size of src; throws dfp::Error when it does not hold N x in_features values.
+    std::int64_t batch(const Tensor& src) const;
+
+    LinearConfig config_;
+    Param weight_;
+    std::optional<Param> bias_;
+};
+
+}  // namespace dfp::nn

@@ -1,0 +1,64 @@
+// A network: a DAG of layers built in code. Node 0 is the input; each add() appends a layer fed by
+// existing nodes and returns its node id, so the order of creation is a topological order:
+// forward runs it front to back, backward back to front. The last node is the output.
+//
+//   Net net;
+//   int x = net.add<Conv2d>({Net::kInput}, "conv1", Conv2dConfig{.in_channels = 3, ...});
+//   x = net.add<Relu>({x}, "relu1");
+//
+// Every node keeps its activation and its gradient (no memory reuse yet: a later liveness pass can
+// share buffers between nodes whose lifetimes do not overlap, except those backward reads).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/layer.hpp"
+#include "nn/tensor.hpp"
+
+namespace dfp::nn {
+
+class Net {
+  public:
+    static constexpr int kInput = 0;
+
+    Net();
+    // Appends `layer` fed by the nodes `srcs` (ids returned earlier, or kInput); returns its id.
+    // Throws dfp::Error on an unknown id or a layer name already in use.
+    int add(std::unique_ptr<Layer> layer, std::vector<int> srcs);
+    template <class L, class... Args>
+    int add(std::vector<int> srcs, Args&&... args) {
+        return add(std::make_unique<L>(std::forward<Args>(args)...), std::move(srcs));
+    }
+
+    // Runs every layer on src; returns the output node's value.
+    const Tensor& forward(const Tensor& src, const Context& ctx);
+    // After forward: back-propagates diff_dst = dL/d(output) and adds every parameter gradient.
+    void backward(const Tensor& diff_dst);
+    // Sets every parameter gradient to zero.
+    void zero_grad();
+
+    std::vector<Param*> params();
+    int nodes() const { return static_cast<int>(nodes_.size()); }
+    int output() const { return nodes() - 1; }
+    // Node ids >= 1 have a layer; node 0 is the input.
+    Layer& layer(int node);
+    const Tensor& value(int node) const;
+    const Tensor& grad(int node) const;
+    // The name of the first layer whose output holds a NaN or Inf after the last forward, or "".
+    std::string first_nonfinite_layer() const;
+
+  private:
+    struct Node {
+        std::unique_ptr<Layer> layer;  // null for the input
+        std::vector<int> srcs;
+        Tensor value, grad;
+    };
+    void check_node(int node) const;
+
+    std::vector<Node> nodes_;
+};
+
+}  // namespace dfp::nn
