@@ -17,7 +17,6 @@
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
-#include <xmmintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -190,22 +189,26 @@ int64_t proven_chain(const uint64_t* sa, const uint64_t* sb, int levels, int64_t
 // B micro-panels packed per call in the first A block.
 constexpr int64_t kPackGroup = 4;
 
-// Prefetches part `s` of `parts` of the source lines of a B micro-panel (rows x kb of X, X as in
-// PackFn) into L2. The driver spreads one micro-panel's lines over the tiles computed before it is
-// packed, so the reads of a strided source (K rows far apart) never stall the packer.
+// The prefetch stream of tile `s` of the tiles computed before the next group of B micro-panels
+// is packed: that group's source lines (rows x kb of X, X as in PackFn), one per K-group of the
+// micro-kernel, down a column of lines (stride ld). A tile past the lines needed prefetches its
+// own A panel (stride 0, harmless). Spread this way the reads of a strided source never stall the
+// packer, and never flood the miss queues as a burst of prefetches would.
 template <typename T>
-void prefetch_source(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kb, int64_t s,
-                     int64_t parts) {
+void prefetch_stream(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kb, int64_t kp,
+                     int64_t s, UkernelArgs& args) {
     constexpr int64_t kLine = 64;
-    const int64_t run = (k_contiguous ? kb : rows) * static_cast<int64_t>(sizeof(T));  // bytes per line of X
-    const int64_t lines = ceil_div(run, kLine) + 1;  // +1: the run need not start on a line
+    const int64_t run = (k_contiguous ? kb : rows) * static_cast<int64_t>(sizeof(T));  // bytes per run
     const int64_t runs = k_contiguous ? rows : kb;
-    const int64_t items = runs * lines;
-    for (int64_t it = items * s / parts; it < items * (s + 1) / parts; ++it) {
-        const int64_t r = it / lines, l = it % lines;
-        const char* p = reinterpret_cast<const char*>(src + r * ld) + std::min(l * kLine, run - 1);
-        _mm_prefetch(p, _MM_HINT_T1);
+    const int64_t lines = ceil_div(run, kLine) + 1;  // +1: a run need not start on a line
+    if (s >= lines * ceil_div(runs, kp)) {
+        args.prefetch = static_cast<const char*>(args.a);
+        args.prefetch_stride = 0;
+        return;
     }
+    const int64_t line = s % lines, chunk = s / lines;
+    args.prefetch = reinterpret_cast<const char*>(src + chunk * kp * ld) + std::min(line * kLine, run - 1);
+    args.prefetch_stride = ld * static_cast<int64_t>(sizeof(T));
 }
 
 template <typename T, typename C>
@@ -271,13 +274,6 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                     for (int64_t ir = 0; ir < mb; ir += mr) {
                         const int64_t mv = std::min<int64_t>(mr, mb - ir);
                         const int64_t i = ic + ir, j = jc + jr;
-                        const int64_t next = jr - jr % group + group;  // the next group's source
-                        if (ic == m0 && next < nb) {
-                            const int64_t jn = jc + next, tiles = ceil_div(mb, mr);
-                            prefetch_source(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn),
-                                            pb.b.ld, bt, std::min(group, nb - next), kb,
-                                            (jr % group) / nr * tiles + ir / mr, kPackGroup * tiles);
-                        }
                         UkernelArgs args;
                         args.kp = kp;
                         args.a = apack + ir * kp * kg;
@@ -287,6 +283,14 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                         args.col_scale = pb.col_scale + j;
                         args.load_c = load_c;
                         args.events = &res.events;
+                        args.prefetch = static_cast<const char*>(args.a);
+                        const int64_t next = jr - jr % group + group;  // the next group's source
+                        if (ic == m0 && next < nb) {
+                            const int64_t jn = jc + next, tiles = ceil_div(mb, mr);
+                            prefetch_stream(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn),
+                                            pb.b.ld, bt, std::min(group, nb - next), kb, kp,
+                                            (jr % group) / nr * tiles + ir / mr, args);
+                        }
                         if (need_stats) {
                             args.chain = proven_chain(astats + ir / mr * nl, bstats + jr / nr * nl,
                                                       nl, pb.chain_cap, res);

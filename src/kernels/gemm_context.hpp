@@ -73,6 +73,10 @@ struct UkernelArgs {
     const float* col_scale = nullptr;  // and 2^(eB_j + shift) for the NR columns
     bool load_c = false;               // add to the tile of C, else overwrite it
     int64_t* events = nullptr;         // count mode: saturated chain results are added here
+    // A hint: one cache line to prefetch into L2 per K-group, at prefetch + p * prefetch_stride
+    // (bytes). The driver points it at the source of the B micro-panels it packs next.
+    const char* prefetch = nullptr;
+    int64_t prefetch_stride = 0;
 };
 using Ukernel = void (*)(const UkernelArgs& args);
 

@@ -46,6 +46,8 @@ enum class Mode { f32, f32_count, s32 };
                  "1:\n\t"                                                                      \
                  "vmovdqa64 (%[b]), %%zmm30\n\t"                                               \
                  "vmovdqa64 64(%[b]), %%zmm31\n\t"                                             \
+                 "prefetcht1 (%[pf])\n\t"                                                     \
+                 "add %[pfs], %[pf]\n\t"                                                      \
                  DFP_ROW(insn, 0, 0, 1) DFP_ROW(insn, 1, 2, 3) DFP_ROW(insn, 2, 4, 5)          \
                  DFP_ROW(insn, 3, 6, 7) DFP_ROW(insn, 4, 8, 9) DFP_ROW(insn, 5, 10, 11)        \
                  DFP_ROW(insn, 6, 12, 13) DFP_ROW(insn, 7, 14, 15)                             \
@@ -53,8 +55,8 @@ enum class Mode { f32, f32_count, s32 };
                  "sub $-128, %[b]\n\t"                                                         \
                  "dec %[n]\n\t"                                                                \
                  "jnz 1b\n\t" epilogue                                                         \
-                 : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)                                       \
-                 : [t] "r"(t), [comp] "r"(comp)                                                \
+                 : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n), [pf] "+r"(pf)                        \
+                 : [t] "r"(t), [comp] "r"(comp), [pfs] "r"(pfs)                                \
                  : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
                    "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm29",      \
                    "xmm30", "xmm31", "cc", "memory")
@@ -68,7 +70,8 @@ enum class Epilogue {
 
 template <bool s8, bool saturate, Epilogue ep>
 __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __m512i* b, int64_t n,
-                                                      void* t, const __m512i* comp) {
+                                                      void* t, const __m512i* comp, const char*& pf,
+                                                      int64_t pfs) {
     if constexpr (s8) {
         static_assert(ep != Epilogue::f32_add, "s8 blocks are one chain");
         if constexpr (ep == Epilogue::i32) DFP_CHAIN("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
@@ -117,15 +120,16 @@ void ukernel_8x32(const UkernelArgs& args) {
         for (int v = 0; v < kNrv; ++v)
             comp[v] = _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + 16 * v), 7);
     int64_t events = 0;
+    const char* pf = args.prefetch != nullptr ? args.prefetch : static_cast<const char*>(args.a);
     for (int64_t p0 = 0; p0 < kp; p0 += chain) {
         const int64_t n = std::min(kp, p0 + chain) - p0;
         const int32_t* ap = a + p0 * kMr;
         const __m512i* bp = b + p0 * kNrv;
         if constexpr (mode == Mode::f32) {
-            if (s8 || p0 == 0) chain_8x32<s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp);
-            else if constexpr (!s8) chain_8x32<false, false, Epilogue::f32_add>(ap, bp, n, sum, comp);
+            if (s8 || p0 == 0) chain_8x32<s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
+            else if constexpr (!s8) chain_8x32<false, false, Epilogue::f32_add>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
         } else {
-            chain_8x32<s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp);
+            chain_8x32<s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp, pf, args.prefetch_stride);
         }
         if constexpr (mode == Mode::f32_count) {
             const __m512i hi = _mm512_set1_epi32(INT32_MAX), lo = _mm512_set1_epi32(INT32_MIN);
