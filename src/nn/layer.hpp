@@ -51,9 +51,10 @@ class Layer {
                           DiffSrcs diff_src) = 0;
     virtual std::vector<Param*> params() { return {}; }
 
-  protected:
     // Throws dfp::Error "<kind> '<name>': <what>".
     [[noreturn]] void fail(const std::string& what) const;
+
+  protected:
     // Throws unless src holds `count` tensors (count < 0: at least -count).
     void expect_srcs(Srcs src, int count) const;
     // Throws unless t is 4-D NHWC (and has `channels` channels, when channels >= 0).

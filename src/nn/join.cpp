@@ -1,0 +1,79 @@
+#include "nn/join.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace dfp::nn {
+
+void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+    expect_srcs(src, -2);
+    for (const Tensor* s : src) expect_shape(*s, src[0]->shape, "an input");
+    dst.resize(src[0]->shape);
+    float* y = dst.data.data();
+    const std::int64_t n = std::int64_t(dst.numel());
+    std::copy(src[0]->data.begin(), src[0]->data.end(), dst.data.begin());
+    for (std::size_t i = 1; i < src.size(); ++i) accumulate(y, src[i]->data.data(), n);
+}
+
+void Add::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    expect_srcs(src, -2);
+    expect_shape(diff_dst, dst.shape, "diff_dst");
+    for (Tensor* ds : diff_src)
+        if (ds) accumulate(ds->data.data(), diff_dst.data.data(), std::int64_t(diff_dst.numel()));
+}
+
+Shape Concat::joined_shape(Srcs src) const {
+    expect_srcs(src, -1);
+    Shape shape = src[0]->shape;
+    if (shape.empty()) fail("inputs need at least one dimension");
+    shape.back() = 0;
+    for (const Tensor* s : src) {
+        const bool fits = s->shape.size() == shape.size() &&
+                          std::equal(shape.begin(), shape.end() - 1, s->shape.begin());
+        if (!fits)
+            fail("input " + shape_string(s->shape) + " does not match " +
+                 shape_string(src[0]->shape) + " outside the last axis");
+        shape.back() += s->shape.back();
+    }
+    return shape;
+}
+
+void Concat::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+    dst.resize(joined_shape(src));
+    const std::int64_t c_dst = std::int64_t(dst.shape.back());
+    if (c_dst == 0) return;
+    const std::int64_t rows = std::int64_t(dst.numel()) / c_dst;
+    float* y = dst.data.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < rows; ++r) {
+        std::int64_t offset = 0;
+        for (const Tensor* s : src) {
+            const std::int64_t c = std::int64_t(s->shape.back());
+            std::copy_n(s->data.data() + r * c, c, y + r * c_dst + offset);
+            offset += c;
+        }
+    }
+}
+
+void Concat::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    expect_shape(dst, joined_shape(src), "dst");
+    expect_shape(diff_dst, dst.shape, "diff_dst");
+    const std::int64_t c_dst = std::int64_t(dst.shape.back());
+    if (c_dst == 0) return;
+    const std::int64_t rows = std::int64_t(dst.numel()) / c_dst;
+    const float* dy = diff_dst.data.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < rows; ++r) {
+        std::int64_t offset = 0;
+        for (std::size_t i = 0; i < src.size(); ++i) {
+            const std::int64_t c = std::int64_t(src[i]->shape.back());
+            if (diff_src[i]) {
+                float* dx = diff_src[i]->data.data() + r * c;
+                for (std::int64_t ch = 0; ch < c; ++ch) dx[ch] += dy[r * c_dst + offset + ch];
+            }
+            offset += c;
+        }
+    }
+}
+
+}  // namespace dfp::nn

@@ -1,0 +1,32 @@
+// Layers that join branches: residual Add and channel Concat.
+#pragma once
+
+#include <string>
+
+#include "nn/layer.hpp"
+
+namespace dfp::nn {
+
+// dst = sum of two or more srcs of one shape.
+class Add : public Layer {
+  public:
+    explicit Add(std::string name) : Layer(std::move(name)) {}
+    const char* kind() const override { return "add"; }
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+};
+
+// dst = srcs side by side along the last axis (channels, in NHWC); all other dimensions equal.
+class Concat : public Layer {
+  public:
+    explicit Concat(std::string name) : Layer(std::move(name)) {}
+    const char* kind() const override { return "concat"; }
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+
+  private:
+    // The shape of dst; throws dfp::Error when the srcs do not fit together.
+    Shape joined_shape(Srcs src) const;
+};
+
+}  // namespace dfp::nn

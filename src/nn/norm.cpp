@@ -1,0 +1,229 @@
+#include "nn/norm.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/error.hpp"
+
+namespace dfp::nn {
+
+void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* src,
+                             const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
+                             float eps) {
+    // Two passes in double (mean, then squared deviations): no cancellation when |mean| >> std.
+    std::vector<double> sum(std::size_t(c), 0.0), sq(std::size_t(c), 0.0);
+    double* s = sum.data();
+    double* q = sq.data();
+#pragma omp parallel for reduction(+ : s[:c]) schedule(static)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch) s[ch] += src[i * c + ch];
+    for (std::int64_t ch = 0; ch < c; ++ch) mean[ch] = float(s[ch] / double(m));
+#pragma omp parallel for reduction(+ : q[:c]) schedule(static)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const double d = double(src[i * c + ch]) - mean[ch];
+            q[ch] += d * d;
+        }
+    for (std::int64_t ch = 0; ch < c; ++ch)
+        rstd[ch] = float(1.0 / std::sqrt(q[ch] / double(m) + eps));
+    batchnorm_forward_stats(dst, src, mean, rstd, gamma, beta, m, c);
+}
+
+void batchnorm_forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
+                             const float* gamma, const float* beta, std::int64_t m,
+                             std::int64_t c) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch)
+            dst[i * c + ch] = gamma[ch] * (src[i * c + ch] - mean[ch]) * rstd[ch] + beta[ch];
+}
+
+void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
+                        const float* src, const float* mean, const float* rstd, const float* gamma,
+                        std::int64_t m, std::int64_t c, bool batch_stats) {
+    // With xhat = (src - mean) rstd: dbeta = sum dy, dgamma = sum dy xhat, and for batch
+    // statistics dx = gamma rstd (dy - dbeta / M - xhat dgamma / M); for constant ones
+    // dx = gamma rstd dy.
+    std::vector<double> sum_dy(std::size_t(c), 0.0), sum_dy_xhat(std::size_t(c), 0.0);
+    double* sd = sum_dy.data();
+    double* sdx = sum_dy_xhat.data();
+#pragma omp parallel for reduction(+ : sd[:c], sdx[:c]) schedule(static)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const double dy = diff_dst[i * c + ch];
+            sd[ch] += dy;
+            sdx[ch] += dy * (double(src[i * c + ch]) - mean[ch]) * rstd[ch];
+        }
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+        diff_beta[ch] += float(sd[ch]);
+        diff_gamma[ch] += float(sdx[ch]);
+    }
+    if (!diff_src) return;
+    std::vector<float> mean_dy(std::size_t(c), 0.0f), mean_dy_xhat(std::size_t(c), 0.0f);
+    if (batch_stats)
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            mean_dy[std::size_t(ch)] = float(sd[ch] / double(m));
+            mean_dy_xhat[std::size_t(ch)] = float(sdx[ch] / double(m));
+        }
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const float xhat = (src[i * c + ch] - mean[ch]) * rstd[ch];
+            diff_src[i * c + ch] += gamma[ch] * rstd[ch] *
+                                    (diff_dst[i * c + ch] - mean_dy[ch] - xhat * mean_dy_xhat[ch]);
+        }
+}
+
+namespace {
+// The shape {C} of the parameters, after checking the configuration.
+Shape batchnorm_param_shape(const std::string& name, const BatchNormConfig& config) {
+    if (config.channels < 1 || !(config.eps > 0.0f) ||
+        !(config.momentum >= 0.0f && config.momentum <= 1.0f))
+        throw Error("batchnorm2d '" + name +
+                    "': needs channels >= 1, eps > 0 and 0 <= momentum <= 1, got " +
+                    std::to_string(config.channels) + ", " + std::to_string(config.eps) + ", " +
+                    std::to_string(config.momentum));
+    return {std::size_t(config.channels)};
+}
+}  // namespace
+
+BatchNorm2d::BatchNorm2d(std::string name, const BatchNormConfig& config)
+    : Layer(std::move(name)),
+      config_(config),
+      gamma_(this->name() + ".weight", batchnorm_param_shape(this->name(), config)),
+      beta_(this->name() + ".bias", gamma_.shape),
+      running_mean_(gamma_.value.size(), 0.0f),
+      running_var_(gamma_.value.size(), 1.0f) {
+    std::fill(gamma_.value.begin(), gamma_.value.end(), 1.0f);
+}
+
+void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
+    expect_srcs(src, 1);
+    expect_nhwc(*src[0], config_.channels);
+    const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
+    mode_ = ctx.mode;
+    dst.resize(src[0]->shape);
+    mean_.resize(std::size_t(c));
+    rstd_.resize(std::size_t(c));
+    if (mode_ == Mode::eval) {
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            mean_[ch] = running_mean_[ch];
+            rstd_[ch] = 1.0f / std::sqrt(running_var_[ch] + config_.eps);
+        }
+        batchnorm_forward_stats(dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
+                                gamma_.value.data(), beta_.value.data(), m, c);
+        return;
+    }
+    if (m < 2)
+        fail("train mode needs more than one value per channel, got shape " +
+             shape_string(src[0]->shape));
+    batchnorm_forward_train(dst.data.data(), mean_.data(), rstd_.data(), src[0]->data.data(),
+                            gamma_.value.data(), beta_.value.data(), m, c, config_.eps);
+    const float unbias = float(m) / float(m - 1);
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+        // The batch variance, back from rstd: 1 / rstd^2 - eps.
+        const float var = 1.0f / (rstd_[ch] * rstd_[ch]) - config_.eps;
+        running_mean_[ch] += config_.momentum * (mean_[ch] - running_mean_[ch]);
+        running_var_[ch] += config_.momentum * (var * unbias - running_var_[ch]);
+    }
+}
+
+void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    expect_srcs(src, 1);
+    expect_nhwc(*src[0], config_.channels);
+    expect_shape(dst, src[0]->shape, "dst");
+    expect_shape(diff_dst, dst.shape, "diff_dst");
+    const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
+    batchnorm_backward(diff_src[0] ? diff_src[0]->data.data() : nullptr, gamma_.grad.data(),
+                       beta_.grad.data(), diff_dst.data.data(), src[0]->data.data(), mean_.data(),
+                       rstd_.data(), gamma_.value.data(), m, c, mode_ == Mode::train);
+}
+
+namespace {
+
+// scale (C) for one pixel's channels x (C): k + alpha / size * (window sum of x^2).
+void lrn_scale(float* scale, const float* x, std::int64_t c, const LrnConfig& cfg) {
+    const std::int64_t half = cfg.size / 2;
+    const float alpha_over_size = cfg.alpha / float(cfg.size);
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+        float sum = 0.0f;
+        for (std::int64_t j = std::max<std::int64_t>(ch - half, 0); j <= std::min(ch + half, c - 1);
+             ++j)
+            sum += x[j] * x[j];
+        scale[ch] = cfg.k + alpha_over_size * sum;
+    }
+}
+
+}  // namespace
+
+void lrn_forward(float* dst, const float* src, std::int64_t m, std::int64_t c,
+                 const LrnConfig& config) {
+#pragma omp parallel
+    {
+        std::vector<float> scale(static_cast<std::size_t>(c));
+#pragma omp for schedule(static)
+        for (std::int64_t i = 0; i < m; ++i) {
+            lrn_scale(scale.data(), src + i * c, c, config);
+            for (std::int64_t ch = 0; ch < c; ++ch)
+                dst[i * c + ch] = src[i * c + ch] * std::pow(scale[ch], -config.beta);
+        }
+    }
+}
+
+void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, const float* src,
+                  std::int64_t m, std::int64_t c, const LrnConfig& config) {
+    // d dst_j / d src_c = [j == c] scale_c^-beta - 2 alpha beta / size * src_c * dst_j / scale_j
+    // for every j whose window holds c (|j - c| <= size / 2, symmetric).
+    const std::int64_t half = config.size / 2;
+    const float coeff = 2.0f * config.alpha * config.beta / float(config.size);
+#pragma omp parallel
+    {
+        std::vector<float> scale(static_cast<std::size_t>(c)), ratio(static_cast<std::size_t>(c));
+#pragma omp for schedule(static)
+        for (std::int64_t i = 0; i < m; ++i) {
+            const float* x = src + i * c;
+            const float* y = dst + i * c;
+            const float* dy = diff_dst + i * c;
+            lrn_scale(scale.data(), x, c, config);
+            for (std::int64_t j = 0; j < c; ++j) ratio[j] = dy[j] * y[j] / scale[j];
+            for (std::int64_t ch = 0; ch < c; ++ch) {
+                float sum = 0.0f;
+                for (std::int64_t j = std::max<std::int64_t>(ch - half, 0);
+                     j <= std::min(ch + half, c - 1); ++j)
+                    sum += ratio[j];
+                diff_src[i * c + ch] +=
+                    dy[ch] * std::pow(scale[ch], -config.beta) - coeff * x[ch] * sum;
+            }
+        }
+    }
+}
+
+Lrn::Lrn(std::string name, const LrnConfig& config) : Layer(std::move(name)), config_(config) {
+    if (config.size < 1 || config.size % 2 == 0 || !(config.k > 0.0f) || !(config.alpha >= 0.0f))
+        fail("needs an odd size >= 1, k > 0 and alpha >= 0, got size " +
+             std::to_string(config.size) + ", k " + std::to_string(config.k) + ", alpha " +
+             std::to_string(config.alpha));
+}
+
+void Lrn::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+    expect_srcs(src, 1);
+    expect_nhwc(*src[0]);
+    const std::int64_t c = std::int64_t(src[0]->shape[3]);
+    dst.resize(src[0]->shape);
+    if (c > 0)
+        lrn_forward(dst.data.data(), src[0]->data.data(), std::int64_t(dst.numel()) / c, c,
+                    config_);
+}
+
+void Lrn::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    expect_srcs(src, 1);
+    expect_nhwc(*src[0]);
+    expect_shape(dst, src[0]->shape, "dst");
+    expect_shape(diff_dst, dst.shape, "diff_dst");
+    const std::int64_t c = std::int64_t(src[0]->shape[3]);
+    if (diff_src[0] && c > 0)
+        lrn_backward(diff_src[0]->data.data(), diff_dst.data.data(), dst.data.data(),
+                     src[0]->data.data(), std::int64_t(dst.numel()) / c, c, config_);
+}
+
+}  // namespace dfp::nn

@@ -1,0 +1,88 @@
+// Normalisation over NHWC feature maps: batch normalisation (per channel) and local response
+// normalisation (across channels).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn/layer.hpp"
+
+namespace dfp::nn {
+
+// Train mode: per channel, over the M = N*H*W rows of src, mean and (biased) variance of the batch;
+// dst = gamma (src - mean) rstd + beta with rstd = 1 / sqrt(var + eps). Saves mean and rstd (C)
+// for backward. dst, src are (M, C); gamma, beta, mean, rstd (C).
+void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* src,
+                             const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
+                             float eps);
+// The same with given statistics (eval mode: the running ones, rstd from the running variance).
+void batchnorm_forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
+                             const float* gamma, const float* beta, std::int64_t m, std::int64_t c);
+// Gradients of either forward, adding into diff_src (M, C) (when not null), diff_gamma and
+// diff_beta (C). batch_stats: the statistics came from this batch (train mode), so they depend on
+// src too; otherwise they are constants (eval mode).
+void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
+                        const float* src, const float* mean, const float* rstd, const float* gamma,
+                        std::int64_t m, std::int64_t c, bool batch_stats);
+
+struct BatchNormConfig {
+    std::int64_t channels = 0;
+    float eps = 1e-5f;
+    // running = (1 - momentum) running + momentum batch; the running variance uses the unbiased
+    // batch variance (M / (M - 1)), as PyTorch and Caffe do.
+    float momentum = 0.1f;
+};
+
+class BatchNorm2d : public Layer {
+  public:
+    BatchNorm2d(std::string name, const BatchNormConfig& config);
+    const char* kind() const override { return "batchnorm2d"; }
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    std::vector<Param*> params() override { return {&gamma_, &beta_}; }
+
+    Param& gamma() { return gamma_; }
+    Param& beta() { return beta_; }
+    // Running statistics (C): state saved with a checkpoint, not trained.
+    std::vector<float>& running_mean() { return running_mean_; }
+    std::vector<float>& running_var() { return running_var_; }
+
+  private:
+    BatchNormConfig config_;
+    Param gamma_, beta_;
+    std::vector<float> running_mean_, running_var_;
+    // Of the last forward: its mode and the statistics it normalised with.
+    Mode mode_ = Mode::train;
+    std::vector<float> mean_, rstd_;
+};
+
+// Local response normalisation across channels (AlexNet, GoogLeNet-v1; Caffe's ACROSS_CHANNELS):
+// dst_c = src_c / scale_c^beta, scale_c = k + alpha / size * sum of src_j^2 over the `size`
+// channels j centred on c (clipped at the edges). dst, src are (M, C) with M = N*H*W.
+struct LrnConfig {
+    std::int64_t size = 5;  // odd
+    float alpha = 1e-4f;
+    float beta = 0.75f;
+    float k = 1.0f;  // AlexNet uses 2, GoogLeNet-v1 (Caffe) 1
+};
+
+void lrn_forward(float* dst, const float* src, std::int64_t m, std::int64_t c,
+                 const LrnConfig& config);
+// diff_src (M, C) += the gradient, given diff_dst, dst, src (M, C). Recomputes scale rather than
+// storing it (one activation-sized buffer less).
+void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, const float* src,
+                  std::int64_t m, std::int64_t c, const LrnConfig& config);
+
+class Lrn : public Layer {
+  public:
+    Lrn(std::string name, const LrnConfig& config);
+    const char* kind() const override { return "lrn"; }
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+
+  private:
+    LrnConfig config_;
+};
+
+}  // namespace dfp::nn

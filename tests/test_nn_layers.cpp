@@ -1,0 +1,236 @@
+// Layer behaviour beyond gradients: BatchNorm train vs eval and its running statistics, Dropout's
+// mask (rate, reproducibility, eval identity), pooling and LRN values by hand, the loss, and the
+// Net's checks and error messages.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "nn/activation.hpp"
+#include "nn/conv2d.hpp"
+#include "nn/join.hpp"
+#include "nn/linear.hpp"
+#include "nn/loss.hpp"
+#include "nn/net.hpp"
+#include "nn/norm.hpp"
+#include "nn/pool.hpp"
+
+namespace dfp::nn {
+namespace {
+
+Tensor random_tensor(Shape shape, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
+    Tensor t(std::move(shape));
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> d(lo, hi);
+    for (auto& x : t.data) x = d(rng);
+    return t;
+}
+
+Tensor run(Layer& layer, std::vector<const Tensor*> srcs, const Context& ctx = {}) {
+    Tensor dst;
+    layer.forward(srcs, dst, ctx);
+    return dst;
+}
+
+// Expects a dfp::Error whose message contains `needle`.
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "no dfp::Error (expected one naming \"" << needle << "\")";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
+TEST(NnBatchNorm, TrainNormalisesAndUpdatesRunningStatistics) {
+    constexpr std::size_t kC = 3;
+    BatchNorm2d bn("bn", {.channels = kC, .momentum = 0.25f});
+    const Tensor src = random_tensor({4, 3, 2, kC}, 1, 1.0f, 5.0f);  // mean far from 0
+    const Tensor dst = run(bn, {&src}, {Mode::train, 0});
+    const double m = double(src.numel() / kC);
+    for (std::size_t c = 0; c < kC; ++c) {
+        double mean = 0, var = 0, out_mean = 0, out_var = 0;
+        for (std::size_t i = c; i < src.numel(); i += kC) mean += src.data[i] / m;
+        for (std::size_t i = c; i < src.numel(); i += kC) {
+            var += (src.data[i] - mean) * (src.data[i] - mean) / m;
+            out_mean += dst.data[i] / m;
+        }
+        for (std::size_t i = c; i < src.numel(); i += kC)
+            out_var += (dst.data[i] - out_mean) * (dst.data[i] - out_mean) / m;
+        EXPECT_NEAR(out_mean, 0.0, 1e-6) << "channel " << c;
+        EXPECT_NEAR(out_var, var / (var + 1e-5), 1e-5) << "channel " << c;
+        // running = 0.75 * (0, 1) + 0.25 * (mean, unbiased var)
+        EXPECT_NEAR(bn.running_mean()[c], 0.25 * mean, 1e-5);
+        EXPECT_NEAR(bn.running_var()[c], 0.75 + 0.25 * var * m / (m - 1), 1e-5);
+    }
+}
+
+TEST(NnBatchNorm, EvalUsesRunningStatisticsAndLeavesThemAlone) {
+    BatchNorm2d bn("bn", {.channels = 2});
+    bn.running_mean() = {0.5f, -1.0f};
+    bn.running_var() = {4.0f, 0.25f};
+    bn.gamma().value = {2.0f, 3.0f};
+    bn.beta().value = {0.1f, -0.2f};
+    const Tensor src = random_tensor({2, 2, 3, 2}, 2);
+    const Tensor dst = run(bn, {&src}, {Mode::eval, 0});
+    for (std::size_t i = 0; i < src.numel(); ++i) {
+        const std::size_t c = i % 2;
+        const float expected = bn.gamma().value[c] * (src.data[i] - bn.running_mean()[c]) /
+                                   std::sqrt(bn.running_var()[c] + 1e-5f) +
+                               bn.beta().value[c];
+        EXPECT_NEAR(dst.data[i], expected, 1e-5f);
+    }
+    EXPECT_EQ(bn.running_mean(), (std::vector<float>{0.5f, -1.0f}));
+    EXPECT_EQ(bn.running_var(), (std::vector<float>{4.0f, 0.25f}));
+    // Train mode on the same data gives a different result: batch statistics.
+    const Tensor train = run(bn, {&src}, {Mode::train, 0});
+    EXPECT_GT(std::abs(train.data[0] - dst.data[0]), 1e-2f);
+}
+
+TEST(NnBatchNorm, TrainModeWithOneValuePerChannelIsAnError) {
+    BatchNorm2d bn("bn_fc", {.channels = 4});
+    const Tensor src({1, 1, 1, 4});
+    expect_error([&] { run(bn, {&src}, {Mode::train, 0}); }, "batchnorm2d 'bn_fc'");
+    EXPECT_NO_THROW(run(bn, {&src}, {Mode::eval, 0}));
+}
+
+TEST(NnDropout, RateScaleReproducibilityAndEval) {
+    constexpr float kP = 0.25f;
+    Dropout drop("drop", kP);
+    Tensor src({1, 100, 100, 4});
+    std::fill(src.data.begin(), src.data.end(), 1.0f);
+    const Tensor a = run(drop, {&src}, {Mode::train, 7});
+    std::size_t dropped = 0;
+    for (float x : a.data) {
+        if (x == 0.0f)
+            ++dropped;
+        else
+            EXPECT_FLOAT_EQ(x, 1.0f / (1.0f - kP));
+    }
+    // 40000 Bernoulli(0.25) draws: standard deviation ~87, so +-500 is > 5 sigma.
+    EXPECT_NEAR(double(dropped), kP * 40000.0, 500.0);
+    EXPECT_EQ(run(drop, {&src}, {Mode::train, 7}).data, a.data);  // same iteration, same mask
+    EXPECT_NE(run(drop, {&src}, {Mode::train, 8}).data, a.data);  // next iteration, new mask
+    Dropout other("drop2", kP);
+    EXPECT_NE(run(other, {&src}, {Mode::train, 7}).data, a.data);  // other layer, other mask
+    EXPECT_EQ(run(drop, {&src}, {Mode::eval, 7}).data, src.data);
+    expect_error([] { Dropout("bad_drop", 1.0f); }, "dropout 'bad_drop'");
+}
+
+TEST(NnPool, ValuesByHand) {
+    // One 3x3 single-channel image 1..9; 2x2 windows, stride 2, ceil mode: windows clipped at
+    // the right and bottom edges.
+    Tensor src({1, 3, 3, 1});
+    for (std::size_t i = 0; i < 9; ++i) src.data[i] = float(i + 1);
+    MaxPool2d maxpool("max", {.kernel = 2, .stride = 2, .ceil_mode = true});
+    AvgPool2d avgpool("avg", {.kernel = 2, .stride = 2, .ceil_mode = true});
+    EXPECT_EQ(run(maxpool, {&src}).data, (std::vector<float>{5, 6, 8, 9}));
+    EXPECT_EQ(run(avgpool, {&src}).data, (std::vector<float>{3, 4.5f, 7.5f, 9}));
+    MaxPool2d floor_pool("max_floor", {.kernel = 2, .stride = 2});
+    EXPECT_EQ(run(floor_pool, {&src}).shape, (Shape{1, 1, 1, 1}));
+    // Padding 1 with a 3x3 window: exclude-padding average of the 2x2 corner.
+    AvgPool2d padded("avg_pad", {.kernel = 3, .stride = 2, .pad = 1});
+    EXPECT_FLOAT_EQ(run(padded, {&src}).data[0], (1 + 2 + 4 + 5) / 4.0f);
+    GlobalAvgPool gap("gap");
+    EXPECT_EQ(run(gap, {&src}).data, (std::vector<float>{5}));
+    expect_error([] { MaxPool2d("bad_pool", {.kernel = 2, .pad = 2}); }, "maxpool2d 'bad_pool'");
+    const Tensor small({1, 1, 1, 1});
+    expect_error([&] { run(avgpool, {&small}); }, "avgpool2d 'avg'");
+}
+
+TEST(NnLrn, ValueByHand) {
+    Lrn lrn("lrn", {.size = 3, .alpha = 0.3f, .beta = 0.5f, .k = 2.0f});
+    Tensor src({1, 1, 1, 3});
+    src.data = {1.0f, 2.0f, 3.0f};
+    const Tensor dst = run(lrn, {&src});
+    // channel 0 sees channels 0,1; channel 1 sees 0,1,2; channel 2 sees 1,2. alpha / size = 0.1.
+    EXPECT_FLOAT_EQ(dst.data[0], 1.0f / std::sqrt(2.0f + 0.1f * 5.0f));
+    EXPECT_FLOAT_EQ(dst.data[1], 2.0f / std::sqrt(2.0f + 0.1f * 14.0f));
+    EXPECT_FLOAT_EQ(dst.data[2], 3.0f / std::sqrt(2.0f + 0.1f * 13.0f));
+}
+
+TEST(NnJoin, AddAndConcatShapesAndErrors) {
+    const Tensor a = random_tensor({2, 2, 2, 3}, 3), b = random_tensor({2, 2, 2, 5}, 4);
+    Concat cat("cat");
+    const Tensor ab = run(cat, {&a, &b});
+    EXPECT_EQ(ab.shape, (Shape{2, 2, 2, 8}));
+    EXPECT_EQ(ab.data[8 + 2], a.data[3 + 2]);  // pixel 1, channel 2 comes from a
+    EXPECT_EQ(ab.data[8 + 4], b.data[5 + 1]);  // pixel 1, channel 4 is b's channel 1
+    Add add("add");
+    expect_error([&] { run(add, {&a, &b}); }, "add 'add'");
+    expect_error([&] { run(add, {&a}); }, "at least 2");
+    const Tensor c = random_tensor({2, 3, 2, 3}, 5);
+    expect_error([&] { run(cat, {&a, &c}); }, "concat 'cat'");
+}
+
+TEST(NnLoss, SoftmaxCrossEntropyValuesAndErrors) {
+    Tensor logits({2, 3});
+    logits.data = {0.0f, 0.0f, 0.0f, 1000.0f, 0.0f, -1000.0f};  // uniform; extreme but finite
+    const std::vector<int> labels = {1, 0};
+    Tensor dlogits;
+    const float loss = softmax_cross_entropy(logits, labels, dlogits);
+    EXPECT_NEAR(loss, std::log(3.0) / 2.0, 1e-6);
+    EXPECT_NEAR(dlogits.data[1], (1.0 / 3.0 - 1.0) / 2.0, 1e-7);
+    EXPECT_NEAR(dlogits.data[3], 0.0, 1e-7);
+    EXPECT_EQ(count_correct(logits, labels), 1);  // sample 0 ties: first maximum is class 0
+    expect_error(
+        [&] {
+            softmax_cross_entropy(logits, std::vector<int>{1, 3}, dlogits);
+        },
+        "label 3 of sample 1");
+    expect_error([&] { softmax_cross_entropy(logits, std::vector<int>{1}, dlogits); },
+                 "do not match 1 labels");
+}
+
+TEST(NnNet, BuildErrorsAndShapeErrorsNameTheLayer) {
+    Net net;
+    const int c1 =
+        net.add<Conv2d>({Net::kInput}, "conv1", Conv2dConfig{.in_channels = 3, .out_channels = 4});
+    expect_error([&] { net.add<Relu>({c1 + 1}, "relu"); }, "names input node 2");
+    expect_error([&] { net.add<Relu>({c1}, "conv1"); }, "'conv1' is already in use");
+    const int fc = net.add<Linear>({c1}, "fc", LinearConfig{.in_features = 64, .out_features = 2});
+    EXPECT_EQ(fc, net.output());
+    EXPECT_EQ(net.params().size(), 4u);
+    EXPECT_EQ(net.params()[2]->name, "fc.weight");
+    // 4x4x3 fits (4*4*4 = 64 features), 5x5x3 does not: the error names the layer at fault.
+    EXPECT_EQ(net.forward(Tensor({2, 4, 4, 3}), {}).shape, (Shape{2, 2}));
+    expect_error([&] { net.forward(Tensor({2, 5, 5, 3}), {}); }, "linear 'fc'");
+    expect_error([&] { net.forward(Tensor({2, 4, 4, 2}), {}); }, "conv2d 'conv1'");
+    net.forward(Tensor({2, 4, 4, 3}), {});
+    expect_error([&] { net.backward(Tensor({2, 3})); }, "Net::backward");
+}
+
+TEST(NnNet, GradientsAccumulateUntilZeroed) {
+    Net net;
+    net.add<Linear>({Net::kInput}, "fc", LinearConfig{.in_features = 4, .out_features = 2});
+    const Tensor src = random_tensor({3, 4}, 6), diff = random_tensor({3, 2}, 7);
+    net.forward(src, {});
+    net.zero_grad();
+    net.backward(diff);
+    const std::vector<float> once = net.params()[0]->grad;
+    net.backward(diff);
+    for (std::size_t i = 0; i < once.size(); ++i)
+        EXPECT_FLOAT_EQ(net.params()[0]->grad[i], 2.0f * once[i]);
+    net.zero_grad();
+    for (float g : net.params()[0]->grad) EXPECT_EQ(g, 0.0f);
+}
+
+TEST(NnNet, FirstNonFiniteLayer) {
+    Net net;
+    const int r = net.add<Relu>({Net::kInput}, "relu");
+    net.add<Linear>({r}, "fc", LinearConfig{.in_features = 2, .out_features = 1});
+    Tensor src({1, 2});
+    src.data = {1.0f, 2.0f};
+    net.forward(src, {});
+    EXPECT_EQ(net.first_nonfinite_layer(), "");
+    net.params()[0]->value[1] = std::numeric_limits<float>::infinity();
+    net.forward(src, {});
+    EXPECT_EQ(net.first_nonfinite_layer(), "fc");
+}
+
+}  // namespace
+}  // namespace dfp::nn
