@@ -182,8 +182,8 @@ inline __m128i round_shift(__m128i x, int shift) {
     return _mm_mask_sub_epi16(mag, _mm_movepi16_mask(x), _mm_setzero_si128(), mag);
 }
 
-// The k-contiguous packer prefetches this many int16 (two cache lines) ahead along each row.
-constexpr int64_t kPrefetchAhead = 64;
+// The k-contiguous packer prefetches two cache lines ahead along each row.
+constexpr int64_t kPrefetchAheadBytes = 128;
 
 // Mask of the first `count` (clamped to 0..32) int16 elements.
 inline __mmask32 first_n(int64_t count) {
@@ -288,38 +288,44 @@ void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
     for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
 }
 
-// X(r, k) = src[r * ld + k]: rows hold K contiguously, so a K-pair is one 32-bit word and packing
-// is a 32-bit transpose of W rows x kp words (16 x 16 at a time).
-template <int W>
-void pack_s16_k_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t kc, int shift,
-                           int16_t* d) {
-    const int64_t kp = ceil_div(kc, 2);
+// Up to 64 bytes of one source row: `count` elements (clamped to 0..64 / sizeof(T)), zeros after.
+inline __m512i load_row(const int16_t* p, int64_t count) { return _mm512_maskz_loadu_epi16(first_n(count), p); }
+inline __m512i load_row(const int8_t* p, int64_t count) {
+    const __mmask64 m = count >= 64 ? ~__mmask64{0} : count <= 0 ? 0 : (__mmask64{1} << count) - 1;
+    return _mm512_maskz_loadu_epi8(m, p);
+}
+
+// X(r, k) = src[r * ld + k]: rows hold K contiguously, so a K-group (KG = 4 / sizeof(T) values) is
+// one 32-bit word and packing is a 32-bit transpose of W rows x kp words (16 x 16 at a time).
+// `transform` is applied to each loaded vector (shift, unsigned offset); zeros of padding pass
+// through it too, as in the reference packer.
+template <typename T, int W, typename F>
+void pack_k_contiguous(const T* src, int64_t ld, int64_t rows, int64_t kc, F transform, T* d) {
+    constexpr int kg = 4 / sizeof(T);
+    const int64_t kp = ceil_div(kc, kg);
     static_assert(W == 8 || W == 32);
-    // W = 32: 16 rows x 16 pairs per transpose. W = 8: 8 rows x 32 pairs (two chunks of 16 pairs
+    // W = 32: 16 rows x 16 K-groups per transpose. W = 8: 8 rows x 32 K-groups (two chunks of 16
     // fill the 16 input vectors; each output splits into its two 256-bit halves).
     constexpr int kRowsPer = W == 32 ? 16 : 8;
-    constexpr int kPairsPer = W == 32 ? 16 : 32;
+    constexpr int kGroupsPer = W == 32 ? 16 : 32;
     for (int64_t g = 0; g < W; g += kRowsPer)
-        for (int64_t c0 = 0; c0 < kp; c0 += kPairsPer) {
+        for (int64_t c0 = 0; c0 < kp; c0 += kGroupsPer) {
             __m512i r[16];
             for (int s = 0; s < 16; ++s) {
-                const int64_t row = g + s % kRowsPer, k0 = 2 * (c0 + 16 * (s / kRowsPer));
-                _mm_prefetch(reinterpret_cast<const char*>(src + row * ld + k0 + kPrefetchAhead), _MM_HINT_T0);
-                r[s] = row < rows ? round_shift(_mm512_maskz_loadu_epi16(first_n(kc - k0),
-                                                                         src + row * ld + k0),
-                                                shift)
-                                  : _mm512_setzero_si512();
+                const int64_t row = g + s % kRowsPer, k0 = kg * (c0 + 16 * (s / kRowsPer));
+                _mm_prefetch(reinterpret_cast<const char*>(src + row * ld + k0) + kPrefetchAheadBytes, _MM_HINT_T0);
+                r[s] = transform(row < rows ? load_row(src + row * ld + k0, kc - k0) : _mm512_setzero_si512());
             }
             transpose16x16(r);
             for (int t = 0; t < 16; ++t) {
                 if constexpr (W == 32) {
-                    if (c0 + t < kp) _mm512_store_si512(d + ((c0 + t) * W + g) * 2, r[t]);
+                    if (c0 + t < kp) _mm512_store_si512(d + ((c0 + t) * W + g) * kg, r[t]);
                 } else {
                     if (c0 + t < kp)
-                        _mm256_store_si256(reinterpret_cast<__m256i*>(d + (c0 + t) * W * 2),
+                        _mm256_store_si256(reinterpret_cast<__m256i*>(d + (c0 + t) * W * kg),
                                            _mm512_castsi512_si256(r[t]));
                     if (c0 + 16 + t < kp)
-                        _mm256_store_si256(reinterpret_cast<__m256i*>(d + (c0 + 16 + t) * W * 2),
+                        _mm256_store_si256(reinterpret_cast<__m256i*>(d + (c0 + 16 + t) * W * kg),
                                            _mm512_extracti64x4_epi64(r[t], 1));
                 }
             }
@@ -374,7 +380,9 @@ void pack_s16(const int16_t* src, int64_t ld, bool k_contiguous, int64_t rows, i
     if (!k_contiguous) pack_s16_r_contiguous<W>(src, ld, rows, kc, shift, dst);
     for (int64_t q = 0; q * W < rows; ++q) {
         int16_t* d = dst + q * kp * W * 2;
-        if (k_contiguous) pack_s16_k_contiguous<W>(src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc, shift, d);
+        if (k_contiguous)
+            pack_k_contiguous<int16_t, W>(src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc,
+                                          [shift](__m512i x) { return round_shift(x, shift); }, d);
         if (stats != nullptr) norm_levels_avx512<W>(d, kp, stats + q * nl);
     }
 }
@@ -400,31 +408,100 @@ constexpr GemmContext<int16_t> kS16{
     ukernel_8x32<false, Mode::s32>,
 };
 
+// ---- s8 packers ----
+
+// X(r, k) = src[k * ld + r]: a K-group interleaves 4 K rows bytewise (vpunpck{l,h}bw, then
+// vpunpck{l,h}wd), then the 128-bit lanes are put back in row order. A (offset) stores a + 128 as
+// an unsigned byte (a ^ 0x80), padding included, as the reference does.
+template <int W, bool offset>
+void pack_s8_r_contiguous(const int8_t* src, int64_t ld, int64_t rows, int64_t kc, int8_t* d) {
+    const int64_t kp = ceil_div(kc, 4);
+    static_assert(W == 8 || W == 32);
+    const int64_t panels = ceil_div(rows, W);
+    for (int64_t p = 0; p < kp; ++p)
+        for (int64_t q = 0; q < panels; ++q) {
+            const int8_t* k0 = src + 4 * p * ld + q * W;
+            int8_t* out = d + (q * kp + p) * W * 4;
+            const int64_t rq = rows - q * W;
+            if constexpr (W == 32) {
+                __m256i x[4];
+                for (int g = 0; g < 4; ++g) {
+                    x[g] = 4 * p + g < kc ? _mm256_maskz_loadu_epi8(first_n(rq), k0 + g * ld) : _mm256_setzero_si256();
+                    if constexpr (offset) x[g] = _mm256_xor_si256(x[g], _mm256_set1_epi8(static_cast<char>(0x80)));
+                }
+                const __m256i t01lo = _mm256_unpacklo_epi8(x[0], x[1]), t01hi = _mm256_unpackhi_epi8(x[0], x[1]);
+                const __m256i t23lo = _mm256_unpacklo_epi8(x[2], x[3]), t23hi = _mm256_unpackhi_epi8(x[2], x[3]);
+                // u0: rows 0..3 | 16..19, u1: 4..7 | 20..23, u2: 8..11 | 24..27, u3: 12..15 | 28..31
+                const __m256i u0 = _mm256_unpacklo_epi16(t01lo, t23lo), u1 = _mm256_unpackhi_epi16(t01lo, t23lo);
+                const __m256i u2 = _mm256_unpacklo_epi16(t01hi, t23hi), u3 = _mm256_unpackhi_epi16(t01hi, t23hi);
+                auto* o = reinterpret_cast<__m256i*>(out);
+                _mm256_store_si256(o + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
+                _mm256_store_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
+                _mm256_store_si256(o + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
+                _mm256_store_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
+            } else {
+                const auto m = static_cast<__mmask16>(first_n(std::min<int64_t>(rq, W)));
+                __m128i x[4];
+                for (int g = 0; g < 4; ++g) {
+                    x[g] = 4 * p + g < kc ? _mm_maskz_loadu_epi8(m, k0 + g * ld) : _mm_setzero_si128();
+                    if constexpr (offset) x[g] = _mm_xor_si128(x[g], _mm_set1_epi8(static_cast<char>(0x80)));
+                }
+                const __m128i t01 = _mm_unpacklo_epi8(x[0], x[1]), t23 = _mm_unpacklo_epi8(x[2], x[3]);
+                _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(t01, t23));
+                _mm_store_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(t01, t23));
+            }
+        }
+}
+
+// A (is_a): offset to unsigned. B: column sums for the compensation, one vpdpbusd with a vector of
+// ones per K-group and 16 columns (sums of 4 signed bytes per lane).
+template <int W, bool is_a>
+void pack_s8(const int8_t* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc, int,
+             int8_t* dst, uint64_t*, int32_t* col_sums) {
+    const int64_t kp = ceil_div(kc, 4);
+    if (!k_contiguous) pack_s8_r_contiguous<W, is_a>(src, ld, rows, kc, dst);
+    for (int64_t q = 0; q * W < rows; ++q) {
+        int8_t* d = dst + q * kp * W * 4;
+        if (k_contiguous)
+            pack_k_contiguous<int8_t, W>(
+                src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc,
+                [](__m512i x) { return is_a ? _mm512_xor_si512(x, _mm512_set1_epi8(static_cast<char>(0x80))) : x; },
+                d);
+        if constexpr (!is_a) {
+            static_assert(is_a || W % 16 == 0);
+            if (col_sums == nullptr) continue;
+            const __m512i ones = _mm512_set1_epi8(1);
+            for (int h = 0; h < W / 16; ++h) {
+                __m512i sum = _mm512_setzero_si512();
+                for (int64_t p = 0; p < kp; ++p) sum = _mm512_dpbusd_epi32(sum, ones, _mm512_load_si512(d + (p * W + 16 * h) * 4));
+                _mm512_storeu_si512(col_sums + q * W + 16 * h, sum);
+            }
+        }
+    }
+}
+
+constexpr GemmContext<int8_t> kS8{
+    "avx512_vnni",
+    Isa::avx512_vnni,
+    kMr,
+    kNr,
+    4,
+    /*mc=*/128,
+    /*kc=*/1024,  // a B micro-panel is 32 KiB, as for s16
+    /*nc=*/2048,
+    pack_s8<kMr, true>,
+    pack_s8<kNr, false>,
+    ukernel_8x32<true, Mode::f32>,
+    nullptr,
+    ukernel_8x32<true, Mode::s32>,
+};
+
 }  // namespace
 
 const GemmContext<int16_t>& s16_context_avx512_vnni() {
     return kS16;
 }
 
-const GemmContext<int8_t>& s8_context_avx512_vnni() {
-    // The s8 packers are the reference ones at this tile shape (offset A, column sums of B).
-    static const GemmContext<int8_t> ctx = [] {
-        const GemmContext<int8_t>& twin = *s8_scalar_twin(kMr, kNr);
-        return GemmContext<int8_t>{"avx512_vnni",
-                                   Isa::avx512_vnni,
-                                   kMr,
-                                   kNr,
-                                   4,
-                                   /*mc=*/256,
-                                   /*kc=*/512,
-                                   /*nc=*/2048,
-                                   twin.pack_a,
-                                   twin.pack_b,
-                                   ukernel_8x32<true, Mode::f32>,
-                                   nullptr,
-                                   ukernel_8x32<true, Mode::s32>};
-    }();
-    return ctx;
-}
+const GemmContext<int8_t>& s8_context_avx512_vnni() { return kS8; }
 
 }  // namespace dfp::kernels
