@@ -1,0 +1,66 @@
+// The precision policy: for every convolution and fully-connected layer, whether its three
+// passes (FPROP, BPROP, WTGRAD) run in FP32 (oneDNN) or DFP16 (the integer GEMM), and how each
+// class of its tensors (weights, activations, gradients) becomes DFP. Batch-norm, ReLU, pooling
+// and the loss stay FP32 in every policy, as in the paper.
+//
+// Spec (the command line's --precision): comma-separated items, applied in order:
+//   fp32 | dfp16                      the default for every layer (must come first)
+//   SELECTOR=fp32|dfp16               override for the layers SELECTOR names; the last match wins
+//   CLASS.KEY=VALUE                   a setting for weights, activations, gradients or all:
+//       bits=2..16  granularity=tensor|axis|block  axis=N  block=N  shift=N  rounding=NAME
+// SELECTOR: a layer name, a pattern with '*' (e.g. "res2*"), or first / last (the first or last
+// conv/linear layer of the network). Example: "dfp16,first=fp32,last=fp32,gradients.rounding=stochastic".
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format/format.hpp"
+
+namespace dfp::precision {
+
+enum class Compute { fp32, dfp16 };
+const char* compute_name(Compute c);
+
+// How one class of tensors becomes DFP: the format (bits, exponent blocks) and the rounding.
+struct TensorFormat {
+    Format format;
+    QuantizeOptions quantize;
+};
+
+struct LayerPrecision {
+    Compute compute = Compute::fp32;
+    TensorFormat weights, activations, gradients;
+};
+
+class Policy {
+public:
+    // Everything FP32.
+    static Policy fp32();
+    // The paper's mixed precision (Das et al. 2018): DFP16 with one exponent per tensor and
+    // round-to-nearest-even for weights, activations and gradients, the first layer (which sees
+    // FP32 image data) and the last (the classifier before the softmax loss) in FP32. Headroom
+    // shift 0: the paper's code quantizes with s = 2 to make long INT32 chains likely safe; the
+    // integer GEMM here proves its chains safe from the data instead (kernels/gemm.hpp).
+    static Policy dfp16();
+    // Parses a spec (above); throws dfp::Error naming the item at fault.
+    static Policy parse(std::string_view spec);
+
+    // The precision of the layer `name`, which is conv/linear layer `index` of `count`.
+    LayerPrecision for_layer(std::string_view name, std::size_t index, std::size_t count) const;
+    std::string describe() const;
+
+private:
+    struct Override {
+        std::string selector;
+        Compute compute;
+    };
+    LayerPrecision base_;
+    std::vector<Override> overrides_;
+};
+
+// Does `name` match `pattern` ('*' matches any run of characters, everything else itself)?
+bool glob_match(std::string_view pattern, std::string_view name);
+
+}  // namespace dfp::precision
