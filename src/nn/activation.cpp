@@ -16,8 +16,9 @@ std::uint64_t keep_threshold(float p) {
 }  // namespace
 
 void relu_forward(float* dst, const float* src, std::int64_t n) {
+    // NaN passes through (NaN < 0 is false), so the NaN check names the layer that made it.
 #pragma omp parallel for simd schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] < 0.0f ? 0.0f : src[i];
 }
 
 void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std::int64_t n) {

@@ -1,6 +1,7 @@
 #include "nn/pool.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace dfp::nn {
@@ -70,7 +71,8 @@ void maxpool_forward(float* dst, std::int32_t* argmax, const float* src, const P
                     for (std::int64_t ih = wh.begin; ih < wh.end; ++ih)
                         for (std::int64_t iw = ww.begin; iw < ww.end; ++iw) {
                             const float x = src[((n * g.h + ih) * g.w + iw) * g.c + c];
-                            if (x > best) {
+                            if (x > best ||
+                                std::isnan(x)) {  // NaN wins, so it reaches the NaN check
                                 best = x;
                                 best_at = std::int32_t(ih * g.w + iw);
                             }

@@ -24,7 +24,7 @@ struct PoolGeometry {
     std::int64_t oh, ow;  // dst (N, OH, OW, C)
 };
 
-// dst (N,OH,OW,C) = max over each window of src (N,H,W,C), padding ignored; argmax
+// dst (N,OH,OW,C) = max over each window of src (N,H,W,C), padding ignored, NaN if any; argmax
 // (N,OH,OW,C) = the index ih * W + iw of the first maximum within its image.
 void maxpool_forward(float* dst, std::int32_t* argmax, const float* src, const PoolGeometry& g);
 // diff_src (N,H,W,C) += diff_dst (N,OH,OW,C) routed to each window's argmax.

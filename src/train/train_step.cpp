@@ -1,0 +1,31 @@
+#include "train/train_step.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "base/error.hpp"
+#include "nn/loss.hpp"
+
+namespace dfp::train {
+
+StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span<const int> labels,
+                     float lr, std::int64_t iteration) {
+    const nn::Tensor& logits =
+        net.forward(images, {nn::Mode::train, static_cast<std::uint64_t>(iteration)});
+    nn::Tensor dlogits;
+    const float loss = nn::softmax_cross_entropy(logits, labels, dlogits);
+    if (!std::isfinite(loss)) {
+        const std::string layer = net.first_nonfinite_layer();
+        throw Error("iteration " + std::to_string(iteration) + ": loss is " + std::to_string(loss) +
+                    (layer.empty() ? " (every layer's output is finite)"
+                                   : "; first non-finite output: layer '" + layer + "'") +
+                    "; training stopped before the update");
+    }
+    const std::int64_t correct = nn::count_correct(logits, labels);
+    net.zero_grad();
+    net.backward(dlogits);
+    sgd.step(lr, iteration);
+    return {loss, correct};
+}
+
+}  // namespace dfp::train

@@ -1,0 +1,135 @@
+// SGD updates against hand-computed values (plain, momentum, Nesterov, weight decay), the NaN/Inf
+// stop, and learning-rate schedules at chosen iterations.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "nn/tensor.hpp"
+#include "train/schedule.hpp"
+#include "train/sgd.hpp"
+
+namespace dfp::train {
+namespace {
+
+// Two SGD steps on one weight w = 1 with gradient 0.5 each time, lr 0.1; returns w after each.
+std::vector<float> two_steps(const SgdConfig& config) {
+    nn::Param p("w", {1});
+    p.value = {1.0f};
+    Sgd sgd({&p}, config);
+    std::vector<float> out;
+    for (int it = 0; it < 2; ++it) {
+        p.grad = {0.5f};
+        sgd.step(0.1f, it);
+        out.push_back(p.value[0]);
+    }
+    return out;
+}
+
+TEST(TrainSgd, PlainStep) {
+    // w = 1 - 0.1 * 0.5, twice
+    const auto w = two_steps({.momentum = 0.0f});
+    EXPECT_NEAR(w[0], 0.95f, 1e-6f);
+    EXPECT_NEAR(w[1], 0.90f, 1e-6f);
+}
+
+TEST(TrainSgd, MomentumAndWeightDecay) {
+    // g1 = 0.5 + 0.01 * 1 = 0.51, v1 = 0.51, w1 = 1 - 0.051 = 0.949
+    // g2 = 0.5 + 0.01 * 0.949 = 0.50949, v2 = 0.9 * 0.51 + 0.50949 = 0.96849,
+    // w2 = 0.949 - 0.096849 = 0.852151
+    const auto w = two_steps({.momentum = 0.9f, .weight_decay = 0.01f});
+    EXPECT_NEAR(w[0], 0.949f, 1e-6f);
+    EXPECT_NEAR(w[1], 0.852151f, 1e-6f);
+}
+
+TEST(TrainSgd, Nesterov) {
+    // step 1: g = 0.51, v = 0.51, w = 1 - 0.1 (0.51 + 0.9 * 0.51) = 0.9031
+    // step 2: g = 0.5 + 0.01 * 0.9031 = 0.509031, v = 0.459 + 0.509031 = 0.968031,
+    //         w = 0.9031 - 0.1 (0.509031 + 0.9 * 0.968031) = 0.76507411
+    const auto w = two_steps({.momentum = 0.9f, .weight_decay = 0.01f, .nesterov = true});
+    EXPECT_NEAR(w[0], 0.9031f, 1e-6f);
+    EXPECT_NEAR(w[1], 0.76507411f, 1e-6f);
+}
+
+TEST(TrainSgd, NonFiniteGradientStopsBeforeAnyUpdate) {
+    nn::Param a("conv1.weight", {3}), b("fc.bias", {2});
+    a.value = {1.0f, 2.0f, 3.0f};
+    b.value = {4.0f, 5.0f};
+    a.grad = {0.1f, 0.1f, 0.1f};
+    b.grad = {0.1f, std::numeric_limits<float>::quiet_NaN()};
+    Sgd sgd({&a, &b}, {});
+    try {
+        sgd.step(0.1f, 42);
+        FAIL() << "no error for a NaN gradient";
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("iteration 42"), std::string::npos) << what;
+        EXPECT_NE(what.find("'fc.bias'"), std::string::npos) << what;
+        EXPECT_NE(what.find("element 1"), std::string::npos) << what;
+    }
+    EXPECT_EQ(a.value, (std::vector<float>{1.0f, 2.0f, 3.0f}));
+    EXPECT_EQ(b.value, (std::vector<float>{4.0f, 5.0f}));
+    EXPECT_EQ(sgd.velocity(0), (std::vector<float>{0.0f, 0.0f, 0.0f}));
+}
+
+TEST(TrainSgd, BadConfigurationsAreErrors) {
+    nn::Param p("w", {1});
+    EXPECT_THROW(Sgd({&p}, {.momentum = 0.0f, .nesterov = true}), Error);
+    EXPECT_THROW(Sgd({&p}, {.momentum = 1.0f}), Error);
+    EXPECT_THROW(Sgd({&p}, {.weight_decay = -1.0f}), Error);
+}
+
+TEST(TrainSchedule, StepAndMultiStep) {
+    const LrSchedule step = step_lr(0.1, 10, 0.5);
+    EXPECT_DOUBLE_EQ(step(0), 0.1);
+    EXPECT_DOUBLE_EQ(step(9), 0.1);
+    EXPECT_DOUBLE_EQ(step(10), 0.05);
+    EXPECT_DOUBLE_EQ(step(25), 0.025);
+    // The paper's ResNet-50 schedule, in epochs: x0.1 at 30, 60 and 80.
+    const LrSchedule multi = multi_step_lr(0.1, {30, 60, 80}, 0.1);
+    EXPECT_DOUBLE_EQ(multi(29), 0.1);
+    EXPECT_NEAR(multi(30), 0.01, 1e-15);
+    EXPECT_NEAR(multi(59), 0.01, 1e-15);
+    EXPECT_NEAR(multi(60), 1e-3, 1e-15);
+    EXPECT_NEAR(multi(80), 1e-4, 1e-15);
+    EXPECT_NEAR(multi(1000), 1e-4, 1e-15);
+}
+
+TEST(TrainSchedule, CosineAndPoly) {
+    const LrSchedule cosine = cosine_lr(1.0, 100, 0.1);
+    EXPECT_DOUBLE_EQ(cosine(0), 1.0);
+    EXPECT_NEAR(cosine(25), 0.1 + 0.9 * (1.0 + std::sqrt(0.5)) / 2.0, 1e-12);
+    EXPECT_NEAR(cosine(50), 0.55, 1e-12);
+    EXPECT_NEAR(cosine(100), 0.1, 1e-12);
+    EXPECT_NEAR(cosine(150), 0.1, 1e-12);
+    const LrSchedule poly = poly_lr(0.06, 100, 0.5);  // GoogLeNet-v1's schedule
+    EXPECT_NEAR(poly(75), 0.03, 1e-12);
+    EXPECT_DOUBLE_EQ(poly(100), 0.0);
+}
+
+TEST(TrainSchedule, WarmupThenAnotherSchedule) {
+    const LrSchedule lr = linear_warmup(5, 0.2, multi_step_lr(0.1, {30}, 0.1));
+    EXPECT_NEAR(lr(0), 0.02, 1e-12);  // 0.1 * 0.2
+    EXPECT_NEAR(lr(1), 0.1 * (0.2 + 0.8 / 5), 1e-12);
+    EXPECT_NEAR(lr(4), 0.1 * (0.2 + 0.8 * 4 / 5), 1e-12);
+    EXPECT_NEAR(lr(5), 0.1, 1e-12);
+    EXPECT_NEAR(lr(30), 0.01, 1e-12);  // milestones count from iteration 0
+    const LrSchedule warm_cosine = linear_warmup(10, 0.0, cosine_lr(1.0, 110));
+    EXPECT_DOUBLE_EQ(warm_cosine(0), 0.0);
+    EXPECT_NEAR(warm_cosine(5), 0.5 * cosine_lr(1.0, 110)(10), 1e-12);
+    EXPECT_NEAR(warm_cosine(60), cosine_lr(1.0, 110)(60), 1e-12);
+}
+
+TEST(TrainSchedule, BadArgumentsAreErrors) {
+    EXPECT_THROW(step_lr(0.1, 0, 0.1), Error);
+    EXPECT_THROW(multi_step_lr(0.1, {30, 30}, 0.1), Error);
+    EXPECT_THROW(cosine_lr(0.1, 0), Error);
+    EXPECT_THROW(linear_warmup(5, 1.5, constant_lr(0.1)), Error);
+    EXPECT_THROW(constant_lr(-1.0), Error);
+}
+
+}  // namespace
+}  // namespace dfp::train
