@@ -41,7 +41,7 @@ struct Conv2d::OnednnPlan {
     dnnl::convolution_forward::primitive_desc fwd_pd;
     dnnl::convolution_forward fwd;
     dnnl::reorder wei_to_fwd;  // user -> fwd weights layout, empty when the same
-    memory fwd_wei;            // the weights in fwd_pd's layout, written by each forward
+    memory fwd_wei;            // with wei_to_fwd: the weights in fwd_pd's layout, per forward
 
     dnnl::convolution_backward_data bwd_data;
     dnnl::reorder wei_to_bwd_data;  // fwd weights layout -> bwd data layout, empty when the same
@@ -129,7 +129,7 @@ Conv2d::OnednnPlan& Conv2d::plan(const ConvGeometry& g) {
         p->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
         p->fwd = dnnl::convolution_forward(p->fwd_pd);
         p->wei_to_fwd = reorder_if_needed(p->user_wei_md, p->fwd_pd.weights_desc());
-        p->fwd_wei = memory(p->fwd_pd.weights_desc(), cpu_engine());
+        if (p->wei_to_fwd) p->fwd_wei = memory(p->fwd_pd.weights_desc(), cpu_engine());
     } catch (const dnnl::error& e) {
         fail(
             "oneDNN cannot set up the forward convolution for input " +

@@ -39,6 +39,7 @@ const Tensor& Net::forward(const Tensor& src, const Context& ctx) {
 }
 
 void Net::backward(const Tensor& diff_dst) {
+    if (nodes() < 2) throw Error("Net::backward: the network has no layers");
     if (diff_dst.shape != nodes_.back().value.shape)
         throw Error("Net::backward: the output gradient has shape " + shape_string(diff_dst.shape) +
                     ", the output '" + nodes_.back().layer->name() + "' has " +
