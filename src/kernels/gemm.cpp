@@ -189,27 +189,39 @@ int64_t proven_chain(const uint64_t* sa, const uint64_t* sb, int levels, int64_t
 // B micro-panels packed per call in the first A block.
 constexpr int64_t kPackGroup = 4;
 
-// The prefetch stream of tile `s` of the tiles computed before the next group of B micro-panels
-// is packed: that group's source lines (rows x kb of X, X as in PackFn), one per K-group of the
-// micro-kernel, down a column of lines (stride ld). A tile past the lines needed prefetches its
-// own A panel (stride 0, harmless). Spread this way the reads of a strided source never stall the
-// packer, and never flood the miss queues as a burst of prefetches would.
-template <typename T>
-void prefetch_stream(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kb, int64_t kp,
-                     int64_t s, UkernelArgs& args) {
-    constexpr int64_t kLine = 64;
-    const int64_t run = (k_contiguous ? kb : rows) * static_cast<int64_t>(sizeof(T));  // bytes per run
-    const int64_t runs = k_contiguous ? rows : kb;
-    const int64_t lines = ceil_div(run, kLine) + 1;  // +1: a run need not start on a line
-    if (s >= lines * ceil_div(runs, kp)) {
-        args.prefetch = static_cast<const char*>(args.a);
-        args.prefetch_stride = 0;
-        return;
+// The prefetch streams for the tiles computed before the next group of B micro-panels is packed:
+// that group's source lines (rows x kb of X, X as in PackFn), one per K-group of the micro-kernel,
+// down a column of lines (stride ld); tile s takes line s % lines of the chunk s / lines of kp
+// runs. Spread this way the reads of a strided source neither stall the packer nor flood the
+// miss queues as a burst of prefetches would. Tiles past the lines needed prefetch nothing new.
+class PrefetchPlan {
+public:
+    template <typename T>
+    void start(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kb, int64_t kp) {
+        run_ = (k_contiguous ? kb : rows) * static_cast<int64_t>(sizeof(T));
+        lines_ = ceil_div(run_, kLine) + 1;  // +1: a run need not start on a line
+        needed_ = lines_ * ceil_div(k_contiguous ? rows : kb, kp);
+        chunk_bytes_ = kp * ld * static_cast<int64_t>(sizeof(T));
+        stride_ = ld * static_cast<int64_t>(sizeof(T));
+        src_ = reinterpret_cast<const char*>(src);
+        s_ = line_ = chunk_ = 0;
     }
-    const int64_t line = s % lines, chunk = s / lines;
-    args.prefetch = reinterpret_cast<const char*>(src + chunk * kp * ld) + std::min(line * kLine, run - 1);
-    args.prefetch_stride = ld * static_cast<int64_t>(sizeof(T));
-}
+    void stop() { s_ = needed_ = 0; }
+    // The stream of the next tile (in tile order).
+    void next(UkernelArgs& args) {
+        if (s_ >= needed_) return;  // args keep their default: prefetch the A panel, stride 0
+        args.prefetch = src_ + chunk_ * chunk_bytes_ + std::min(line_ * kLine, run_ - 1);
+        args.prefetch_stride = stride_;
+        ++s_;
+        if (++line_ == lines_) line_ = 0, ++chunk_;
+    }
+
+private:
+    static constexpr int64_t kLine = 64;
+    const char* src_ = nullptr;
+    int64_t run_ = 0, lines_ = 1, needed_ = 0, chunk_bytes_ = 0, stride_ = 0;
+    int64_t s_ = 0, line_ = 0, chunk_ = 0;
+};
 
 template <typename T, typename C>
 void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
@@ -256,22 +268,28 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 const T* asrc = pb.a.data + (an ? ic * pb.a.ld + pc : pc * pb.a.ld + ic);
                 ctx.pack_a(asrc, pb.a.ld, an, mb, kb, pb.shift, apack,
                            need_stats ? astats : nullptr, nullptr);
-                for (int64_t jr = 0; jr < nb; jr += nr) {
+                PrefetchPlan plan;
+                for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
                     const int64_t nv = std::min<int64_t>(nr, nb - jr);
-                    // B is packed one micro-panel at a time during the first A block, right
-                    // before its first use: the source reads (prefetched by the packer) overlap
-                    // the multiply-adds instead of forming a memory-bound phase of their own.
-                    // kPackGroup micro-panels at a time, so that a strided source is read in
-                    // runs of several cache lines.
+                    // B is packed during the first A block, kPackGroup micro-panels at a time
+                    // (a strided source is then read in runs of several cache lines), right before
+                    // their first use; the micro-kernels computing the group before prefetch its
+                    // source, so the reads overlap the multiply-adds.
                     const int64_t group = kPackGroup * nr;
-                    if (ic == m0 && jr % group == 0) {
+                    if (ic == m0 && jp % kPackGroup == 0) {
                         const int64_t j = jc + jr;
                         const T* bsrc = pb.b.data + (bt ? j * pb.b.ld + pc : pc * pb.b.ld + j);
                         ctx.pack_b(bsrc, pb.b.ld, bt, std::min(group, nb - jr), kb, pb.shift,
-                                   bpack + jr * kp * kg, need_stats ? bstats + jr / nr * nl : nullptr,
+                                   bpack + jr * kp * kg, need_stats ? bstats + jp * nl : nullptr,
                                    s16 ? nullptr : bsums + jr);
+                        const int64_t jn = j + group;  // the next group
+                        if (jn < jc + nb)
+                            plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn), pb.b.ld, bt,
+                                       std::min(group, jc + nb - jn), kb, kp);
+                        else
+                            plan.stop();
                     }
-                    for (int64_t ir = 0; ir < mb; ir += mr) {
+                    for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) {
                         const int64_t mv = std::min<int64_t>(mr, mb - ir);
                         const int64_t i = ic + ir, j = jc + jr;
                         UkernelArgs args;
@@ -284,16 +302,10 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                         args.load_c = load_c;
                         args.events = &res.events;
                         args.prefetch = static_cast<const char*>(args.a);
-                        const int64_t next = jr - jr % group + group;  // the next group's source
-                        if (ic == m0 && next < nb) {
-                            const int64_t jn = jc + next, tiles = ceil_div(mb, mr);
-                            prefetch_stream(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn),
-                                            pb.b.ld, bt, std::min(group, nb - next), kb, kp,
-                                            (jr % group) / nr * tiles + ir / mr, args);
-                        }
+                        if (ic == m0) plan.next(args);
                         if (need_stats) {
-                            args.chain = proven_chain(astats + ir / mr * nl, bstats + jr / nr * nl,
-                                                      nl, pb.chain_cap, res);
+                            args.chain = proven_chain(astats + ip * nl, bstats + jp * nl, nl,
+                                                      pb.chain_cap, res);
                             res.min_chain = std::min(res.min_chain, args.chain);
                         } else {
                             args.chain = pb.count_mode ? pb.chain_cap : kp;
