@@ -17,12 +17,12 @@ std::uint64_t keep_threshold(float p) {
 
 void relu_forward(float* dst, const float* src, std::int64_t n) {
     // NaN passes through (NaN < 0 is false), so the NaN check names the layer that made it.
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] < 0.0f ? 0.0f : src[i];
 }
 
 void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std::int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) diff_src[i] += dst[i] > 0.0f ? diff_dst[i] : 0.0f;
 }
 
@@ -31,7 +31,7 @@ void dropout_forward(float* dst, const float* src, std::int64_t n, float p, std:
     const std::uint64_t threshold = keep_threshold(p);
     const std::uint32_t rng = rng_key(seed, key);
     const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i)
         dst[i] = random_bits_keyed(rng, static_cast<std::uint32_t>(i)) >= threshold ? src[i] * scale
                                                                                     : 0.0f;
@@ -42,7 +42,7 @@ void dropout_backward(float* diff_src, const float* diff_dst, std::int64_t n, fl
     const std::uint64_t threshold = keep_threshold(p);
     const std::uint32_t rng = rng_key(seed, key);
     const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i)
         if (random_bits_keyed(rng, static_cast<std::uint32_t>(i)) >= threshold)
             diff_src[i] += diff_dst[i] * scale;

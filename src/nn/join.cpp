@@ -44,7 +44,7 @@ void Concat::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     if (c_dst == 0) return;
     const std::int64_t rows = std::int64_t(dst.numel()) / c_dst;
     float* y = dst.data.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * c_dst >= kMinParallelElements)
     for (std::int64_t r = 0; r < rows; ++r) {
         std::int64_t offset = 0;
         for (const Tensor* s : src) {
@@ -62,7 +62,7 @@ void Concat::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
     if (c_dst == 0) return;
     const std::int64_t rows = std::int64_t(dst.numel()) / c_dst;
     const float* dy = diff_dst.data.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * c_dst >= kMinParallelElements)
     for (std::int64_t r = 0; r < rows; ++r) {
         std::int64_t offset = 0;
         for (std::size_t i = 0; i < src.size(); ++i) {

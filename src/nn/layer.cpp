@@ -50,7 +50,7 @@ void init_he_uniform(Param& p, std::int64_t fan_in) {
 }
 
 void accumulate(float* dst, const float* src, std::int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 

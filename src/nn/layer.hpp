@@ -66,6 +66,10 @@ class Layer {
     std::string name_;
 };
 
+// Loops over fewer elements than this run on one thread: opening an OpenMP parallel region costs
+// more than such work, and far more when another process keeps the other core busy.
+inline constexpr std::int64_t kMinParallelElements = std::int64_t{1} << 15;
+
 // A seed that depends only on a name (FNV-1a), so parameter initialisation and Dropout masks are
 // reproducible per layer and differ between layers.
 std::uint64_t name_seed(std::string_view name);

@@ -61,7 +61,7 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
             if (!bias_) break;
             const float* bias = bias_->value.data();
             float* d = dst.data.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * out >= kMinParallelElements)
             for (std::int64_t i = 0; i < n; ++i)
                 for (std::int64_t o = 0; o < out; ++o) d[i * out + o] += bias[o];
             break;

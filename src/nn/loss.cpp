@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.hpp"
+#include "nn/layer.hpp"
 
 namespace dfp::nn {
 
@@ -30,7 +31,7 @@ float softmax_cross_entropy(const Tensor& logits, std::span<const int> labels, T
     const auto n = static_cast<std::int64_t>(labels.size());
     dlogits.resize(logits.shape);
     double loss = 0.0;
-#pragma omp parallel for reduction(+ : loss) schedule(static)
+#pragma omp parallel for reduction(+ : loss) schedule(static) if (n * k >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) {
         const float* z = logits.data.data() + i * k;
         float* dz = dlogits.data.data() + i * k;

@@ -14,11 +14,11 @@ void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* 
     std::vector<double> sum(std::size_t(c), 0.0), sq(std::size_t(c), 0.0);
     double* s = sum.data();
     double* q = sq.data();
-#pragma omp parallel for reduction(+ : s[:c]) schedule(static)
+#pragma omp parallel for reduction(+ : s[:c]) schedule(static) if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch) s[ch] += src[i * c + ch];
     for (std::int64_t ch = 0; ch < c; ++ch) mean[ch] = float(s[ch] / double(m));
-#pragma omp parallel for reduction(+ : q[:c]) schedule(static)
+#pragma omp parallel for reduction(+ : q[:c]) schedule(static) if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch) {
             const double d = double(src[i * c + ch]) - mean[ch];
@@ -32,7 +32,7 @@ void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* 
 void batchnorm_forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
                              const float* gamma, const float* beta, std::int64_t m,
                              std::int64_t c) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch)
             dst[i * c + ch] = gamma[ch] * (src[i * c + ch] - mean[ch]) * rstd[ch] + beta[ch];
@@ -47,7 +47,8 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
     std::vector<double> sum_dy(std::size_t(c), 0.0), sum_dy_xhat(std::size_t(c), 0.0);
     double* sd = sum_dy.data();
     double* sdx = sum_dy_xhat.data();
-#pragma omp parallel for reduction(+ : sd[:c], sdx[:c]) schedule(static)
+#pragma omp parallel for reduction(+ : sd[:c], sdx[:c]) schedule(static) \
+    if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch) {
             const double dy = diff_dst[i * c + ch];
@@ -65,7 +66,7 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
             mean_dy[std::size_t(ch)] = float(sd[ch] / double(m));
             mean_dy_xhat[std::size_t(ch)] = float(sdx[ch] / double(m));
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch) {
             const float xhat = (src[i * c + ch] - mean[ch]) * rstd[ch];
@@ -158,7 +159,7 @@ void lrn_scale(float* scale, const float* x, std::int64_t c, const LrnConfig& cf
 
 void lrn_forward(float* dst, const float* src, std::int64_t m, std::int64_t c,
                  const LrnConfig& config) {
-#pragma omp parallel
+#pragma omp parallel if (m * c >= kMinParallelElements)
     {
         std::vector<float> scale(static_cast<std::size_t>(c));
 #pragma omp for schedule(static)
@@ -176,7 +177,7 @@ void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, cons
     // for every j whose window holds c (|j - c| <= size / 2, symmetric).
     const std::int64_t half = config.size / 2;
     const float coeff = 2.0f * config.alpha * config.beta / float(config.size);
-#pragma omp parallel
+#pragma omp parallel if (m * c >= kMinParallelElements)
     {
         std::vector<float> scale(static_cast<std::size_t>(c)), ratio(static_cast<std::size_t>(c));
 #pragma omp for schedule(static)

@@ -58,7 +58,8 @@ Shape dst_shape(const PoolGeometry& g) {
 }  // namespace
 
 void maxpool_forward(float* dst, std::int32_t* argmax, const float* src, const PoolGeometry& g) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) \
+    schedule(static) if (g.n * g.h * g.w * g.c >= kMinParallelElements)
     for (std::int64_t n = 0; n < g.n; ++n)
         for (std::int64_t oh = 0; oh < g.oh; ++oh) {
             const Window wh = window(oh, g.h, g);
@@ -87,7 +88,7 @@ void maxpool_forward(float* dst, std::int32_t* argmax, const float* src, const P
 void maxpool_backward(float* diff_src, const std::int32_t* argmax, const float* diff_dst,
                       const PoolGeometry& g) {
     // Windows overlap within an image, so threads split images only.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.n * g.h * g.w * g.c >= kMinParallelElements)
     for (std::int64_t n = 0; n < g.n; ++n)
         for (std::int64_t i = n * g.oh * g.ow; i < (n + 1) * g.oh * g.ow; ++i)
             for (std::int64_t c = 0; c < g.c; ++c)
@@ -95,7 +96,8 @@ void maxpool_backward(float* diff_src, const std::int32_t* argmax, const float* 
 }
 
 void avgpool_forward(float* dst, const float* src, const PoolGeometry& g) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) \
+    schedule(static) if (g.n * g.h * g.w * g.c >= kMinParallelElements)
     for (std::int64_t n = 0; n < g.n; ++n)
         for (std::int64_t oh = 0; oh < g.oh; ++oh) {
             const Window wh = window(oh, g.h, g);
@@ -115,7 +117,7 @@ void avgpool_forward(float* dst, const float* src, const PoolGeometry& g) {
 }
 
 void avgpool_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.n * g.h * g.w * g.c >= kMinParallelElements)
     for (std::int64_t n = 0; n < g.n; ++n)
         for (std::int64_t oh = 0; oh < g.oh; ++oh) {
             const Window wh = window(oh, g.h, g);
@@ -195,7 +197,7 @@ void GlobalAvgPool::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     const float* x = src[0]->data.data();
     float* y = dst.data.data();
     const float inv_hw = 1.0f / float(hw);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * hw * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) {
         float* yi = y + i * c;
         std::fill(yi, yi + c, 0.0f);
@@ -218,7 +220,7 @@ void GlobalAvgPool::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst
     const float inv_hw = 1.0f / float(hw);
     float* dx = diff_src[0]->data.data();
     const float* dy = diff_dst.data.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * hw * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i)
         for (std::int64_t p = 0; p < hw; ++p)
             for (std::int64_t ch = 0; ch < c; ++ch)

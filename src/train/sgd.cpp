@@ -4,6 +4,7 @@
 #include <string>
 
 #include "base/error.hpp"
+#include "nn/layer.hpp"
 
 namespace dfp::train {
 
@@ -37,7 +38,7 @@ void Sgd::step(float lr, std::int64_t iteration) {
         float* v = velocity_[k].data();
         const auto n = static_cast<std::int64_t>(params_[k]->value.size());
         const bool nesterov = config_.nesterov;
-#pragma omp parallel for simd schedule(static) if (n > 4096)
+#pragma omp parallel for simd schedule(static) if (n >= nn::kMinParallelElements)
         for (std::int64_t i = 0; i < n; ++i) {
             const float g = grad[i] + decay * w[i];
             v[i] = momentum * v[i] + g;
