@@ -30,7 +30,8 @@ class Relu : public Layer {
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
 };
 
-// Train mode drops with probability p, keyed by (layer name, ctx.iteration); eval mode is the
+// Train mode drops with probability p, keyed by the layer name and the low 32 bits of
+// ctx.iteration; eval mode is the
 // identity.
 class Dropout : public Layer {
   public:

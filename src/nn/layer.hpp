@@ -21,8 +21,9 @@ struct Context {
 };
 
 // How Conv2d and Linear compute their three passes (FPROP, BPROP, WTGRAD). Only fp32 on oneDNN
-// exists so far; DFP16 on the integer GEMM (kernels::gemm_s16s16f32) is the next value, set per
-// layer by the precision policy, and dispatched inside the layer.
+// exists so far; DFP16 on the integer GEMM (kernels::gemm_s16s16f32) comes next, dispatched inside
+// the layer. The per-layer setting then comes from the precision policy
+// (precision::Policy::for_layer), whose precision::LayerPrecision this struct is to become.
 enum class Compute { fp32 };
 struct Precision {
     Compute compute = Compute::fp32;
