@@ -31,8 +31,7 @@ class Relu : public Layer {
 };
 
 // Train mode drops with probability p, keyed by the layer name and the low 32 bits of
-// ctx.iteration; eval mode is the
-// identity.
+// ctx.iteration; eval mode is the identity.
 class Dropout : public Layer {
   public:
     Dropout(std::string name, float p);
