@@ -95,7 +95,7 @@ void test_packers(const GemmContext<T>& fast, const GemmContext<T>& twin) {
                 fast.mr, fast.nr, cases);
 }
 
-enum class Out { f32, f32_count, s32 };
+enum class Out { f32, f32_count, s32, f32_narrow, s32_narrow };
 
 // One micro-kernel call on packed panels with every mode and C pre-filled, fast vs twin.
 template <typename T>
@@ -112,13 +112,17 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
         std::vector<float> rs(static_cast<size_t>(mr)), cs(static_cast<size_t>(nr));
         for (int i = 0; i < mr; ++i) rs[static_cast<size_t>(i)] = std::ldexp(1.0f, i % 5 - 20);
         for (int j = 0; j < nr; ++j) cs[static_cast<size_t>(j)] = std::ldexp(1.0f, j % 3 - 10);
-        for (Out out : {Out::f32, Out::f32_count, Out::s32}) {
-            const Ukernel uf = out == Out::s32   ? fast.s32
-                               : out == Out::f32 ? fast.f32
-                                                 : fast.f32_count;
-            const Ukernel ut = out == Out::s32   ? twin.s32
-                               : out == Out::f32 ? twin.f32
-                                                 : twin.f32_count;
+        for (Out out : {Out::f32, Out::f32_count, Out::s32, Out::f32_narrow, Out::s32_narrow}) {
+            const bool narrow = out == Out::f32_narrow || out == Out::s32_narrow;
+            const Ukernel uf = out == Out::s32          ? fast.s32
+                               : out == Out::f32        ? fast.f32
+                               : out == Out::f32_count  ? fast.f32_count
+                               : out == Out::f32_narrow ? fast.f32_narrow
+                                                        : fast.s32_narrow;
+            // A narrow variant's twin is the full reference kernel, compared on the narrow columns.
+            const Ukernel ut = out == Out::s32 || out == Out::s32_narrow   ? twin.s32
+                               : out == Out::f32 || out == Out::f32_narrow ? twin.f32
+                                                                           : twin.f32_count;
             if (uf == nullptr) continue;
             for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{8}, pa.kp})
                 for (bool load_c : {false, true}) {
@@ -149,6 +153,10 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                     args.c = ct.data();
                     args.events = &et;
                     ut(args);
+                    if (narrow)  // only the first nr_narrow columns are the narrow kernel's
+                        for (int64_t i = 0; i < mr; ++i)
+                            for (int64_t j = fast.nr_narrow; j < ldc; ++j)
+                                cf[static_cast<size_t>(i * ldc + j)] = ct[static_cast<size_t>(i * ldc + j)];
                     EXPECT_EQ(cf, ct) << fast.isa_name << " kc=" << kc << " chain=" << chain
                                       << " mode=" << static_cast<int>(out) << " load_c=" << load_c;
                     EXPECT_EQ(ef, et) << "overflow events differ, kc=" << kc << " chain=" << chain;

@@ -322,8 +322,12 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                                 for (int64_t r = 0; r < mv; ++r)
                                     std::memcpy(tile + r * nr, cij + r * pb.ldc, sizeof(C) * nv);
                         }
-                        const Ukernel uk = pb.s32_out      ? ctx.s32
+                        // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds
+                        // on columns that are only padding.
+                        const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
+                        const Ukernel uk = pb.s32_out ? (narrow ? ctx.s32_narrow : ctx.s32)
                                            : pb.count_mode ? ctx.f32_count
+                                           : narrow        ? ctx.f32_narrow
                                                            : ctx.f32;
                         uk(args);
                         if (!full)

@@ -93,6 +93,11 @@ struct GemmContext {
     Ukernel f32;        // FP32 output, wrapping INT32 chains
     Ukernel f32_count;  // FP32 output, saturating chains that count events; null if unsupported
     Ukernel s32;        // raw INT32 output, one wrapping chain per block
+    // Optional narrow variants for the right edge of C: the same packed panels, only the first
+    // nr_narrow columns of the tile computed (the rest of the tile is left as it was).
+    int nr_narrow = 0;
+    Ukernel f32_narrow = nullptr;
+    Ukernel s32_narrow = nullptr;
 };
 
 // Registries: every context of that ISA for the type, null where the ISA has none.

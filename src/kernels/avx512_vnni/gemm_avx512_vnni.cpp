@@ -31,7 +31,15 @@ enum class Mode { f32, f32_count, s32 };
     "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"    \
     insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"    \
     insn " %%zmm31, %%zmm29, %%zmm" #r1 "\n\t"
+// The narrow variant (16 columns, for tiles at the right edge of C) uses the even registers only.
+#define DFP_ROW1(insn, i, r0, r1)                 \
+    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"    \
+    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"
+#define DFP_ROWS(row, insn)                                                                    \
+    row(insn, 0, 0, 1) row(insn, 1, 2, 3) row(insn, 2, 4, 5) row(insn, 3, 6, 7) row(insn, 4, 8, 9) \
+        row(insn, 5, 10, 11) row(insn, 6, 12, 13) row(insn, 7, 14, 15)
 #define DFP_ALL16(m) m(0) m(1) m(2) m(3) m(4) m(5) m(6) m(7) m(8) m(9) m(10) m(11) m(12) m(13) m(14) m(15)
+#define DFP_EVEN8(m) m(0) m(2) m(4) m(6) m(8) m(10) m(12) m(14)
 #define DFP_ZERO(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
 #define DFP_STORE_I32(r) "vmovdqa32 %%zmm" #r ", " #r "*64(%[t])\n\t"
 #define DFP_CVT_STORE(r) "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\tvmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
@@ -41,16 +49,14 @@ enum class Mode { f32, f32_count, s32 };
     "vmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
 // s8: subtract 128 * column sums (comp: 2 vectors, already multiplied) from every accumulator.
 #define DFP_COMP(r) "vpsubd (" #r "%%2)*64(%[comp]), %%zmm" #r ", %%zmm" #r "\n\t"
-#define DFP_CHAIN(insn, epilogue)                                                              \
-    asm volatile(DFP_ALL16(DFP_ZERO)                                                           \
-                 "1:\n\t"                                                                      \
-                 "vmovdqa64 (%[b]), %%zmm30\n\t"                                               \
-                 "vmovdqa64 64(%[b]), %%zmm31\n\t"                                             \
+#define DFP_LOAD_B2 "vmovdqa64 (%[b]), %%zmm30\n\tvmovdqa64 64(%[b]), %%zmm31\n\t"
+#define DFP_LOAD_B1 "vmovdqa64 (%[b]), %%zmm30\n\t"
+#define DFP_CHAIN_NV(regs, loadb, row, insn, epilogue)                                        \
+    asm volatile(regs(DFP_ZERO)                                                                \
+                 "1:\n\t" loadb                                                                \
                  "prefetcht1 (%[pf])\n\t"                                                     \
                  "add %[pfs], %[pf]\n\t"                                                      \
-                 DFP_ROW(insn, 0, 0, 1) DFP_ROW(insn, 1, 2, 3) DFP_ROW(insn, 2, 4, 5)          \
-                 DFP_ROW(insn, 3, 6, 7) DFP_ROW(insn, 4, 8, 9) DFP_ROW(insn, 5, 10, 11)        \
-                 DFP_ROW(insn, 6, 12, 13) DFP_ROW(insn, 7, 14, 15)                             \
+                 DFP_ROWS(row, insn)                                                           \
                  "add $32, %[a]\n\t"                                                           \
                  "sub $-128, %[b]\n\t"                                                         \
                  "dec %[n]\n\t"                                                                \
@@ -61,6 +67,9 @@ enum class Mode { f32, f32_count, s32 };
                    "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm29",      \
                    "xmm30", "xmm31", "cc", "memory")
 
+#define DFP_CHAIN2(insn, epilogue) DFP_CHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
+#define DFP_CHAIN1(insn, epilogue) DFP_CHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
+
 // What the chain leaves in the tile t (8 x 32, 64-byte aligned).
 enum class Epilogue {
     i32,        // the INT32 sums (s32 output, count mode)
@@ -68,39 +77,52 @@ enum class Epilogue {
     f32_add,    // the sums converted to FP32 and added to t
 };
 
-template <bool s8, bool saturate, Epilogue ep>
+// NV: vectors of 16 columns per row, 2 (the 8 x 32 tile) or 1 (its left half, for edges).
+template <int NV, bool s8, bool saturate, Epilogue ep>
 __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __m512i* b, int64_t n,
                                                       void* t, const __m512i* comp, const char*& pf,
                                                       int64_t pfs) {
-    if constexpr (s8) {
-        static_assert(ep != Epilogue::f32_add, "s8 blocks are one chain");
-        if constexpr (ep == Epilogue::i32) DFP_CHAIN("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
-        else DFP_CHAIN("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_STORE));
-    } else if constexpr (saturate) {
-        static_assert(ep == Epilogue::i32, "count mode inspects the INT32 sums");
-        DFP_CHAIN("vpdpwssds", DFP_ALL16(DFP_STORE_I32));
-    } else if constexpr (ep == Epilogue::i32) {
-        DFP_CHAIN("vpdpwssd", DFP_ALL16(DFP_STORE_I32));
-    } else if constexpr (ep == Epilogue::f32_first) {
-        DFP_CHAIN("vpdpwssd", DFP_ALL16(DFP_CVT_STORE));
+    static_assert(NV == 1 || NV == 2);
+    static_assert(!s8 || ep != Epilogue::f32_add, "s8 blocks are one chain");
+    static_assert(!saturate || ep == Epilogue::i32, "count mode inspects the INT32 sums");
+    if constexpr (NV == 2) {
+        if constexpr (s8 && ep == Epilogue::i32) DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
+        else if constexpr (s8) DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_STORE));
+        else if constexpr (saturate) DFP_CHAIN2("vpdpwssds", DFP_ALL16(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::i32) DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::f32_first) DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_STORE));
+        else DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
     } else {
-        DFP_CHAIN("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
+        if constexpr (s8 && ep == Epilogue::i32) DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_STORE_I32));
+        else if constexpr (s8) DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_CVT_STORE));
+        else if constexpr (saturate) DFP_CHAIN1("vpdpwssds", DFP_EVEN8(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::i32) DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::f32_first) DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_STORE));
+        else DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_ADD));
     }
 }
-#undef DFP_CHAIN
+#undef DFP_CHAIN1
+#undef DFP_CHAIN2
+#undef DFP_CHAIN_NV
+#undef DFP_LOAD_B1
+#undef DFP_LOAD_B2
 #undef DFP_COMP
 #undef DFP_CVT_ADD
 #undef DFP_CVT_STORE
 #undef DFP_STORE_I32
 #undef DFP_ZERO
+#undef DFP_EVEN8
 #undef DFP_ALL16
+#undef DFP_ROWS
+#undef DFP_ROW1
 #undef DFP_ROW
 
 // s8: KG = 4 bytes per lane, s16: KG = 2 int16 per lane; either way one 32-bit word per row of A
 // and 32 words (2 zmm) per K-group of B. FP32 output accumulates the chains in the tile `sum`;
 // count mode and INT32 output go through the INT32 tile `acc`.
-template <bool s8, Mode mode>
+template <bool s8, Mode mode, int NV = kNrv>
 void ukernel_8x32(const UkernelArgs& args) {
+    static_assert(NV == kNrv || mode != Mode::f32_count, "count mode reads the whole INT32 tile");
     const int32_t* a = static_cast<const int32_t*>(args.a);
     const __m512i* b = static_cast<const __m512i*>(args.b);
     const int64_t kp = args.kp;
@@ -117,7 +139,7 @@ void ukernel_8x32(const UkernelArgs& args) {
     alignas(64) int32_t acc[kMr * kNr];
     alignas(64) __m512i comp[kNrv];
     if constexpr (s8)
-        for (int v = 0; v < kNrv; ++v)
+        for (int v = 0; v < NV; ++v)
             comp[v] = _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + 16 * v), 7);
     int64_t events = 0;
     const char* pf = args.prefetch != nullptr ? args.prefetch : static_cast<const char*>(args.a);
@@ -126,10 +148,10 @@ void ukernel_8x32(const UkernelArgs& args) {
         const int32_t* ap = a + p0 * kMr;
         const __m512i* bp = b + p0 * kNrv;
         if constexpr (mode == Mode::f32) {
-            if (s8 || p0 == 0) chain_8x32<s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
-            else if constexpr (!s8) chain_8x32<false, false, Epilogue::f32_add>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
+            if (s8 || p0 == 0) chain_8x32<NV, s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
+            else if constexpr (!s8) chain_8x32<NV, false, false, Epilogue::f32_add>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
         } else {
-            chain_8x32<s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp, pf, args.prefetch_stride);
+            chain_8x32<NV, s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp, pf, args.prefetch_stride);
         }
         if constexpr (mode == Mode::f32_count) {
             const __m512i hi = _mm512_set1_epi32(INT32_MAX), lo = _mm512_set1_epi32(INT32_MIN);
@@ -144,7 +166,7 @@ void ukernel_8x32(const UkernelArgs& args) {
     if constexpr (mode == Mode::f32_count) *args.events += events;
     if constexpr (mode == Mode::s32) {
         for (int i = 0; i < kMr; ++i)
-            for (int v = 0; v < kNrv; ++v) {
+            for (int v = 0; v < NV; ++v) {
                 int32_t* c = static_cast<int32_t*>(args.c) + i * args.ldc + 16 * v;
                 const __m512i x = _mm512_load_si512(acc + i * kNr + 16 * v);
                 _mm512_storeu_si512(c, args.load_c ? _mm512_add_epi32(_mm512_loadu_si512(c), x) : x);
@@ -152,7 +174,7 @@ void ukernel_8x32(const UkernelArgs& args) {
     } else {
         for (int i = 0; i < kMr; ++i) {
             const __m512 rs = _mm512_set1_ps(args.row_scale[i]);
-            for (int v = 0; v < kNrv; ++v) {
+            for (int v = 0; v < NV; ++v) {
                 float* c = static_cast<float*>(args.c) + i * args.ldc + 16 * v;
                 const __m512 scale = _mm512_mul_ps(rs, _mm512_loadu_ps(args.col_scale + 16 * v));
                 const __m512 x = _mm512_mul_ps(_mm512_load_ps(sum + i * kNr + 16 * v), scale);
@@ -406,6 +428,9 @@ constexpr GemmContext<int16_t> kS16{
     ukernel_8x32<false, Mode::f32>,
     ukernel_8x32<false, Mode::f32_count>,
     ukernel_8x32<false, Mode::s32>,
+    kNr / 2,
+    ukernel_8x32<false, Mode::f32, 1>,
+    ukernel_8x32<false, Mode::s32, 1>,
 };
 
 // ---- s8 packers ----
@@ -494,6 +519,9 @@ constexpr GemmContext<int8_t> kS8{
     ukernel_8x32<true, Mode::f32>,
     nullptr,
     ukernel_8x32<true, Mode::s32>,
+    kNr / 2,
+    ukernel_8x32<true, Mode::f32, 1>,
+    ukernel_8x32<true, Mode::s32, 1>,
 };
 
 }  // namespace
