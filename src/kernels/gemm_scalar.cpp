@@ -35,20 +35,24 @@ int16_t round_shift_s16(int16_t x, int shift) {
 }
 
 void ref_norm_levels(const int16_t* panel, int w, int64_t kp, uint64_t* levels) {
-    const int nl = norm_levels(kp);
-    for (int l = 0; l < nl; ++l) {
-        const int64_t block = int64_t{1} << l;
-        uint64_t best = 0;
-        for (int64_t p0 = 0; p0 < kp; p0 += block)
-            for (int r = 0; r < w; ++r) {
-                uint64_t sum = 0;  // of the per-pair bounds, in units of 2^kStatShift
-                for (int64_t p = p0; p < std::min(kp, p0 + block); ++p) {
-                    const int64_t x0 = panel[(p * w + r) * 2], x1 = panel[(p * w + r) * 2 + 1];
-                    sum += (static_cast<uint64_t>(x0 * x0 + x1 * x1) >> kStatShift) + 1;
-                }
-                best = std::max(best, sum);
-            }
-        levels[l] = best << kStatShift;
+    // Level 0: the bound w_rp of each pair and lane (units of 2^kStatShift); each further level
+    // sums aligned pairs of blocks of the level below (a missing right neighbour counts as 0).
+    std::vector<uint64_t> sums(static_cast<size_t>(kp * w));
+    for (int64_t p = 0; p < kp; ++p)
+        for (int r = 0; r < w; ++r) {
+            const int64_t x0 = panel[(p * w + r) * 2], x1 = panel[(p * w + r) * 2 + 1];
+            sums[static_cast<size_t>(p * w + r)] = (static_cast<uint64_t>(x0 * x0 + x1 * x1) >> kStatShift) + 1;
+        }
+    int64_t blocks = kp;
+    for (int l = 0; l < norm_levels(kp); ++l) {
+        levels[l] = *std::max_element(sums.begin(), sums.begin() + blocks * w) << kStatShift;
+        const int64_t half = ceil_div(blocks, 2);
+        for (int64_t q = 0; q < half; ++q)
+            for (int r = 0; r < w; ++r)
+                sums[static_cast<size_t>(q * w + r)] =
+                    sums[static_cast<size_t>(2 * q * w + r)] +
+                    (2 * q + 1 < blocks ? sums[static_cast<size_t>((2 * q + 1) * w + r)] : 0);
+        blocks = half;
     }
 }
 
