@@ -136,6 +136,22 @@ TEST(Gemm, EveryTileEdgeOfEveryKernel) {
     }
 }
 
+TEST(Gemm, EveryTileEdgeOfEveryS8Kernel) {
+    std::mt19937 rng(12);
+    for (Isa isa : isas()) {
+        const GemmContext<int8_t>* ctx = s8_context(isa);
+        if (ctx == nullptr) continue;  // this ISA runs the next one down
+        for (int64_t k : {int64_t{1}, int64_t{5}, ctx->kc + 3}) {
+            for (int64_t m = 1; m <= ctx->mr; ++m)
+                for (int64_t n = 1; n <= ctx->nr; ++n) {
+                    Operand<int8_t> a(m, k, Op::t, 1, -128, 127, rng), b(k, n, Op::n, 0, 1, 127, rng);
+                    expect_s32_exact(m, n, k, a.mat, b.mat, isa, 1);
+                }
+            std::printf("s8 tile edges %-11s %dx%d k=%ld PASS\n", isa_name(isa), ctx->mr, ctx->nr, k);
+        }
+    }
+}
+
 // FP32 output against double: the INT32 chain sums are exact, so the only errors are FP32
 // conversions and additions: at most (chains + KC blocks + 1) roundings of sum_k |a_ik b_kj|.
 void expect_f32_close(int64_t m, int64_t n, int64_t k, const DfpMatrix<int16_t>& a,
