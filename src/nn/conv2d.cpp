@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "base/error.hpp"
+#include "nn/conv_lowering.hpp"
 
 namespace dfp::nn {
 
@@ -70,7 +71,11 @@ Shape conv_weight_shape(const std::string& name, const Conv2dConfig& config) {
 Conv2d::Conv2d(std::string name, const Conv2dConfig& config)
     : Layer(std::move(name)),
       config_(config),
-      weight_(this->name() + ".weight", conv_weight_shape(this->name(), config)) {
+      weight_(this->name() + ".weight", conv_weight_shape(this->name(), config)),
+      src_q_{this->name() + ".src", {}},
+      src_col_{this->name() + ".src.im2col", {}},
+      weight_q_{this->name() + ".weight", {}},
+      diff_dst_q_{this->name() + ".diff_dst", {}} {
     init_he_uniform(weight_, config.in_channels * config.kernel * config.kernel);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_channels)});
 }
@@ -145,8 +150,11 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     const ConvGeometry g = geometry(src[0]->shape);
     dst.resize({std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)});
     switch (config_.precision.compute) {
-        case Compute::fp32:
+        case precision::Compute::fp32:
             forward_fp32(g, src[0]->data.data(), dst.data.data());
+            break;
+        case precision::Compute::dfp16:
+            forward_dfp16(g, src[0]->data.data(), dst.data.data());
             break;
     }
 }
@@ -157,8 +165,11 @@ void Conv2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
     expect_shape(diff_dst, dst.shape, "diff_dst");
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
     switch (config_.precision.compute) {
-        case Compute::fp32:
+        case precision::Compute::fp32:
             backward_fp32(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
+            break;
+        case precision::Compute::dfp16:
+            backward_dfp16(g, diff_dst.data.data(), diff_src_data);
             break;
     }
 }
@@ -245,6 +256,51 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
     accumulate(weight_.grad.data(), p.diff_wei_user.data(),
                static_cast<std::int64_t>(weight_.grad.size()));
     if (bias_) accumulate(bias_->grad.data(), p.diff_bias.data(), g.k);
+}
+
+// FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T, with src lowered unless direct; the
+// weights are quantized from the FP32 master on every forward (SGD updates the master).
+void Conv2d::forward_dfp16(const ConvGeometry& g, const float* src, float* dst) {
+    const precision::LayerPrecision& prec = config_.precision;
+    src_q_.quantize(src, g.n * g.h * g.w, g.c, prec.activations);
+    weight_q_.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights);
+    if (!is_direct_gemm(g)) {
+        // A per-pixel or per-channel exponent would vary along the patch rows or K.
+        if (src_q_.q.format.granularity != Granularity::tensor)
+            fail("fprop: tensor '" + src_q_.name + "' in format " + src_q_.q.format.name() +
+                 " cannot be lowered with im2col; use one exponent per tensor");
+        im2col(src_q_.q, g, src_col_.q);
+    }
+    dfp16_gemm(*this, "fprop", gemm_src(g), kernels::Op::n, weight_q_, kernels::Op::t, dst, false);
+    if (bias_) add_bias(dst, bias_->value.data(), g.n * g.oh * g.ow, g.k);
+}
+
+const Dfp16Matrix& Conv2d::gemm_src(const ConvGeometry& g) const {
+    return is_direct_gemm(g) ? src_q_ : src_col_;
+}
+
+void Conv2d::backward_dfp16(const ConvGeometry& g, const float* diff_dst, float* diff_src) {
+    const std::int64_t rows = g.n * g.oh * g.ow;
+    if (src_q_.q.shape != Shape{std::size_t(g.n * g.h * g.w), std::size_t(g.c)})
+        fail("dfp16 backward without a dfp16 forward on this input");
+    diff_dst_q_.quantize(diff_dst, rows, g.k, config_.precision.gradients);
+    if (diff_src) {
+        // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
+        // back onto the pixels; a direct GEMM adds straight into diff_src (N*H*W, C).
+        if (is_direct_gemm(g)) {
+            dfp16_gemm(*this, "bprop", diff_dst_q_, kernels::Op::n, weight_q_, kernels::Op::n,
+                       diff_src, true);
+        } else {
+            diff_col_.resize(std::size_t(rows * g.kernel * g.kernel * g.c));
+            dfp16_gemm(*this, "bprop", diff_dst_q_, kernels::Op::n, weight_q_, kernels::Op::n,
+                       diff_col_.data(), false);
+            col2im_add(diff_src, diff_col_.data(), g);
+        }
+    }
+    // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized and lowered it.
+    dfp16_gemm(*this, "wtgrad", diff_dst_q_, kernels::Op::t, gemm_src(g), kernels::Op::n,
+               weight_.grad.data(), true);
+    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
 }
 
 }  // namespace dfp::nn

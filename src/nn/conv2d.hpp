@@ -1,5 +1,6 @@
 // 2-D convolution over NHWC activations; weights (K, KH, KW, C) ("ohwi"), optional bias (K).
-// FP32 runs on oneDNN primitives, created once per input shape and cached.
+// FP32 runs on oneDNN primitives, created once per input shape and cached; DFP16 on the integer
+// GEMM (nn/dfp16_gemm.hpp), 1x1 stride-1 convolutions directly, others lowered (nn/conv_lowering.hpp).
 #pragma once
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/dfp16_gemm.hpp"
 #include "nn/layer.hpp"
 
 namespace dfp::nn {
@@ -21,7 +23,7 @@ struct Conv2dConfig {
     std::int64_t stride = 1;
     std::int64_t pad = 0;  // zeros on every side
     bool bias = true;
-    Precision precision = {};
+    precision::LayerPrecision precision = {};
 };
 
 // Sizes of one convolution problem; OH = (H + 2 pad - kernel) / stride + 1, likewise OW.
@@ -41,6 +43,10 @@ class Conv2d : public Layer {
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
     std::vector<Param*> params() override;
+    const precision::LayerPrecision* precision() const override { return &config_.precision; }
+    void set_precision(const precision::LayerPrecision& precision) override {
+        config_.precision = precision;
+    }
 
     const Conv2dConfig& config() const { return config_; }
     Param& weight() { return weight_; }
@@ -54,12 +60,20 @@ class Conv2d : public Layer {
     void forward_fp32(const ConvGeometry& g, const float* src, float* dst);
     void backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
                        float* diff_src);
+    void forward_dfp16(const ConvGeometry& g, const float* src, float* dst);
+    void backward_dfp16(const ConvGeometry& g, const float* diff_dst, float* diff_src);
+    // The src operand of FPROP and WTGRAD: src_q_ itself for a direct GEMM, else its im2col.
+    const Dfp16Matrix& gemm_src(const ConvGeometry& g) const;
 
     Conv2dConfig config_;
     Param weight_;
     std::optional<Param> bias_;
     std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;
     std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
+    // DFP16 only. src (N*H*W, C), its im2col and the weights (K, KH*KW*C) as forward quantized
+    // them, reused by backward; diff_dst (N*OH*OW, K); BPROP's patch gradients before col2im.
+    Dfp16Matrix src_q_, src_col_, weight_q_, diff_dst_q_;
+    std::vector<float> diff_col_;
 };
 
 }  // namespace dfp::nn

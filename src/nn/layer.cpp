@@ -54,4 +54,15 @@ void accumulate(float* dst, const float* src, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
+void add_bias(float* dst, const float* bias, std::int64_t rows, std::int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= kMinParallelElements)
+    for (std::int64_t i = 0; i < rows; ++i)
+        for (std::int64_t j = 0; j < cols; ++j) dst[i * cols + j] += bias[j];
+}
+
+void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows, std::int64_t cols) {
+    for (std::int64_t i = 0; i < rows; ++i)
+        for (std::int64_t j = 0; j < cols; ++j) diff_bias[j] += diff_dst[i * cols + j];
+}
+
 }  // namespace dfp::nn

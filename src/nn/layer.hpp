@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nn/tensor.hpp"
+#include "precision/policy.hpp"
 
 namespace dfp::nn {
 
@@ -18,15 +19,6 @@ enum class Mode { train, eval };
 struct Context {
     Mode mode = Mode::train;
     std::uint64_t iteration = 0;
-};
-
-// How Conv2d and Linear compute their three passes (FPROP, BPROP, WTGRAD). Only fp32 on oneDNN
-// exists so far; DFP16 on the integer GEMM (kernels::gemm_s16s16f32) comes next, dispatched inside
-// the layer. The per-layer setting then comes from the precision policy
-// (precision::Policy::for_layer), whose precision::LayerPrecision this struct is to become.
-enum class Compute { fp32 };
-struct Precision {
-    Compute compute = Compute::fp32;
 };
 
 using Srcs = std::span<const Tensor* const>;
@@ -51,6 +43,15 @@ class Layer {
     virtual void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst,
                           DiffSrcs diff_src) = 0;
     virtual std::vector<Param*> params() { return {}; }
+
+    // Conv2d and Linear run their GEMM passes (FPROP, BPROP, WTGRAD) in the precision the policy
+    // gives them (precision::Policy::for_layer); every other layer is FP32 and returns null.
+    virtual const precision::LayerPrecision* precision() const { return nullptr; }
+    // Takes effect at the next forward (backward reuses what forward quantized). Throws
+    // dfp::Error for layers without a precision setting.
+    virtual void set_precision(const precision::LayerPrecision& /*precision*/) {
+        fail("has no precision setting (only conv2d and linear layers have one)");
+    }
 
     // Throws dfp::Error "<kind> '<name>': <what>".
     [[noreturn]] void fail(const std::string& what) const;
@@ -79,5 +80,9 @@ std::uint64_t name_seed(std::string_view name);
 void init_he_uniform(Param& p, std::int64_t fan_in);
 // dst (n) += src (n): how layers whose kernels overwrite honour the adding contract of backward.
 void accumulate(float* dst, const float* src, std::int64_t n);
+// dst (rows, cols) += bias (cols) on every row: the FP32 bias of Conv2d and Linear.
+void add_bias(float* dst, const float* bias, std::int64_t rows, std::int64_t cols);
+// diff_bias (cols) += the column sums of diff_dst (rows, cols).
+void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows, std::int64_t cols);
 
 }  // namespace dfp::nn

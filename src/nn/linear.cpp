@@ -8,6 +8,8 @@ namespace dfp::nn {
 
 namespace {
 
+using kernels::Op;
+
 Shape linear_weight_shape(const std::string& name, const LinearConfig& config) {
     if (config.in_features < 1 || config.out_features < 1)
         throw Error("linear '" + name + "': needs in_features, out_features >= 1, got " +
@@ -32,7 +34,10 @@ void sgemm(char transa, char transb, std::int64_t m, std::int64_t n, std::int64_
 Linear::Linear(std::string name, const LinearConfig& config)
     : Layer(std::move(name)),
       config_(config),
-      weight_(this->name() + ".weight", linear_weight_shape(this->name(), config)) {
+      weight_(this->name() + ".weight", linear_weight_shape(this->name(), config)),
+      src_q_{this->name() + ".src", {}},
+      weight_q_{this->name() + ".weight", {}},
+      diff_dst_q_{this->name() + ".diff_dst", {}} {
     init_he_uniform(weight_, config.in_features);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_features)});
 }
@@ -54,19 +59,21 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     expect_srcs(src, 1);
     const std::int64_t n = batch(*src[0]), in = config_.in_features, out = config_.out_features;
     dst.resize({std::size_t(n), std::size_t(out)});
-    switch (config_.precision.compute) {
-        case Compute::fp32: {
+    const precision::LayerPrecision& prec = config_.precision;
+    switch (prec.compute) {
+        case precision::Compute::fp32:
             sgemm('N', 'T', n, out, in, src[0]->data.data(), in, weight_.value.data(), in, 0.0f,
                   dst.data.data(), out);
-            if (!bias_) break;
-            const float* bias = bias_->value.data();
-            float* d = dst.data.data();
-#pragma omp parallel for schedule(static) if (n * out >= kMinParallelElements)
-            for (std::int64_t i = 0; i < n; ++i)
-                for (std::int64_t o = 0; o < out; ++o) d[i * out + o] += bias[o];
             break;
-        }
+        case precision::Compute::dfp16:
+            // The weights are quantized from the FP32 master on every forward: SGD updates the
+            // master between iterations.
+            src_q_.quantize(src[0]->data.data(), n, in, prec.activations);
+            weight_q_.quantize(weight_.value.data(), out, in, prec.weights);
+            dfp16_gemm(*this, "fprop", src_q_, Op::n, weight_q_, Op::t, dst.data.data(), false);
+            break;
     }
+    if (bias_) add_bias(dst.data.data(), bias_->value.data(), n, out);
 }
 
 void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -74,8 +81,9 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
     const std::int64_t n = batch(*src[0]), in = config_.in_features, out = config_.out_features;
     expect_shape(diff_dst, dst.shape, "diff_dst");
     const float* dd = diff_dst.data.data();
-    switch (config_.precision.compute) {
-        case Compute::fp32:
+    const precision::LayerPrecision& prec = config_.precision;
+    switch (prec.compute) {
+        case precision::Compute::fp32:
             // beta = 1: sgemm adds into the gradients, as backward's contract asks.
             if (diff_src[0])
                 sgemm('N', 'N', n, in, out, dd, out, weight_.value.data(), in, 1.0f,
@@ -83,12 +91,19 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
             sgemm('T', 'N', out, in, n, dd, out, src[0]->data.data(), in, 1.0f, weight_.grad.data(),
                   in);
             break;
+        case precision::Compute::dfp16:
+            if (src_q_.q.shape != Shape{std::size_t(n), std::size_t(in)})
+                fail("dfp16 backward without a dfp16 forward on this input");
+            diff_dst_q_.quantize(dd, n, out, prec.gradients);
+            if (diff_src[0])  // BPROP: diff_src (N, I) += diff_dst (N, O) wei (O, I)
+                dfp16_gemm(*this, "bprop", diff_dst_q_, Op::n, weight_q_, Op::n,
+                           diff_src[0]->data.data(), true);
+            // WTGRAD: wei.grad (O, I) += diff_dst^T (O, N) src (N, I), src as forward quantized it.
+            dfp16_gemm(*this, "wtgrad", diff_dst_q_, Op::t, src_q_, Op::n, weight_.grad.data(),
+                       true);
+            break;
     }
-    if (bias_) {
-        float* db = bias_->grad.data();
-        for (std::int64_t i = 0; i < n; ++i)
-            for (std::int64_t o = 0; o < out; ++o) db[o] += dd[i * out + o];
-    }
+    if (bias_) add_column_sums(bias_->grad.data(), dd, n, out);
 }
 
 }  // namespace dfp::nn

@@ -1,5 +1,6 @@
 // Fully connected layer: dst (N, O) = src (N, I) wei^T + bias, where src is any {N, ...} tensor
-// flattened per sample (NHWC order); wei (O, I), bias (O) optional. FP32 runs on oneDNN's sgemm.
+// flattened per sample (NHWC order); wei (O, I), bias (O) optional. FP32 runs on oneDNN's sgemm;
+// DFP16 on the integer GEMM (nn/dfp16_gemm.hpp) with the bias added in FP32.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/dfp16_gemm.hpp"
 #include "nn/layer.hpp"
 
 namespace dfp::nn {
@@ -15,7 +17,7 @@ struct LinearConfig {
     std::int64_t in_features = 0;
     std::int64_t out_features = 0;
     bool bias = true;
-    Precision precision = {};
+    precision::LayerPrecision precision = {};
 };
 
 class Linear : public Layer {
@@ -26,6 +28,10 @@ class Linear : public Layer {
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
     std::vector<Param*> params() override;
+    const precision::LayerPrecision* precision() const override { return &config_.precision; }
+    void set_precision(const precision::LayerPrecision& precision) override {
+        config_.precision = precision;
+    }
 
     Param& weight() { return weight_; }
     Param* bias() { return bias_ ? &*bias_ : nullptr; }
@@ -37,6 +43,8 @@ class Linear : public Layer {
     LinearConfig config_;
     Param weight_;
     std::optional<Param> bias_;
+    // DFP16 only: the operands as last quantized. src and weight from forward, reused by backward.
+    Dfp16Matrix src_q_, weight_q_, diff_dst_q_;
 };
 
 }  // namespace dfp::nn

@@ -75,6 +75,26 @@ std::vector<Param*> Net::params() {
     return out;
 }
 
+void Net::apply_precision(const precision::Policy& policy) {
+    std::vector<Layer*> gemm_layers;
+    for (int i = 1; i < nodes(); ++i)
+        if (nodes_[i].layer->precision()) gemm_layers.push_back(nodes_[i].layer.get());
+    for (std::size_t i = 0; i < gemm_layers.size(); ++i)
+        gemm_layers[i]->set_precision(
+            policy.for_layer(gemm_layers[i]->name(), i, gemm_layers.size()));
+}
+
+std::string Net::precision_summary() const {
+    std::string out;
+    for (int i = 1; i < nodes(); ++i) {
+        const Layer& layer = *nodes_[i].layer;
+        const precision::LayerPrecision* p = layer.precision();
+        if (!p) continue;
+        out += layer.name() + " " + precision::compute_name(p->compute) + "\n";
+    }
+    return out;
+}
+
 void Net::check_node(int node) const {
     if (node < 0 || node >= nodes())
         throw Error("Net: node " + std::to_string(node) + " does not exist (nodes 0.." +

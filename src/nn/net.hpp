@@ -41,6 +41,12 @@ class Net {
     void zero_grad();
 
     std::vector<Param*> params();
+    // Sets the precision of every conv/linear layer (Layer::precision() non-null) from
+    // policy.for_layer(name, index, count), index counting those layers in creation order.
+    void apply_precision(const precision::Policy& policy);
+    // One line per conv/linear layer, in order, for logs: "conv1 fp32\nconv2 dfp16\n...". The
+    // formats are the policy's (precision::Policy::describe); Layer::precision() has them all.
+    std::string precision_summary() const;
     int nodes() const { return static_cast<int>(nodes_.size()); }
     int output() const { return nodes() - 1; }
     // Node ids >= 1 have a layer; node 0 is the input.

@@ -10,20 +10,33 @@ namespace dfp::train {
 
 StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span<const int> labels,
                      float lr, std::int64_t iteration) {
-    const nn::Tensor& logits =
-        net.forward(images, {nn::Mode::train, static_cast<std::uint64_t>(iteration)});
+    const std::string at = "iteration " + std::to_string(iteration) + ": ";
+    const std::string stopped = "; training stopped before the update";
+    // A DFP16 layer meets a NaN or Inf when it quantizes (dfp::Error naming the tensor) before
+    // the loss could show it; either way the message names the iteration.
+    const auto named = [&](auto&& pass) {
+        try {
+            pass();
+        } catch (const Error& e) {
+            throw Error(at + e.what() + stopped);
+        }
+    };
+    const nn::Tensor* logits = nullptr;
+    named([&] {
+        logits = &net.forward(images, {nn::Mode::train, static_cast<std::uint64_t>(iteration)});
+    });
     nn::Tensor dlogits;
-    const float loss = nn::softmax_cross_entropy(logits, labels, dlogits);
+    const float loss = nn::softmax_cross_entropy(*logits, labels, dlogits);
     if (!std::isfinite(loss)) {
         const std::string layer = net.first_nonfinite_layer();
-        throw Error("iteration " + std::to_string(iteration) + ": loss is " + std::to_string(loss) +
+        throw Error(at + "loss is " + std::to_string(loss) +
                     (layer.empty() ? " (every layer's output is finite)"
                                    : "; first non-finite output: layer '" + layer + "'") +
-                    "; training stopped before the update");
+                    stopped);
     }
-    const std::int64_t correct = nn::count_correct(logits, labels);
+    const std::int64_t correct = nn::count_correct(*logits, labels);
     net.zero_grad();
-    net.backward(dlogits);
+    named([&] { net.backward(dlogits); });
     sgd.step(lr, iteration);
     return {loss, correct};
 }

@@ -1,0 +1,59 @@
+#include "nn/dfp16_gemm.hpp"
+
+#include "base/error.hpp"
+#include "format/quantize.hpp"
+
+namespace dfp::nn {
+
+namespace {
+
+using kernels::Op;
+
+enum class Side { a, b };
+
+// The GEMM view of m as operand `side` with `op`. The GEMM scales row i of op(A) by 2^eA_i and
+// column j of op(B) by 2^eB_j, so an axis format fits when its axis is the stored dimension that
+// becomes those rows (A) or columns (B).
+kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
+                                         const Dfp16Matrix& m, Side side, Op op) {
+    const Format& f = m.q.format;
+    const bool fits = f.granularity == Granularity::tensor ||
+                      (f.granularity == Granularity::axis &&
+                       f.axis == ((side == Side::a) == (op == Op::n) ? 0 : 1));
+    if (!fits)
+        layer.fail(std::string(pass) + ": tensor '" + m.name + "' in format " + f.name() +
+                   " has exponents along the GEMM's K dimension; use one exponent per tensor" +
+                   " or axis " + ((side == Side::a) == (op == Op::n) ? "0" : "1") + " here");
+    return {m.q.mantissas.data(), m.cols(), op, m.q.exponents};
+}
+
+}  // namespace
+
+void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t cols,
+                           const precision::TensorFormat& format) {
+    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, format.quantize,
+                  name, q);
+}
+
+void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Matrix& a, Op op_a,
+                const Dfp16Matrix& b, Op op_b, float* c, bool accumulate) {
+    const std::int64_t m = op_a == Op::n ? a.rows() : a.cols();
+    const std::int64_t k = op_a == Op::n ? a.cols() : a.rows();
+    const std::int64_t n = op_b == Op::n ? b.cols() : b.rows();
+    const std::int64_t k_b = op_b == Op::n ? b.rows() : b.cols();
+    if (k != k_b)
+        layer.fail(std::string(pass) + ": '" + a.name + "' and '" + b.name +
+                   "' disagree on the inner dimension (" + std::to_string(k) + " vs " +
+                   std::to_string(k_b) + ")");
+    const auto da = operand(layer, pass, a, Side::a, op_a);
+    const auto db = operand(layer, pass, b, Side::b, op_b);
+    kernels::GemmOptions options;
+    options.accumulate = accumulate;
+    try {
+        kernels::gemm_s16s16f32(m, n, k, da, db, c, n, options);
+    } catch (const Error& e) {
+        layer.fail(std::string(pass) + " GEMM of '" + a.name + "' and '" + b.name + "': " + e.what());
+    }
+}
+
+}  // namespace dfp::nn

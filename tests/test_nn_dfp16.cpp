@@ -1,0 +1,328 @@
+// DFP16 Conv2d and Linear against their FP32 twins (same weights, same data), pass by pass.
+//
+// Bound. Each GEMM operand is quantized with one exponent per tensor: 16-bit mantissas put the
+// largest magnitude in [2^14, 2^15) * 2^E, so rounding to nearest errs by rms 2^E / sqrt(12).
+// The GEMM's input shift s (kernels::kDefaultInputShift) rounds each mantissa again to a multiple
+// of 2^s, which adds a variance of (4^s + 2) / 12 * 4^E for s >= 1 (rounding of integers whose
+// low s bits are uniform). With 2^E <= max|x| * 2^-14 and max|x| <= 5 sigma for the normal data
+// here (<= 10^4 elements per tensor), each operand errs by at most
+//   5 * 2^-14 * sqrt(1/12 + [s >= 1] (4^s + 2) / 12)  of its rms  (8.8e-5 for s = 0, 2.3e-4 for 1),
+// and a product of two operands with independent errors by sqrt(2) times that, norm-wise. The
+// FP32 twin's own rounding (~1e-7) does not count. We assert ||dfp16 - fp32||_2 <= 1.5 * that
+// * ||fp32||_2 (1.9e-4 for s = 0; the 1.5 covers the sampling noise of small tensors) for every
+// pass: FPROP dst, BPROP diff_src, WTGRAD weight.grad, the last two as the increments that
+// backward adds. Typical errors are 2-3x lower (max|x| nearer 4 sigma, and not always at the
+// bottom of its octave). 8-bit formats (step >= max|x| / 128) give errors above 1e-2 and must fail.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "format/quantize.hpp"
+#include "kernels/gemm.hpp"
+#include "nn/activation.hpp"
+#include "nn/conv2d.hpp"
+#include "nn/conv_lowering.hpp"
+#include "nn/linear.hpp"
+#include "nn/net.hpp"
+#include "nn/reference.hpp"
+
+namespace dfp::nn {
+namespace {
+
+const double kOperandBound = [] {
+    constexpr int s = kernels::kDefaultInputShift;
+    const double shift_variance = s >= 1 ? (std::ldexp(1.0, 2 * s) + 2.0) / 12.0 : 0.0;
+    return 5.0 * std::ldexp(1.0, -14) * std::sqrt(1.0 / 12.0 + shift_variance);
+}();
+const double kRelBound = 1.5 * std::sqrt(2.0) * kOperandBound;
+
+std::vector<float> normal(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+// ||(got - start) - (want - start)|| / ||want - start||: the error of what a pass wrote or added,
+// after checking that at least a quarter of it is non-zero (an all-zero result cannot pass; a 1x1
+// stride-2 convolution's BPROP reaches only a quarter of the pixels).
+double relative_error(const std::vector<float>& got, const std::vector<float>& want,
+                      const std::vector<float>& start) {
+    EXPECT_EQ(got.size(), want.size());
+    double diff2 = 0.0, want2 = 0.0;
+    std::size_t nonzero = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        const double base = start.empty() ? 0.0 : double(start[i]);
+        const double w = double(want[i]) - base, g = double(got[i]) - base;
+        diff2 += (g - w) * (g - w);
+        want2 += w * w;
+        nonzero += w != 0.0;
+    }
+    EXPECT_GE(4 * nonzero, want.size()) << "FP32 result mostly zero";
+    return std::sqrt(diff2 / want2);
+}
+
+struct PassErrors {
+    double fprop, bprop, wtgrad;
+    double max() const { return std::max({fprop, bprop, wtgrad}); }
+};
+
+precision::LayerPrecision dfp16_precision(const char* spec = "dfp16") {
+    return precision::Policy::parse(spec).for_layer("middle", 1, 3);
+}
+
+// Runs forward and backward of `dfp` and its FP32 twin `fp32` (same configuration otherwise) on
+// the same normal src, weights and diff_dst, starting the gradients at the same non-zero values
+// (backward adds), and returns the relative error of each pass.
+PassErrors compare_with_fp32(Layer& dfp, Layer& fp32, const Shape& src_shape) {
+    for (std::size_t i = 0; i < fp32.params().size(); ++i) {
+        Param& p = *fp32.params()[i];
+        p.value = normal(p.value.size(), 10 + unsigned(i));
+        p.grad = normal(p.grad.size(), 20 + unsigned(i));
+        dfp.params()[i]->value = p.value;
+        dfp.params()[i]->grad = p.grad;
+    }
+    const Param& wei = *fp32.params()[0];  // weight, then bias
+    const std::vector<float> grad_start = wei.grad;
+    Tensor src(src_shape);
+    src.data = normal(src.numel(), 3);
+    const Tensor* srcs[] = {&src};
+    Tensor dst_dfp, dst_fp32;
+    dfp.forward(srcs, dst_dfp, {});
+    fp32.forward(srcs, dst_fp32, {});
+    Tensor diff_dst(dst_fp32.shape);
+    diff_dst.data = normal(diff_dst.numel(), 4);
+    Tensor diff_src_dfp(src.shape), diff_src_fp32(src.shape);
+    diff_src_dfp.data = diff_src_fp32.data = normal(src.numel(), 5);
+    const std::vector<float> diff_src_start = diff_src_fp32.data;
+    Tensor* diff_dfp[] = {&diff_src_dfp};
+    Tensor* diff_fp32[] = {&diff_src_fp32};
+    dfp.backward(srcs, dst_dfp, diff_dst, diff_dfp);
+    fp32.backward(srcs, dst_fp32, diff_dst, diff_fp32);
+    return {relative_error(dst_dfp.data, dst_fp32.data, {}),
+            relative_error(diff_src_dfp.data, diff_src_fp32.data, diff_src_start),
+            relative_error(dfp.params()[0]->grad, wei.grad, grad_start)};
+}
+
+struct ConvCase {
+    const char* what;
+    std::int64_t n, h, w, c, k, kernel, stride, pad;
+};
+
+void PrintTo(const ConvCase& t, std::ostream* os) { *os << t.what; }
+
+Conv2dConfig conv_config(const ConvCase& t, const precision::LayerPrecision& precision) {
+    return {.in_channels = t.c,
+            .out_channels = t.k,
+            .kernel = t.kernel,
+            .stride = t.stride,
+            .pad = t.pad,
+            .bias = true,
+            .precision = precision};
+}
+
+PassErrors conv_errors(const ConvCase& t, const precision::LayerPrecision& precision) {
+    Conv2d dfp("conv", conv_config(t, precision)), fp32("conv", conv_config(t, {}));
+    return compare_with_fp32(dfp, fp32, {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w),
+                                         std::size_t(t.c)});
+}
+
+void print_row(const char* layer, const std::string& what, const char* format, const PassErrors& e,
+               bool pass) {
+    std::printf("%s %-34s %s  fprop %.2e bprop %.2e wtgrad %.2e  bound %.1e  %s\n", layer,
+                what.c_str(), format, e.fprop, e.bprop, e.wtgrad, kRelBound,
+                pass ? "PASS" : "FAIL");
+}
+
+const ConvCase kConvCases[] = {
+    {"1x1 s1 (direct GEMM) 2x8x8x16->32", 2, 8, 8, 16, 32, 1, 1, 0},
+    {"1x1 s2 (lowered) 2x9x7x16->8", 2, 9, 7, 16, 8, 1, 2, 0},
+    {"3x3 s1 p1 2x9x9x16->16", 2, 9, 9, 16, 16, 3, 1, 1},
+    {"3x3 s2 p1 odd 3x9x7x5->6", 3, 9, 7, 5, 6, 3, 2, 1},
+    {"7x7 s2 p3 stem 2x15x13x3->8", 2, 15, 13, 3, 8, 7, 2, 3},
+    {"5x5 s1 p2 odd 2x6x5x3->4", 2, 6, 5, 3, 4, 5, 1, 2},
+};
+
+class Dfp16Conv2d : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Dfp16Conv2d, EveryPassWithinBoundOfFp32) {
+    const ConvCase t = GetParam();
+    const PassErrors e = conv_errors(t, dfp16_precision());
+    print_row("conv2d", t.what, "dfp16", e, e.max() <= kRelBound);
+    EXPECT_LE(e.fprop, kRelBound);
+    EXPECT_LE(e.bprop, kRelBound);
+    EXPECT_LE(e.wtgrad, kRelBound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dfp16, Dfp16Conv2d, ::testing::ValuesIn(kConvCases));
+
+struct LinearCase {
+    std::int64_t n, in, out;
+};
+
+PassErrors linear_errors(const LinearCase& t, const precision::LayerPrecision& precision) {
+    Linear dfp("fc", {.in_features = t.in, .out_features = t.out, .precision = precision});
+    Linear fp32("fc", {.in_features = t.in, .out_features = t.out});
+    return compare_with_fp32(dfp, fp32, {std::size_t(t.n), std::size_t(t.in)});
+}
+
+std::string linear_what(const LinearCase& t) {
+    return "n=" + std::to_string(t.n) + " " + std::to_string(t.in) + "->" + std::to_string(t.out);
+}
+
+TEST(Dfp16Linear, EveryPassWithinBoundOfFp32) {
+    for (const LinearCase t : {LinearCase{8, 37, 11}, LinearCase{16, 256, 64}}) {
+        const PassErrors e = linear_errors(t, dfp16_precision());
+        print_row("linear", linear_what(t), "dfp16", e, e.max() <= kRelBound);
+        EXPECT_LE(e.fprop, kRelBound) << linear_what(t);
+        EXPECT_LE(e.bprop, kRelBound) << linear_what(t);
+        EXPECT_LE(e.wtgrad, kRelBound) << linear_what(t);
+    }
+}
+
+// The bound separates 16-bit from 8-bit mantissas: the same passes in DFP8-sized formats (int16
+// storage, 8-bit mantissas) exceed it, each of them.
+TEST(Dfp16Linear, EightBitFormatsExceedTheBound) {
+    const precision::LayerPrecision eight = dfp16_precision("dfp16,all.bits=8");
+    const std::vector<std::pair<std::string, PassErrors>> runs = {
+        {"linear " + linear_what({16, 256, 64}), linear_errors({16, 256, 64}, eight)},
+        {std::string("conv2d ") + kConvCases[2].what, conv_errors(kConvCases[2], eight)},
+        {std::string("conv2d ") + kConvCases[0].what, conv_errors(kConvCases[0], eight)}};
+    for (const auto& [what, e] : runs) {
+        std::printf("%-40s 8-bit  fprop %.2e bprop %.2e wtgrad %.2e  must exceed %.1e\n",
+                    what.c_str(), e.fprop, e.bprop, e.wtgrad, kRelBound);
+        EXPECT_GT(e.fprop, kRelBound) << what;
+        EXPECT_GT(e.bprop, kRelBound) << what;
+        EXPECT_GT(e.wtgrad, kRelBound) << what;
+    }
+}
+
+TEST(Dfp16Linear, AxisFormatsWhereTheGemmCanScaleAndNamedErrorsWhereNot) {
+    // Per-sample activations (rows of src) scale FPROP's rows: FPROP works and stays accurate.
+    const precision::LayerPrecision per_row = dfp16_precision("dfp16,activations.granularity=axis");
+    Linear fc("fc7", {.in_features = 37, .out_features = 11, .precision = per_row});
+    Tensor src({4, 37});
+    src.data = normal(src.numel(), 6);
+    const Tensor* srcs[] = {&src};
+    Tensor dst;
+    fc.forward(srcs, dst, {});
+    std::vector<float> ref(dst.numel());
+    linear_forward_ref(ref.data(), src.data.data(), fc.weight().value.data(),
+                       fc.bias()->value.data(), 4, 37, 11);
+    EXPECT_LE(relative_error(dst.data, ref, {}), kRelBound);
+    // ... but WTGRAD sums over the samples, so their exponents would vary along its K.
+    Tensor diff_dst(dst.shape);
+    diff_dst.data = normal(diff_dst.numel(), 7);
+    try {
+        Tensor* no_diff_src[] = {nullptr};
+        fc.backward(srcs, dst, diff_dst, no_diff_src);
+        FAIL() << "no error for per-sample exponents along WTGRAD's K";
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("linear 'fc7': wtgrad"), std::string::npos) << what;
+        EXPECT_NE(what.find("'fc7.src'"), std::string::npos) << what;
+    }
+}
+
+// The lowering against the naive references (nn/reference.cpp), exactly: integer data small
+// enough that every sum is exact in FP32 and in double.
+TEST(Dfp16Lowering, Im2colAndCol2imMatchTheNaiveConvolution) {
+    for (const ConvCase& t : kConvCases) {
+        Conv2d conv("conv", conv_config(t, {}));
+        const ConvGeometry g = conv.geometry(
+            {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
+        std::mt19937 rng(8);
+        std::uniform_int_distribution<int> small(-20, 20);
+        const auto integers = [&](std::size_t n) {
+            std::vector<float> v(n);
+            for (auto& x : v) x = float(small(rng));
+            return v;
+        };
+        const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
+        const std::vector<float> src = integers(std::size_t(g.n * g.h * g.w * g.c));
+        const std::vector<float> wei = integers(std::size_t(g.k * patch));
+        // Mantissas equal the values: with max |x| = 20 and bits = 6, the exponent is 0.
+        Format six_bits = dfp16_tensor();
+        six_bits.bits = 6;
+        const Dfp16Tensor src_q = quantize<std::int16_t>(
+            src.data(), {std::size_t(g.n * g.h * g.w), std::size_t(g.c)}, six_bits, {}, "src");
+        ASSERT_EQ(src_q.exponents, std::vector<int>{0});
+        Dfp16Tensor col;
+        im2col(src_q, g, col);
+        std::vector<float> dst(std::size_t(rows * g.k)), ref_dst(dst.size());
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t k = 0; k < g.k; ++k)
+                for (std::int64_t j = 0; j < patch; ++j)
+                    dst[i * g.k + k] += float(col.mantissas[i * patch + j]) * wei[k * patch + j];
+        conv2d_forward_ref(ref_dst.data(), src.data(), wei.data(), nullptr, g);
+        EXPECT_EQ(dst, ref_dst) << "im2col " << t.what;
+
+        const std::vector<float> diff_dst = integers(dst.size());
+        std::vector<float> diff_col(std::size_t(rows * patch));
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t k = 0; k < g.k; ++k)
+                for (std::int64_t j = 0; j < patch; ++j)
+                    diff_col[i * patch + j] += diff_dst[i * g.k + k] * wei[k * patch + j];
+        std::vector<float> diff_src = integers(src.size());
+        std::vector<float> ref_diff_src = diff_src;
+        col2im_add(diff_src.data(), diff_col.data(), g);
+        conv2d_backward_data_ref(ref_diff_src.data(), diff_dst.data(), wei.data(), g);
+        EXPECT_EQ(diff_src, ref_diff_src) << "col2im_add " << t.what;
+        std::printf("lowering %-34s im2col %s col2im_add %s\n", t.what,
+                    dst == ref_dst ? "PASS" : "FAIL", diff_src == ref_diff_src ? "PASS" : "FAIL");
+    }
+}
+
+// conv1 -> relu -> conv2 -> conv3 (1x1) -> fc
+void build_small_net(Net& net) {
+    int x = net.add<Conv2d>({Net::kInput}, "conv1",
+                            Conv2dConfig{.in_channels = 3, .out_channels = 4, .kernel = 3, .pad = 1});
+    x = net.add<Relu>({x}, "relu1");
+    x = net.add<Conv2d>({x}, "conv2",
+                        Conv2dConfig{.in_channels = 4, .out_channels = 4, .kernel = 3, .pad = 1});
+    x = net.add<Conv2d>({x}, "conv3", Conv2dConfig{.in_channels = 4, .out_channels = 2});
+    net.add<Linear>({x}, "fc", LinearConfig{.in_features = 5 * 5 * 2, .out_features = 3});
+}
+
+TEST(Dfp16Policy, PaperPolicyKeepsFirstAndLastLayerFp32) {
+    Net net;
+    build_small_net(net);
+    net.apply_precision(precision::Policy::dfp16());
+    EXPECT_EQ(net.precision_summary(), "conv1 fp32\nconv2 dfp16\nconv3 dfp16\nfc fp32\n");
+    EXPECT_EQ(net.layer(2).precision(), nullptr);  // relu1: always FP32
+    EXPECT_EQ(net.layer(3).precision()->compute, precision::Compute::dfp16);
+    EXPECT_EQ(net.layer(3).precision()->gradients.format.bits, 16);
+    net.apply_precision(precision::Policy::parse("dfp16,fc=dfp16,conv3=fp32"));
+    EXPECT_EQ(net.precision_summary(), "conv1 fp32\nconv2 dfp16\nconv3 fp32\nfc dfp16\n");
+    net.apply_precision(precision::Policy::fp32());
+    EXPECT_EQ(net.precision_summary(), "conv1 fp32\nconv2 fp32\nconv3 fp32\nfc fp32\n");
+}
+
+TEST(Dfp16Policy, NanEnteringADfp16LayerIsAnErrorNamingTheTensor) {
+    Net net;
+    build_small_net(net);
+    net.apply_precision(precision::Policy::dfp16());
+    Tensor src({2, 5, 5, 3});
+    src.data = normal(src.numel(), 9);
+    net.forward(src, {});
+    // conv1 (FP32) passes the NaN on through relu1; conv2 (DFP16) meets it when quantizing.
+    src.data[40] = std::numeric_limits<float>::quiet_NaN();
+    try {
+        net.forward(src, {});
+        FAIL() << "no error for a NaN entering conv2";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tensor 'conv2.src'"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace dfp::nn
