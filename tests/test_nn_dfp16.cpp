@@ -5,7 +5,8 @@
 // The GEMM's input shift s (kernels::kDefaultInputShift) rounds each mantissa again to a multiple
 // of 2^s, which adds a variance of (4^s + 2) / 12 * 4^E for s >= 1 (rounding of integers whose
 // low s bits are uniform). With 2^E <= max|x| * 2^-14 and max|x| <= 5 sigma for the normal data
-// here (<= 10^4 elements per tensor), each operand errs by at most
+// here (<= 2 * 10^4 elements per tensor: P(max > 5 sigma) ~ 1%; the seeds are fixed), each
+// operand errs by at most
 //   5 * 2^-14 * sqrt(1/12 + [s >= 1] (4^s + 2) / 12)  of its rms  (8.8e-5 for s = 0, 2.3e-4 for 1),
 // and a product of two operands with independent errors by sqrt(2) times that, norm-wise. The
 // FP32 twin's own rounding (~1e-7) does not count. We assert ||dfp16 - fp32||_2 <= 1.5 * that
@@ -230,6 +231,26 @@ TEST(Dfp16Linear, AxisFormatsWhereTheGemmCanScaleAndNamedErrorsWhereNot) {
         const std::string what = e.what();
         EXPECT_NE(what.find("linear 'fc7': wtgrad"), std::string::npos) << what;
         EXPECT_NE(what.find("'fc7.src'"), std::string::npos) << what;
+    }
+}
+
+// im2col copies mantissas between pixels and channels, so the lowered convolution needs one
+// activation exponent per tensor; a per-channel format is refused with the tensor named.
+TEST(Dfp16Conv2d, LoweringRefusesPerChannelActivationsNamingTheTensor) {
+    const ConvCase& t = kConvCases[2];  // 3x3
+    Conv2d conv("conv4", conv_config(t, dfp16_precision("dfp16,activations.granularity=axis,"
+                                                        "activations.axis=1")));
+    Tensor src({std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
+    src.data = normal(src.numel(), 11);
+    const Tensor* srcs[] = {&src};
+    Tensor dst;
+    try {
+        conv.forward(srcs, dst, {});
+        FAIL() << "no error for per-channel activations in a lowered convolution";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("conv2d 'conv4': fprop: tensor 'conv4.src'"),
+                  std::string::npos)
+            << e.what();
     }
 }
 
