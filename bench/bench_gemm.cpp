@@ -26,8 +26,8 @@ void BM_ukernel_s16_f32(benchmark::State& state) {
     auto* b = static_cast<int16_t*>(std::aligned_alloc(64, static_cast<size_t>(kp * ctx->nr * 4)));
     for (int64_t i = 0; i < kp * ctx->mr * 2; ++i) a[i] = static_cast<int16_t>(d(rng));
     for (int64_t i = 0; i < kp * ctx->nr * 2; ++i) b[i] = static_cast<int16_t>(d(rng));
-    std::vector<float> c(static_cast<size_t>(ctx->mr * ctx->nr)), rs(static_cast<size_t>(ctx->mr), 1.0f),
-        cs(static_cast<size_t>(ctx->nr), 1.0f);
+    std::vector<float> c(static_cast<size_t>(ctx->mr * ctx->nr)),
+        rs(static_cast<size_t>(ctx->mr), 1.0f), cs(static_cast<size_t>(ctx->nr), 1.0f);
     UkernelArgs args;
     args.kp = kp;
     args.chain = chain;
@@ -57,9 +57,10 @@ void BM_gemm(benchmark::State& state, GemmImpl impl) {
     GemmBenchCase bc(shape, 1);
     const GemmOptions options;
     for (auto _ : state) bc.run(impl, threads, options);
-    state.counters["GFLOPs"] = benchmark::Counter(bc.flops(), benchmark::Counter::kIsIterationInvariantRate);
-    state.SetLabel(shape.form + " " + std::to_string(shape.m) + "x" + std::to_string(shape.n) + "x" +
-                   std::to_string(shape.k));
+    state.counters["GFLOPs"] =
+        benchmark::Counter(bc.flops(), benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(shape.form + " " + std::to_string(shape.m) + "x" + std::to_string(shape.n) +
+                   "x" + std::to_string(shape.k));
 }
 
 void shape_args(benchmark::internal::Benchmark* b) {
@@ -86,7 +87,8 @@ void BM_pack_b_s16(benchmark::State& state) {
     auto* dst = static_cast<int16_t*>(std::aligned_alloc(64, static_cast<size_t>(kc * cols * 2)));
     std::vector<uint64_t> stats(64);
     for (auto _ : state) {
-        ctx->pack_b(src.data(), ld, k_contiguous, cols, kc, 0, dst, with_stats ? stats.data() : nullptr, nullptr);
+        ctx->pack_b(src.data(), ld, k_contiguous, cols, kc, 0, dst,
+                    with_stats ? stats.data() : nullptr, nullptr);
         benchmark::DoNotOptimize(dst);
     }
     state.counters["elements"] = benchmark::Counter(static_cast<double>(kc * cols),

@@ -144,10 +144,12 @@ TEST(Gemm, EveryTileEdgeOfEveryS8Kernel) {
         for (int64_t k : {int64_t{1}, int64_t{5}, ctx->kc + 3}) {
             for (int64_t m = 1; m <= ctx->mr; ++m)
                 for (int64_t n = 1; n <= ctx->nr; ++n) {
-                    Operand<int8_t> a(m, k, Op::t, 1, -128, 127, rng), b(k, n, Op::n, 0, 1, 127, rng);
+                    Operand<int8_t> a(m, k, Op::t, 1, -128, 127, rng),
+                        b(k, n, Op::n, 0, 1, 127, rng);
                     expect_s32_exact(m, n, k, a.mat, b.mat, isa, 1);
                 }
-            std::printf("s8 tile edges %-11s %dx%d k=%ld PASS\n", isa_name(isa), ctx->mr, ctx->nr, k);
+            std::printf("s8 tile edges %-11s %dx%d k=%ld PASS\n", isa_name(isa), ctx->mr, ctx->nr,
+                        k);
         }
     }
 }

@@ -156,7 +156,8 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                     if (narrow)  // only the first nr_narrow columns are the narrow kernel's
                         for (int64_t i = 0; i < mr; ++i)
                             for (int64_t j = fast.nr_narrow; j < ldc; ++j)
-                                cf[static_cast<size_t>(i * ldc + j)] = ct[static_cast<size_t>(i * ldc + j)];
+                                cf[static_cast<size_t>(i * ldc + j)] =
+                                    ct[static_cast<size_t>(i * ldc + j)];
                     EXPECT_EQ(cf, ct) << fast.isa_name << " kc=" << kc << " chain=" << chain
                                       << " mode=" << static_cast<int>(out) << " load_c=" << load_c;
                     EXPECT_EQ(ef, et) << "overflow events differ, kc=" << kc << " chain=" << chain;
@@ -220,7 +221,8 @@ TEST(GemmKernels, NormLevelsBoundBlockMaxima) {
     uint64_t levels[4] = {};
     ref_norm_levels(panel, 1, 5, levels);
     const uint64_t big = 2ull * 32767 * 32767;
-    const uint64_t exact[4] = {big, big, big + 5 + 25, big + 5 + 25 + 1};  // blocks 1, 2, 4, 8 pairs
+    const uint64_t exact[4] = {big, big, big + 5 + 25,
+                               big + 5 + 25 + 1};  // blocks 1, 2, 4, 8 pairs
     const uint64_t pairs[4] = {1, 2, 4, 5};
     for (int l = 0; l < 4; ++l) {
         EXPECT_GE(levels[l], exact[l]) << "level " << l;

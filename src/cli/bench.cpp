@@ -35,17 +35,20 @@ const char* ops(const kernels::GemmShape& s) {
 }
 
 void print_header() {
-    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s %8s | %6s %6s | %5s %8s\n", "form", "M", "N", "K",
-                "op", "thr", "dfp16", "fp32", "bf16", "dfp8", "x fp32", "x bf16", "chain", "rel.err");
-    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s %8s | %6s %6s | %5s %8s\n", "", "", "", "", "", "",
-                "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "pairs", "vs fp32");
+    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s %8s | %6s %6s | %5s %8s\n", "form", "M",
+                "N", "K", "op", "thr", "dfp16", "fp32", "bf16", "dfp8", "x fp32", "x bf16", "chain",
+                "rel.err");
+    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s %8s | %6s %6s | %5s %8s\n", "", "", "", "",
+                "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "pairs", "vs fp32");
 }
 
 void print_record(const GemmBenchRecord& r) {
-    std::printf("%-6s %5ld %6ld %5ld %2s %3d | %8.1f %8.1f %8.1f %8.1f | %6.2f %6.2f | %5ld %8.1e\n",
-                r.shape.form.c_str(), r.shape.m, r.shape.n, r.shape.k, ops(r.shape), r.threads, r.dfp16_gflops,
-                r.onednn_fp32_gflops, r.onednn_bf16_gflops, r.dfp8_gflops, r.dfp16_gflops / r.onednn_fp32_gflops,
-                r.dfp16_gflops / r.onednn_bf16_gflops, r.dfp16_min_chain_pairs, r.dfp16_rel_error);
+    std::printf(
+        "%-6s %5ld %6ld %5ld %2s %3d | %8.1f %8.1f %8.1f %8.1f | %6.2f %6.2f | %5ld %8.1e\n",
+        r.shape.form.c_str(), r.shape.m, r.shape.n, r.shape.k, ops(r.shape), r.threads,
+        r.dfp16_gflops, r.onednn_fp32_gflops, r.onednn_bf16_gflops, r.dfp8_gflops,
+        r.dfp16_gflops / r.onednn_fp32_gflops, r.dfp16_gflops / r.onednn_bf16_gflops,
+        r.dfp16_min_chain_pairs, r.dfp16_rel_error);
     std::fflush(stdout);
 }
 
@@ -61,9 +64,12 @@ void run_bench_gemm(const BenchGemmOptions& o) {
     config.with_dfp8 = !o.no_dfp8;
     config.options.input_shift = o.input_shift;
     config.options.max_chain_pairs = o.max_chain_pairs;
-    config.options.overflow = o.count_overflow ? kernels::OverflowMode::count : kernels::OverflowMode::proven;
-    std::printf("DFP16 GEMM (input shift %d, overflow %s, max chain %ld pairs) vs oneDNN; medians of %d samples\n",
-                o.input_shift, o.count_overflow ? "count (unproven)" : "proven", o.max_chain_pairs, o.reps);
+    config.options.overflow =
+        o.count_overflow ? kernels::OverflowMode::count : kernels::OverflowMode::proven;
+    std::printf(
+        "DFP16 GEMM (input shift %d, overflow %s, max chain %ld pairs) vs oneDNN; medians of %d "
+        "samples\n",
+        o.input_shift, o.count_overflow ? "count (unproven)" : "proven", o.max_chain_pairs, o.reps);
     print_header();
     const std::vector<GemmBenchRecord> records = kernels::run_gemm_bench(config, print_record);
     if (!records.empty()) std::printf("kernel: %s\n", records.front().dfp16_kernel.c_str());
@@ -102,16 +108,26 @@ void add_bench_command(CLI::App& app) {
     bench->require_subcommand(1);
     auto o = std::make_shared<BenchGemmOptions>();
     CLI::App* gemm = bench->add_subcommand(
-        "gemm", "DFP16 GEMM vs oneDNN FP32 sgemm and bf16 matmul (GFLOP/s, a multiply-add counts 2)");
-    gemm->add_option("--shape", o->shapes, "M,N,K or M,N,K,XY (X, Y in N/T: op of A, B); repeatable; default: the conv/FC set");
-    gemm->add_option("--threads", o->threads, "Thread counts to measure, e.g. --threads 1,2")->delimiter(',');
-    gemm->add_option("--reps", o->reps, "Samples per implementation (the median is reported)")->check(CLI::Range(1, 1000));
-    gemm->add_option("--min-sample-ms", o->min_sample_ms, "Each sample repeats the GEMM for at least this long");
-    gemm->add_option("--input-shift", o->input_shift, "Right-shift of the DFP16 inputs while packing (0..8)");
-    gemm->add_option("--max-chain", o->max_chain_pairs, "Cap on the INT32 chain in K-pairs (count mode: the fixed chain)");
-    gemm->add_flag("--count-overflow", o->count_overflow, "Unproven fixed chains on vpdpwssds, counting saturations");
+        "gemm",
+        "DFP16 GEMM vs oneDNN FP32 sgemm and bf16 matmul (GFLOP/s, a multiply-add counts 2)");
+    gemm->add_option(
+        "--shape", o->shapes,
+        "M,N,K or M,N,K,XY (X, Y in N/T: op of A, B); repeatable; default: the conv/FC set");
+    gemm->add_option("--threads", o->threads, "Thread counts to measure, e.g. --threads 1,2")
+        ->delimiter(',');
+    gemm->add_option("--reps", o->reps, "Samples per implementation (the median is reported)")
+        ->check(CLI::Range(1, 1000));
+    gemm->add_option("--min-sample-ms", o->min_sample_ms,
+                     "Each sample repeats the GEMM for at least this long");
+    gemm->add_option("--input-shift", o->input_shift,
+                     "Right-shift of the DFP16 inputs while packing (0..8)");
+    gemm->add_option("--max-chain", o->max_chain_pairs,
+                     "Cap on the INT32 chain in K-pairs (count mode: the fixed chain)");
+    gemm->add_flag("--count-overflow", o->count_overflow,
+                   "Unproven fixed chains on vpdpwssds, counting saturations");
     gemm->add_flag("--no-dfp8", o->no_dfp8, "Skip the DFP8 (vpdpbusd) measurement");
-    gemm->add_option("--json", o->json_path, "Also write one JSON record per shape, form and thread count");
+    gemm->add_option("--json", o->json_path,
+                     "Also write one JSON record per shape, form and thread count");
     gemm->callback([o] { run_bench_gemm(*o); });
 }
 

@@ -195,7 +195,7 @@ constexpr int64_t kPackGroup = 4;
 // runs. Spread this way the reads of a strided source neither stall the packer nor flood the
 // miss queues as a burst of prefetches would. Tiles past the lines needed prefetch nothing new.
 class PrefetchPlan {
-public:
+  public:
     template <typename T>
     void start(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kb, int64_t kp) {
         run_ = (k_contiguous ? kb : rows) * static_cast<int64_t>(sizeof(T));
@@ -216,7 +216,7 @@ public:
         if (++line_ == lines_) line_ = 0, ++chunk_;
     }
 
-private:
+  private:
     static constexpr int64_t kLine = 64;
     const char* src_ = nullptr;
     int64_t run_ = 0, lines_ = 1, needed_ = 0, chunk_bytes_ = 0, stride_ = 0;
@@ -284,8 +284,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                                    s16 ? nullptr : bsums + jr);
                         const int64_t jn = j + group;  // the next group
                         if (jn < jc + nb)
-                            plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn), pb.b.ld, bt,
-                                       std::min(group, jc + nb - jn), kb, kp);
+                            plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn),
+                                       pb.b.ld, bt, std::min(group, jc + nb - jn), kb, kp);
                         else
                             plan.stop();
                     }
@@ -325,7 +325,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                         // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds
                         // on columns that are only padding.
                         const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
-                        const Ukernel uk = pb.s32_out ? (narrow ? ctx.s32_narrow : ctx.s32)
+                        const Ukernel uk = pb.s32_out      ? (narrow ? ctx.s32_narrow : ctx.s32)
                                            : pb.count_mode ? ctx.f32_count
                                            : narrow        ? ctx.f32_narrow
                                                            : ctx.f32;
@@ -433,7 +433,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
         throw Error("GemmOptions::input_shift: raw INT32 output is exact only with input_shift 0");
     const GemmContext<T>& ctx = pick<T>(options, count_mode);
     if (s16 && ctx.kc > 2 * kMaxStatPairs)  // a context's constant: the statistics need it
-        throw Error(std::string("GEMM context ") + ctx.isa_name + ": kc above the statistics' limit");
+        throw Error(std::string("GEMM context ") + ctx.isa_name +
+                    ": kc above the statistics' limit");
     GemmReport empty{std::string(ctx.isa_name), 0, 0};
     if (m == 0 || n == 0) return empty;
     if (k == 0) {

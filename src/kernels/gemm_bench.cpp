@@ -1,16 +1,15 @@
 #include "kernels/gemm_bench.hpp"
 
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <random>
 #include <sstream>
-
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "base/error.hpp"
 
@@ -20,7 +19,8 @@ std::vector<GemmShape> default_gemm_shapes() {
     std::vector<GemmShape> out{{1024, 1024, 1024, Op::n, Op::n, "gemm"}};
     // FPROP C[Kout x NPQ] = W[Kout x CRS] * X[CRS x NPQ]; BPROP dX[CRS x NPQ] = W^T dY;
     // WTGRAD dW[Kout x CRS] = dY[Kout x NPQ] X^T.
-    const int64_t conv[][3] = {{64, 25088, 576}, {256, 25088, 64}, {128, 6272, 1152}, {256, 1568, 2304}, {512, 392, 4608}};
+    const int64_t conv[][3] = {
+        {64, 25088, 576}, {256, 25088, 64}, {128, 6272, 1152}, {256, 1568, 2304}, {512, 392, 4608}};
     for (const auto& s : conv) {
         const int64_t kout = s[0], npq = s[1], crs = s[2];
         out.push_back({kout, npq, crs, Op::n, Op::n, "fprop"});
@@ -37,7 +37,9 @@ GemmShape parse_gemm_shape(const std::string& text) {
     std::string part;
     std::vector<std::string> parts;
     while (std::getline(in, part, ',')) parts.push_back(part);
-    auto bad = [&] { return Error("--shape '" + text + "': expected M,N,K or M,N,K,XY with X, Y in {N, T}"); };
+    auto bad = [&] {
+        return Error("--shape '" + text + "': expected M,N,K or M,N,K,XY with X, Y in {N, T}");
+    };
     if (parts.size() != 3 && parts.size() != 4) throw bad();
     try {
         s.m = std::stoll(parts[0]);
@@ -49,7 +51,8 @@ GemmShape parse_gemm_shape(const std::string& text) {
     if (s.m <= 0 || s.n <= 0 || s.k <= 0) throw bad();
     if (parts.size() == 4) {
         const std::string& ops = parts[3];
-        if (ops.size() != 2 || (ops[0] != 'N' && ops[0] != 'T') || (ops[1] != 'N' && ops[1] != 'T')) throw bad();
+        if (ops.size() != 2 || (ops[0] != 'N' && ops[0] != 'T') || (ops[1] != 'N' && ops[1] != 'T'))
+            throw bad();
         s.op_a = ops[0] == 'T' ? Op::t : Op::n;
         s.op_b = ops[1] == 'T' ? Op::t : Op::n;
     }
@@ -58,10 +61,14 @@ GemmShape parse_gemm_shape(const std::string& text) {
 
 const char* impl_name(GemmImpl impl) {
     switch (impl) {
-        case GemmImpl::dfp16: return "dfp16";
-        case GemmImpl::dfp8: return "dfp8";
-        case GemmImpl::onednn_fp32: return "onednn_fp32";
-        case GemmImpl::onednn_bf16: return "onednn_bf16";
+        case GemmImpl::dfp16:
+            return "dfp16";
+        case GemmImpl::dfp8:
+            return "dfp8";
+        case GemmImpl::onednn_fp32:
+            return "onednn_fp32";
+        case GemmImpl::onednn_bf16:
+            return "onednn_bf16";
     }
     return "?";
 }
@@ -78,7 +85,8 @@ std::vector<T> quantize(const std::vector<float>& f, int bits, int* exponent) {
     const float lim = static_cast<float>((1 << (bits - 1)) - 1);
     std::vector<T> out(f.size());
     for (size_t i = 0; i < f.size(); ++i)
-        out[i] = static_cast<T>(std::clamp(std::nearbyint(std::ldexp(f[i], -*exponent)), -lim, lim));
+        out[i] =
+            static_cast<T>(std::clamp(std::nearbyint(std::ldexp(f[i], -*exponent)), -lim, lim));
     return out;
 }
 
@@ -106,7 +114,8 @@ struct GemmBenchCase::OneDnn {
     dnnl::matmul prim;
 };
 
-GemmBenchCase::GemmBenchCase(const GemmShape& shape, uint32_t seed) : shape_(shape), dnnl_(new OneDnn) {
+GemmBenchCase::GemmBenchCase(const GemmShape& shape, uint32_t seed)
+    : shape_(shape), dnnl_(new OneDnn) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> d(0.0f, 1.0f);
     a_.resize(static_cast<size_t>(shape.m * shape.k));
@@ -123,8 +132,12 @@ GemmBenchCase::GemmBenchCase(const GemmShape& shape, uint32_t seed) : shape_(sha
     dnnl_->b = to_bf16(b_);
     using dt = dnnl::memory::data_type;
     const int64_t m = shape.m, n = shape.n, k = shape.k;
-    const dnnl::memory::desc da({m, k}, dt::bf16, shape.op_a == Op::n ? dnnl::memory::dims{k, 1} : dnnl::memory::dims{1, m});
-    const dnnl::memory::desc db({k, n}, dt::bf16, shape.op_b == Op::n ? dnnl::memory::dims{n, 1} : dnnl::memory::dims{1, k});
+    const dnnl::memory::desc da(
+        {m, k}, dt::bf16,
+        shape.op_a == Op::n ? dnnl::memory::dims{k, 1} : dnnl::memory::dims{1, m});
+    const dnnl::memory::desc db(
+        {k, n}, dt::bf16,
+        shape.op_b == Op::n ? dnnl::memory::dims{n, 1} : dnnl::memory::dims{1, k});
     const dnnl::memory::desc dc({m, n}, dt::f32, dnnl::memory::dims{n, 1});
     dnnl_->ma = dnnl::memory(da, dnnl_->engine, dnnl_->a.data());
     dnnl_->mb = dnnl::memory(db, dnnl_->engine, dnnl_->b.data());
@@ -154,19 +167,22 @@ void GemmBenchCase::run(GemmImpl impl, int threads, const GemmOptions& options) 
         }
         case GemmImpl::onednn_fp32: {
             omp_set_num_threads(threads);
-            if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a_.data(), lda, b_.data(), ldb,
-                           0.0f, c_f32_.data(), n) != dnnl_success)
+            if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a_.data(), lda, b_.data(),
+                           ldb, 0.0f, c_f32_.data(), n) != dnnl_success)
                 throw Error("bench: dnnl_sgemm failed");
             break;
         }
         case GemmImpl::onednn_bf16: {
             omp_set_num_threads(threads);
             if (dnnl_->threads != threads) {  // oneDNN sizes its blocking for the thread count
-                const dnnl::matmul::desc desc(dnnl_->ma.get_desc(), dnnl_->mb.get_desc(), dnnl_->mc.get_desc());
+                const dnnl::matmul::desc desc(dnnl_->ma.get_desc(), dnnl_->mb.get_desc(),
+                                              dnnl_->mc.get_desc());
                 dnnl_->prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_->engine));
                 dnnl_->threads = threads;
             }
-            dnnl_->prim.execute(dnnl_->stream, {{DNNL_ARG_SRC, dnnl_->ma}, {DNNL_ARG_WEIGHTS, dnnl_->mb}, {DNNL_ARG_DST, dnnl_->mc}});
+            dnnl_->prim.execute(dnnl_->stream, {{DNNL_ARG_SRC, dnnl_->ma},
+                                                {DNNL_ARG_WEIGHTS, dnnl_->mb},
+                                                {DNNL_ARG_DST, dnnl_->mc}});
             dnnl_->stream.wait();
             break;
         }
@@ -218,7 +234,8 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
             for (GemmImpl impl : impls) {
                 bc.run(impl, threads, config.options);
                 const double t = sample(bc, impl, threads, config.options, 1);
-                calls.push_back(std::max(1, static_cast<int>(std::ceil(config.min_sample_s / std::max(t, 1e-9)))));
+                calls.push_back(std::max(
+                    1, static_cast<int>(std::ceil(config.min_sample_s / std::max(t, 1e-9)))));
             }
             std::vector<std::vector<double>> times(impls.size());
             for (int r = 0; r < config.repetitions; ++r)

@@ -31,7 +31,7 @@ const char* impl_name(GemmImpl impl);
 // floor(log2 max|f|) - (P - 2), round to nearest even, clamp symmetrically) and the prepared
 // primitives. run() executes one GEMM of the named implementation with `threads` threads.
 class GemmBenchCase {
-public:
+  public:
     GemmBenchCase(const GemmShape& shape, uint32_t seed);
     ~GemmBenchCase();
     GemmBenchCase(const GemmBenchCase&) = delete;
@@ -43,7 +43,7 @@ public:
     double dfp16_relative_error() const;
     double flops() const { return 2.0 * static_cast<double>(shape_.m * shape_.n * shape_.k); }
 
-private:
+  private:
     struct OneDnn;
     GemmShape shape_;
     std::vector<float> a_, b_, c_f32_, c_dfp_;
@@ -69,7 +69,7 @@ struct GemmBenchConfig {
     int repetitions = 5;         // samples per implementation; the median is reported
     double min_sample_s = 0.02;  // each sample repeats the GEMM until this much time has passed
     bool with_dfp8 = true;
-    GemmOptions options;         // DFP16 options (defaults: proven overflow rule, default shift)
+    GemmOptions options;  // DFP16 options (defaults: proven overflow rule, default shift)
 };
 
 // Runs every shape x thread count, the implementations interleaved within each repetition so that

@@ -41,7 +41,8 @@ void ref_norm_levels(const int16_t* panel, int w, int64_t kp, uint64_t* levels) 
     for (int64_t p = 0; p < kp; ++p)
         for (int r = 0; r < w; ++r) {
             const int64_t x0 = panel[(p * w + r) * 2], x1 = panel[(p * w + r) * 2 + 1];
-            sums[static_cast<size_t>(p * w + r)] = (static_cast<uint64_t>(x0 * x0 + x1 * x1) >> kStatShift) + 1;
+            sums[static_cast<size_t>(p * w + r)] =
+                (static_cast<uint64_t>(x0 * x0 + x1 * x1) >> kStatShift) + 1;
         }
     int64_t blocks = kp;
     for (int l = 0; l < norm_levels(kp); ++l) {

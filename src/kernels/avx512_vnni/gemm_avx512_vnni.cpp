@@ -27,48 +27,54 @@ enum class Mode { f32, f32_count, s32 };
 // `t`), zmm30/31 the two B vectors, zmm29 the broadcast of A. Per K-group: 2 aligned loads of B,
 // 8 broadcasts, 16 dot instructions. AT&T order "B, A, acc": for vpdpbusd the middle operand is the
 // unsigned one. After the loop the epilogue (one of the macros below) leaves the chain in `t`.
-#define DFP_ROW(insn, i, r0, r1)                  \
-    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"    \
-    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"    \
+// clang-format off
+#define DFP_ROW(insn, i, r0, r1)                                 \
+    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"                   \
+    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"                   \
     insn " %%zmm31, %%zmm29, %%zmm" #r1 "\n\t"
 // The narrow variant (16 columns, for tiles at the right edge of C) uses the even registers only.
-#define DFP_ROW1(insn, i, r0, r1)                 \
-    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"    \
+#define DFP_ROW1(insn, i, r0, r1)                                \
+    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"                   \
     insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"
-#define DFP_ROWS(row, insn)                                                                    \
-    row(insn, 0, 0, 1) row(insn, 1, 2, 3) row(insn, 2, 4, 5) row(insn, 3, 6, 7) row(insn, 4, 8, 9) \
-        row(insn, 5, 10, 11) row(insn, 6, 12, 13) row(insn, 7, 14, 15)
+#define DFP_ROWS(row, insn)                                                    \
+    row(insn, 0, 0, 1) row(insn, 1, 2, 3) row(insn, 2, 4, 5) row(insn, 3, 6, 7) \
+    row(insn, 4, 8, 9) row(insn, 5, 10, 11) row(insn, 6, 12, 13) row(insn, 7, 14, 15)
 #define DFP_ALL16(m) m(0) m(1) m(2) m(3) m(4) m(5) m(6) m(7) m(8) m(9) m(10) m(11) m(12) m(13) m(14) m(15)
 #define DFP_EVEN8(m) m(0) m(2) m(4) m(6) m(8) m(10) m(12) m(14)
 #define DFP_ZERO(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
 #define DFP_STORE_I32(r) "vmovdqa32 %%zmm" #r ", " #r "*64(%[t])\n\t"
-#define DFP_CVT_STORE(r) "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\tvmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
-#define DFP_CVT_ADD(r)                                        \
-    "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                  \
-    "vaddps " #r "*64(%[t]), %%zmm" #r ", %%zmm" #r "\n\t"    \
+#define DFP_CVT_STORE(r)                                         \
+    "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                     \
+    "vmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
+#define DFP_CVT_ADD(r)                                           \
+    "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                     \
+    "vaddps " #r "*64(%[t]), %%zmm" #r ", %%zmm" #r "\n\t"       \
     "vmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
 // s8: subtract 128 * column sums (comp: 2 vectors, already multiplied) from every accumulator.
 #define DFP_COMP(r) "vpsubd (" #r "%%2)*64(%[comp]), %%zmm" #r ", %%zmm" #r "\n\t"
 #define DFP_LOAD_B2 "vmovdqa64 (%[b]), %%zmm30\n\tvmovdqa64 64(%[b]), %%zmm31\n\t"
 #define DFP_LOAD_B1 "vmovdqa64 (%[b]), %%zmm30\n\t"
-#define DFP_CHAIN_NV(regs, loadb, row, insn, epilogue)                                        \
-    asm volatile(regs(DFP_ZERO)                                                                \
-                 "1:\n\t" loadb                                                                \
-                 "prefetcht1 (%[pf])\n\t"                                                     \
-                 "add %[pfs], %[pf]\n\t"                                                      \
-                 DFP_ROWS(row, insn)                                                           \
-                 "add $32, %[a]\n\t"                                                           \
-                 "sub $-128, %[b]\n\t"                                                         \
-                 "dec %[n]\n\t"                                                                \
-                 "jnz 1b\n\t" epilogue                                                         \
-                 : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n), [pf] "+r"(pf)                        \
-                 : [t] "r"(t), [comp] "r"(comp), [pfs] "r"(pfs)                                \
-                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
-                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm29",      \
+// The prefetch stream (see UkernelArgs::prefetch): one line per K-group.
+#define DFP_CHAIN_NV(regs, loadb, row, insn, epilogue)                                     \
+    asm volatile(regs(DFP_ZERO)                                                            \
+                 "1:\n\t"                                                                  \
+                 loadb                                                                     \
+                 "prefetcht1 (%[pf])\n\t"                                                  \
+                 "add %[pfs], %[pf]\n\t"                                                   \
+                 DFP_ROWS(row, insn)                                                       \
+                 "add $32, %[a]\n\t"                                                       \
+                 "sub $-128, %[b]\n\t"                                                     \
+                 "dec %[n]\n\t"                                                            \
+                 "jnz 1b\n\t"                                                              \
+                 epilogue                                                                  \
+                 : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n), [pf] "+r"(pf)                    \
+                 : [t] "r"(t), [comp] "r"(comp), [pfs] "r"(pfs)                            \
+                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm29",  \
                    "xmm30", "xmm31", "cc", "memory")
-
 #define DFP_CHAIN2(insn, epilogue) DFP_CHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
 #define DFP_CHAIN1(insn, epilogue) DFP_CHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
+// clang-format on
 
 // What the chain leaves in the tile t (8 x 32, 64-byte aligned).
 enum class Epilogue {
@@ -86,19 +92,31 @@ __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __
     static_assert(!s8 || ep != Epilogue::f32_add, "s8 blocks are one chain");
     static_assert(!saturate || ep == Epilogue::i32, "count mode inspects the INT32 sums");
     if constexpr (NV == 2) {
-        if constexpr (s8 && ep == Epilogue::i32) DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
-        else if constexpr (s8) DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_STORE));
-        else if constexpr (saturate) DFP_CHAIN2("vpdpwssds", DFP_ALL16(DFP_STORE_I32));
-        else if constexpr (ep == Epilogue::i32) DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_STORE_I32));
-        else if constexpr (ep == Epilogue::f32_first) DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_STORE));
-        else DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
+        if constexpr (s8 && ep == Epilogue::i32)
+            DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
+        else if constexpr (s8)
+            DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_STORE));
+        else if constexpr (saturate)
+            DFP_CHAIN2("vpdpwssds", DFP_ALL16(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::i32)
+            DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::f32_first)
+            DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_STORE));
+        else
+            DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
     } else {
-        if constexpr (s8 && ep == Epilogue::i32) DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_STORE_I32));
-        else if constexpr (s8) DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_CVT_STORE));
-        else if constexpr (saturate) DFP_CHAIN1("vpdpwssds", DFP_EVEN8(DFP_STORE_I32));
-        else if constexpr (ep == Epilogue::i32) DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_STORE_I32));
-        else if constexpr (ep == Epilogue::f32_first) DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_STORE));
-        else DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_ADD));
+        if constexpr (s8 && ep == Epilogue::i32)
+            DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_STORE_I32));
+        else if constexpr (s8)
+            DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_CVT_STORE));
+        else if constexpr (saturate)
+            DFP_CHAIN1("vpdpwssds", DFP_EVEN8(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::i32)
+            DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_STORE_I32));
+        else if constexpr (ep == Epilogue::f32_first)
+            DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_STORE));
+        else
+            DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_ADD));
     }
 }
 #undef DFP_CHAIN1
@@ -148,16 +166,22 @@ void ukernel_8x32(const UkernelArgs& args) {
         const int32_t* ap = a + p0 * kMr;
         const __m512i* bp = b + p0 * kNrv;
         if constexpr (mode == Mode::f32) {
-            if (s8 || p0 == 0) chain_8x32<NV, s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
-            else if constexpr (!s8) chain_8x32<NV, false, false, Epilogue::f32_add>(ap, bp, n, sum, comp, pf, args.prefetch_stride);
+            if (s8 || p0 == 0)
+                chain_8x32<NV, s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf,
+                                                               args.prefetch_stride);
+            else if constexpr (!s8)
+                chain_8x32<NV, false, false, Epilogue::f32_add>(ap, bp, n, sum, comp, pf,
+                                                                args.prefetch_stride);
         } else {
-            chain_8x32<NV, s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp, pf, args.prefetch_stride);
+            chain_8x32<NV, s8, mode == Mode::f32_count, Epilogue::i32>(ap, bp, n, acc, comp, pf,
+                                                                       args.prefetch_stride);
         }
         if constexpr (mode == Mode::f32_count) {
             const __m512i hi = _mm512_set1_epi32(INT32_MAX), lo = _mm512_set1_epi32(INT32_MIN);
             for (int e = 0; e < kMr * kNr; e += 16) {
                 const __m512i x = _mm512_load_si512(acc + e);
-                events += __builtin_popcount(_mm512_cmpeq_epi32_mask(x, hi) | _mm512_cmpeq_epi32_mask(x, lo));
+                events += __builtin_popcount(_mm512_cmpeq_epi32_mask(x, hi) |
+                                             _mm512_cmpeq_epi32_mask(x, lo));
                 const __m512 f = _mm512_cvtepi32_ps(x);
                 _mm512_store_ps(sum + e, p0 == 0 ? f : _mm512_add_ps(_mm512_load_ps(sum + e), f));
             }
@@ -169,7 +193,8 @@ void ukernel_8x32(const UkernelArgs& args) {
             for (int v = 0; v < NV; ++v) {
                 int32_t* c = static_cast<int32_t*>(args.c) + i * args.ldc + 16 * v;
                 const __m512i x = _mm512_load_si512(acc + i * kNr + 16 * v);
-                _mm512_storeu_si512(c, args.load_c ? _mm512_add_epi32(_mm512_loadu_si512(c), x) : x);
+                _mm512_storeu_si512(c,
+                                    args.load_c ? _mm512_add_epi32(_mm512_loadu_si512(c), x) : x);
             }
     } else {
         for (int i = 0; i < kMr; ++i) {
@@ -254,7 +279,9 @@ struct Ymm8 {
     using V = __m256i;
     static V zero() { return _mm256_setzero_si256(); }
     static V one() { return _mm256_set1_epi32(1); }
-    static V load(const int16_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+    static V load(const int16_t* p) {
+        return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+    }
     static V madd(V x) { return _mm256_madd_epi16(x, x); }
     static V srl(V x) { return _mm256_srli_epi32(x, kStatShift); }
     static V add(V x, V y) { return _mm256_add_epi32(x, y); }
@@ -285,8 +312,11 @@ void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
         for (int64_t c = 0; c < kp; c += kGroup, ++groups) {
             V w[kGroup];
             for (int t = 0; t < kGroup; ++t)
-                w[t] = c + t < kp ? T::add(T::srl(T::madd(T::load(panel + ((c + t) * W + h * kLanes) * 2))), one)
-                                  : T::zero();
+                w[t] =
+                    c + t < kp
+                        ? T::add(T::srl(T::madd(T::load(panel + ((c + t) * W + h * kLanes) * 2))),
+                                 one)
+                        : T::zero();
             for (int t = 0; t < kGroup; ++t) m[0] = T::max(m[0], w[t]);
             for (int level = 1, n = kGroup / 2; level < kTree; ++level, n /= 2)
                 for (int t = 0; t < n; ++t) {
@@ -295,7 +325,8 @@ void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
                 }
             top[groups] = w[0];
         }
-        for (int level = 0; level < std::min(nl, kTree); ++level) best[level] = std::max(best[level], T::hmax(m[level]));
+        for (int level = 0; level < std::min(nl, kTree); ++level)
+            best[level] = std::max(best[level], T::hmax(m[level]));
         for (int level = kTree; level < nl; ++level) {  // halve the buffer of block sums
             V mx = T::zero();
             const int64_t n = ceil_div(groups, 2);
@@ -311,7 +342,9 @@ void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
 }
 
 // Up to 64 bytes of one source row: `count` elements (clamped to 0..64 / sizeof(T)), zeros after.
-inline __m512i load_row(const int16_t* p, int64_t count) { return _mm512_maskz_loadu_epi16(first_n(count), p); }
+inline __m512i load_row(const int16_t* p, int64_t count) {
+    return _mm512_maskz_loadu_epi16(first_n(count), p);
+}
 inline __m512i load_row(const int8_t* p, int64_t count) {
     const __mmask64 m = count >= 64 ? ~__mmask64{0} : count <= 0 ? 0 : (__mmask64{1} << count) - 1;
     return _mm512_maskz_loadu_epi8(m, p);
@@ -335,8 +368,11 @@ void pack_k_contiguous(const T* src, int64_t ld, int64_t rows, int64_t kc, F tra
             __m512i r[16];
             for (int s = 0; s < 16; ++s) {
                 const int64_t row = g + s % kRowsPer, k0 = kg * (c0 + 16 * (s / kRowsPer));
-                _mm_prefetch(reinterpret_cast<const char*>(src + row * ld + k0) + kPrefetchAheadBytes, _MM_HINT_T0);
-                r[s] = transform(row < rows ? load_row(src + row * ld + k0, kc - k0) : _mm512_setzero_si512());
+                _mm_prefetch(
+                    reinterpret_cast<const char*>(src + row * ld + k0) + kPrefetchAheadBytes,
+                    _MM_HINT_T0);
+                r[s] = transform(row < rows ? load_row(src + row * ld + k0, kc - k0)
+                                            : _mm512_setzero_si512());
             }
             transpose16x16(r);
             for (int t = 0; t < 16; ++t) {
@@ -374,10 +410,15 @@ void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
                 // Masked loads only at the edge: they are slow to miss the cache on Zen 4.
                 const __mmask32 m = first_n(rq);
                 const bool full = rq >= W;
-                const __m512i x0 = round_shift(full ? _mm512_loadu_si512(k0) : _mm512_maskz_loadu_epi16(m, k0), shift);
-                const __m512i x1 = odd_tail ? _mm512_setzero_si512()
-                                   : round_shift(full ? _mm512_loadu_si512(k0 + ld) : _mm512_maskz_loadu_epi16(m, k0 + ld), shift);
-                const __m512i lo = _mm512_unpacklo_epi16(x0, x1), hi = _mm512_unpackhi_epi16(x0, x1);
+                const __m512i x0 = round_shift(
+                    full ? _mm512_loadu_si512(k0) : _mm512_maskz_loadu_epi16(m, k0), shift);
+                const __m512i x1 = odd_tail
+                                       ? _mm512_setzero_si512()
+                                       : round_shift(full ? _mm512_loadu_si512(k0 + ld)
+                                                          : _mm512_maskz_loadu_epi16(m, k0 + ld),
+                                                     shift);
+                const __m512i lo = _mm512_unpacklo_epi16(x0, x1),
+                              hi = _mm512_unpackhi_epi16(x0, x1);
                 const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
                 const __m512i second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
                 _mm512_store_si512(out, _mm512_permutex2var_epi64(lo, first, hi));
@@ -403,8 +444,9 @@ void pack_s16(const int16_t* src, int64_t ld, bool k_contiguous, int64_t rows, i
     for (int64_t q = 0; q * W < rows; ++q) {
         int16_t* d = dst + q * kp * W * 2;
         if (k_contiguous)
-            pack_k_contiguous<int16_t, W>(src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc,
-                                          [shift](__m512i x) { return round_shift(x, shift); }, d);
+            pack_k_contiguous<int16_t, W>(
+                src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc,
+                [shift](__m512i x) { return round_shift(x, shift); }, d);
         if (stats != nullptr) norm_levels_avx512<W>(d, kp, stats + q * nl);
     }
 }
@@ -451,14 +493,21 @@ void pack_s8_r_contiguous(const int8_t* src, int64_t ld, int64_t rows, int64_t k
             if constexpr (W == 32) {
                 __m256i x[4];
                 for (int g = 0; g < 4; ++g) {
-                    x[g] = 4 * p + g < kc ? _mm256_maskz_loadu_epi8(first_n(rq), k0 + g * ld) : _mm256_setzero_si256();
-                    if constexpr (offset) x[g] = _mm256_xor_si256(x[g], _mm256_set1_epi8(static_cast<char>(0x80)));
+                    x[g] = 4 * p + g < kc ? _mm256_maskz_loadu_epi8(first_n(rq), k0 + g * ld)
+                                          : _mm256_setzero_si256();
+                    if constexpr (offset)
+                        x[g] = _mm256_xor_si256(x[g], _mm256_set1_epi8(static_cast<char>(0x80)));
                 }
-                const __m256i t01lo = _mm256_unpacklo_epi8(x[0], x[1]), t01hi = _mm256_unpackhi_epi8(x[0], x[1]);
-                const __m256i t23lo = _mm256_unpacklo_epi8(x[2], x[3]), t23hi = _mm256_unpackhi_epi8(x[2], x[3]);
-                // u0: rows 0..3 | 16..19, u1: 4..7 | 20..23, u2: 8..11 | 24..27, u3: 12..15 | 28..31
-                const __m256i u0 = _mm256_unpacklo_epi16(t01lo, t23lo), u1 = _mm256_unpackhi_epi16(t01lo, t23lo);
-                const __m256i u2 = _mm256_unpacklo_epi16(t01hi, t23hi), u3 = _mm256_unpackhi_epi16(t01hi, t23hi);
+                const __m256i t01lo = _mm256_unpacklo_epi8(x[0], x[1]),
+                              t01hi = _mm256_unpackhi_epi8(x[0], x[1]);
+                const __m256i t23lo = _mm256_unpacklo_epi8(x[2], x[3]),
+                              t23hi = _mm256_unpackhi_epi8(x[2], x[3]);
+                // u0: rows 0..3 | 16..19, u1: 4..7 | 20..23, u2: 8..11 | 24..27, u3: 12..15
+                // | 28..31
+                const __m256i u0 = _mm256_unpacklo_epi16(t01lo, t23lo),
+                              u1 = _mm256_unpackhi_epi16(t01lo, t23lo);
+                const __m256i u2 = _mm256_unpacklo_epi16(t01hi, t23hi),
+                              u3 = _mm256_unpackhi_epi16(t01hi, t23hi);
                 auto* o = reinterpret_cast<__m256i*>(out);
                 _mm256_store_si256(o + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
                 _mm256_store_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
@@ -468,10 +517,13 @@ void pack_s8_r_contiguous(const int8_t* src, int64_t ld, int64_t rows, int64_t k
                 const auto m = static_cast<__mmask16>(first_n(std::min<int64_t>(rq, W)));
                 __m128i x[4];
                 for (int g = 0; g < 4; ++g) {
-                    x[g] = 4 * p + g < kc ? _mm_maskz_loadu_epi8(m, k0 + g * ld) : _mm_setzero_si128();
-                    if constexpr (offset) x[g] = _mm_xor_si128(x[g], _mm_set1_epi8(static_cast<char>(0x80)));
+                    x[g] =
+                        4 * p + g < kc ? _mm_maskz_loadu_epi8(m, k0 + g * ld) : _mm_setzero_si128();
+                    if constexpr (offset)
+                        x[g] = _mm_xor_si128(x[g], _mm_set1_epi8(static_cast<char>(0x80)));
                 }
-                const __m128i t01 = _mm_unpacklo_epi8(x[0], x[1]), t23 = _mm_unpacklo_epi8(x[2], x[3]);
+                const __m128i t01 = _mm_unpacklo_epi8(x[0], x[1]),
+                              t23 = _mm_unpacklo_epi8(x[2], x[3]);
                 _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(t01, t23));
                 _mm_store_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(t01, t23));
             }
@@ -490,7 +542,10 @@ void pack_s8(const int8_t* src, int64_t ld, bool k_contiguous, int64_t rows, int
         if (k_contiguous)
             pack_k_contiguous<int8_t, W>(
                 src + q * W * ld, ld, std::min<int64_t>(W, rows - q * W), kc,
-                [](__m512i x) { return is_a ? _mm512_xor_si512(x, _mm512_set1_epi8(static_cast<char>(0x80))) : x; },
+                [](__m512i x) {
+                    return is_a ? _mm512_xor_si512(x, _mm512_set1_epi8(static_cast<char>(0x80)))
+                                : x;
+                },
                 d);
         if constexpr (!is_a) {
             static_assert(is_a || W % 16 == 0);
@@ -498,7 +553,9 @@ void pack_s8(const int8_t* src, int64_t ld, bool k_contiguous, int64_t rows, int
             const __m512i ones = _mm512_set1_epi8(1);
             for (int h = 0; h < W / 16; ++h) {
                 __m512i sum = _mm512_setzero_si512();
-                for (int64_t p = 0; p < kp; ++p) sum = _mm512_dpbusd_epi32(sum, ones, _mm512_load_si512(d + (p * W + 16 * h) * 4));
+                for (int64_t p = 0; p < kp; ++p)
+                    sum =
+                        _mm512_dpbusd_epi32(sum, ones, _mm512_load_si512(d + (p * W + 16 * h) * 4));
                 _mm512_storeu_si512(col_sums + q * W + 16 * h, sum);
             }
         }
@@ -530,6 +587,8 @@ const GemmContext<int16_t>& s16_context_avx512_vnni() {
     return kS16;
 }
 
-const GemmContext<int8_t>& s8_context_avx512_vnni() { return kS8; }
+const GemmContext<int8_t>& s8_context_avx512_vnni() {
+    return kS8;
+}
 
 }  // namespace dfp::kernels
