@@ -17,13 +17,14 @@ enum class Side { a, b };
 kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
                                          const Dfp16Matrix& m, Side side, Op op) {
     const Format& f = m.q.format;
+    const int scaled_axis = (side == Side::a) == (op == Op::n) ? 0 : 1;
     const bool fits = f.granularity == Granularity::tensor ||
-                      (f.granularity == Granularity::axis &&
-                       f.axis == ((side == Side::a) == (op == Op::n) ? 0 : 1));
+                      (f.granularity == Granularity::axis && f.axis == scaled_axis);
     if (!fits)
         layer.fail(std::string(pass) + ": tensor '" + m.name + "' in format " + f.name() +
-                   " has exponents along the GEMM's K dimension; use one exponent per tensor" +
-                   " or axis " + ((side == Side::a) == (op == Op::n) ? "0" : "1") + " here");
+                   " has exponents the GEMM cannot apply (it scales whole rows of op(A) and" +
+                   " columns of op(B)); use one exponent per tensor or axis " +
+                   std::to_string(scaled_axis) + " here");
     return {m.q.mantissas.data(), m.cols(), op, m.q.exponents};
 }
 
