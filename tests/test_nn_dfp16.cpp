@@ -94,6 +94,8 @@ PassErrors compare_with_fp32(Layer& dfp, Layer& fp32, const Shape& src_shape) {
     }
     const Param& wei = *fp32.params()[0];  // weight, then bias
     const std::vector<float> grad_start = wei.grad;
+    const std::vector<float> bias_grad_start =
+        fp32.params().size() > 1 ? fp32.params()[1]->grad : std::vector<float>{};
     Tensor src(src_shape);
     src.data = normal(src.numel(), 3);
     const Tensor* srcs[] = {&src};
@@ -109,6 +111,11 @@ PassErrors compare_with_fp32(Layer& dfp, Layer& fp32, const Shape& src_shape) {
     Tensor* diff_fp32[] = {&diff_src_fp32};
     dfp.backward(srcs, dst_dfp, diff_dst, diff_dfp);
     fp32.backward(srcs, dst_fp32, diff_dst, diff_fp32);
+    // The bias gradient is FP32 in both: sums of diff_dst in another order (~1e-7).
+    if (fp32.params().size() > 1) {
+        EXPECT_LE(relative_error(dfp.params()[1]->grad, fp32.params()[1]->grad, bias_grad_start),
+                  1e-5);
+    }
     return {relative_error(dst_dfp.data, dst_fp32.data, {}),
             relative_error(diff_src_dfp.data, diff_src_fp32.data, diff_src_start),
             relative_error(dfp.params()[0]->grad, wei.grad, grad_start)};
