@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
     CLI::App app{"dfptrain: CNN training with Dynamic Fixed Point (INT16/INT8) integer arithmetic"};
     app.require_subcommand(1);
     dfp::cli::add_inspect_command(app);
+    dfp::cli::add_train_command(app);
     dfp::cli::add_bench_command(app);
     try {
         app.parse(argc, argv);  // runs the chosen subcommand's callback
