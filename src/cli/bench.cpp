@@ -1,4 +1,5 @@
 // dfptrain bench gemm: DFP16 GEMM against oneDNN FP32 sgemm and oneDNN bf16 matmul, side by side.
+// dfptrain bench conv: DFP16 Conv2d against oneDNN FP32 and bf16 convolutions, pass by pass.
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "bench/conv_bench.hpp"
 #include "cli/commands.hpp"
 #include "kernels/gemm_bench.hpp"
 
@@ -101,6 +103,58 @@ void run_bench_gemm(const BenchGemmOptions& o) {
     if (!file) throw Error("--json: cannot write '" + o.json_path + "'");
 }
 
+constexpr double kSecondsPerMs = 1e-3;
+
+struct BenchConvOptions {
+    bench::ConvBenchConfig config;
+    std::vector<std::string> layers;
+    double min_sample_ms = config.min_sample_s / kSecondsPerMs;
+    std::string json_path;
+};
+
+void run_bench_conv(BenchConvOptions o) {
+    if (!o.layers.empty()) o.config.layers = bench::select_conv_layers(o.layers);
+    o.config.min_sample_s = o.min_sample_ms * kSecondsPerMs;
+    std::printf(
+        "DFP16 Conv2d (precision %s, quantization included) vs oneDNN FP32 (Conv2d) and bf16; "
+        "medians of %d samples; BPROP = backward - WTGRAD\n",
+        o.config.precision.c_str(), o.config.repetitions);
+    std::printf("%s", bench::conv_table_header().c_str());
+    const auto print_row = [](const bench::ConvBenchRecord& r) {
+        std::printf("%s", bench::conv_table_row(r).c_str());
+        std::fflush(stdout);
+    };
+    const std::vector<bench::ConvBenchRecord> records = bench::run_conv_bench(o.config, print_row);
+    if (!records.empty())
+        std::printf("oneDNN bf16: %s\n", records.front().onednn_bf16_impls.c_str());
+    if (o.json_path.empty()) return;
+    std::ofstream file(o.json_path);
+    file << bench::conv_bench_json(records, o.config.repetitions).dump(2) << "\n";
+    if (!file) throw Error("--json: cannot write '" + o.json_path + "'");
+}
+
+void add_bench_conv_command(CLI::App& bench) {
+    auto o = std::make_shared<BenchConvOptions>();
+    CLI::App* conv = bench.add_subcommand(
+        "conv", "DFP16 Conv2d vs oneDNN FP32 and bf16 convolutions (ms per FPROP, BPROP, WTGRAD)");
+    conv->add_option("--layers", o->layers,
+                     "ResNet-50 layers to measure, e.g. --layers res2_3x3,res4_3x3; default: all")
+        ->delimiter(',');
+    conv->add_option("--threads", o->config.threads, "Thread counts to measure, e.g. --threads 1,2")
+        ->delimiter(',');
+    conv->add_option("--reps", o->config.repetitions,
+                     "Samples per implementation and pass (the median is reported)")
+        ->check(CLI::Range(1, 1000));
+    conv->add_option("--min-sample-ms", o->min_sample_ms,
+                     "Each sample repeats the pass for at least this long");
+    conv->add_option(
+        "--precision", o->config.precision,
+        "Precision policy spec for the DFP16 layers, e.g. dfp16,gradients.rounding=stochastic");
+    conv->add_option("--json", o->json_path,
+                     "Also write one JSON record per layer, pass and thread count");
+    conv->callback([o] { run_bench_conv(*o); });
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
@@ -129,6 +183,7 @@ void add_bench_command(CLI::App& app) {
     gemm->add_option("--json", o->json_path,
                      "Also write one JSON record per shape, form and thread count");
     gemm->callback([o] { run_bench_gemm(*o); });
+    add_bench_conv_command(*bench);
 }
 
 }  // namespace dfp::cli

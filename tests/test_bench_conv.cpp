@@ -1,0 +1,98 @@
+// The harness of `dfptrain bench conv` on tiny layers, one repetition: every record is filled and
+// finite, and each timed implementation computed the convolution it claims, pass by pass. No
+// timing assertions.
+//
+// Bounds, against oneDNN FP32 on the same data (normal src and diff_dst, He-uniform weights):
+// - DFP16: tests/test_nn_dfp16.cpp derives <= 1.9e-4 for such data at input shift 0 and 4.9e-4 at
+//   shift 1 (one exponent per tensor, 16-bit mantissas). We allow kDfp16Bound = 1e-3, ten times
+//   below what 8-bit quantization or a wrong pass gives (> 1e-2), and ask for more than
+//   kQuantizedFloor: an error of 0 would mean the DFP16 column ran in FP32.
+// - bf16: 8 significant bits round each operand with a relative rms error of about 2^-7 / sqrt(12)
+//   / 1.5 = 1.5e-3 (the 1.5: the mean mantissa), a product of two by sqrt(2) times that, and the
+//   bf16 dst and diff_src round once more: about 3e-3. We allow kBf16Bound = 1e-2, and ask for more
+//   than kQuantizedFloor too.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "bench/conv_bench.hpp"
+
+namespace dfp::bench {
+namespace {
+
+constexpr double kDfp16Bound = 1e-3, kBf16Bound = 1e-2, kQuantizedFloor = 1e-6;
+
+std::vector<ConvLayerShape> tiny_layers() {
+    return {{"tiny_3x3", 2, 8, 8, 16, 32, 3, 1, 1}, {"tiny_1x1", 2, 8, 8, 32, 16, 1, 1, 0}};
+}
+
+TEST(BenchConv, RecordsAreFilledAndEachImplementationComputesTheConvolution) {
+    ConvBenchConfig config;
+    config.layers = tiny_layers();
+    config.threads = {1};
+    config.repetitions = 1;
+    config.min_sample_s = 0;
+    const std::vector<ConvBenchRecord> records = run_conv_bench(config);
+    ASSERT_EQ(records.size(), config.layers.size() * 3);
+    std::printf("%s", conv_table_header().c_str());
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const ConvBenchRecord& r = records[i];
+        std::printf("%s", conv_table_row(r).c_str());
+        EXPECT_EQ(r.layer.name, config.layers[i / 3].name);
+        EXPECT_EQ(r.threads, 1);
+        EXPECT_GT(r.gflop, 0);
+        EXPECT_FALSE(r.onednn_bf16_impls.empty());
+        // BPROP's time is a difference of two samples: finite and filled, but not necessarily
+        // positive on a layer this small; the other times are samples themselves.
+        for (double ms : {r.dfp16_ms, r.onednn_fp32_ms, r.onednn_bf16_ms}) {
+            EXPECT_TRUE(std::isfinite(ms)) << conv_pass_name(r.pass);
+            if (r.pass == ConvPass::bprop)
+                EXPECT_NE(ms, 0.0);
+            else
+                EXPECT_GT(ms, 0.0);
+        }
+        EXPECT_TRUE(std::isfinite(r.speedup_vs_onednn_fp32()));
+        EXPECT_GT(r.dfp16_rel_error, kQuantizedFloor) << conv_pass_name(r.pass);
+        EXPECT_LT(r.dfp16_rel_error, kDfp16Bound) << conv_pass_name(r.pass);
+        EXPECT_GT(r.onednn_bf16_rel_error, kQuantizedFloor) << conv_pass_name(r.pass);
+        EXPECT_LT(r.onednn_bf16_rel_error, kBf16Bound) << conv_pass_name(r.pass);
+    }
+    EXPECT_EQ(records[0].pass, ConvPass::fprop);
+    EXPECT_EQ(records[1].pass, ConvPass::bprop);
+    EXPECT_EQ(records[2].pass, ConvPass::wtgrad);
+
+    // The JSON keys are a public interface.
+    const nlohmann::json json = conv_bench_json(records, config.repetitions);
+    ASSERT_EQ(json.size(), records.size());
+    for (const char* key : {"layer", "pass", "threads", "dfp16_ms", "onednn_fp32_ms",
+                            "onednn_bf16_ms", "speedup_vs_onednn_fp32"})
+        EXPECT_TRUE(json[0].contains(key)) << key;
+    EXPECT_EQ(json[1]["pass"], "bprop");
+    EXPECT_EQ(json[2]["layer"], "tiny_3x3");
+}
+
+TEST(BenchConv, UnknownLayerNamesTheOption) {
+    try {
+        select_conv_layers({"res2_3x3", "res9_7x7"});
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("--layers"), std::string::npos) << what;
+        EXPECT_NE(what.find("res9_7x7"), std::string::npos) << what;
+    }
+    EXPECT_EQ(select_conv_layers({"res4_3x3", "res2_3x3"}).front().name, "res4_3x3");
+}
+
+TEST(BenchConv, Fp32PrecisionIsRefused) {
+    ConvBenchConfig config;
+    config.layers = {tiny_layers().front()};
+    config.precision = "fp32";
+    EXPECT_THROW(run_conv_bench(config), Error);
+}
+
+}  // namespace
+}  // namespace dfp::bench
