@@ -52,15 +52,16 @@ TEST(Data, GatherBatchCopiesTheChosenSamples) {
     EXPECT_EQ(labels, (std::vector<int>{2, 0}));
 }
 
-TEST(Data, MissingDatasetNamesTheFileAndThePackage) {
+TEST(Data, MissingDatasetNamesTheFirstMissingFile) {
     try {
-        data::read_fashion_mnist("no-such-dir");
+        data::read_idx_folder("no-such-dir");
         FAIL();
     } catch (const Error& e) {
         const std::string msg = e.what();
         EXPECT_NE(msg.find("train-images-idx3-ubyte.gz"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("dataset-fashion-mnist"), std::string::npos) << msg;
     }
+    EXPECT_THROW(data::read_dataset("cifar:somewhere"), Error);
+    EXPECT_THROW(data::read_dataset("idx:"), Error);
 }
 
 TEST(Data, LabelsMustMatchImagesAndClasses) {

@@ -1,9 +1,17 @@
 // dfptrain: train CNNs with Dynamic Fixed Point integer arithmetic.
 #include <exception>
+#include <new>
 #include <iostream>
 
 #include "base/error.hpp"
 #include "cli/commands.hpp"
+
+namespace {
+// Exit status: 0 done, 2 bad input (files, options, data, memory; one line names the cause),
+// 3 a bug in dfptrain.
+constexpr int kBadInput = 2;
+constexpr int kInternalError = 3;
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"dfptrain: CNN training with Dynamic Fixed Point (INT16/INT8) integer arithmetic"};
@@ -14,13 +22,17 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);  // runs the chosen subcommand's callback
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help and --version are "errors" that exit 0; a bad option line is bad input.
+        return app.exit(e) == 0 ? 0 : kBadInput;
     } catch (const dfp::Error& e) {
         std::cerr << "dfptrain: error: " << e.what() << "\n";
-        return 1;
+        return kBadInput;
+    } catch (const std::bad_alloc&) {
+        std::cerr << "dfptrain: error: out of memory (try a smaller --batch)\n";
+        return kBadInput;
     } catch (const std::exception& e) {
         std::cerr << "dfptrain: internal error: " << e.what() << "\n";
-        return 2;
+        return kInternalError;
     }
     return 0;
 }

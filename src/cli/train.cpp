@@ -1,9 +1,10 @@
 // dfptrain train: train a network on a real dataset in FP32, DFP16 or any precision policy, with
-// the test accuracy after every epoch.
+// the test accuracy after every epoch, checkpoints and exact resumption.
 #include <omp.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,6 +16,7 @@
 #include "models/lenet.hpp"
 #include "nn/loss.hpp"
 #include "precision/policy.hpp"
+#include "train/checkpoint.hpp"
 #include "train/schedule.hpp"
 #include "train/train_step.hpp"
 
@@ -23,7 +25,7 @@ namespace {
 
 struct TrainOptions {
     std::string model = "lenet5";
-    std::string data = data::kFashionMnistDir;
+    std::string data = "fashion-mnist";
     std::string precision = "dfp16";
     int epochs = 1;
     int batch = 64;
@@ -38,12 +40,45 @@ struct TrainOptions {
     std::int64_t test_limit = 0;
     int threads = 0;
     int log_every = 100;
-    std::string json_path;
+    std::string metrics_path;
+    std::string checkpoint_dir;
+    bool resume = false;
+    int stop_after_epoch = 0;
+
+    // What must be the same for a resumed run to continue the saved one.
+    nlohmann::json run_config() const {
+        return {{"model", model},   {"data", data},         {"precision", precision},
+                {"epochs", epochs}, {"batch", batch},       {"lr", lr},
+                {"schedule", schedule}, {"warmup", warmup}, {"momentum", momentum},
+                {"weight_decay", weight_decay}, {"nesterov", nesterov}, {"seed", seed},
+                {"train_limit", train_limit},   {"test_limit", test_limit}};
+    }
 };
 
+constexpr const char* kCheckpointName = "last.ckpt";
+
+nn::Tensor image_batch(const data::ImageDataset& d, std::int64_t b, const std::vector<float>& images) {
+    nn::Tensor x({static_cast<std::size_t>(b), static_cast<std::size_t>(d.height), static_cast<std::size_t>(d.width),
+                  static_cast<std::size_t>(d.channels)});
+    x.data = images;
+    return x;
+}
+
+// Samples whose label is among the k largest logits.
+std::int64_t count_top_k(const nn::Tensor& logits, std::span<const int> labels, std::int64_t k) {
+    const std::int64_t classes = static_cast<std::int64_t>(logits.shape[1]);
+    std::int64_t hits = 0;
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        const float* z = logits.data.data() + i * classes;
+        std::int64_t above = 0;  // classes that beat the label's logit
+        for (std::int64_t c = 0; c < classes; ++c) above += z[c] > z[labels[i]];
+        hits += above < k;
+    }
+    return hits;
+}
+
 struct Eval {
-    double loss;
-    double accuracy;
+    double loss, top1, top5;
 };
 
 Eval evaluate(nn::Net& net, const data::ImageDataset& d, int batch) {
@@ -51,21 +86,20 @@ Eval evaluate(nn::Net& net, const data::ImageDataset& d, int batch) {
     std::vector<int> labels;
     std::vector<std::int64_t> idx;
     double loss_sum = 0;
-    std::int64_t correct = 0;
+    std::int64_t top1 = 0, top5 = 0;
     nn::Tensor diff;
     for (std::int64_t start = 0; start < d.size(); start += batch) {
         const std::int64_t b = std::min<std::int64_t>(batch, d.size() - start);
         idx.resize(static_cast<std::size_t>(b));
         for (std::int64_t i = 0; i < b; ++i) idx[i] = start + i;
         data::gather_batch(d, idx, images, labels);
-        nn::Tensor x({static_cast<std::size_t>(b), static_cast<std::size_t>(d.height), static_cast<std::size_t>(d.width),
-                      static_cast<std::size_t>(d.channels)});
-        x.data = images;
-        const nn::Tensor& logits = net.forward(x, {nn::Mode::eval, 0});
+        const nn::Tensor& logits = net.forward(image_batch(d, b, images), {nn::Mode::eval, 0});
         loss_sum += static_cast<double>(nn::softmax_cross_entropy(logits, labels, diff)) * static_cast<double>(b);
-        correct += nn::count_correct(logits, labels);
+        top1 += count_top_k(logits, labels, 1);
+        top5 += count_top_k(logits, labels, 5);
     }
-    return {loss_sum / static_cast<double>(d.size()), static_cast<double>(correct) / static_cast<double>(d.size())};
+    const auto n = static_cast<double>(d.size());
+    return {loss_sum / n, static_cast<double>(top1) / n, static_cast<double>(top5) / n};
 }
 
 train::LrSchedule make_schedule(const TrainOptions& o, std::int64_t total_iterations) {
@@ -78,15 +112,55 @@ train::LrSchedule make_schedule(const TrainOptions& o, std::int64_t total_iterat
     return o.warmup > 0 ? train::linear_warmup(o.warmup, 0.1, base) : base;
 }
 
-void run_train(const TrainOptions& o) {
+void check_options(const TrainOptions& o) {
     if (o.model != "lenet5") throw Error("--model: unknown model '" + o.model + "' (available: lenet5)");
-    if (o.epochs < 1) throw Error("--epochs must be >= 1");
-    if (o.batch < 1) throw Error("--batch must be >= 1");
+    if (o.epochs < 1) throw Error("--epochs must be >= 1, got " + std::to_string(o.epochs));
+    if (o.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(o.batch));
     if (!(o.lr > 0)) throw Error("--lr must be > 0");
+    if (o.warmup < 0 || o.threads < 0 || o.log_every < 0 || o.train_limit < 0 || o.test_limit < 0)
+        throw Error("--warmup, --threads, --log-every, --train-limit and --test-limit must be >= 0");
+    if (o.resume && o.checkpoint_dir.empty()) throw Error("--resume needs --checkpoint-dir");
+    if (o.stop_after_epoch < 0) throw Error("--stop-after-epoch must be >= 0");
+    if (o.stop_after_epoch > 0 && o.checkpoint_dir.empty())
+        throw Error("--stop-after-epoch needs --checkpoint-dir (else the work would be lost)");
+}
+
+// Creates the folder and proves it writable now, not after the first epoch's work.
+void prepare_checkpoint_dir(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    const std::string probe = (std::filesystem::path(dir) / ".write-test").string();
+    std::ofstream out(probe);
+    if (ec || !out) throw Error("--checkpoint-dir '" + dir + "' cannot be created or written");
+    out.close();
+    std::filesystem::remove(probe, ec);
+}
+
+// Appends one JSON line to the metrics file (if any) and flushes it, so a crash loses nothing.
+class MetricsFile {
+  public:
+    explicit MetricsFile(const std::string& path, bool append) {
+        if (path.empty()) return;
+        out_.open(path, append ? std::ios::app : std::ios::trunc);
+        if (!out_) throw Error("--metrics: cannot write '" + path + "'");
+    }
+    void write(const nlohmann::json& record) {
+        if (!out_.is_open()) return;
+        out_ << record.dump() << "\n";
+        out_.flush();
+    }
+
+  private:
+    std::ofstream out_;
+};
+
+void run_train(const TrainOptions& o) {
+    check_options(o);
     const precision::Policy policy = precision::Policy::parse(o.precision);
+    if (!o.checkpoint_dir.empty()) prepare_checkpoint_dir(o.checkpoint_dir);
     if (o.threads > 0) omp_set_num_threads(o.threads);
 
-    data::TrainTest d = data::read_fashion_mnist(o.data);
+    data::TrainTest d = data::read_dataset(o.data);
     if (o.train_limit > 0) data::truncate(d.train, o.train_limit);
     if (o.test_limit > 0) data::truncate(d.test, o.test_limit);
     data::standardize(d);
@@ -97,6 +171,19 @@ void run_train(const TrainOptions& o) {
     const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
     const train::LrSchedule lr = make_schedule(o, iters_per_epoch * o.epochs);
 
+    const std::string checkpoint =
+        o.checkpoint_dir.empty() ? "" : (std::filesystem::path(o.checkpoint_dir) / kCheckpointName).string();
+    train::RunState state{0, 0, o.run_config()};
+    if (o.resume) {
+        const train::RunState saved = train::load_checkpoint(checkpoint, net, sgd);
+        for (const auto& [key, value] : state.config.items())
+            if (!saved.config.contains(key) || saved.config[key] != value)
+                throw Error("--resume: option '" + key + "' is " + value.dump() + " but the checkpoint's run used " +
+                            (saved.config.contains(key) ? saved.config[key].dump() : "nothing"));
+        state = saved;
+    }
+    MetricsFile metrics(o.metrics_path, o.resume);
+
     std::printf("dfptrain train: %s on %s (%lld train, %lld test images), %d epoch(s), batch %d, %d thread(s)\n",
                 o.model.c_str(), o.data.c_str(), static_cast<long long>(d.train.size()),
                 static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
@@ -105,51 +192,54 @@ void run_train(const TrainOptions& o) {
     while (!layers.empty() && layers.back() == '\n') layers.pop_back();
     for (char& ch : layers) ch = ch == '\n' ? ',' : ch;
     std::printf("layers: %s\n", layers.c_str());
+    if (o.resume)
+        std::printf("resumed from '%s' after epoch %lld\n", checkpoint.c_str(), static_cast<long long>(state.epochs_done));
 
-    nlohmann::json epochs = nlohmann::json::array();
+    const auto start = std::chrono::steady_clock::now();
+    const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
     std::vector<float> images;
     std::vector<int> labels;
-    std::int64_t iteration = 0;
-    for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
         const auto order = data::epoch_order(d.train.size(), o.seed, epoch);
-        const auto t0 = std::chrono::steady_clock::now();
+        const double epoch_start = elapsed();
         double loss_sum = 0;
         std::int64_t correct = 0, seen = 0;
-        for (std::int64_t start = 0; start < d.train.size(); start += o.batch, ++iteration) {
-            const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - start);
-            data::gather_batch(d.train, std::span(order).subspan(start, b), images, labels);
-            nn::Tensor x({static_cast<std::size_t>(b), static_cast<std::size_t>(d.train.height),
-                          static_cast<std::size_t>(d.train.width), static_cast<std::size_t>(d.train.channels)});
-            x.data = images;
-            const auto s = train::train_step(net, sgd, x, labels, static_cast<float>(lr(iteration)), iteration);
+        for (std::int64_t first = 0; first < d.train.size(); first += o.batch, ++state.iteration) {
+            const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - first);
+            data::gather_batch(d.train, std::span(order).subspan(first, b), images, labels);
+            const float rate = static_cast<float>(lr(state.iteration));
+            const auto s = train::train_step(net, sgd, image_batch(d.train, b, images), labels, rate, state.iteration);
             loss_sum += static_cast<double>(s.loss) * static_cast<double>(b);
             correct += s.correct;
             seen += b;
-            if (o.log_every > 0 && (iteration + 1) % o.log_every == 0)
-                std::printf("  iteration %lld: loss %.4f, lr %.4g\n", static_cast<long long>(iteration + 1), s.loss,
-                            lr(iteration));
+            if (o.log_every > 0 && (state.iteration + 1) % o.log_every == 0) {
+                const double ips = static_cast<double>(seen) / (elapsed() - epoch_start);
+                std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s\n",
+                            static_cast<long long>(state.iteration + 1), s.loss, rate, ips);
+                metrics.write({{"epoch", epoch + 1}, {"iter", state.iteration + 1}, {"loss", s.loss},
+                               {"train_top1", static_cast<double>(s.correct) / static_cast<double>(b)},
+                               {"lr", rate}, {"images_per_s", ips}, {"elapsed_s", elapsed()}});
+            }
         }
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double seconds = elapsed() - epoch_start;
         const Eval test = evaluate(net, d.test, o.batch);
         const double train_loss = loss_sum / static_cast<double>(seen);
-        const double train_acc = static_cast<double>(correct) / static_cast<double>(seen);
-        std::printf("epoch %d/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy %.2f%%, "
-                    "%.1f s (%.0f images/s)\n",
-                    epoch + 1, o.epochs, train_loss, 100 * train_acc, test.loss, 100 * test.accuracy, seconds,
-                    static_cast<double>(seen) / seconds);
+        const double train_top1 = static_cast<double>(correct) / static_cast<double>(seen);
+        std::printf("epoch %lld/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy %.2f%% "
+                    "(top-5 %.2f%%), %.1f s (%.0f images/s)\n",
+                    static_cast<long long>(epoch + 1), o.epochs, train_loss, 100 * train_top1, test.loss,
+                    100 * test.top1, 100 * test.top5, seconds, static_cast<double>(seen) / seconds);
         std::fflush(stdout);
-        epochs.push_back({{"epoch", epoch + 1},
-                          {"train_loss", train_loss},
-                          {"train_accuracy", train_acc},
-                          {"test_loss", test.loss},
-                          {"test_accuracy", test.accuracy},
-                          {"seconds", seconds},
-                          {"images_per_second", static_cast<double>(seen) / seconds}});
-    }
-    if (!o.json_path.empty()) {
-        std::ofstream out(o.json_path);
-        out << nlohmann::json{{"model", o.model}, {"precision", policy.describe()}, {"epochs", epochs}}.dump(2) << "\n";
-        if (!out) throw Error("cannot write '" + o.json_path + "'");
+        metrics.write({{"epoch", epoch + 1}, {"iter", state.iteration}, {"loss", train_loss},
+                       {"train_top1", train_top1}, {"test_top1", test.top1}, {"test_top5", test.top5},
+                       {"lr", lr(state.iteration - 1)}, {"images_per_s", static_cast<double>(seen) / seconds},
+                       {"elapsed_s", elapsed()}});
+        state.epochs_done = epoch + 1;
+        if (!checkpoint.empty()) train::save_checkpoint(checkpoint, net, sgd, state);
+        if (o.stop_after_epoch > 0 && state.epochs_done == o.stop_after_epoch && state.epochs_done < o.epochs) {
+            std::printf("stopped after epoch %d as asked; continue with --resume\n", o.stop_after_epoch);
+            break;
+        }
     }
 }
 
@@ -159,10 +249,10 @@ void add_train_command(CLI::App& app) {
     auto o = std::make_shared<TrainOptions>();
     CLI::App* cmd = app.add_subcommand("train", "Train a network on Fashion-MNIST in FP32, DFP16 or a mixed policy");
     cmd->add_option("--model", o->model, "Network (lenet5)");
-    cmd->add_option("--data", o->data, "Folder with the Fashion-MNIST IDX files");
+    cmd->add_option("--data", o->data, "fashion-mnist (Debian's dataset-fashion-mnist) or idx:DIR");
     cmd->add_option("--precision", o->precision,
                     "fp32, dfp16 (the paper: first and last layer FP32), or a spec such as "
-                    "'dfp16,first=dfp16,gradients.rounding=stochastic' (see precision/policy.hpp)");
+                    "'dfp16,first=dfp16,gradients.rounding=stochastic' (see README)");
     cmd->add_option("--epochs", o->epochs, "Passes over the training set");
     cmd->add_option("--batch", o->batch, "Images per iteration");
     cmd->add_option("--lr", o->lr, "Peak learning rate");
@@ -175,8 +265,12 @@ void add_train_command(CLI::App& app) {
     cmd->add_option("--train-limit", o->train_limit, "Use only the first N training images (0: all)");
     cmd->add_option("--test-limit", o->test_limit, "Use only the first N test images (0: all)");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
-    cmd->add_option("--log-every", o->log_every, "Print the loss every N iterations (0: never)");
-    cmd->add_option("--json", o->json_path, "Write the per-epoch metrics as JSON to this file");
+    cmd->add_option("--log-every", o->log_every, "Print (and --metrics) every N iterations (0: never)");
+    cmd->add_option("--metrics", o->metrics_path, "Append JSON lines of metrics to this file");
+    cmd->add_option("--checkpoint-dir", o->checkpoint_dir, "Write a checkpoint here after every epoch");
+    cmd->add_flag("--resume", o->resume, "Continue the run saved in --checkpoint-dir");
+    cmd->add_option("--stop-after-epoch", o->stop_after_epoch,
+                    "Stop this process after that epoch (checkpoint saved); --resume continues the run");
     cmd->callback([o] { run_train(*o); });
 }
 

@@ -36,21 +36,31 @@ ImageDataset read_idx_classification(const std::string& images_path, const std::
     return d;
 }
 
-TrainTest read_fashion_mnist(const std::string& dir) {
-    const char* names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                           "t10k-labels-idx1-ubyte.gz"};
+TrainTest read_idx_folder(const std::string& dir, std::int64_t classes) {
+    const char* names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte"};
     std::vector<std::string> paths;
     for (const char* name : names) {
-        paths.push_back((std::filesystem::path(dir) / name).string());
-        if (!std::filesystem::exists(paths.back()))
-            throw Error("'" + paths.back() + "' not found: Fashion-MNIST is expected in '" + dir +
-                        "' (Debian: apt-get install dataset-fashion-mnist, or run scripts/setup.sh)");
+        const std::filesystem::path plain = std::filesystem::path(dir) / name;
+        const std::filesystem::path gz = std::filesystem::path(dir) / (std::string(name) + ".gz");
+        if (std::filesystem::exists(gz)) paths.push_back(gz.string());
+        else if (std::filesystem::exists(plain)) paths.push_back(plain.string());
+        else
+            throw Error("'" + gz.string() + "' not found (nor without .gz)" +
+                        (dir == kFashionMnistDir ? std::string(": Fashion-MNIST comes from Debian's dataset-fashion-mnist "
+                                                               "(apt-get install dataset-fashion-mnist, or run scripts/setup.sh)")
+                                                 : std::string()));
     }
-    constexpr std::int64_t kClasses = 10;
     TrainTest d;
-    d.train = read_idx_classification(paths[0], paths[1], kClasses);
-    d.test = read_idx_classification(paths[2], paths[3], kClasses);
+    d.train = read_idx_classification(paths[0], paths[1], classes);
+    d.test = read_idx_classification(paths[2], paths[3], classes);
     return d;
+}
+
+TrainTest read_dataset(const std::string& spec) {
+    if (spec == "fashion-mnist") return read_idx_folder(kFashionMnistDir);
+    if (spec.rfind("idx:", 0) == 0 && spec.size() > 4) return read_idx_folder(spec.substr(4));
+    throw Error("--data: unknown data spec '" + spec + "' (expected fashion-mnist or idx:DIR)");
 }
 
 void standardize(TrainTest& data) {

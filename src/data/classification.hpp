@@ -25,14 +25,18 @@ struct ImageDataset {
 ImageDataset read_idx_classification(const std::string& images_path, const std::string& labels_path,
                                      std::int64_t classes);
 
-// The real Fashion-MNIST from `dir` (Debian's dataset-fashion-mnist installs it in
-// kFashionMnistDir): train-images-idx3-ubyte.gz, ... Throws dfp::Error naming a missing file and
-// the package that provides it.
-inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 struct TrainTest {
     ImageDataset train, test;
 };
-TrainTest read_fashion_mnist(const std::string& dir);
+// The four standard MNIST-style files in `dir`: train-images-idx3-ubyte.gz,
+// train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (each also
+// found without .gz). Throws dfp::Error naming the first missing file.
+TrainTest read_idx_folder(const std::string& dir, std::int64_t classes = 10);
+
+// Debian's dataset-fashion-mnist installs the real Fashion-MNIST here.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+// A data spec of the command line: "fashion-mnist" (kFashionMnistDir) or "idx:DIR".
+TrainTest read_dataset(const std::string& spec);
 
 // Standardises both sets with the mean and standard deviation of the training images (one
 // value per channel), so the test set sees exactly the transform training saw.

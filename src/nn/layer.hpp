@@ -21,6 +21,11 @@ struct Context {
     std::uint64_t iteration = 0;
 };
 
+struct NamedBuffer {
+    std::string name;
+    std::vector<float>* values;
+};
+
 using Srcs = std::span<const Tensor* const>;
 // One entry per src; null where the gradient is not needed (e.g. the network's input).
 using DiffSrcs = std::span<Tensor* const>;
@@ -43,6 +48,9 @@ class Layer {
     virtual void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst,
                           DiffSrcs diff_src) = 0;
     virtual std::vector<Param*> params() { return {}; }
+    // State that is not trained but must survive a checkpoint (BatchNorm's running statistics),
+    // named "<layer>.<role>".
+    virtual std::vector<NamedBuffer> buffers() { return {}; }
 
     // Conv2d and Linear run their GEMM passes (FPROP, BPROP, WTGRAD) in the precision the policy
     // gives them (precision::Policy::for_layer); every other layer is FP32 and returns null.

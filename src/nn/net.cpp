@@ -75,6 +75,13 @@ std::vector<Param*> Net::params() {
     return out;
 }
 
+std::vector<NamedBuffer> Net::buffers() {
+    std::vector<NamedBuffer> out;
+    for (int i = 1; i < nodes(); ++i)
+        for (const NamedBuffer& b : nodes_[i].layer->buffers()) out.push_back(b);
+    return out;
+}
+
 void Net::apply_precision(const precision::Policy& policy) {
     std::vector<Layer*> gemm_layers;
     for (int i = 1; i < nodes(); ++i)

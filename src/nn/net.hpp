@@ -41,6 +41,7 @@ class Net {
     void zero_grad();
 
     std::vector<Param*> params();
+    std::vector<NamedBuffer> buffers();
     // Sets the precision of every conv/linear layer (Layer::precision() non-null) from
     // policy.for_layer(name, index, count), index counting those layers in creation order.
     void apply_precision(const precision::Policy& policy);

@@ -41,6 +41,9 @@ class BatchNorm2d : public Layer {
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
     std::vector<Param*> params() override { return {&gamma_, &beta_}; }
+    std::vector<NamedBuffer> buffers() override {
+        return {{name() + ".running_mean", &running_mean_}, {name() + ".running_var", &running_var_}};
+    }
 
     Param& gamma() { return gamma_; }
     Param& beta() { return beta_; }

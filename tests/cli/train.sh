@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# dfptrain train end to end on the real Fashion-MNIST (a few thousand images):
+#  - a run stopped after epoch 1 and resumed ends with the same checkpoint, bit for bit, as an
+#    uninterrupted run;
+#  - bad input is one error line and exit status 2, and leaves no checkpoint behind.
+# Usage: train.sh PATH/TO/dfptrain
+set -u
+dfptrain=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+run=(train --train-limit 1500 --test-limit 300 --epochs 2 --log-every 0 --threads 2)
+
+"$dfptrain" "${run[@]}" --checkpoint-dir "$work/whole" > /dev/null || fail "uninterrupted run"
+"$dfptrain" "${run[@]}" --checkpoint-dir "$work/parts" --stop-after-epoch 1 > /dev/null || fail "first part"
+"$dfptrain" "${run[@]}" --checkpoint-dir "$work/parts" --resume --metrics "$work/metrics.jsonl" > "$work/resumed.log" \
+  || fail "resumed part"
+grep -q "resumed from" "$work/resumed.log" || fail "the resumed run did not say it resumed"
+cmp -s "$work/whole/last.ckpt" "$work/parts/last.ckpt" || fail "resumed run differs from the uninterrupted one"
+grep -q '"epoch":2' "$work/metrics.jsonl" && grep -q '"test_top1"' "$work/metrics.jsonl" || fail "metrics lines"
+echo "PASS resume is exact"
+
+expect_bad_input() {  # expect_bad_input WHAT ARGS...: exit status 2 and one "error:" line naming WHAT
+  local what=$1; shift
+  "$dfptrain" "$@" > "$work/out" 2> "$work/err"
+  local rc=$?
+  [ "$rc" -eq 2 ] || fail "exit status $rc, not 2, for: $*"
+  grep -q -- "$what" "$work/err" || fail "the error for '$*' does not name '$what': $(cat "$work/err")"
+}
+expect_bad_input "epochs" train --epochs 0
+expect_bad_input "precision" train --precision dfp12
+expect_bad_input "no-such-dir" train --data idx:no-such-dir
+expect_bad_input "unknown data spec" train --data cifar:x
+touch "$work/a-file"
+expect_bad_input "checkpoint-dir" train --checkpoint-dir "$work/a-file/sub" --train-limit 100
+expect_bad_input "resume" train --resume
+expect_bad_input "checkpoint" train --resume --checkpoint-dir "$work/empty" --train-limit 100
+[ ! -e "$work/empty/last.ckpt" ] || fail "a failed resume left a checkpoint"
+expect_bad_input "not-an-option" train --not-an-option
+expect_bad_input "cannot open" inspect "$work/missing.idx"
+echo "PASS bad input exits 2 with a named cause"
