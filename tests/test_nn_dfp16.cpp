@@ -214,6 +214,22 @@ TEST(Dfp16Linear, EightBitFormatsExceedTheBound) {
     }
 }
 
+// Stochastic rounding draws a fresh stream for every iteration (and tensor): re-using one stream
+// would round the same value the same way at every step, a bias that never averages out.
+TEST(Dfp16Linear, StochasticRoundingIsFreshEachIterationAndReproducible) {
+    const precision::LayerPrecision stochastic = dfp16_precision("dfp16,all.rounding=stochastic");
+    Linear fc("fc", {.in_features = 64, .out_features = 16, .precision = stochastic});
+    Tensor src({8, 64});
+    src.data = normal(src.numel(), 3);
+    const Tensor* srcs[] = {&src};
+    Tensor at0, again0, at1;
+    fc.forward(srcs, at0, {Mode::train, 0});
+    fc.forward(srcs, again0, {Mode::train, 0});
+    fc.forward(srcs, at1, {Mode::train, 1});
+    EXPECT_EQ(at0.data, again0.data);
+    EXPECT_NE(at0.data, at1.data);
+}
+
 TEST(Dfp16Linear, AxisFormatsWhereTheGemmCanScaleAndNamedErrorsWhereNot) {
     // Per-sample activations (rows of src) scale FPROP's rows: FPROP works and stays accurate.
     const precision::LayerPrecision per_row = dfp16_precision("dfp16,activations.granularity=axis");

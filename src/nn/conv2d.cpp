@@ -145,8 +145,9 @@ Conv2d::OnednnPlan& Conv2d::plan(const ConvGeometry& g) {
     return *slot;
 }
 
-void Conv2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_srcs(src, 1);
+    iteration_ = ctx.iteration;
     const ConvGeometry g = geometry(src[0]->shape);
     dst.resize({std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)});
     switch (config_.precision.compute) {
@@ -262,8 +263,8 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
 // weights are quantized from the FP32 master on every forward (SGD updates the master).
 void Conv2d::forward_dfp16(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
-    src_q_.quantize(src, g.n * g.h * g.w, g.c, prec.activations);
-    weight_q_.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights);
+    src_q_.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
+    weight_q_.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights, iteration_);
     if (!is_direct_gemm(g)) {
         // A per-pixel or per-channel exponent would vary along the patch rows or K.
         if (src_q_.q.format.granularity != Granularity::tensor)
@@ -283,7 +284,7 @@ void Conv2d::backward_dfp16(const ConvGeometry& g, const float* diff_dst, float*
     const std::int64_t rows = g.n * g.oh * g.ow;
     if (src_q_.q.shape != Shape{std::size_t(g.n * g.h * g.w), std::size_t(g.c)})
         fail("dfp16 backward without a dfp16 forward on this input");
-    diff_dst_q_.quantize(diff_dst, rows, g.k, config_.precision.gradients);
+    diff_dst_q_.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);
     if (diff_src) {
         // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
         // back onto the pixels; a direct GEMM adds straight into diff_src (N*H*W, C).

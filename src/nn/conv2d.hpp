@@ -73,6 +73,7 @@ class Conv2d : public Layer {
     // DFP16 only. src (N*H*W, C), its im2col and the weights (K, KH*KW*C) as forward quantized
     // them, reused by backward; diff_dst (N*OH*OW, K); BPROP's patch gradients before col2im.
     Dfp16Matrix src_q_, src_col_, weight_q_, diff_dst_q_;
+    std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     std::vector<float> diff_col_;
 };
 

@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "format/quantize.hpp"
+#include "format/rng.hpp"
 
 namespace dfp::nn {
 
@@ -31,9 +32,11 @@ kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
 }  // namespace
 
 void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t cols,
-                           const precision::TensorFormat& format) {
-    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, format.quantize,
-                  name, q);
+                           const precision::TensorFormat& format, std::uint64_t iteration) {
+    QuantizeOptions options = format.quantize;
+    options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
+                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))} << 32;
+    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q);
 }
 
 void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Matrix& a, Op op_a,

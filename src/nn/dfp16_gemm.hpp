@@ -25,8 +25,10 @@ struct Dfp16Matrix {
     std::int64_t rows() const { return static_cast<std::int64_t>(q.shape.at(0)); }
     std::int64_t cols() const { return static_cast<std::int64_t>(q.shape.at(1)); }
     // Quantizes src (rows, cols), reusing the buffers; NaN or Inf throws dfp::Error naming `name`.
+    // Stochastic rounding draws from a stream keyed by (format seed, name, iteration): fresh for
+    // every tensor and step, reproducible for a given run.
     void quantize(const float* src, std::int64_t rows, std::int64_t cols,
-                  const precision::TensorFormat& format);
+                  const precision::TensorFormat& format, std::uint64_t iteration);
 };
 
 // c (M, N; ldc = N) = op(a) op(b), or += with `accumulate`, on gemm_s16s16f32 with the default

@@ -55,8 +55,9 @@ std::int64_t Linear::batch(const Tensor& src) const {
     return static_cast<std::int64_t>(src.shape[0]);
 }
 
-void Linear::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+void Linear::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_srcs(src, 1);
+    iteration_ = ctx.iteration;
     const std::int64_t n = batch(*src[0]), in = config_.in_features, out = config_.out_features;
     dst.resize({std::size_t(n), std::size_t(out)});
     const precision::LayerPrecision& prec = config_.precision;
@@ -68,8 +69,8 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
         case precision::Compute::dfp16:
             // The weights are quantized from the FP32 master on every forward: SGD updates the
             // master between iterations.
-            src_q_.quantize(src[0]->data.data(), n, in, prec.activations);
-            weight_q_.quantize(weight_.value.data(), out, in, prec.weights);
+            src_q_.quantize(src[0]->data.data(), n, in, prec.activations, iteration_);
+            weight_q_.quantize(weight_.value.data(), out, in, prec.weights, iteration_);
             dfp16_gemm(*this, "fprop", src_q_, Op::n, weight_q_, Op::t, dst.data.data(), false);
             break;
     }
@@ -94,7 +95,7 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
         case precision::Compute::dfp16:
             if (src_q_.q.shape != Shape{std::size_t(n), std::size_t(in)})
                 fail("dfp16 backward without a dfp16 forward on this input");
-            diff_dst_q_.quantize(dd, n, out, prec.gradients);
+            diff_dst_q_.quantize(dd, n, out, prec.gradients, iteration_);
             if (diff_src[0])  // BPROP: diff_src (N, I) += diff_dst (N, O) wei (O, I)
                 dfp16_gemm(*this, "bprop", diff_dst_q_, Op::n, weight_q_, Op::n,
                            diff_src[0]->data.data(), true);

@@ -45,6 +45,7 @@ class Linear : public Layer {
     std::optional<Param> bias_;
     // DFP16 only: the operands as last quantized. src and weight from forward, reused by backward.
     Dfp16Matrix src_q_, weight_q_, diff_dst_q_;
+    std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
 };
 
 }  // namespace dfp::nn
