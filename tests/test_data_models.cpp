@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include <unistd.h>
@@ -82,6 +83,58 @@ TEST(Data, LabelsMustMatchImagesAndClasses) {
     EXPECT_EQ(d.labels, (std::vector<int>{9, 0}));
     EXPECT_EQ(d.images, (std::vector<float>{5, 6}));
     std::filesystem::remove_all(dir);
+}
+
+// Writes a CIFAR-10 folder of `per_file` records per file; pixel (c, i) of record r is
+// (r + 7 c + i) % 256 and its label r % 10.
+void write_cifar10(const std::filesystem::path& dir, int per_file) {
+    std::filesystem::create_directories(dir);
+    for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                             "data_batch_5.bin", "test_batch.bin"}) {
+        std::ofstream out(dir / name, std::ios::binary);
+        for (int r = 0; r < per_file; ++r) {
+            out.put(static_cast<char>(r % 10));
+            for (int c = 0; c < 3; ++c)
+                for (int i = 0; i < 1024; ++i) out.put(static_cast<char>((r + 7 * c + i) % 256));
+        }
+    }
+}
+
+TEST(Data, CifarRecordsBecomeNhwcImages) {
+    const auto dir = std::filesystem::temp_directory_path() / ("dfp_cifar_" + std::to_string(::getpid()));
+    write_cifar10(dir, 3);
+    const data::TrainTest d = data::read_dataset("cifar:" + dir.string());
+    EXPECT_EQ(d.train.size(), 15);
+    EXPECT_EQ(d.test.size(), 3);
+    EXPECT_EQ(d.train.classes, 10);
+    EXPECT_EQ(d.train.labels[4], 1);  // second file, record 1
+    // record 2, pixel i = 5 (row 0, column 5), channel 1 (G): (2 + 7 + 5) % 256
+    EXPECT_EQ(d.test.images[2 * 3072 + 5 * 3 + 1], 14.0f);
+    // A truncated file is a named error.
+    std::filesystem::resize_file(dir / "data_batch_3.bin", 3 * 3073 - 10);
+    try {
+        data::read_cifar_folder(dir.string());
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("data_batch_3.bin"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove_all(dir);
+    EXPECT_THROW(data::read_cifar_folder(dir.string()), Error);
+}
+
+TEST(Data, SyntheticDataIsReproducibleAndShapedAsAsked) {
+    const data::TrainTest a = data::read_dataset("synthetic:3x5x7:4");
+    EXPECT_EQ(a.train.channels, 3);
+    EXPECT_EQ(a.train.height, 5);
+    EXPECT_EQ(a.train.width, 7);
+    EXPECT_EQ(a.train.classes, 4);
+    EXPECT_EQ(a.train.images.size(), static_cast<std::size_t>(a.train.size() * 105));
+    EXPECT_EQ(a.train.images, data::read_dataset("synthetic:3x5x7:4").train.images);
+    for (int label = 0; label < 4; ++label)
+        EXPECT_NE(std::find(a.train.labels.begin(), a.train.labels.end(), label), a.train.labels.end());
+    for (const char* bad : {"synthetic:3x5:4", "synthetic:3x5x7", "synthetic:0x5x7:4", "synthetic:3x5x7:1",
+                            "synthetic:3x5x7:4x"})
+        EXPECT_THROW(data::read_dataset(bad), Error) << bad;
 }
 
 std::size_t parameter_count(nn::Net& net) {

@@ -249,7 +249,8 @@ void add_train_command(CLI::App& app) {
     auto o = std::make_shared<TrainOptions>();
     CLI::App* cmd = app.add_subcommand("train", "Train a network on Fashion-MNIST in FP32, DFP16 or a mixed policy");
     cmd->add_option("--model", o->model, "Network (lenet5)");
-    cmd->add_option("--data", o->data, "fashion-mnist (Debian's dataset-fashion-mnist) or idx:DIR");
+    cmd->add_option("--data", o->data,
+                    "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, cifar:DIR or synthetic:CxHxW:CLASSES");
     cmd->add_option("--precision", o->precision,
                     "fp32, dfp16 (the paper: first and last layer FP32), or a spec such as "
                     "'dfp16,first=dfp16,gradients.rounding=stochastic' (see README)");

@@ -1,12 +1,17 @@
 #include "data/classification.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "base/error.hpp"
 #include "data/idx.hpp"
+#include "format/rng.hpp"
 
 namespace dfp::data {
 
@@ -57,10 +62,85 @@ TrainTest read_idx_folder(const std::string& dir, std::int64_t classes) {
     return d;
 }
 
+TrainTest read_cifar_folder(const std::string& dir) {
+    constexpr std::int64_t kSide = 32, kChannels = 3, kPixels = kSide * kSide * kChannels;
+    const auto path = [&](const std::string& name) { return (std::filesystem::path(dir) / name).string(); };
+    const bool cifar100 = std::filesystem::exists(path("train.bin"));
+    const std::int64_t label_bytes = cifar100 ? 2 : 1, classes = cifar100 ? 100 : 10;
+    const auto read = [&](const std::vector<std::string>& names) {
+        ImageDataset d{kSide, kSide, kChannels, classes, {}, {}};
+        for (const std::string& name : names) {
+            const std::string p = path(name);
+            std::ifstream in(p, std::ios::binary);
+            if (!in)
+                throw Error("'" + p + "' not found: cifar:DIR expects CIFAR-10 binary files (data_batch_1.bin ... "
+                            "test_batch.bin) or CIFAR-100 (train.bin, test.bin)");
+            const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            const std::int64_t record = label_bytes + kPixels;
+            if (bytes.empty() || bytes.size() % record != 0)
+                throw Error("'" + p + "': " + std::to_string(bytes.size()) + " bytes is not a whole number of " +
+                            std::to_string(record) + "-byte CIFAR records (truncated?)");
+            for (std::size_t r = 0; r < bytes.size(); r += record) {
+                const int label = bytes[r + label_bytes - 1];
+                if (label >= classes)
+                    throw Error("'" + p + "': label " + std::to_string(label) + " of record " +
+                                std::to_string(r / record) + " is outside 0.." + std::to_string(classes - 1));
+                d.labels.push_back(label);
+                const unsigned char* planes = &bytes[r + label_bytes];  // (C, H, W)
+                for (std::int64_t i = 0; i < kSide * kSide; ++i)
+                    for (std::int64_t c = 0; c < kChannels; ++c)
+                        d.images.push_back(static_cast<float>(planes[c * kSide * kSide + i]));
+            }
+        }
+        return d;
+    };
+    if (cifar100) return {read({"train.bin"}), read({"test.bin"})};
+    return {read({"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"}),
+            read({"test_batch.bin"})};
+}
+
+TrainTest make_synthetic(std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t classes,
+                         std::int64_t train, std::int64_t test) {
+    if (channels < 1 || height < 1 || width < 1 || classes < 2 || train < 1 || test < 1)
+        throw Error("synthetic data: need C, H, W >= 1, >= 2 classes and >= 1 sample");
+    const std::int64_t numel = channels * height * width;
+    // Uniform in [-1, 1) from the counter-based RNG: element `index` of stream `seed`.
+    const auto uniform = [](std::uint64_t seed, std::uint64_t index) {
+        return static_cast<float>(random_bits(seed, index) >> 8) * (2.0f / (1 << 24)) - 1.0f;
+    };
+    const auto make = [&](std::int64_t n, std::uint64_t noise_seed) {
+        ImageDataset d{height, width, channels, classes, std::vector<float>(n * numel), std::vector<int>(n)};
+        for (std::int64_t i = 0; i < n; ++i) {
+            const int label = static_cast<int>(random_bits(noise_seed + 1, i) % classes);
+            d.labels[i] = label;
+            for (std::int64_t j = 0; j < numel; ++j)
+                d.images[i * numel + j] = uniform(0, label * numel + j) + 0.5f * uniform(noise_seed, i * numel + j);
+        }
+        return d;
+    };
+    return {make(train, 100), make(test, 200)};
+}
+
 TrainTest read_dataset(const std::string& spec) {
+    const auto value = [&](const char* prefix) -> std::string {
+        const std::string p(prefix);
+        return spec.rfind(p, 0) == 0 && spec.size() > p.size() ? spec.substr(p.size()) : "";
+    };
     if (spec == "fashion-mnist") return read_idx_folder(kFashionMnistDir);
-    if (spec.rfind("idx:", 0) == 0 && spec.size() > 4) return read_idx_folder(spec.substr(4));
-    throw Error("--data: unknown data spec '" + spec + "' (expected fashion-mnist or idx:DIR)");
+    if (const std::string dir = value("idx:"); !dir.empty()) return read_idx_folder(dir);
+    if (const std::string dir = value("cifar:"); !dir.empty()) return read_cifar_folder(dir);
+    if (const std::string shape = value("synthetic:"); !shape.empty()) {
+        long long c = 0, h = 0, w = 0, classes = 0;
+        char end = 0;
+        if (std::sscanf(shape.c_str(), "%lldx%lldx%lld:%lld%c", &c, &h, &w, &classes, &end) != 4)
+            throw Error("--data: '" + spec + "' is not synthetic:CxHxW:CLASSES (e.g. synthetic:3x32x32:10)");
+        // Up to 4096 training samples, fewer for large images so they stay within 256 MiB.
+        constexpr std::int64_t kMaxTrain = 4096, kMinTrain = 256, kMaxFloats = std::int64_t{1} << 26;
+        const std::int64_t train = std::clamp<std::int64_t>(kMaxFloats / std::max<long long>(1, c * h * w), kMinTrain, kMaxTrain);
+        return make_synthetic(c, h, w, classes, train, train / 4);
+    }
+    throw Error("--data: unknown data spec '" + spec + "' (expected fashion-mnist, idx:DIR, cifar:DIR or "
+                "synthetic:CxHxW:CLASSES)");
 }
 
 void standardize(TrainTest& data) {

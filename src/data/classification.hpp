@@ -35,7 +35,21 @@ TrainTest read_idx_folder(const std::string& dir, std::int64_t classes = 10);
 
 // Debian's dataset-fashion-mnist installs the real Fashion-MNIST here.
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
-// A data spec of the command line: "fashion-mnist" (kFashionMnistDir) or "idx:DIR".
+// CIFAR-10 (data_batch_1..5.bin, test_batch.bin: records of 1 label byte + 3072 pixel bytes) or
+// CIFAR-100 (train.bin, test.bin: coarse label byte, fine label byte, 3072 pixel bytes; the
+// fine labels are used) in `dir`, whichever it holds. Pixels are stored as three 32x32 planes
+// (R, G, B) and become NHWC here. Throws dfp::Error naming a missing or truncated file.
+TrainTest read_cifar_folder(const std::string& dir);
+
+// Learnable synthetic data of any shape, for throughput runs and tests: each class has a fixed
+// random prototype image and every sample is its class's prototype plus noise, both from the
+// counter-based RNG (reproducible). `train` and `test` samples.
+TrainTest make_synthetic(std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t classes,
+                         std::int64_t train, std::int64_t test);
+
+// A data spec of the command line: "fashion-mnist" (kFashionMnistDir), "idx:DIR", "cifar:DIR"
+// or "synthetic:CxHxW:CLASSES" (up to 4096 training samples, fewer for large images, and a
+// quarter as many test samples).
 TrainTest read_dataset(const std::string& spec);
 
 // Standardises both sets with the mean and standard deviation of the training images (one
