@@ -5,16 +5,10 @@
 // The padding of conv1 keeps 28x28 inputs (MNIST) at 28x28, as 32x32 inputs were in the paper.
 #pragma once
 
-#include <cstdint>
-
+#include "models/image_input.hpp"
 #include "nn/net.hpp"
 
 namespace dfp::models {
-
-struct ImageInput {
-    std::int64_t height = 28, width = 28, channels = 1;
-    std::int64_t classes = 10;
-};
 
 // Throws dfp::Error when the input is too small for the two 5x5 convolutions and poolings.
 nn::Net lenet5(const ImageInput& input);

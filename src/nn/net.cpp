@@ -124,6 +124,11 @@ const Tensor& Net::grad(int node) const {
     return nodes_[node].grad;
 }
 
+const std::vector<int>& Net::srcs(int node) const {
+    check_node(node);
+    return nodes_[node].srcs;
+}
+
 std::string Net::first_nonfinite_layer() const {
     for (int i = 1; i < nodes(); ++i) {
         const auto& v = nodes_[i].value.data;

@@ -54,6 +54,9 @@ class Net {
     Layer& layer(int node);
     const Tensor& value(int node) const;
     const Tensor& grad(int node) const;
+    // The nodes feeding `node` (empty for the input): the DAG's edges, for passes over the Net
+    // that run no layer (shape inference, statistics).
+    const std::vector<int>& srcs(int node) const;
     // The name of the first layer whose output holds a NaN or Inf after the last forward, or "".
     std::string first_nonfinite_layer() const;
 

@@ -1,0 +1,53 @@
+#include "models/registry.hpp"
+
+#include <functional>
+#include <utility>
+
+#include "base/error.hpp"
+#include "models/alexnet.hpp"
+#include "models/googlenet.hpp"
+#include "models/lenet.hpp"
+#include "models/resnet.hpp"
+#include "models/vgg.hpp"
+
+namespace dfp::models {
+namespace {
+
+using Builder = std::function<nn::Net(const ImageInput&)>;
+
+const std::vector<std::pair<std::string, Builder>>& registry() {
+    static const std::vector<std::pair<std::string, Builder>> models = {
+        {"lenet5", lenet5},
+        {"resnet20", [](const ImageInput& in) { return resnet_cifar(20, in); }},
+        {"resnet32", [](const ImageInput& in) { return resnet_cifar(32, in); }},
+        {"resnet56", [](const ImageInput& in) { return resnet_cifar(56, in); }},
+        {"resnet18", resnet18},
+        {"resnet50", resnet50},
+        {"vgg16", [](const ImageInput& in) { return vgg16(in, false); }},
+        {"vgg16_bn", [](const ImageInput& in) { return vgg16(in, true); }},
+        {"alexnet", alexnet},
+        {"googlenet", googlenet},
+    };
+    return models;
+}
+
+}  // namespace
+
+std::vector<std::string> names() {
+    std::vector<std::string> out;
+    for (const auto& [name, builder] : registry()) out.push_back(name);
+    return out;
+}
+
+nn::Net build(const std::string& name, const ImageInput& input) {
+    for (const auto& [model, builder] : registry())
+        if (model == name) return builder(input);
+    std::string known;
+    for (const std::string& n : names()) {
+        if (!known.empty()) known += ", ";
+        known += n;
+    }
+    throw Error("unknown model '" + name + "' (available: " + known + ")");
+}
+
+}  // namespace dfp::models
