@@ -2,6 +2,7 @@
 // the test accuracy after every epoch, checkpoints and exact resumption.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,7 +14,7 @@
 #include "base/error.hpp"
 #include "cli/commands.hpp"
 #include "data/classification.hpp"
-#include "models/lenet.hpp"
+#include "models/registry.hpp"
 #include "nn/loss.hpp"
 #include "precision/policy.hpp"
 #include "train/checkpoint.hpp"
@@ -113,7 +114,13 @@ train::LrSchedule make_schedule(const TrainOptions& o, std::int64_t total_iterat
 }
 
 void check_options(const TrainOptions& o) {
-    if (o.model != "lenet5") throw Error("--model: unknown model '" + o.model + "' (available: lenet5)");
+    // Checked here, before the data are read; models::build would say the same later.
+    const std::vector<std::string> known = models::names();
+    if (std::find(known.begin(), known.end(), o.model) == known.end()) {
+        std::string available;
+        for (const std::string& name : known) available.append(" ").append(name);
+        throw Error("--model: unknown model '" + o.model + "' (available:" + available + ")");
+    }
     if (o.epochs < 1) throw Error("--epochs must be >= 1, got " + std::to_string(o.epochs));
     if (o.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(o.batch));
     if (!(o.lr > 0)) throw Error("--lr must be > 0");
@@ -165,7 +172,7 @@ void run_train(const TrainOptions& o) {
     if (o.test_limit > 0) data::truncate(d.test, o.test_limit);
     data::standardize(d);
 
-    nn::Net net = models::lenet5({d.train.height, d.train.width, d.train.channels, d.train.classes});
+    nn::Net net = models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
     net.apply_precision(policy);
     train::Sgd sgd(net.params(), {o.momentum, o.weight_decay, o.nesterov});
     const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
@@ -248,7 +255,9 @@ void run_train(const TrainOptions& o) {
 void add_train_command(CLI::App& app) {
     auto o = std::make_shared<TrainOptions>();
     CLI::App* cmd = app.add_subcommand("train", "Train a network on Fashion-MNIST in FP32, DFP16 or a mixed policy");
-    cmd->add_option("--model", o->model, "Network (lenet5)");
+    cmd->add_option("--model", o->model,
+                    "Network, e.g. lenet5, resnet20, resnet50 (an unknown name lists them all; dfptrain inspect "
+                    "--model NAME shows the layers)");
     cmd->add_option("--data", o->data,
                     "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, cifar:DIR or synthetic:CxHxW:CLASSES");
     cmd->add_option("--precision", o->precision,
