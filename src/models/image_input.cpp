@@ -5,6 +5,10 @@
 
 namespace dfp::models {
 
+Shape image_shape(const ImageInput& in, std::int64_t batch) {
+    return {std::size_t(batch), std::size_t(in.height), std::size_t(in.width), std::size_t(in.channels)};
+}
+
 std::string input_string(const ImageInput& in) {
     return std::to_string(in.height) + "x" + std::to_string(in.width) + "x" + std::to_string(in.channels) +
            " with " + std::to_string(in.classes) + " classes";

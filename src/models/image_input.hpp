@@ -25,6 +25,8 @@ inline bool is_small_image(const ImageInput& in) {
     return in.height < kSmallImageSide || in.width < kSmallImageSide;
 }
 
+// {batch, height, width, channels}: the NHWC shape of a batch of `in`.
+Shape image_shape(const ImageInput& in, std::int64_t batch);
 // "32x32x3 with 10 classes", for messages.
 std::string input_string(const ImageInput& in);
 // Throws dfp::Error naming `model` unless the input has sides and channels >= 1 and >= 2 classes.

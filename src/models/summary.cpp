@@ -86,10 +86,6 @@ LayerShape infer_layer(nn::Layer& layer, const std::vector<Shape>& src) {
 
 }  // namespace
 
-Shape image_shape(const ImageInput& in, std::int64_t batch) {
-    return {std::size_t(batch), std::size_t(in.height), std::size_t(in.width), std::size_t(in.channels)};
-}
-
 std::vector<Shape> infer_shapes(nn::Net& net, const Shape& src) {
     std::vector<Shape> shapes{src};
     std::vector<Shape> srcs;

@@ -13,9 +13,6 @@
 
 namespace dfp::models {
 
-// {batch, height, width, channels}: the NHWC shape of a batch of `in`.
-Shape image_shape(const ImageInput& in, std::int64_t batch);
-
 // The shape of every node of `net` (node 0 is `src`) for an input of shape `src`. Throws
 // dfp::Error naming the layer, as its forward would, when a shape does not fit it.
 std::vector<Shape> infer_shapes(nn::Net& net, const Shape& src);
