@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     dfp::cli::add_inspect_command(app);
     dfp::cli::add_train_command(app);
+    dfp::cli::add_eval_command(app);
     dfp::cli::add_bench_command(app);
     try {
         app.parse(argc, argv);  // runs the chosen subcommand's callback

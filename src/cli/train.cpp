@@ -18,6 +18,7 @@
 #include "nn/loss.hpp"
 #include "precision/policy.hpp"
 #include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
 #include "train/schedule.hpp"
 #include "train/train_step.hpp"
 
@@ -57,51 +58,6 @@ struct TrainOptions {
 };
 
 constexpr const char* kCheckpointName = "last.ckpt";
-
-nn::Tensor image_batch(const data::ImageDataset& d, std::int64_t b, const std::vector<float>& images) {
-    nn::Tensor x({static_cast<std::size_t>(b), static_cast<std::size_t>(d.height), static_cast<std::size_t>(d.width),
-                  static_cast<std::size_t>(d.channels)});
-    x.data = images;
-    return x;
-}
-
-// Samples whose label is among the k largest logits.
-std::int64_t count_top_k(const nn::Tensor& logits, std::span<const int> labels, std::int64_t k) {
-    const std::int64_t classes = static_cast<std::int64_t>(logits.shape[1]);
-    std::int64_t hits = 0;
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-        const float* z = logits.data.data() + i * classes;
-        std::int64_t above = 0;  // classes that beat the label's logit
-        for (std::int64_t c = 0; c < classes; ++c) above += z[c] > z[labels[i]];
-        hits += above < k;
-    }
-    return hits;
-}
-
-struct Eval {
-    double loss, top1, top5;
-};
-
-Eval evaluate(nn::Net& net, const data::ImageDataset& d, int batch) {
-    std::vector<float> images;
-    std::vector<int> labels;
-    std::vector<std::int64_t> idx;
-    double loss_sum = 0;
-    std::int64_t top1 = 0, top5 = 0;
-    nn::Tensor diff;
-    for (std::int64_t start = 0; start < d.size(); start += batch) {
-        const std::int64_t b = std::min<std::int64_t>(batch, d.size() - start);
-        idx.resize(static_cast<std::size_t>(b));
-        for (std::int64_t i = 0; i < b; ++i) idx[i] = start + i;
-        data::gather_batch(d, idx, images, labels);
-        const nn::Tensor& logits = net.forward(image_batch(d, b, images), {nn::Mode::eval, 0});
-        loss_sum += static_cast<double>(nn::softmax_cross_entropy(logits, labels, diff)) * static_cast<double>(b);
-        top1 += count_top_k(logits, labels, 1);
-        top5 += count_top_k(logits, labels, 5);
-    }
-    const auto n = static_cast<double>(d.size());
-    return {loss_sum / n, static_cast<double>(top1) / n, static_cast<double>(top5) / n};
-}
 
 train::LrSchedule make_schedule(const TrainOptions& o, std::int64_t total_iterations) {
     train::LrSchedule base = [&] {
@@ -204,7 +160,6 @@ void run_train(const TrainOptions& o) {
 
     const auto start = std::chrono::steady_clock::now();
     const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-    std::vector<float> images;
     std::vector<int> labels;
     for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
         const auto order = data::epoch_order(d.train.size(), o.seed, epoch);
@@ -213,9 +168,9 @@ void run_train(const TrainOptions& o) {
         std::int64_t correct = 0, seen = 0;
         for (std::int64_t first = 0; first < d.train.size(); first += o.batch, ++state.iteration) {
             const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - first);
-            data::gather_batch(d.train, std::span(order).subspan(first, b), images, labels);
+            const nn::Tensor images = train::image_batch(d.train, std::span(order).subspan(first, b), labels);
             const float rate = static_cast<float>(lr(state.iteration));
-            const auto s = train::train_step(net, sgd, image_batch(d.train, b, images), labels, rate, state.iteration);
+            const auto s = train::train_step(net, sgd, images, labels, rate, state.iteration);
             loss_sum += static_cast<double>(s.loss) * static_cast<double>(b);
             correct += s.correct;
             seen += b;
@@ -229,7 +184,7 @@ void run_train(const TrainOptions& o) {
             }
         }
         const double seconds = elapsed() - epoch_start;
-        const Eval test = evaluate(net, d.test, o.batch);
+        const train::Evaluation test = train::evaluate(net, d.test, o.batch);
         const double train_loss = loss_sum / static_cast<double>(seen);
         const double train_top1 = static_cast<double>(correct) / static_cast<double>(seen);
         std::printf("epoch %lld/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy %.2f%% "

@@ -33,4 +33,8 @@ void save_checkpoint(const std::string& path, nn::Net& net, Sgd& sgd, const RunS
 // version, or tensors that do not match the network; net and sgd are unchanged then.
 RunState load_checkpoint(const std::string& path, nn::Net& net, Sgd& sgd);
 
+// The saved state and options alone (e.g. to rebuild the network that load_checkpoint needs),
+// with the same checks of the file.
+RunState read_checkpoint_state(const std::string& path);
+
 }  // namespace dfp::train

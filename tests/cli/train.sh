@@ -20,6 +20,11 @@ cmp -s "$work/whole/last.ckpt" "$work/parts/last.ckpt" || fail "resumed run diff
 grep -q '"epoch":2' "$work/metrics.jsonl" && grep -q '"test_top1"' "$work/metrics.jsonl" || fail "metrics lines"
 echo "PASS resume is exact"
 
+"$dfptrain" eval "$work/whole/last.ckpt" > "$work/eval.log" || fail "eval"
+grep -q "lenet5 after epoch 2 on fashion-mnist (10000 test images), precision dfp16: test loss" "$work/eval.log" \
+  || fail "eval output: $(cat "$work/eval.log")"
+echo "PASS eval of a checkpoint"
+
 expect_bad_input() {  # expect_bad_input WHAT ARGS...: exit status 2 and one "error:" line naming WHAT
   local what=$1; shift
   "$dfptrain" "$@" > "$work/out" 2> "$work/err"
@@ -30,7 +35,8 @@ expect_bad_input() {  # expect_bad_input WHAT ARGS...: exit status 2 and one "er
 expect_bad_input "epochs" train --epochs 0
 expect_bad_input "precision" train --precision dfp12
 expect_bad_input "no-such-dir" train --data idx:no-such-dir
-expect_bad_input "unknown data spec" train --data cifar:x
+expect_bad_input "unknown data spec" train --data imagenet:x
+expect_bad_input "data_batch_1.bin" train --data cifar:no-such-dir
 touch "$work/a-file"
 expect_bad_input "checkpoint-dir" train --checkpoint-dir "$work/a-file/sub" --train-limit 100
 expect_bad_input "resume" train --resume
@@ -38,4 +44,7 @@ expect_bad_input "checkpoint" train --resume --checkpoint-dir "$work/empty" --tr
 [ ! -e "$work/empty/last.ckpt" ] || fail "a failed resume left a checkpoint"
 expect_bad_input "not-an-option" train --not-an-option
 expect_bad_input "cannot open" inspect "$work/missing.idx"
+cp "$work/whole/last.ckpt" "$work/corrupt.ckpt"
+printf 'X' | dd of="$work/corrupt.ckpt" bs=1 seek=2000 conv=notrunc status=none
+expect_bad_input "checksum" eval "$work/corrupt.ckpt"
 echo "PASS bad input exits 2 with a named cause"
