@@ -47,15 +47,19 @@ struct Published {
 constexpr std::int64_t kOptionBParams = 2'752;
 constexpr double kOptionBMacs = 262'144;
 const Published kPublished[] = {
-    {"resnet20", kCifar, 269'722 + kOptionBParams, 40.55e6 + kOptionBMacs, 2e-4, "He et al. 2016, option B"},
-    {"resnet32", kCifar, 464'154 + kOptionBParams, 68.86e6 + kOptionBMacs, 2e-4, "He et al. 2016, option B"},
-    {"resnet56", kCifar, 853'018 + kOptionBParams, 125.49e6 + kOptionBMacs, 2e-4, "He et al. 2016, option B"},
+    {"resnet20", kCifar, 269'722 + kOptionBParams, 40.55e6 + kOptionBMacs, 2e-4,
+     "He et al. 2016, option B"},
+    {"resnet32", kCifar, 464'154 + kOptionBParams, 68.86e6 + kOptionBMacs, 2e-4,
+     "He et al. 2016, option B"},
+    {"resnet56", kCifar, 853'018 + kOptionBParams, 125.49e6 + kOptionBMacs, 2e-4,
+     "He et al. 2016, option B"},
     {"resnet18", kImagenet, 11'689'512, 1.81e9, 5e-3, "torchvision resnet18"},
     {"resnet50", kImagenet, 25'557'032, 4.09e9, 5e-3, "torchvision resnet50 (v1.5)"},
     {"vgg16", kImagenet, 138'357'544, 15.47e9, 5e-3, "torchvision vgg16"},
     {"vgg16_bn", kImagenet, 138'365'992, 15.47e9, 5e-3, "torchvision vgg16_bn"},
     {"alexnet", kImagenet, 61'100'840, 0.71e9, 1e-2, "torchvision alexnet"},
-    {"googlenet", kImagenet, 6'998'552, 1.586e9, 5e-3, "Szegedy et al. 2015 table 1 (bvlc_googlenet)"},
+    {"googlenet", kImagenet, 6'998'552, 1.586e9, 5e-3,
+     "Szegedy et al. 2015 table 1 (bvlc_googlenet)"},
 };
 
 TEST(Models, TotalsMatchThePublishedFigures) {
@@ -64,12 +68,15 @@ TEST(Models, TotalsMatchThePublishedFigures) {
         const std::vector<models::LayerStats> layers = models::layer_stats(net, p.input);
         const models::Totals t = models::totals(layers);
         const double macs_error = std::abs(double(t.macs) / p.macs - 1.0);
-        const bool ok = t.params == p.params && t.params == parameter_count(net) && macs_error <= p.macs_tolerance &&
+        const bool ok = t.params == p.params && t.params == parameter_count(net) &&
+                        macs_error <= p.macs_tolerance &&
                         layers.back().dst == (Shape{1, std::size_t(p.input.classes)});
-        std::printf("model %-10s %lldx%lld params %11lld (published %11lld) MACs %8.4f G (published %7.4f G) %s  [%s]\n",
-                    p.model, static_cast<long long>(p.input.height), static_cast<long long>(p.input.width),
-                    static_cast<long long>(t.params), static_cast<long long>(p.params), double(t.macs) * 1e-9,
-                    p.macs * 1e-9, ok ? "PASS" : "FAIL", p.source);
+        std::printf(
+            "model %-10s %lldx%lld params %11lld (published %11lld) MACs %8.4f G (published %7.4f "
+            "G) %s  [%s]\n",
+            p.model, static_cast<long long>(p.input.height), static_cast<long long>(p.input.width),
+            static_cast<long long>(t.params), static_cast<long long>(p.params),
+            double(t.macs) * 1e-9, p.macs * 1e-9, ok ? "PASS" : "FAIL", p.source);
         EXPECT_TRUE(ok) << p.model;
     }
 }
@@ -113,12 +120,14 @@ TEST(Models, EveryModelBuildsForEachInputAndTrainsAt32x32) {
         }
         constexpr std::int64_t kBatch = 2;
         nn::Net net = models::build(name, kCifar);
-        const std::vector<Shape> shapes = models::infer_shapes(net, models::image_shape(kCifar, kBatch));
+        const std::vector<Shape> shapes =
+            models::infer_shapes(net, models::image_shape(kCifar, kBatch));
         nn::Tensor x(models::image_shape(kCifar, kBatch));
         for (std::size_t i = 0; i < x.numel(); ++i) x.data[i] = std::sin(0.1f * float(i));
         const nn::Tensor& logits = net.forward(x, {nn::Mode::train, 0});
         bool shapes_match = true;
-        for (int node = 1; node < net.nodes(); ++node) shapes_match &= net.value(node).shape == shapes[node];
+        for (int node = 1; node < net.nodes(); ++node)
+            shapes_match &= net.value(node).shape == shapes[node];
         const std::vector<int> labels{1, 7};
         nn::Tensor dlogits;
         const float loss = nn::softmax_cross_entropy(logits, labels, dlogits);
@@ -130,13 +139,16 @@ TEST(Models, EveryModelBuildsForEachInputAndTrainsAt32x32) {
                 grads_finite &= std::isfinite(g);
                 grads_nonzero |= g != 0.0f;
             }
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const bool ok = logits.shape == (Shape{kBatch, 10}) && net.first_nonfinite_layer().empty() &&
-                        std::isfinite(loss) && shapes_match && grads_finite && grads_nonzero;
-        std::printf("model %-10s 28x28x1 and 224x224x3 build, 32x32x3 step loss %.3f, %.2f s %s\n", name.c_str(), loss,
-                    seconds, ok ? "PASS" : "FAIL");
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const bool ok = logits.shape == (Shape{kBatch, 10}) &&
+                        net.first_nonfinite_layer().empty() && std::isfinite(loss) &&
+                        shapes_match && grads_finite && grads_nonzero;
+        std::printf("model %-10s 28x28x1 and 224x224x3 build, 32x32x3 step loss %.3f, %.2f s %s\n",
+                    name.c_str(), loss, seconds, ok ? "PASS" : "FAIL");
         EXPECT_EQ(logits.shape, (Shape{kBatch, 10})) << name;
-        EXPECT_TRUE(net.first_nonfinite_layer().empty()) << name << ": " << net.first_nonfinite_layer();
+        EXPECT_TRUE(net.first_nonfinite_layer().empty())
+            << name << ": " << net.first_nonfinite_layer();
         EXPECT_TRUE(std::isfinite(loss)) << name;
         EXPECT_TRUE(shapes_match) << name << ": inferred shapes differ from forward's";
         EXPECT_TRUE(grads_finite && grads_nonzero) << name;
@@ -149,7 +161,8 @@ TEST(Models, UnknownNameListsTheModels) {
         FAIL();
     } catch (const Error& e) {
         const std::string msg = e.what();
-        for (const std::string& name : models::names()) EXPECT_NE(msg.find(name), std::string::npos) << msg;
+        for (const std::string& name : models::names())
+            EXPECT_NE(msg.find(name), std::string::npos) << msg;
     }
 }
 
@@ -164,7 +177,7 @@ TEST(Models, InputsTooSmallNameTheModel) {
         }
     }
     EXPECT_THROW(models::build("resnet20", {32, 32, 3, 1}), Error);  // one class
-    EXPECT_THROW(models::resnet_cifar(21, kCifar), Error);  // not 6n + 2
+    EXPECT_THROW(models::resnet_cifar(21, kCifar), Error);           // not 6n + 2
 }
 
 }  // namespace

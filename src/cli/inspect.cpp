@@ -141,9 +141,10 @@ models::ImageInput parse_image_input(const std::string& spec, std::int64_t class
     char x1 = 0, x2 = 0;
     char rest = 0;
     long long h = 0, w = 0, c = 0;
-    if (std::sscanf(spec.c_str(), "%lld%c%lld%c%lld%c", &h, &x1, &w, &x2, &c, &rest) != 5 || x1 != 'x' || x2 != 'x' ||
-        h < 1 || w < 1 || c < 1)
-        throw Error("--input: expected HxWxC with positive sizes (e.g. 32x32x3), got '" + spec + "'");
+    if (std::sscanf(spec.c_str(), "%lld%c%lld%c%lld%c", &h, &x1, &w, &x2, &c, &rest) != 5 ||
+        x1 != 'x' || x2 != 'x' || h < 1 || w < 1 || c < 1)
+        throw Error("--input: expected HxWxC with positive sizes (e.g. 32x32x3), got '" + spec +
+                    "'");
     in.height = h;
     in.width = w;
     in.channels = c;
@@ -164,24 +165,28 @@ void run_model_inspect(const InspectOptions& o) {
     nn::Net net = models::build(o.model, in);
     const std::vector<models::LayerStats> layers = models::layer_stats(net, in);
     const models::Totals total = models::totals(layers);
-    std::printf("%s for %s: per image, multiply-adds of conv2d and linear layers only\n\n", o.model.c_str(),
-                models::input_string(in).c_str());
-    std::printf("%-32s %-14s %-14s %12s %16s\n", "layer", "kind", "output", "parameters", "multiply-adds");
+    std::printf("%s for %s: per image, multiply-adds of conv2d and linear layers only\n\n",
+                o.model.c_str(), models::input_string(in).c_str());
+    std::printf("%-32s %-14s %-14s %12s %16s\n", "layer", "kind", "output", "parameters",
+                "multiply-adds");
     for (const models::LayerStats& l : layers)
-        std::printf("%-32s %-14s %-14s %12lld %16lld\n", l.name.c_str(), l.kind.c_str(), shape_hwc(l.dst).c_str(),
-                    static_cast<long long>(l.params), static_cast<long long>(l.macs));
+        std::printf("%-32s %-14s %-14s %12lld %16lld\n", l.name.c_str(), l.kind.c_str(),
+                    shape_hwc(l.dst).c_str(), static_cast<long long>(l.params),
+                    static_cast<long long>(l.macs));
     const double macs = static_cast<double>(total.macs);
-    std::printf("\ntotal: %lld parameters (%.2f M), %lld multiply-adds (%.3f %s)\n", static_cast<long long>(total.params),
-                static_cast<double>(total.params) * 1e-6, static_cast<long long>(total.macs),
-                macs >= 1e9 ? macs * 1e-9 : macs * 1e-6, macs >= 1e9 ? "G" : "M");
+    std::printf("\ntotal: %lld parameters (%.2f M), %lld multiply-adds (%.3f %s)\n",
+                static_cast<long long>(total.params), static_cast<double>(total.params) * 1e-6,
+                static_cast<long long>(total.macs), macs >= 1e9 ? macs * 1e-9 : macs * 1e-6,
+                macs >= 1e9 ? "G" : "M");
 }
 
 }  // namespace
 
 void add_inspect_command(CLI::App& app) {
     auto o = std::make_shared<InspectOptions>();
-    CLI::App* cmd = app.add_subcommand(
-        "inspect", "Show how a data file fits DFP16 and DFP8 (per tensor, per block), or a model's layers (--model)");
+    CLI::App* cmd = app.add_subcommand("inspect",
+                                       "Show how a data file fits DFP16 and DFP8 (per tensor, per "
+                                       "block), or a model's layers (--model)");
     cmd->add_option("file", o->path, "IDX file (gzip or plain), or raw float32 with --raw");
     cmd->add_flag("--raw", o->raw, "The file is raw little-endian float32");
     cmd->add_option("--shape", o->shape, "Shape of a --raw file, e.g. --shape 100,784")->delimiter(',');
@@ -192,14 +197,19 @@ void add_inspect_command(CLI::App& app) {
     cmd->add_option("--shift", o->shift, "Extra headroom bits s in E_s = floor(log2 max) - (b-2) + s");
     cmd->add_option("--seed", o->seed, "Seed of stochastic rounding");
     cmd->add_option("--json", o->json_path, "Also write the table as JSON to this file");
-    cmd->add_option("--model", o->model, "Instead of a file: show this network's layers, parameters and multiply-adds");
+    cmd->add_option("--model", o->model,
+                    "Instead of a file: show this network's layers, parameters and multiply-adds");
     cmd->add_option("--input", o->input, "With --model: input image HxWxC (default 224x224x3)");
     cmd->add_option("--classes", o->classes, "With --model: number of classes (default 1000)");
     cmd->callback([o] {
-        if (!o->model.empty() && !o->path.empty()) throw Error("inspect: give a FILE or --model, not both");
-        if (o->model.empty() && o->path.empty()) throw Error("inspect: give a FILE, or --model NAME");
-        if (o->model.empty()) run_inspect(*o);
-        else run_model_inspect(*o);
+        if (!o->model.empty() && !o->path.empty())
+            throw Error("inspect: give a FILE or --model, not both");
+        if (o->model.empty() && o->path.empty())
+            throw Error("inspect: give a FILE, or --model NAME");
+        if (o->model.empty())
+            run_inspect(*o);
+        else
+            run_model_inspect(*o);
     });
 }
 

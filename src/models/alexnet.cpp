@@ -13,11 +13,14 @@ namespace {
 constexpr std::int64_t kHiddenFeatures = 4096;
 constexpr float kDropout = 0.5f;
 
-int conv_relu(nn::Net& net, int src, const std::string& id, std::int64_t in, std::int64_t out, std::int64_t kernel,
-              std::int64_t stride, std::int64_t pad) {
-    const int x = net.add<nn::Conv2d>(
-        {src}, "conv" + id,
-        nn::Conv2dConfig{.in_channels = in, .out_channels = out, .kernel = kernel, .stride = stride, .pad = pad});
+int conv_relu(nn::Net& net, int src, const std::string& id, std::int64_t in, std::int64_t out,
+              std::int64_t kernel, std::int64_t stride, std::int64_t pad) {
+    const int x = net.add<nn::Conv2d>({src}, "conv" + id,
+                                      nn::Conv2dConfig{.in_channels = in,
+                                                       .out_channels = out,
+                                                       .kernel = kernel,
+                                                       .stride = stride,
+                                                       .pad = pad});
     return net.add<nn::Relu>({x}, "relu" + id);
 }
 
@@ -47,9 +50,12 @@ nn::Net alexnet(const ImageInput& in) {
                                              .out_features = kHiddenFeatures});
     x = net.add<nn::Relu>({x}, "relu6");
     x = net.add<nn::Dropout>({x}, "drop7", kDropout);
-    x = net.add<nn::Linear>({x}, "fc7", nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = kHiddenFeatures});
+    x = net.add<nn::Linear>(
+        {x}, "fc7",
+        nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = kHiddenFeatures});
     x = net.add<nn::Relu>({x}, "relu7");
-    net.add<nn::Linear>({x}, "fc8", nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = in.classes});
+    net.add<nn::Linear>(
+        {x}, "fc8", nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = in.classes});
     return net;
 }
 

@@ -19,11 +19,16 @@ constexpr std::int64_t kImagenetWidth = 64;
 constexpr std::int64_t kBottleneckExpansion = 4;
 
 // "<prefix>conv<id>" (k x k, pad k/2, no bias) - "<prefix>bn<id>" - "<prefix>relu<id>" when `relu`.
-int conv_bn(nn::Net& net, int src, const std::string& prefix, const std::string& id, std::int64_t in,
-            std::int64_t out, std::int64_t kernel, std::int64_t stride, bool relu) {
+int conv_bn(nn::Net& net, int src, const std::string& prefix, const std::string& id,
+            std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
+            bool relu) {
     int x = net.add<nn::Conv2d>({src}, prefix + "conv" + id,
-                                nn::Conv2dConfig{.in_channels = in, .out_channels = out, .kernel = kernel,
-                                                 .stride = stride, .pad = kernel / 2, .bias = false});
+                                nn::Conv2dConfig{.in_channels = in,
+                                                 .out_channels = out,
+                                                 .kernel = kernel,
+                                                 .stride = stride,
+                                                 .pad = kernel / 2,
+                                                 .bias = false});
     x = net.add<nn::BatchNorm2d>({x}, prefix + "bn" + id, nn::BatchNormConfig{.channels = out});
     if (relu) x = net.add<nn::Relu>({x}, prefix + "relu" + id);
     return x;
@@ -34,7 +39,8 @@ int conv_bn(nn::Net& net, int src, const std::string& prefix, const std::string&
 int join_shortcut(nn::Net& net, int src, int residual, const std::string& prefix, std::int64_t in,
                   std::int64_t out, std::int64_t stride) {
     int shortcut = src;
-    if (stride != 1 || in != out) shortcut = conv_bn(net, src, prefix + "downsample.", "", in, out, 1, stride, false);
+    if (stride != 1 || in != out)
+        shortcut = conv_bn(net, src, prefix + "downsample.", "", in, out, 1, stride, false);
     const int sum = net.add<nn::Add>({residual, shortcut}, prefix + "add");
     return net.add<nn::Relu>({sum}, prefix + "relu");
 }
@@ -48,8 +54,8 @@ int basic_block(nn::Net& net, int src, const std::string& prefix, std::int64_t i
 }
 
 // 1x1 to `width` - 3x3 (stride) - 1x1 to width * 4 channels.
-int bottleneck_block(nn::Net& net, int src, const std::string& prefix, std::int64_t in, std::int64_t width,
-                     std::int64_t stride) {
+int bottleneck_block(nn::Net& net, int src, const std::string& prefix, std::int64_t in,
+                     std::int64_t width, std::int64_t stride) {
     const std::int64_t out = width * kBottleneckExpansion;
     int x = conv_bn(net, src, prefix, "1", in, width, 1, 1, true);
     x = conv_bn(net, x, prefix, "2", width, width, 3, stride, true);
@@ -60,11 +66,13 @@ int bottleneck_block(nn::Net& net, int src, const std::string& prefix, std::int6
 // Global average pooling and the linear classifier "fc" from `channels` features.
 void classifier(nn::Net& net, int src, std::int64_t channels, std::int64_t classes) {
     const int x = net.add<nn::GlobalAvgPool>({src}, "avgpool");
-    net.add<nn::Linear>({x}, "fc", nn::LinearConfig{.in_features = channels, .out_features = classes});
+    net.add<nn::Linear>({x}, "fc",
+                        nn::LinearConfig{.in_features = channels, .out_features = classes});
 }
 
 // The stem, then four stages of `blocks[i]` blocks, then the classifier.
-nn::Net resnet_imagenet(const std::string& model, const ImageInput& in, const int (&blocks)[4], bool bottleneck) {
+nn::Net resnet_imagenet(const std::string& model, const ImageInput& in, const int (&blocks)[4],
+                        bool bottleneck) {
     check_input(in, model);
     nn::Net net;
     int x;
@@ -72,13 +80,15 @@ nn::Net resnet_imagenet(const std::string& model, const ImageInput& in, const in
         x = conv_bn(net, nn::Net::kInput, "", "1", in.channels, kImagenetWidth, 3, 1, true);
     } else {
         x = conv_bn(net, nn::Net::kInput, "", "1", in.channels, kImagenetWidth, 7, 2, true);
-        x = net.add<nn::MaxPool2d>({x}, "maxpool", nn::Pool2dConfig{.kernel = 3, .stride = 2, .pad = 1});
+        x = net.add<nn::MaxPool2d>({x}, "maxpool",
+                                   nn::Pool2dConfig{.kernel = 3, .stride = 2, .pad = 1});
     }
     std::int64_t channels = kImagenetWidth;
     for (int stage = 0; stage < 4; ++stage) {
         const std::int64_t width = kImagenetWidth << stage;
         for (int b = 0; b < blocks[stage]; ++b) {
-            const std::string prefix = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
+            const std::string prefix =
+                "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
             const std::int64_t stride = stage > 0 && b == 0 ? 2 : 1;
             x = bottleneck ? bottleneck_block(net, x, prefix, channels, width, stride)
                            : basic_block(net, x, prefix, channels, width, stride);
@@ -95,7 +105,8 @@ nn::Net resnet_imagenet(const std::string& model, const ImageInput& in, const in
 nn::Net resnet_cifar(int depth, const ImageInput& in) {
     const std::string model = "resnet" + std::to_string(depth);
     if (depth < 8 || (depth - 2) % 6 != 0)
-        throw Error(model + ": CIFAR ResNets have depth 6n + 2 >= 8 (20, 32, 56, ...), got " + std::to_string(depth));
+        throw Error(model + ": CIFAR ResNets have depth 6n + 2 >= 8 (20, 32, 56, ...), got " +
+                    std::to_string(depth));
     check_input(in, model);
     const int blocks_per_stage = (depth - 2) / 6;
     nn::Net net;
@@ -104,7 +115,8 @@ nn::Net resnet_cifar(int depth, const ImageInput& in) {
     for (int stage = 0; stage < 3; ++stage) {
         const std::int64_t width = kCifarWidth << stage;
         for (int b = 0; b < blocks_per_stage; ++b) {
-            const std::string prefix = "stage" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
+            const std::string prefix =
+                "stage" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
             x = basic_block(net, x, prefix, channels, width, stage > 0 && b == 0 ? 2 : 1);
             channels = width;
         }

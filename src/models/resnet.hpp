@@ -13,7 +13,8 @@
 // Shortcuts are projections (1x1 convolution and batch-norm) where the shape changes. ResNet-50 is
 // torchvision's "v1.5": the stride-2 of a bottleneck is on its 3x3 convolution, not on its first
 // 1x1 as in the paper (same parameters; more multiply-adds at 224x224, about 4.1 G against the
-// paper's 3.8 G, and better accuracy). Images smaller than kSmallImageSide get the CIFAR stem (see image_input.hpp).
+// paper's 3.8 G, and better accuracy). Images smaller than kSmallImageSide get the CIFAR stem (see
+// image_input.hpp).
 //
 // Convolutions have no bias (the following batch-norm's beta is one), as in the paper.
 #pragma once

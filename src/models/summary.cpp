@@ -43,14 +43,17 @@ LayerShape infer_layer(nn::Layer& layer, const std::vector<Shape>& src) {
     }
     if (auto* fc = dynamic_cast<nn::Linear*>(&layer)) {
         const Shape& s = single_src(layer, src);
-        const std::int64_t out = std::int64_t(fc->weight().shape[0]), in = std::int64_t(fc->weight().shape[1]);
+        const std::int64_t out = std::int64_t(fc->weight().shape[0]),
+                           in = std::int64_t(fc->weight().shape[1]);
         if (s.size() < 2 || shape_numel(s) == 0 || std::int64_t(shape_numel(s) / s[0]) != in)
-            layer.fail("expects {N, ...} with " + std::to_string(in) + " features per sample, got shape " +
-                       shape_string(s));
+            layer.fail("expects {N, ...} with " + std::to_string(in) +
+                       " features per sample, got shape " + shape_string(s));
         return {{s[0], std::size_t(out)}, std::int64_t(s[0]) * in * out};
     }
-    if (auto* pool = dynamic_cast<nn::MaxPool2d*>(&layer)) return {pooled(pool->geometry(single_src(layer, src)))};
-    if (auto* pool = dynamic_cast<nn::AvgPool2d*>(&layer)) return {pooled(pool->geometry(single_src(layer, src)))};
+    if (auto* pool = dynamic_cast<nn::MaxPool2d*>(&layer))
+        return {pooled(pool->geometry(single_src(layer, src)))};
+    if (auto* pool = dynamic_cast<nn::AvgPool2d*>(&layer))
+        return {pooled(pool->geometry(single_src(layer, src)))};
     if (dynamic_cast<nn::GlobalAvgPool*>(&layer)) {
         const Shape& s = nhwc_src(layer, src);
         return {{s[0], 1, 1, s[3]}};
@@ -58,19 +61,25 @@ LayerShape infer_layer(nn::Layer& layer, const std::vector<Shape>& src) {
     if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&layer)) {
         const Shape& s = nhwc_src(layer, src);
         if (s[3] != bn->gamma().shape[0])
-            layer.fail("expects " + std::to_string(bn->gamma().shape[0]) + " channels, got shape " + shape_string(s));
+            layer.fail("expects " + std::to_string(bn->gamma().shape[0]) + " channels, got shape " +
+                       shape_string(s));
         return {s};
     }
     if (dynamic_cast<nn::Lrn*>(&layer)) return {nhwc_src(layer, src)};
-    if (dynamic_cast<nn::Relu*>(&layer) || dynamic_cast<nn::Dropout*>(&layer)) return {single_src(layer, src)};
+    if (dynamic_cast<nn::Relu*>(&layer) || dynamic_cast<nn::Dropout*>(&layer))
+        return {single_src(layer, src)};
     if (dynamic_cast<nn::Add*>(&layer)) {
-        if (src.size() < 2) layer.fail("takes at least 2 inputs, got " + std::to_string(src.size()));
+        if (src.size() < 2)
+            layer.fail("takes at least 2 inputs, got " + std::to_string(src.size()));
         for (const Shape& s : src)
-            if (s != src[0]) layer.fail("an input has shape " + shape_string(s) + ", expected " + shape_string(src[0]));
+            if (s != src[0])
+                layer.fail("an input has shape " + shape_string(s) + ", expected " +
+                           shape_string(src[0]));
         return {src[0]};
     }
     if (dynamic_cast<nn::Concat*>(&layer)) {
-        if (src.empty() || src[0].empty()) layer.fail("takes at least 1 input of at least one dimension");
+        if (src.empty() || src[0].empty())
+            layer.fail("takes at least 1 input of at least one dimension");
         Shape dst = src[0];
         dst.back() = 0;
         for (const Shape& s : src) {

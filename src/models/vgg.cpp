@@ -31,13 +31,18 @@ nn::Net vgg16(const ImageInput& in, bool batch_norm) {
         for (int i = 0; i < kVgg16Blocks[b].convs; ++i) {
             const std::string id = std::to_string(b + 1) + "_" + std::to_string(i + 1);
             x = net.add<nn::Conv2d>({x}, "conv" + id,
-                                    nn::Conv2dConfig{.in_channels = channels, .out_channels = kVgg16Blocks[b].channels,
-                                                     .kernel = 3, .pad = 1});
+                                    nn::Conv2dConfig{.in_channels = channels,
+                                                     .out_channels = kVgg16Blocks[b].channels,
+                                                     .kernel = 3,
+                                                     .pad = 1});
             channels = kVgg16Blocks[b].channels;
-            if (batch_norm) x = net.add<nn::BatchNorm2d>({x}, "bn" + id, nn::BatchNormConfig{.channels = channels});
+            if (batch_norm)
+                x = net.add<nn::BatchNorm2d>({x}, "bn" + id,
+                                             nn::BatchNormConfig{.channels = channels});
             x = net.add<nn::Relu>({x}, "relu" + id);
         }
-        x = net.add<nn::MaxPool2d>({x}, "pool" + std::to_string(b + 1), nn::Pool2dConfig{.ceil_mode = true});
+        x = net.add<nn::MaxPool2d>({x}, "pool" + std::to_string(b + 1),
+                                   nn::Pool2dConfig{.ceil_mode = true});
     }
     const Shape features = output_shape(net, in, model);
     x = net.add<nn::Linear>({x}, "fc6",
@@ -45,10 +50,13 @@ nn::Net vgg16(const ImageInput& in, bool batch_norm) {
                                              .out_features = kHiddenFeatures});
     x = net.add<nn::Relu>({x}, "relu6");
     x = net.add<nn::Dropout>({x}, "drop6", kDropout);
-    x = net.add<nn::Linear>({x}, "fc7", nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = kHiddenFeatures});
+    x = net.add<nn::Linear>(
+        {x}, "fc7",
+        nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = kHiddenFeatures});
     x = net.add<nn::Relu>({x}, "relu7");
     x = net.add<nn::Dropout>({x}, "drop7", kDropout);
-    net.add<nn::Linear>({x}, "fc8", nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = in.classes});
+    net.add<nn::Linear>(
+        {x}, "fc8", nn::LinearConfig{.in_features = kHiddenFeatures, .out_features = in.classes});
     return net;
 }
 
