@@ -1,6 +1,7 @@
 // dfptrain train: train a network on a real dataset in FP32, DFP16 or any precision policy, with
 // the test accuracy after every epoch, checkpoints and exact resumption.
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -117,6 +118,41 @@ class MetricsFile {
     std::ofstream out_;
 };
 
+// On a terminal, one line redrawn in place with the epoch's progress, ETA, running loss and
+// accuracy and images/s; elsewhere (logs, CI) nothing: the plain iteration lines stand instead.
+class ProgressBar {
+  public:
+    ProgressBar() : enabled_(::isatty(STDOUT_FILENO) != 0) {}
+    bool enabled() const { return enabled_; }
+    // At most ten redraws a second.
+    bool due(double now) {
+        if (!enabled_ || now - last_ < 0.1) return false;
+        last_ = now;
+        return true;
+    }
+    void draw(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t total, double loss,
+              double accuracy, double images_per_s) {
+        constexpr int kWidth = 30;
+        const double frac = static_cast<double>(done) / static_cast<double>(total);
+        const int filled = static_cast<int>(frac * kWidth);
+        const double eta = images_per_s > 0 ? static_cast<double>(total - done) / images_per_s : 0;
+        std::printf("\repoch %lld/%lld [%.*s%*s] %3.0f%% loss %.4f acc %.2f%% %.0f img/s ETA %.0f s   ",
+                    static_cast<long long>(epoch), static_cast<long long>(epochs), filled,
+                    "==============================", kWidth - filled, "", 100 * frac, loss, 100 * accuracy,
+                    images_per_s, eta);
+        std::fflush(stdout);
+    }
+    void clear() {
+        if (!enabled_) return;
+        std::printf("\r%*s\r", 110, "");
+        last_ = 0;
+    }
+
+  private:
+    bool enabled_;
+    double last_ = 0;
+};
+
 void run_train(const TrainOptions& o) {
     check_options(o);
     const precision::Policy policy = precision::Policy::parse(o.precision);
@@ -161,6 +197,7 @@ void run_train(const TrainOptions& o) {
     const auto start = std::chrono::steady_clock::now();
     const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
     std::vector<int> labels;
+    ProgressBar progress;
     for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
         const auto order = data::epoch_order(d.train.size(), o.seed, epoch);
         const double epoch_start = elapsed();
@@ -174,15 +211,20 @@ void run_train(const TrainOptions& o) {
             loss_sum += static_cast<double>(s.loss) * static_cast<double>(b);
             correct += s.correct;
             seen += b;
+            const double ips = static_cast<double>(seen) / (elapsed() - epoch_start);
+            if (progress.due(elapsed()))
+                progress.draw(epoch + 1, o.epochs, seen, d.train.size(), loss_sum / static_cast<double>(seen),
+                              static_cast<double>(correct) / static_cast<double>(seen), ips);
             if (o.log_every > 0 && (state.iteration + 1) % o.log_every == 0) {
-                const double ips = static_cast<double>(seen) / (elapsed() - epoch_start);
-                std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s\n",
-                            static_cast<long long>(state.iteration + 1), s.loss, rate, ips);
+                if (!progress.enabled())
+                    std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s\n",
+                                static_cast<long long>(state.iteration + 1), s.loss, rate, ips);
                 metrics.write({{"epoch", epoch + 1}, {"iter", state.iteration + 1}, {"loss", s.loss},
                                {"train_top1", static_cast<double>(s.correct) / static_cast<double>(b)},
                                {"lr", rate}, {"images_per_s", ips}, {"elapsed_s", elapsed()}});
             }
         }
+        progress.clear();
         const double seconds = elapsed() - epoch_start;
         const train::Evaluation test = train::evaluate(net, d.test, o.batch);
         const double train_loss = loss_sum / static_cast<double>(seen);
