@@ -73,8 +73,14 @@ void dequantize_args(benchmark::internal::Benchmark* b) {
             for (int threads : {1, 2}) b->Args({static_cast<long>(isa), threads, 0, n});
 }
 
-BENCHMARK(BM_Quantize16)->Apply(quantize_args)->UseRealTime()->ArgNames({"isa", "threads", "rounding", "n"});
-BENCHMARK(BM_Dequantize16)->Apply(dequantize_args)->UseRealTime()->ArgNames({"isa", "threads", "rounding", "n"});
+BENCHMARK(BM_Quantize16)
+    ->Apply(quantize_args)
+    ->UseRealTime()
+    ->ArgNames({"isa", "threads", "rounding", "n"});
+BENCHMARK(BM_Dequantize16)
+    ->Apply(dequantize_args)
+    ->UseRealTime()
+    ->ArgNames({"isa", "threads", "rounding", "n"});
 
 }  // namespace
 }  // namespace dfp

@@ -20,9 +20,11 @@ namespace fs = std::filesystem;
 
 nn::Net small_net(std::int64_t classes = 3) {
     nn::Net net;
-    int x = net.add<nn::Conv2d>({nn::Net::kInput}, "conv", nn::Conv2dConfig{.in_channels = 1, .out_channels = 2, .kernel = 3});
+    int x = net.add<nn::Conv2d>({nn::Net::kInput}, "conv",
+                                nn::Conv2dConfig{.in_channels = 1, .out_channels = 2, .kernel = 3});
     x = net.add<nn::BatchNorm2d>({x}, "bn", nn::BatchNormConfig{.channels = 2});
-    net.add<nn::Linear>({x}, "fc", nn::LinearConfig{.in_features = 2 * 2 * 2, .out_features = classes});
+    net.add<nn::Linear>({x}, "fc",
+                        nn::LinearConfig{.in_features = 2 * 2 * 2, .out_features = classes});
     return net;
 }
 
@@ -43,7 +45,8 @@ std::vector<float> snapshot(nn::Net& net, Sgd& sgd) {
         all.insert(all.end(), sgd.params()[i]->value.begin(), sgd.params()[i]->value.end());
         all.insert(all.end(), sgd.velocity(i).begin(), sgd.velocity(i).end());
     }
-    for (const nn::NamedBuffer& b : net.buffers()) all.insert(all.end(), b.values->begin(), b.values->end());
+    for (const nn::NamedBuffer& b : net.buffers())
+        all.insert(all.end(), b.values->begin(), b.values->end());
     return all;
 }
 
@@ -124,7 +127,8 @@ TEST_F(Checkpoint, CorruptTruncatedAndForeignFilesAreNamedErrors) {
 TEST_F(Checkpoint, UnwritableFolderIsANamedErrorAndKeepsTheOldCheckpoint) {
     nn::Net a = small_net();
     Sgd sa(a.params(), {});
-    EXPECT_THROW(save_checkpoint((dir_ / "no" / "such" / "dir" / "x.ckpt").string(), a, sa, {}), Error);
+    EXPECT_THROW(save_checkpoint((dir_ / "no" / "such" / "dir" / "x.ckpt").string(), a, sa, {}),
+                 Error);
     fill(a, sa, 1);
     save_checkpoint(path_, a, sa, {1, 1, {}});
     // The next save cannot create its temporary file (a folder stands in its way; this fails

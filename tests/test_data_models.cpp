@@ -1,5 +1,6 @@
 // Classification data (order, batches, standardisation, bad files) and the LeNet-5 model.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-
-#include <unistd.h>
 
 #include "base/error.hpp"
 #include "data/classification.hpp"
@@ -66,7 +65,8 @@ TEST(Data, MissingDatasetNamesTheFirstMissingFile) {
 }
 
 TEST(Data, LabelsMustMatchImagesAndClasses) {
-    const auto dir = std::filesystem::temp_directory_path() / ("dfp_cls_" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("dfp_cls_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     const auto write = [](const std::filesystem::path& p, std::vector<unsigned char> bytes) {
         gzFile f = gzopen(p.c_str(), "wb");
@@ -75,11 +75,15 @@ TEST(Data, LabelsMustMatchImagesAndClasses) {
     };
     write(dir / "img", {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 5, 6});  // 2 images 1x1
     write(dir / "lab3", {0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 1});                      // 3 labels
-    write(dir / "lab_bad", {0, 0, 8, 1, 0, 0, 0, 2, 0, 10});                     // label 10 of 10 classes
+    write(dir / "lab_bad", {0, 0, 8, 1, 0, 0, 0, 2, 0, 10});  // label 10 of 10 classes
     write(dir / "lab_ok", {0, 0, 8, 1, 0, 0, 0, 2, 9, 0});
-    EXPECT_THROW(data::read_idx_classification((dir / "img").string(), (dir / "lab3").string(), 10), Error);
-    EXPECT_THROW(data::read_idx_classification((dir / "img").string(), (dir / "lab_bad").string(), 10), Error);
-    const auto d = data::read_idx_classification((dir / "img").string(), (dir / "lab_ok").string(), 10);
+    EXPECT_THROW(data::read_idx_classification((dir / "img").string(), (dir / "lab3").string(), 10),
+                 Error);
+    EXPECT_THROW(
+        data::read_idx_classification((dir / "img").string(), (dir / "lab_bad").string(), 10),
+        Error);
+    const auto d =
+        data::read_idx_classification((dir / "img").string(), (dir / "lab_ok").string(), 10);
     EXPECT_EQ(d.labels, (std::vector<int>{9, 0}));
     EXPECT_EQ(d.images, (std::vector<float>{5, 6}));
     std::filesystem::remove_all(dir);
@@ -89,8 +93,8 @@ TEST(Data, LabelsMustMatchImagesAndClasses) {
 // (r + 7 c + i) % 256 and its label r % 10.
 void write_cifar10(const std::filesystem::path& dir, int per_file) {
     std::filesystem::create_directories(dir);
-    for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
-                             "data_batch_5.bin", "test_batch.bin"}) {
+    for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                             "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
         std::ofstream out(dir / name, std::ios::binary);
         for (int r = 0; r < per_file; ++r) {
             out.put(static_cast<char>(r % 10));
@@ -101,7 +105,8 @@ void write_cifar10(const std::filesystem::path& dir, int per_file) {
 }
 
 TEST(Data, CifarRecordsBecomeNhwcImages) {
-    const auto dir = std::filesystem::temp_directory_path() / ("dfp_cifar_" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("dfp_cifar_" + std::to_string(::getpid()));
     write_cifar10(dir, 3);
     const data::TrainTest d = data::read_dataset("cifar:" + dir.string());
     EXPECT_EQ(d.train.size(), 15);
@@ -131,9 +136,10 @@ TEST(Data, SyntheticDataIsReproducibleAndShapedAsAsked) {
     EXPECT_EQ(a.train.images.size(), static_cast<std::size_t>(a.train.size() * 105));
     EXPECT_EQ(a.train.images, data::read_dataset("synthetic:3x5x7:4").train.images);
     for (int label = 0; label < 4; ++label)
-        EXPECT_NE(std::find(a.train.labels.begin(), a.train.labels.end(), label), a.train.labels.end());
-    for (const char* bad : {"synthetic:3x5:4", "synthetic:3x5x7", "synthetic:0x5x7:4", "synthetic:3x5x7:1",
-                            "synthetic:3x5x7:4x"})
+        EXPECT_NE(std::find(a.train.labels.begin(), a.train.labels.end(), label),
+                  a.train.labels.end());
+    for (const char* bad : {"synthetic:3x5:4", "synthetic:3x5x7", "synthetic:0x5x7:4",
+                            "synthetic:3x5x7:1", "synthetic:3x5x7:4x"})
         EXPECT_THROW(data::read_dataset(bad), Error) << bad;
 }
 

@@ -19,8 +19,12 @@ std::vector<Isa> isas() {
     return v;
 }
 
-Format block_format(int bits, int block) { return {.bits = bits, .granularity = Granularity::block, .block = block}; }
-Format axis_format(int bits, int axis) { return {.bits = bits, .granularity = Granularity::axis, .axis = axis}; }
+Format block_format(int bits, int block) {
+    return {.bits = bits, .granularity = Granularity::block, .block = block};
+}
+Format axis_format(int bits, int axis) {
+    return {.bits = bits, .granularity = Granularity::axis, .axis = axis};
+}
 
 TEST(Format, ExponentRuleOfThePaper) {
     // E_s = floor(log2 max) - (b - 2) + s
@@ -49,7 +53,8 @@ TEST(Format, LargestMagnitudeFillsTheMantissa) {
 // The paper's code rounds negative numbers the wrong way (-2.75 -> -1); every mode here rounds
 // the magnitude and then applies the sign.
 TEST(Format, RoundingModesAreSymmetricInSign) {
-    const std::vector<float> x{16384.0f, 2.75f, -2.75f, 2.5f, -2.5f, 3.5f, -3.5f, 2.25f, -2.25f, 2.2f, -2.2f};
+    const std::vector<float> x{16384.0f, 2.75f, -2.75f, 2.5f, -2.5f, 3.5f,
+                               -3.5f,    2.25f, -2.25f, 2.2f, -2.2f};
     struct Case {
         Rounding mode;
         std::vector<int> expect;  // mantissas after the first (E_s = 0)
@@ -64,10 +69,12 @@ TEST(Format, RoundingModesAreSymmetricInSign) {
         for (const Case& c : cases) {
             QuantizeOptions o;
             o.rounding = c.mode;
-            const auto q = quantize<std::int16_t>(x.data(), {x.size()}, dfp16_tensor(), o, "x", isa);
+            const auto q =
+                quantize<std::int16_t>(x.data(), {x.size()}, dfp16_tensor(), o, "x", isa);
             ASSERT_EQ(q.exponents[0], 0);
             for (std::size_t i = 1; i < x.size(); ++i)
-                EXPECT_EQ(q.mantissas[i], c.expect[i - 1]) << rounding_name(c.mode) << " x=" << x[i] << " " << isa_name(isa);
+                EXPECT_EQ(q.mantissas[i], c.expect[i - 1])
+                    << rounding_name(c.mode) << " x=" << x[i] << " " << isa_name(isa);
         }
 }
 
@@ -89,7 +96,8 @@ TEST(Format, SubnormalBlocksAreRepresented) {
     for (Isa isa : isas()) {
         // A block of small subnormals gets an exponent below FP32's own (here -154): it holds
         // them exactly, and dequantization gives them back.
-        std::vector<float> x{std::ldexp(1.0f, -149), std::ldexp(-3.0f, -149), std::ldexp(1000.0f, -149), 0.0f};
+        std::vector<float> x{std::ldexp(1.0f, -149), std::ldexp(-3.0f, -149),
+                             std::ldexp(1000.0f, -149), 0.0f};
         const auto q = quantize<std::int16_t>(x.data(), {x.size()}, dfp16_tensor(), {}, "sub", isa);
         EXPECT_EQ(q.exponents[0], 9 - 149 - 14);
         EXPECT_EQ(q.mantissas[2], 1000 << 5);
@@ -107,7 +115,8 @@ TEST(Format, ValuesAtTheClampSaturateSymmetrically) {
     for (Isa isa : isas()) {
         // max 32767.75 -> E_s = 0, rounds to 32768, clamps to 32767; the negative side the same.
         const std::vector<float> x{32767.75f, -32767.75f, 32767.0f, -32767.0f, 32766.5f};
-        const auto q = quantize<std::int16_t>(x.data(), {x.size()}, dfp16_tensor(), {}, "edge", isa);
+        const auto q =
+            quantize<std::int16_t>(x.data(), {x.size()}, dfp16_tensor(), {}, "edge", isa);
         EXPECT_EQ(q.exponents[0], 0);
         EXPECT_EQ(q.mantissas[0], 32767);
         EXPECT_EQ(q.mantissas[1], -32767);
@@ -138,7 +147,8 @@ TEST(Format, LastBlockOfARowIsShorter) {
     for (int r = 0; r < 3; ++r)
         for (int j = 32; j < 37; ++j) x[r * 37 + j] = 0.5f;
     for (Isa isa : isas()) {
-        const auto q = quantize<std::int16_t>(x.data(), {3, 37}, block_format(16, 32), {}, "x", isa);
+        const auto q =
+            quantize<std::int16_t>(x.data(), {3, 37}, block_format(16, 32), {}, "x", isa);
         ASSERT_EQ(q.exponents.size(), 6u);
         for (int r = 0; r < 3; ++r) {
             EXPECT_EQ(q.exponents[2 * r], 9 - 14);
@@ -154,13 +164,16 @@ TEST(Format, OneExponentPerIndexAlongAnAxis) {
     std::vector<float> x(24);
     for (int o = 0; o < 2; ++o)
         for (int c = 0; c < 3; ++c)
-            for (int i = 0; i < 4; ++i) x[(o * 3 + c) * 4 + i] = std::ldexp(1.0f + 0.1f * i, 4 * c + o);
+            for (int i = 0; i < 4; ++i)
+                x[(o * 3 + c) * 4 + i] = std::ldexp(1.0f + 0.1f * i, 4 * c + o);
     for (Isa isa : isas()) {
-        const auto q = quantize<std::int16_t>(x.data(), {2, 3, 4}, axis_format(16, 1), {}, "w", isa);
+        const auto q =
+            quantize<std::int16_t>(x.data(), {2, 3, 4}, axis_format(16, 1), {}, "w", isa);
         ASSERT_EQ(q.exponents.size(), 3u);
         for (int c = 0; c < 3; ++c) EXPECT_EQ(q.exponents[c], 4 * c + 1 - 14);
         // the last axis too (inner length 1)
-        const auto q2 = quantize<std::int16_t>(x.data(), {2, 3, 4}, axis_format(16, 2), {}, "w", isa);
+        const auto q2 =
+            quantize<std::int16_t>(x.data(), {2, 3, 4}, axis_format(16, 2), {}, "w", isa);
         ASSERT_EQ(q2.exponents.size(), 4u);
         EXPECT_EQ(q2.exponents[3], 9 - 14);  // max over axis-2 index 3: 1.3 * 2^9
     }
@@ -173,8 +186,14 @@ TEST(Format, NonFiniteInputIsAnErrorNamingTensorAndElement) {
                 std::vector<float> x(100, 1.0f);
                 x[77] = bad;
                 try {
-                    (void)quantize<std::int8_t>(x.data(), {4, 25}, [&] { Format g = f; g.bits = 8; return g; }(), {},
-                                                "conv2.weights", isa);
+                    (void)quantize<std::int8_t>(
+                        x.data(), {4, 25},
+                        [&] {
+                            Format g = f;
+                            g.bits = 8;
+                            return g;
+                        }(),
+                        {}, "conv2.weights", isa);
                     FAIL() << "no error for " << bad;
                 } catch (const Error& e) {
                     const std::string msg = e.what();
@@ -192,7 +211,8 @@ TEST(Format, InvalidFormatsAreErrors) {
     EXPECT_THROW((void)quantize<std::int16_t>(x.data(), {8}, f, {}, "x"), Error);
     f.bits = 1;
     EXPECT_THROW((void)quantize<std::int16_t>(x.data(), {8}, f, {}, "x"), Error);
-    EXPECT_THROW((void)quantize<std::int8_t>(x.data(), {8}, dfp16_tensor(), {}, "x"), Error);  // 16 bits in int8
+    EXPECT_THROW((void)quantize<std::int8_t>(x.data(), {8}, dfp16_tensor(), {}, "x"),
+                 Error);  // 16 bits in int8
     EXPECT_THROW((void)quantize<std::int16_t>(x.data(), {8}, axis_format(16, 1), {}, "x"), Error);
     EXPECT_THROW((void)quantize<std::int16_t>(x.data(), {8}, block_format(16, 0), {}, "x"), Error);
     QuantizeOptions o;
@@ -208,7 +228,8 @@ TEST(Format, ResultDoesNotDependOnThreadsOrIsa) {
     std::vector<float> x(300007);  // above the parallel threshold, not a multiple of anything
     for (float& v : x) v = normal(rng);
     for (const Format& f : {dfp16_tensor(), block_format(8, 32), axis_format(16, 0)})
-        for (Rounding mode : {Rounding::stochastic, Rounding::pseudo_stochastic, Rounding::nearest_even}) {
+        for (Rounding mode :
+             {Rounding::stochastic, Rounding::pseudo_stochastic, Rounding::nearest_even}) {
             QuantizeOptions o;
             o.rounding = mode;
             o.seed = 99;
@@ -220,7 +241,8 @@ TEST(Format, ResultDoesNotDependOnThreadsOrIsa) {
             omp_set_num_threads(std::max(2, threads));
             for (Isa isa : isas()) {
                 const auto many = quantize<std::int16_t>(x.data(), shape, g, o, "x", isa);
-                EXPECT_EQ(one.mantissas, many.mantissas) << g.name() << " " << rounding_name(mode) << " " << isa_name(isa);
+                EXPECT_EQ(one.mantissas, many.mantissas)
+                    << g.name() << " " << rounding_name(mode) << " " << isa_name(isa);
                 EXPECT_EQ(one.exponents, many.exponents);
                 EXPECT_EQ(dequantize(one, Isa::scalar), dequantize(many, isa));
             }
@@ -238,7 +260,8 @@ TEST(Format, StochasticRoundingDependsOnTheSeed) {
     const auto qa = quantize<std::int16_t>(x.data(), {1000}, dfp16_tensor(), a, "x");
     const auto qb = quantize<std::int16_t>(x.data(), {1000}, dfp16_tensor(), b, "x");
     EXPECT_NE(qa.mantissas, qb.mantissas);
-    EXPECT_EQ(qa.mantissas, quantize<std::int16_t>(x.data(), {1000}, dfp16_tensor(), a, "x").mantissas);
+    EXPECT_EQ(qa.mantissas,
+              quantize<std::int16_t>(x.data(), {1000}, dfp16_tensor(), a, "x").mantissas);
 }
 
 TEST(Format, MeasureErrorReportsSqnrAndRelativeError) {
@@ -249,7 +272,9 @@ TEST(Format, MeasureErrorReportsSqnrAndRelativeError) {
     EXPECT_EQ(e.flushed, 1u);  // 0.25 -> 0
     EXPECT_DOUBLE_EQ(e.noise_energy, 0.25 * 0.25 + 0.25 * 0.25);
     EXPECT_NEAR(e.sqnr_db(), 10 * std::log10(e.signal_energy / e.noise_energy), 1e-12);
-    EXPECT_TRUE(std::isinf(measure_error(x.data(), quantize<std::int16_t>(x.data(), {1}, dfp16_tensor(), {}, "x")).sqnr_db()));
+    EXPECT_TRUE(std::isinf(
+        measure_error(x.data(), quantize<std::int16_t>(x.data(), {1}, dfp16_tensor(), {}, "x"))
+            .sqnr_db()));
 }
 
 }  // namespace

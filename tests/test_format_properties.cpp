@@ -21,7 +21,8 @@ Format gen_format(std::size_t rows, std::size_t cols) {
     Format f;
     f.bits = *rc::gen::inRange(2, 17);
     switch (*rc::gen::inRange(0, 3)) {
-        case 0: break;
+        case 0:
+            break;
         case 1:
             f.granularity = Granularity::axis;
             f.axis = *rc::gen::inRange(0, 2);
@@ -48,7 +49,8 @@ std::vector<float> gen_values(std::size_t n) {
 }
 
 template <class M>
-DfpTensor<M> quantize_any(const std::vector<float>& x, const Shape& shape, const Format& f, const QuantizeOptions& o) {
+DfpTensor<M> quantize_any(const std::vector<float>& x, const Shape& shape, const Format& f,
+                          const QuantizeOptions& o) {
     return quantize<M>(x.data(), shape, f, o, "prop");
 }
 
@@ -88,10 +90,13 @@ RC_GTEST_PROP(FormatProperty, ValuesOnTheGridRoundTripExactly, ()) {
     const Format f = gen_format(rows, cols);
     const int e = *rc::gen::inRange(-160, 100);
     std::vector<float> x(rows * cols);
-    for (float& v : x) v = std::ldexp(static_cast<float>(*rc::gen::inRange(-f.max_mantissa(), f.max_mantissa() + 1)), e);
+    for (float& v : x)
+        v = std::ldexp(
+            static_cast<float>(*rc::gen::inRange(-f.max_mantissa(), f.max_mantissa() + 1)), e);
     QuantizeOptions o;
-    o.rounding = *rc::gen::element(Rounding::nearest_even, Rounding::nearest_away, Rounding::truncate,
-                                   Rounding::biased, Rounding::stochastic, Rounding::pseudo_stochastic);
+    o.rounding =
+        *rc::gen::element(Rounding::nearest_even, Rounding::nearest_away, Rounding::truncate,
+                          Rounding::biased, Rounding::stochastic, Rounding::pseudo_stochastic);
     o.seed = *rc::gen::arbitrary<std::uint64_t>();
     // Only values FP32 can hold exactly are on the grid (the smallest subnormal is 2^-149).
     for (float v : x) RC_PRE(v == 0.0f || std::fabs(v) >= std::ldexp(1.0f, -149));
@@ -125,8 +130,9 @@ TEST(FormatStatistics, StochasticRoundingIsUnbiased) {
     const double bound = 5 * 0.5 / std::sqrt(static_cast<double>(kN)) + std::ldexp(1.0, -24);
     for (double frac : {0.5, 0.1, 0.9, 0.013, 0.3333})
         for (std::uint64_t seed : {1ull, 12345ull}) {
-            std::vector<float> x(kN, static_cast<float>(-100.0 - frac));  // negative: magnitude rounding
-            x[0] = 16384.0f;                                              // E_s = 0: steps of 1
+            std::vector<float> x(
+                kN, static_cast<float>(-100.0 - frac));  // negative: magnitude rounding
+            x[0] = 16384.0f;                             // E_s = 0: steps of 1
             QuantizeOptions o;
             o.rounding = Rounding::stochastic;
             o.seed = seed;
@@ -152,7 +158,8 @@ TEST(FormatStatistics, PseudoStochasticRoundingIsNearlyUnbiasedOnFullPrecisionDa
     std::uniform_int_distribution<std::uint32_t> fraction(0, (1u << 24) - 1);
     std::vector<float> x(kN);
     x[0] = 16384.0f;
-    for (std::size_t i = 1; i < kN; ++i) x[i] = 7.0f + std::ldexp(static_cast<float>(fraction(rng)), -24);
+    for (std::size_t i = 1; i < kN; ++i)
+        x[i] = 7.0f + std::ldexp(static_cast<float>(fraction(rng)), -24);
     QuantizeOptions o;
     o.rounding = Rounding::pseudo_stochastic;
     const auto q = quantize<std::int16_t>(x.data(), {kN}, dfp16_tensor(), o, "x");

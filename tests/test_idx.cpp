@@ -1,6 +1,7 @@
 // The IDX and raw float32 readers on files written here: plain and gzip, every element type,
 // and the ways a file can be wrong.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -13,23 +14,25 @@
 #include "base/error.hpp"
 #include "data/idx.hpp"
 
-#include <unistd.h>
-
 namespace dfp::data {
 namespace {
 
 std::string temp_path(const std::string& name) {
-    return (std::filesystem::temp_directory_path() / ("dfp_test_" + std::to_string(::getpid()) + "_" + name)).string();
+    return (std::filesystem::temp_directory_path() /
+            ("dfp_test_" + std::to_string(::getpid()) + "_" + name))
+        .string();
 }
 
 void write_file(const std::string& path, const std::vector<unsigned char>& bytes, bool gzip) {
     if (gzip) {
         gzFile f = gzopen(path.c_str(), "wb");
         ASSERT_NE(f, nullptr);
-        ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+        ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
+                  static_cast<int>(bytes.size()));
         gzclose(f);
     } else {
-        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     }
 }
 
@@ -85,7 +88,8 @@ TEST(Idx, BadFilesAreErrorsNamingTheFile) {
     write_file(path, {1, 2, 8, 1, 0, 0, 0, 1, 5}, false);
     EXPECT_NE(error_of([&] { read_idx(path); }).find("not an IDX file"), std::string::npos);
     write_file(path, {0, 0, 0x42, 1, 0, 0, 0, 1, 5}, false);
-    EXPECT_NE(error_of([&] { read_idx(path); }).find("unknown IDX element type 0x42"), std::string::npos);
+    EXPECT_NE(error_of([&] { read_idx(path); }).find("unknown IDX element type 0x42"),
+              std::string::npos);
     auto truncated = idx_header(0x08, {10});
     truncated.push_back(1);
     write_file(path, truncated, true);
@@ -103,15 +107,18 @@ TEST(Idx, BadFilesAreErrorsNamingTheFile) {
 TEST(RawF32, ReadsWithAndWithoutShape) {
     const std::string path = temp_path("x.f32");
     const std::vector<float> v{1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.0f};
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
     const Array flat = read_raw_f32(path, {});
     EXPECT_EQ(flat.shape, (Shape{6}));
     EXPECT_EQ(flat.values, v);
     EXPECT_EQ(read_raw_f32(path, {2, 3}).shape, (Shape{2, 3}));
     EXPECT_NE(error_of([&] { read_raw_f32(path, {4, 2}); }).find("ends early"), std::string::npos);
-    EXPECT_NE(error_of([&] { read_raw_f32(path, {5}); }).find("after the last element"), std::string::npos);
+    EXPECT_NE(error_of([&] { read_raw_f32(path, {5}); }).find("after the last element"),
+              std::string::npos);
     std::ofstream(path, std::ios::binary | std::ios::app).put('x');
-    EXPECT_NE(error_of([&] { read_raw_f32(path, {}); }).find("not a multiple of 4"), std::string::npos);
+    EXPECT_NE(error_of([&] { read_raw_f32(path, {}); }).find("not a multiple of 4"),
+              std::string::npos);
     std::filesystem::remove(path);
 }
 

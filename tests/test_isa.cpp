@@ -5,7 +5,9 @@
 
 namespace dfp {
 
-TEST(Isa, ActiveNeverExceedsCpu) { EXPECT_LE(active_isa(), cpu_isa()); }
+TEST(Isa, ActiveNeverExceedsCpu) {
+    EXPECT_LE(active_isa(), cpu_isa());
+}
 
 TEST(Isa, ParseRoundTripsEveryName) {
     for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512_vnni})

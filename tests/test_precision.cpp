@@ -21,8 +21,9 @@ TEST(Precision, PaperDefaultKeepsFirstAndLastLayerInFp32) {
 }
 
 TEST(Precision, SpecOverridesInOrderAndSetsTensorClasses) {
-    const Policy p = Policy::parse("dfp16,res3*=fp32,res3b.conv2=dfp16,last=dfp16,gradients.rounding=stochastic,"
-                                   "weights.granularity=axis,weights.axis=0,all.shift=1");
+    const Policy p = Policy::parse(
+        "dfp16,res3*=fp32,res3b.conv2=dfp16,last=dfp16,gradients.rounding=stochastic,"
+        "weights.granularity=axis,weights.axis=0,all.shift=1");
     EXPECT_EQ(p.for_layer("res3a.conv1", 5, 10).compute, Compute::fp32);
     EXPECT_EQ(p.for_layer("res3b.conv2", 6, 10).compute, Compute::dfp16);  // the later item wins
     EXPECT_EQ(p.for_layer("fc", 9, 10).compute, Compute::dfp16);
@@ -37,14 +38,15 @@ TEST(Precision, SpecOverridesInOrderAndSetsTensorClasses) {
 
 TEST(Precision, BadSpecsAreErrorsNamingTheItem) {
     for (const char* bad : {"", "fp16", "dfp16,conv1", "dfp16,conv1=int8", "dfp16,weights.bits=17",
-                            "dfp16,weights.colour=red", "dfp16,gradients.rounding=up", "dfp16,all.shift=x",
-                            "dfp16,weights.bits=8,weights.shift=7"}) {
+                            "dfp16,weights.colour=red", "dfp16,gradients.rounding=up",
+                            "dfp16,all.shift=x", "dfp16,weights.bits=8,weights.shift=7"}) {
         EXPECT_THROW(Policy::parse(bad), Error) << bad;
     }
     try {
         Policy::parse("dfp16,gradients.rounding=up");
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("gradients.rounding=up"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("gradients.rounding=up"), std::string::npos)
+            << e.what();
     }
 }
 

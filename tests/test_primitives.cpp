@@ -25,9 +25,9 @@ TEST(RoundShift, EveryModeOnTies) {
     EXPECT_EQ(round_shift(0b1110, 2, Rounding::nearest_even, 0), 4u);  // 3.5
     EXPECT_EQ(round_shift(0b1010, 2, Rounding::nearest_away, 0), 3u);
     EXPECT_EQ(round_shift(0b1011, 2, Rounding::truncate, 0), 2u);
-    EXPECT_EQ(round_shift(0b1001, 2, Rounding::biased, 0), 3u);   // discarded 01: second bit set
-    EXPECT_EQ(round_shift(0b10001, 3, Rounding::biased, 0), 2u);  // discarded 001: below 1/4
-    EXPECT_EQ(round_shift(0b10010, 3, Rounding::biased, 0), 3u);  // discarded 010: 1/4
+    EXPECT_EQ(round_shift(0b1001, 2, Rounding::biased, 0), 3u);     // discarded 01: second bit set
+    EXPECT_EQ(round_shift(0b10001, 3, Rounding::biased, 0), 2u);    // discarded 001: below 1/4
+    EXPECT_EQ(round_shift(0b10010, 3, Rounding::biased, 0), 3u);    // discarded 010: 1/4
     EXPECT_EQ(round_shift(5, -3, Rounding::nearest_even, 0), 40u);  // left shift is exact
     EXPECT_EQ(round_shift(5, 0, Rounding::truncate, 0), 5u);
 }
@@ -47,7 +47,9 @@ TEST(RoundShift, StochasticProbabilityIsTheDiscardedFraction) {
     // 7 + 3/8 over many counters: rounds up 3/8 of the time, within 5 sigma on a fixed seed.
     constexpr int kN = 1 << 16;
     int ups = 0;
-    for (int i = 0; i < kN; ++i) ups += round_shift((7 << 3) | 3, 3, Rounding::stochastic, random_bits(9, static_cast<std::uint64_t>(i))) == 8;
+    for (int i = 0; i < kN; ++i)
+        ups += round_shift((7 << 3) | 3, 3, Rounding::stochastic,
+                           random_bits(9, static_cast<std::uint64_t>(i))) == 8;
     const double p = 3.0 / 8, sigma = std::sqrt(p * (1 - p) / kN);
     EXPECT_NEAR(static_cast<double>(ups) / kN, p, 5 * sigma);
 }
@@ -110,7 +112,8 @@ TEST(Primitives, DownConvertToInt8FollowsNiti) {
     o.rounding = Rounding::pseudo_stochastic;
     const Dfp8Tensor y = down_convert<std::int8_t>(x, 8, o, "acc");
     EXPECT_EQ(y.exponents[0], 1);
-    EXPECT_EQ(y.mantissas, (std::vector<std::int8_t>{64, -64, 2}));  // 127/2 and 3/2 round up (k = 1)
+    EXPECT_EQ(y.mantissas,
+              (std::vector<std::int8_t>{64, -64, 2}));  // 127/2 and 3/2 round up (k = 1)
 }
 
 TEST(Primitives, DownConvertClampsAtTheLimit) {

@@ -13,11 +13,14 @@
 namespace dfp {
 namespace {
 
-constexpr Rounding kModes[] = {Rounding::nearest_even, Rounding::nearest_away, Rounding::truncate,
-                               Rounding::biased,       Rounding::stochastic,   Rounding::pseudo_stochastic};
+constexpr Rounding kModes[] = {Rounding::nearest_even, Rounding::nearest_away,
+                               Rounding::truncate,     Rounding::biased,
+                               Rounding::stochastic,   Rounding::pseudo_stochastic};
 constexpr std::size_t kSizes[] = {1, 2, 7, 15, 16, 17, 31, 33, 100, 1000, 1027};
 
-bool have_avx512() { return cpu_isa() >= Isa::avx512; }
+bool have_avx512() {
+    return cpu_isa() >= Isa::avx512;
+}
 
 // Values with a spread of magnitudes, signs, ties (x.5 after scaling), zeros and -0.
 std::vector<float> awkward_values(std::size_t n, int exponent, std::mt19937& rng) {
@@ -26,18 +29,28 @@ std::vector<float> awkward_values(std::size_t n, int exponent, std::mt19937& rng
     std::vector<float> v(n);
     for (float& x : v) {
         switch (pick(rng)) {
-            case 0: x = 0.0f; break;
-            case 1: x = -0.0f; break;
-            case 2: x = std::ldexp(static_cast<float>(mant(rng)) + 0.5f, exponent); break;  // a tie
-            case 3: x = std::ldexp(32767.0f + 0.75f, exponent) * (pick(rng) < 5 ? 1 : -1); break;  // clamps
-            default: x = std::ldexp(normal(rng) * 6000.0f, exponent);
+            case 0:
+                x = 0.0f;
+                break;
+            case 1:
+                x = -0.0f;
+                break;
+            case 2:
+                x = std::ldexp(static_cast<float>(mant(rng)) + 0.5f, exponent);
+                break;  // a tie
+            case 3:
+                x = std::ldexp(32767.0f + 0.75f, exponent) * (pick(rng) < 5 ? 1 : -1);
+                break;  // clamps
+            default:
+                x = std::ldexp(normal(rng) * 6000.0f, exponent);
         }
     }
     return v;
 }
 
 template <class M>
-void expect_same_quantize(const QuantizeKernels& fast, const std::vector<float>& src, const QuantizeRun& r) {
+void expect_same_quantize(const QuantizeKernels& fast, const std::vector<float>& src,
+                          const QuantizeRun& r) {
     const auto& ref = scalar_quantize_kernels();
     std::vector<M> a(src.size() + 1, 77), b(src.size() + 1, 77);  // one guard element
     if constexpr (sizeof(M) == 2) {
@@ -49,8 +62,9 @@ void expect_same_quantize(const QuantizeKernels& fast, const std::vector<float>&
     }
     ASSERT_EQ(b.back(), 77) << "kernel wrote past the end";
     for (std::size_t i = 0; i < src.size(); ++i)
-        ASSERT_EQ(a[i], b[i]) << "element " << i << " of " << src.size() << " x=" << src[i] << " mode "
-                              << rounding_name(r.rounding) << " scale " << r.scale.first << "*" << r.scale.second;
+        ASSERT_EQ(a[i], b[i]) << "element " << i << " of " << src.size() << " x=" << src[i]
+                              << " mode " << rounding_name(r.rounding) << " scale " << r.scale.first
+                              << "*" << r.scale.second;
 }
 
 TEST(QuantizeKernels, Avx512MatchesScalarBitExactly) {
@@ -61,7 +75,8 @@ TEST(QuantizeKernels, Avx512MatchesScalarBitExactly) {
     for (int data_exp : {-160, -140, -126, -20, 0, 20, 100, 112}) {
         for (std::size_t n : kSizes) {
             const std::vector<float> src = awkward_values(n, data_exp, rng);
-            ASSERT_EQ(scalar_quantize_kernels().max_abs_bits(src.data(), n), fast.max_abs_bits(src.data(), n));
+            ASSERT_EQ(scalar_quantize_kernels().max_abs_bits(src.data(), n),
+                      fast.max_abs_bits(src.data(), n));
             for (Rounding mode : kModes) {
                 // The exponent the rule gives (data scaled to ~2^15 magnitudes) and one 8 lower.
                 for (int e : {data_exp, data_exp + 8}) {
@@ -95,20 +110,24 @@ TEST(QuantizeKernels, DequantizeMatchesScalarBitExactly) {
         for (auto& v : s8) v = static_cast<std::int8_t>(m8(rng));
         s16[0] = 32767;
         s8[0] = -127;
-        for (int e : {kMinExponent, -150, -127, -126, -30, 0, 30, kMaxExponent - 16, kMaxExponent - 8}) {
+        for (int e :
+             {kMinExponent, -150, -127, -126, -30, 0, 30, kMaxExponent - 16, kMaxExponent - 8}) {
             std::vector<float> a(n + 1, 5.0f), b(n + 1, 5.0f);
             ref.dequantize_s16(s16.data(), a.data(), n, pow2(e));
             fast.dequantize_s16(s16.data(), b.data(), n, pow2(e));
-            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), (n + 1) * sizeof(float))) << "s16 n=" << n << " e=" << e;
+            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), (n + 1) * sizeof(float)))
+                << "s16 n=" << n << " e=" << e;
             ref.dequantize_s8(s8.data(), a.data(), n, pow2(e));
             fast.dequantize_s8(s8.data(), b.data(), n, pow2(e));
-            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), (n + 1) * sizeof(float))) << "s8 n=" << n << " e=" << e;
+            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), (n + 1) * sizeof(float)))
+                << "s8 n=" << n << " e=" << e;
         }
     }
 }
 
 TEST(QuantizeKernels, MaxAbsBitsFlagsNanAndInf) {
-    for (const QuantizeKernels* k : {&scalar_quantize_kernels(), have_avx512() ? &avx512_quantize_kernels() : nullptr}) {
+    for (const QuantizeKernels* k :
+         {&scalar_quantize_kernels(), have_avx512() ? &avx512_quantize_kernels() : nullptr}) {
         if (k == nullptr) continue;
         for (float bad : {NAN, -NAN, INFINITY, -INFINITY}) {
             std::vector<float> v(37, 1.0f);

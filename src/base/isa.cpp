@@ -10,7 +10,9 @@
 namespace dfp {
 namespace {
 
-bool has_bit(unsigned reg, int bit) { return (reg >> bit) & 1u; }
+bool has_bit(unsigned reg, int bit) {
+    return (reg >> bit) & 1u;
+}
 
 // The OS must save the wider registers on context switch (XCR0), not just the CPU have them.
 unsigned long long xcr0() {
@@ -29,7 +31,8 @@ Isa detect() {
     const bool zmm_state = (xcr & 0xe6) == 0xe6;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::scalar;
     const bool avx2 = has_bit(b, 5);
-    const bool avx512 = has_bit(b, 16) && has_bit(b, 17) && has_bit(b, 30) && has_bit(b, 31);  // F DQ BW VL
+    const bool avx512 =
+        has_bit(b, 16) && has_bit(b, 17) && has_bit(b, 30) && has_bit(b, 31);  // F DQ BW VL
     const bool vnni = has_bit(c, 11);
     if (!(ymm_state && avx2 && fma)) return Isa::scalar;
     if (!(zmm_state && avx512)) return Isa::avx2;
@@ -62,10 +65,14 @@ Isa active_isa() {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
-        case Isa::scalar: return "scalar";
-        case Isa::avx2: return "avx2";
-        case Isa::avx512: return "avx512";
-        case Isa::avx512_vnni: return "avx512_vnni";
+        case Isa::scalar:
+            return "scalar";
+        case Isa::avx2:
+            return "avx2";
+        case Isa::avx512:
+            return "avx512";
+        case Isa::avx512_vnni:
+            return "avx512_vnni";
     }
     return "?";
 }

@@ -39,30 +39,38 @@ void run_eval(const EvalOptions& o) {
     if (o.threads > 0) omp_set_num_threads(o.threads);
     const train::RunState state = train::read_checkpoint_state(o.checkpoint);
     const nlohmann::json& config = state.config;
-    if (!config.contains("model")) throw Error("checkpoint '" + o.checkpoint + "' does not name its model");
+    if (!config.contains("model"))
+        throw Error("checkpoint '" + o.checkpoint + "' does not name its model");
     const std::string model = config["model"].get<std::string>();
-    const std::string data_spec = o.data.empty() ? saved<std::string>(config, "data", "fashion-mnist") : o.data;
-    const std::string spec = o.precision.empty() ? saved<std::string>(config, "precision", "fp32") : o.precision;
+    const std::string data_spec =
+        o.data.empty() ? saved<std::string>(config, "data", "fashion-mnist") : o.data;
+    const std::string spec =
+        o.precision.empty() ? saved<std::string>(config, "precision", "fp32") : o.precision;
     const precision::Policy policy = precision::Policy::parse(spec);
 
     data::TrainTest d = data::read_dataset(data_spec);
     // The training subset fixes the standardisation the network was trained with.
-    if (const auto limit = saved<std::int64_t>(config, "train_limit", 0); limit > 0) data::truncate(d.train, limit);
+    if (const auto limit = saved<std::int64_t>(config, "train_limit", 0); limit > 0)
+        data::truncate(d.train, limit);
     data::standardize(d);
 
-    nn::Net net = models::build(model, {d.test.height, d.test.width, d.test.channels, d.test.classes});
+    nn::Net net =
+        models::build(model, {d.test.height, d.test.width, d.test.channels, d.test.classes});
     net.apply_precision(policy);
     train::Sgd sgd(net.params(), {});  // holds the momentum buffers the checkpoint also carries
     train::load_checkpoint(o.checkpoint, net, sgd);
     const train::Evaluation e = train::evaluate(net, d.test, o.batch);
-    std::printf("%s after epoch %lld on %s (%lld test images), precision %s: test loss %.4f, test accuracy %.2f%% "
-                "(top-5 %.2f%%)\n",
-                model.c_str(), static_cast<long long>(state.epochs_done), data_spec.c_str(),
-                static_cast<long long>(d.test.size()), spec.c_str(), e.loss, 100 * e.top1, 100 * e.top5);
+    std::printf(
+        "%s after epoch %lld on %s (%lld test images), precision %s: test loss %.4f, test accuracy "
+        "%.2f%% "
+        "(top-5 %.2f%%)\n",
+        model.c_str(), static_cast<long long>(state.epochs_done), data_spec.c_str(),
+        static_cast<long long>(d.test.size()), spec.c_str(), e.loss, 100 * e.top1, 100 * e.top5);
     if (!o.json_path.empty()) {
         std::ofstream out(o.json_path);
-        out << nlohmann::json{{"model", model},     {"epoch", state.epochs_done}, {"precision", spec},
-                              {"test_loss", e.loss}, {"test_top1", e.top1},       {"test_top5", e.top5}}
+        out << nlohmann::json{{"model", model},      {"epoch", state.epochs_done},
+                              {"precision", spec},   {"test_loss", e.loss},
+                              {"test_top1", e.top1}, {"test_top5", e.top5}}
                    .dump(2)
             << "\n";
         if (!out) throw Error("--json: cannot write '" + o.json_path + "'");
@@ -74,8 +82,11 @@ void run_eval(const EvalOptions& o) {
 void add_eval_command(CLI::App& app) {
     auto o = std::make_shared<EvalOptions>();
     CLI::App* cmd = app.add_subcommand("eval", "Test loss and accuracy of a checkpoint");
-    cmd->add_option("checkpoint", o->checkpoint, "A checkpoint written by dfptrain train (DIR/last.ckpt)")->required();
-    cmd->add_option("--data", o->data, "Data spec (default: the one the checkpoint was trained on)");
+    cmd->add_option("checkpoint", o->checkpoint,
+                    "A checkpoint written by dfptrain train (DIR/last.ckpt)")
+        ->required();
+    cmd->add_option("--data", o->data,
+                    "Data spec (default: the one the checkpoint was trained on)");
     cmd->add_option("--precision", o->precision, "Precision policy (default: the checkpoint's)");
     cmd->add_option("--batch", o->batch, "Images per forward pass");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");

@@ -42,7 +42,8 @@ struct Row {
 
 // The exponents of the blocks that hold a non-zero value: an all-zero block's exponent is a
 // convention (0), not a fact about the data.
-std::vector<int> nonzero_block_exponents(const data::Array& a, const Format& format, const std::vector<int>& exponents) {
+std::vector<int> nonzero_block_exponents(const data::Array& a, const Format& format,
+                                         const std::vector<int>& exponents) {
     const BlockLayout layout(a.shape, format);
     std::vector<char> nonzero(exponents.size(), 0);
     for (std::size_t i = 0; i < layout.runs(); ++i) {
@@ -57,14 +58,16 @@ std::vector<int> nonzero_block_exponents(const data::Array& a, const Format& for
 }
 
 template <class M>
-Row inspect_format(const data::Array& a, const Format& format, const QuantizeOptions& q, const std::string& name) {
+Row inspect_format(const data::Array& a, const Format& format, const QuantizeOptions& q,
+                   const std::string& name) {
     const DfpTensor<M> t = quantize<M>(a.values.data(), a.shape, format, q, name);
     return {format, nonzero_block_exponents(a, format, t.exponents), t.exponents.size(),
             measure_error(a.values.data(), t)};
 }
 
 std::string exponent_summary(std::vector<int> e, std::size_t blocks) {
-    const std::string zero = e.size() < blocks ? ", " + std::to_string(blocks - e.size()) + " all zero" : "";
+    const std::string zero =
+        e.size() < blocks ? ", " + std::to_string(blocks - e.size()) + " all zero" : "";
     if (e.empty()) return "- (all zero)";
     if (blocks == 1) return std::to_string(e[0]);
     std::sort(e.begin(), e.end());
@@ -74,13 +77,15 @@ std::string exponent_summary(std::vector<int> e, std::size_t blocks) {
 
 std::string percent(std::size_t part, std::size_t whole) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.4f%%", whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0);
+    std::snprintf(buf, sizeof buf, "%.4f%%",
+                  whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0);
     return buf;
 }
 
 void run_inspect(const InspectOptions& o) {
     const QuantizeOptions q{parse_rounding(o.rounding, "--rounding"), o.shift, o.seed};
-    if (!o.raw && !o.shape.empty()) throw Error("--shape is for --raw files; IDX files carry their shape");
+    if (!o.raw && !o.shape.empty())
+        throw Error("--shape is for --raw files; IDX files carry their shape");
     const data::Array a = o.raw ? data::read_raw_f32(o.path, o.shape) : data::read_idx(o.path);
 
     std::vector<Format> formats;
@@ -98,35 +103,39 @@ void run_inspect(const InspectOptions& o) {
         }
     }
     const auto [lo, hi] = std::minmax_element(a.values.begin(), a.values.end());
-    std::printf("%s: %s %s, %zu values", o.path.c_str(), a.element_type.c_str(), shape_string(a.shape).c_str(),
-                a.values.size());
+    std::printf("%s: %s %s, %zu values", o.path.c_str(), a.element_type.c_str(),
+                shape_string(a.shape).c_str(), a.values.size());
     if (!a.values.empty()) std::printf(", range [%g, %g]", *lo, *hi);
-    std::printf("\nrounding %s, shift %d; blocks run along the last axis\n\n", o.rounding.c_str(), o.shift);
-    std::printf("%-14s %-54s %12s %10s %10s %10s\n", "format", "shared exponent(s)", "rel. error", "SQNR dB",
-                "flushed", "clamped");
+    std::printf("\nrounding %s, shift %d; blocks run along the last axis\n\n", o.rounding.c_str(),
+                o.shift);
+    std::printf("%-14s %-54s %12s %10s %10s %10s\n", "format", "shared exponent(s)", "rel. error",
+                "SQNR dB", "flushed", "clamped");
 
     nlohmann::json records = nlohmann::json::array();
     for (const Format& f : formats) {
         const Row r = f.bits <= 8 ? inspect_format<std::int8_t>(a, f, q, o.path)
                                   : inspect_format<std::int16_t>(a, f, q, o.path);
         const QuantizeError& e = r.error;
-        std::printf("%-14s %-54s %12.3e %10.2f %10s %10s\n", f.name().c_str(), exponent_summary(r.exponents, r.blocks).c_str(),
-                    e.relative_error(), e.sqnr_db(), percent(e.flushed, e.count).c_str(),
+        std::printf("%-14s %-54s %12.3e %10.2f %10s %10s\n", f.name().c_str(),
+                    exponent_summary(r.exponents, r.blocks).c_str(), e.relative_error(),
+                    e.sqnr_db(), percent(e.flushed, e.count).c_str(),
                     percent(e.clamped, e.count).c_str());
         const auto [emin, emax] = std::minmax_element(r.exponents.begin(), r.exponents.end());
         const double sqnr = e.sqnr_db();
-        records.push_back({{"format", f.name()},
-                           {"bits", f.bits},
-                           {"exponent_min", r.exponents.empty() ? 0 : *emin},
-                           {"exponent_max", r.exponents.empty() ? 0 : *emax},
-                           {"blocks", r.blocks},
-                           {"all_zero_blocks", r.blocks - r.exponents.size()},
-                           {"relative_error", e.relative_error()},
-                           {"sqnr_db", std::isinf(sqnr) ? nlohmann::json(nullptr) : nlohmann::json(sqnr)},
-                           {"flushed_fraction", e.count ? double(e.flushed) / double(e.count) : 0.0},
-                           {"clamped_fraction", e.count ? double(e.clamped) / double(e.count) : 0.0}});
+        records.push_back(
+            {{"format", f.name()},
+             {"bits", f.bits},
+             {"exponent_min", r.exponents.empty() ? 0 : *emin},
+             {"exponent_max", r.exponents.empty() ? 0 : *emax},
+             {"blocks", r.blocks},
+             {"all_zero_blocks", r.blocks - r.exponents.size()},
+             {"relative_error", e.relative_error()},
+             {"sqnr_db", std::isinf(sqnr) ? nlohmann::json(nullptr) : nlohmann::json(sqnr)},
+             {"flushed_fraction", e.count ? double(e.flushed) / double(e.count) : 0.0},
+             {"clamped_fraction", e.count ? double(e.clamped) / double(e.count) : 0.0}});
     }
-    std::printf("\nSQNR inf: the format holds the data exactly. JSON sqnr_db null means the same.\n");
+    std::printf(
+        "\nSQNR inf: the format holds the data exactly. JSON sqnr_db null means the same.\n");
     if (!o.json_path.empty()) {
         std::ofstream out(o.json_path);
         out << records.dump(2) << "\n";
@@ -189,12 +198,16 @@ void add_inspect_command(CLI::App& app) {
                                        "block), or a model's layers (--model)");
     cmd->add_option("file", o->path, "IDX file (gzip or plain), or raw float32 with --raw");
     cmd->add_flag("--raw", o->raw, "The file is raw little-endian float32");
-    cmd->add_option("--shape", o->shape, "Shape of a --raw file, e.g. --shape 100,784")->delimiter(',');
-    cmd->add_option("--block", o->block, "Elements per block along the last axis")->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--shape", o->shape, "Shape of a --raw file, e.g. --shape 100,784")
+        ->delimiter(',');
+    cmd->add_option("--block", o->block, "Elements per block along the last axis")
+        ->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--axis", o->axis, "Also show one exponent per index along this axis");
-    cmd->add_option("--rounding", o->rounding,
-                    "nearest_even, nearest_away, truncate, biased, stochastic or pseudo_stochastic");
-    cmd->add_option("--shift", o->shift, "Extra headroom bits s in E_s = floor(log2 max) - (b-2) + s");
+    cmd->add_option(
+        "--rounding", o->rounding,
+        "nearest_even, nearest_away, truncate, biased, stochastic or pseudo_stochastic");
+    cmd->add_option("--shift", o->shift,
+                    "Extra headroom bits s in E_s = floor(log2 max) - (b-2) + s");
     cmd->add_option("--seed", o->seed, "Seed of stochastic rounding");
     cmd->add_option("--json", o->json_path, "Also write the table as JSON to this file");
     cmd->add_option("--model", o->model,

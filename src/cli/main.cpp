@@ -1,7 +1,7 @@
 // dfptrain: train CNNs with Dynamic Fixed Point integer arithmetic.
 #include <exception>
-#include <new>
 #include <iostream>
+#include <new>
 
 #include "base/error.hpp"
 #include "cli/commands.hpp"

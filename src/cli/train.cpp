@@ -50,11 +50,20 @@ struct TrainOptions {
 
     // What must be the same for a resumed run to continue the saved one.
     nlohmann::json run_config() const {
-        return {{"model", model},   {"data", data},         {"precision", precision},
-                {"epochs", epochs}, {"batch", batch},       {"lr", lr},
-                {"schedule", schedule}, {"warmup", warmup}, {"momentum", momentum},
-                {"weight_decay", weight_decay}, {"nesterov", nesterov}, {"seed", seed},
-                {"train_limit", train_limit},   {"test_limit", test_limit}};
+        return {{"model", model},
+                {"data", data},
+                {"precision", precision},
+                {"epochs", epochs},
+                {"batch", batch},
+                {"lr", lr},
+                {"schedule", schedule},
+                {"warmup", warmup},
+                {"momentum", momentum},
+                {"weight_decay", weight_decay},
+                {"nesterov", nesterov},
+                {"seed", seed},
+                {"train_limit", train_limit},
+                {"test_limit", test_limit}};
     }
 };
 
@@ -64,7 +73,8 @@ train::LrSchedule make_schedule(const TrainOptions& o, std::int64_t total_iterat
     train::LrSchedule base = [&] {
         if (o.schedule == "constant") return train::constant_lr(o.lr);
         if (o.schedule == "cosine") return train::cosine_lr(o.lr, total_iterations);
-        if (o.schedule == "step") return train::step_lr(o.lr, std::max<std::int64_t>(1, total_iterations / 3), 0.1);
+        if (o.schedule == "step")
+            return train::step_lr(o.lr, std::max<std::int64_t>(1, total_iterations / 3), 0.1);
         throw Error("--schedule: expected constant, cosine or step, got '" + o.schedule + "'");
     }();
     return o.warmup > 0 ? train::linear_warmup(o.warmup, 0.1, base) : base;
@@ -82,7 +92,8 @@ void check_options(const TrainOptions& o) {
     if (o.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(o.batch));
     if (!(o.lr > 0)) throw Error("--lr must be > 0");
     if (o.warmup < 0 || o.threads < 0 || o.log_every < 0 || o.train_limit < 0 || o.test_limit < 0)
-        throw Error("--warmup, --threads, --log-every, --train-limit and --test-limit must be >= 0");
+        throw Error(
+            "--warmup, --threads, --log-every, --train-limit and --test-limit must be >= 0");
     if (o.resume && o.checkpoint_dir.empty()) throw Error("--resume needs --checkpoint-dir");
     if (o.stop_after_epoch < 0) throw Error("--stop-after-epoch must be >= 0");
     if (o.stop_after_epoch > 0 && o.checkpoint_dir.empty())
@@ -130,16 +141,17 @@ class ProgressBar {
         last_ = now;
         return true;
     }
-    void draw(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t total, double loss,
-              double accuracy, double images_per_s) {
+    void draw(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t total,
+              double loss, double accuracy, double images_per_s) {
         constexpr int kWidth = 30;
         const double frac = static_cast<double>(done) / static_cast<double>(total);
         const int filled = static_cast<int>(frac * kWidth);
         const double eta = images_per_s > 0 ? static_cast<double>(total - done) / images_per_s : 0;
-        std::printf("\repoch %lld/%lld [%.*s%*s] %3.0f%% loss %.4f acc %.2f%% %.0f img/s ETA %.0f s   ",
-                    static_cast<long long>(epoch), static_cast<long long>(epochs), filled,
-                    "==============================", kWidth - filled, "", 100 * frac, loss, 100 * accuracy,
-                    images_per_s, eta);
+        std::printf(
+            "\repoch %lld/%lld [%.*s%*s] %3.0f%% loss %.4f acc %.2f%% %.0f img/s ETA %.0f s   ",
+            static_cast<long long>(epoch), static_cast<long long>(epochs), filled,
+            "==============================", kWidth - filled, "", 100 * frac, loss, 100 * accuracy,
+            images_per_s, eta);
         std::fflush(stdout);
     }
     void clear() {
@@ -164,38 +176,47 @@ void run_train(const TrainOptions& o) {
     if (o.test_limit > 0) data::truncate(d.test, o.test_limit);
     data::standardize(d);
 
-    nn::Net net = models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
+    nn::Net net =
+        models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
     net.apply_precision(policy);
     train::Sgd sgd(net.params(), {o.momentum, o.weight_decay, o.nesterov});
     const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
     const train::LrSchedule lr = make_schedule(o, iters_per_epoch * o.epochs);
 
     const std::string checkpoint =
-        o.checkpoint_dir.empty() ? "" : (std::filesystem::path(o.checkpoint_dir) / kCheckpointName).string();
+        o.checkpoint_dir.empty()
+            ? ""
+            : (std::filesystem::path(o.checkpoint_dir) / kCheckpointName).string();
     train::RunState state{0, 0, o.run_config()};
     if (o.resume) {
         const train::RunState saved = train::load_checkpoint(checkpoint, net, sgd);
         for (const auto& [key, value] : state.config.items())
             if (!saved.config.contains(key) || saved.config[key] != value)
-                throw Error("--resume: option '" + key + "' is " + value.dump() + " but the checkpoint's run used " +
+                throw Error("--resume: option '" + key + "' is " + value.dump() +
+                            " but the checkpoint's run used " +
                             (saved.config.contains(key) ? saved.config[key].dump() : "nothing"));
         state = saved;
     }
     MetricsFile metrics(o.metrics_path, o.resume);
 
-    std::printf("dfptrain train: %s on %s (%lld train, %lld test images), %d epoch(s), batch %d, %d thread(s)\n",
-                o.model.c_str(), o.data.c_str(), static_cast<long long>(d.train.size()),
-                static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
+    std::printf(
+        "dfptrain train: %s on %s (%lld train, %lld test images), %d epoch(s), batch %d, %d "
+        "thread(s)\n",
+        o.model.c_str(), o.data.c_str(), static_cast<long long>(d.train.size()),
+        static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
     std::printf("precision: %s\n", policy.describe().c_str());
     std::string layers = net.precision_summary();
     while (!layers.empty() && layers.back() == '\n') layers.pop_back();
     for (char& ch : layers) ch = ch == '\n' ? ',' : ch;
     std::printf("layers: %s\n", layers.c_str());
     if (o.resume)
-        std::printf("resumed from '%s' after epoch %lld\n", checkpoint.c_str(), static_cast<long long>(state.epochs_done));
+        std::printf("resumed from '%s' after epoch %lld\n", checkpoint.c_str(),
+                    static_cast<long long>(state.epochs_done));
 
     const auto start = std::chrono::steady_clock::now();
-    const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    const auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     std::vector<int> labels;
     ProgressBar progress;
     for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
@@ -205,7 +226,8 @@ void run_train(const TrainOptions& o) {
         std::int64_t correct = 0, seen = 0;
         for (std::int64_t first = 0; first < d.train.size(); first += o.batch, ++state.iteration) {
             const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - first);
-            const nn::Tensor images = train::image_batch(d.train, std::span(order).subspan(first, b), labels);
+            const nn::Tensor images =
+                train::image_batch(d.train, std::span(order).subspan(first, b), labels);
             const float rate = static_cast<float>(lr(state.iteration));
             const auto s = train::train_step(net, sgd, images, labels, rate, state.iteration);
             loss_sum += static_cast<double>(s.loss) * static_cast<double>(b);
@@ -213,15 +235,21 @@ void run_train(const TrainOptions& o) {
             seen += b;
             const double ips = static_cast<double>(seen) / (elapsed() - epoch_start);
             if (progress.due(elapsed()))
-                progress.draw(epoch + 1, o.epochs, seen, d.train.size(), loss_sum / static_cast<double>(seen),
+                progress.draw(epoch + 1, o.epochs, seen, d.train.size(),
+                              loss_sum / static_cast<double>(seen),
                               static_cast<double>(correct) / static_cast<double>(seen), ips);
             if (o.log_every > 0 && (state.iteration + 1) % o.log_every == 0) {
                 if (!progress.enabled())
                     std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s\n",
                                 static_cast<long long>(state.iteration + 1), s.loss, rate, ips);
-                metrics.write({{"epoch", epoch + 1}, {"iter", state.iteration + 1}, {"loss", s.loss},
-                               {"train_top1", static_cast<double>(s.correct) / static_cast<double>(b)},
-                               {"lr", rate}, {"images_per_s", ips}, {"elapsed_s", elapsed()}});
+                metrics.write(
+                    {{"epoch", epoch + 1},
+                     {"iter", state.iteration + 1},
+                     {"loss", s.loss},
+                     {"train_top1", static_cast<double>(s.correct) / static_cast<double>(b)},
+                     {"lr", rate},
+                     {"images_per_s", ips},
+                     {"elapsed_s", elapsed()}});
             }
         }
         progress.clear();
@@ -229,19 +257,28 @@ void run_train(const TrainOptions& o) {
         const train::Evaluation test = train::evaluate(net, d.test, o.batch);
         const double train_loss = loss_sum / static_cast<double>(seen);
         const double train_top1 = static_cast<double>(correct) / static_cast<double>(seen);
-        std::printf("epoch %lld/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy %.2f%% "
-                    "(top-5 %.2f%%), %.1f s (%.0f images/s)\n",
-                    static_cast<long long>(epoch + 1), o.epochs, train_loss, 100 * train_top1, test.loss,
-                    100 * test.top1, 100 * test.top5, seconds, static_cast<double>(seen) / seconds);
+        std::printf(
+            "epoch %lld/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy "
+            "%.2f%% "
+            "(top-5 %.2f%%), %.1f s (%.0f images/s)\n",
+            static_cast<long long>(epoch + 1), o.epochs, train_loss, 100 * train_top1, test.loss,
+            100 * test.top1, 100 * test.top5, seconds, static_cast<double>(seen) / seconds);
         std::fflush(stdout);
-        metrics.write({{"epoch", epoch + 1}, {"iter", state.iteration}, {"loss", train_loss},
-                       {"train_top1", train_top1}, {"test_top1", test.top1}, {"test_top5", test.top5},
-                       {"lr", lr(state.iteration - 1)}, {"images_per_s", static_cast<double>(seen) / seconds},
+        metrics.write({{"epoch", epoch + 1},
+                       {"iter", state.iteration},
+                       {"loss", train_loss},
+                       {"train_top1", train_top1},
+                       {"test_top1", test.top1},
+                       {"test_top5", test.top5},
+                       {"lr", lr(state.iteration - 1)},
+                       {"images_per_s", static_cast<double>(seen) / seconds},
                        {"elapsed_s", elapsed()}});
         state.epochs_done = epoch + 1;
         if (!checkpoint.empty()) train::save_checkpoint(checkpoint, net, sgd, state);
-        if (o.stop_after_epoch > 0 && state.epochs_done == o.stop_after_epoch && state.epochs_done < o.epochs) {
-            std::printf("stopped after epoch %d as asked; continue with --resume\n", o.stop_after_epoch);
+        if (o.stop_after_epoch > 0 && state.epochs_done == o.stop_after_epoch &&
+            state.epochs_done < o.epochs) {
+            std::printf("stopped after epoch %d as asked; continue with --resume\n",
+                        o.stop_after_epoch);
             break;
         }
     }
@@ -251,33 +288,42 @@ void run_train(const TrainOptions& o) {
 
 void add_train_command(CLI::App& app) {
     auto o = std::make_shared<TrainOptions>();
-    CLI::App* cmd = app.add_subcommand("train", "Train a network on Fashion-MNIST in FP32, DFP16 or a mixed policy");
+    CLI::App* cmd = app.add_subcommand(
+        "train", "Train a network on Fashion-MNIST in FP32, DFP16 or a mixed policy");
     cmd->add_option("--model", o->model,
-                    "Network, e.g. lenet5, resnet20, resnet50 (an unknown name lists them all; dfptrain inspect "
+                    "Network, e.g. lenet5, resnet20, resnet50 (an unknown name lists them all; "
+                    "dfptrain inspect "
                     "--model NAME shows the layers)");
     cmd->add_option("--data", o->data,
-                    "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, cifar:DIR or synthetic:CxHxW:CLASSES");
+                    "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, cifar:DIR or "
+                    "synthetic:CxHxW:CLASSES");
     cmd->add_option("--precision", o->precision,
                     "fp32, dfp16 (the paper: first and last layer FP32), or a spec such as "
                     "'dfp16,first=dfp16,gradients.rounding=stochastic' (see README)");
     cmd->add_option("--epochs", o->epochs, "Passes over the training set");
     cmd->add_option("--batch", o->batch, "Images per iteration");
     cmd->add_option("--lr", o->lr, "Peak learning rate");
-    cmd->add_option("--schedule", o->schedule, "Learning-rate schedule: constant, cosine or step (x0.1 every third)");
+    cmd->add_option("--schedule", o->schedule,
+                    "Learning-rate schedule: constant, cosine or step (x0.1 every third)");
     cmd->add_option("--warmup", o->warmup, "Iterations of linear warm-up from 0.1 lr");
     cmd->add_option("--momentum", o->momentum, "SGD momentum");
     cmd->add_option("--weight-decay", o->weight_decay, "L2 weight decay");
     cmd->add_flag("--nesterov", o->nesterov, "Nesterov momentum");
-    cmd->add_option("--seed", o->seed, "Seed of the data order (weights are seeded by their names)");
-    cmd->add_option("--train-limit", o->train_limit, "Use only the first N training images (0: all)");
+    cmd->add_option("--seed", o->seed,
+                    "Seed of the data order (weights are seeded by their names)");
+    cmd->add_option("--train-limit", o->train_limit,
+                    "Use only the first N training images (0: all)");
     cmd->add_option("--test-limit", o->test_limit, "Use only the first N test images (0: all)");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
-    cmd->add_option("--log-every", o->log_every, "Print (and --metrics) every N iterations (0: never)");
+    cmd->add_option("--log-every", o->log_every,
+                    "Print (and --metrics) every N iterations (0: never)");
     cmd->add_option("--metrics", o->metrics_path, "Append JSON lines of metrics to this file");
-    cmd->add_option("--checkpoint-dir", o->checkpoint_dir, "Write a checkpoint here after every epoch");
+    cmd->add_option("--checkpoint-dir", o->checkpoint_dir,
+                    "Write a checkpoint here after every epoch");
     cmd->add_flag("--resume", o->resume, "Continue the run saved in --checkpoint-dir");
-    cmd->add_option("--stop-after-epoch", o->stop_after_epoch,
-                    "Stop this process after that epoch (checkpoint saved); --resume continues the run");
+    cmd->add_option(
+        "--stop-after-epoch", o->stop_after_epoch,
+        "Stop this process after that epoch (checkpoint saved); --resume continues the run");
     cmd->callback([o] { run_train(*o); });
 }
 

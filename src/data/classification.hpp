@@ -13,9 +13,9 @@ namespace dfp::data {
 
 struct ImageDataset {
     std::int64_t height = 0, width = 0, channels = 0;
-    std::int64_t classes = 0;    // labels are 0..classes-1
-    std::vector<float> images;   // (N, H, W, C)
-    std::vector<int> labels;     // (N)
+    std::int64_t classes = 0;   // labels are 0..classes-1
+    std::vector<float> images;  // (N, H, W, C)
+    std::vector<int> labels;    // (N)
     std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
     std::int64_t image_numel() const { return height * width * channels; }
 };
@@ -44,8 +44,8 @@ TrainTest read_cifar_folder(const std::string& dir);
 // Learnable synthetic data of any shape, for throughput runs and tests: each class has a fixed
 // random prototype image and every sample is its class's prototype plus noise, both from the
 // counter-based RNG (reproducible). `train` and `test` samples.
-TrainTest make_synthetic(std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t classes,
-                         std::int64_t train, std::int64_t test);
+TrainTest make_synthetic(std::int64_t channels, std::int64_t height, std::int64_t width,
+                         std::int64_t classes, std::int64_t train, std::int64_t test);
 
 // A data spec of the command line: "fashion-mnist" (kFashionMnistDir), "idx:DIR", "cifar:DIR"
 // or "synthetic:CxHxW:CLASSES" (up to 4096 training samples, fewer for large images, and a
@@ -63,7 +63,7 @@ void truncate(ImageDataset& data, std::int64_t count);
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
 
 // Copies the samples `indices` into images (B, H, W, C) and labels (B).
-void gather_batch(const ImageDataset& data, std::span<const std::int64_t> indices, std::vector<float>& images,
-                  std::vector<int>& labels);
+void gather_batch(const ImageDataset& data, std::span<const std::int64_t> indices,
+                  std::vector<float>& images, std::vector<int>& labels);
 
 }  // namespace dfp::data

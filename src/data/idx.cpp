@@ -4,8 +4,8 @@
 
 #include <bit>
 #include <cerrno>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -45,7 +45,8 @@ void read_or_throw(gzFile f, void* dst, std::size_t n, const std::string& path, 
 
 void expect_end(gzFile f, const std::string& path) {
     unsigned char extra;
-    if (gzread(f, &extra, 1) != 0) throw Error("'" + path + "': unexpected data after the last element");
+    if (gzread(f, &extra, 1) != 0)
+        throw Error("'" + path + "': unexpected data after the last element");
 }
 
 struct IdxType {
@@ -58,9 +59,10 @@ constexpr IdxType kIdxTypes[] = {{0x08, "u8", 1},  {0x09, "s8", 1},  {0x0b, "s16
 
 template <class T>
 T load_big_endian(const unsigned char* p) {
-    using U = std::conditional_t<sizeof(T) == 1, std::uint8_t,
-              std::conditional_t<sizeof(T) == 2, std::uint16_t,
-              std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
+    using U = std::conditional_t<
+        sizeof(T) == 1, std::uint8_t,
+        std::conditional_t<sizeof(T) == 2, std::uint16_t,
+                           std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
     U u = 0;
     for (std::size_t i = 0; i < sizeof(T); ++i) u = static_cast<U>((u << 8) | p[i]);
     return std::bit_cast<T>(u);
@@ -68,7 +70,8 @@ T load_big_endian(const unsigned char* p) {
 
 template <class T>
 void convert(const std::vector<unsigned char>& raw, std::vector<float>& out) {
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(load_big_endian<T>(&raw[i * sizeof(T)]));
+    for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = static_cast<float>(load_big_endian<T>(&raw[i * sizeof(T)]));
 }
 
 std::size_t checked_numel(const Shape& shape, std::size_t element_size, const std::string& path) {
@@ -115,12 +118,24 @@ Array read_idx(const std::string& path) {
 
     a.values.resize(n);
     switch (type->code) {
-        case 0x08: convert<std::uint8_t>(raw, a.values); break;
-        case 0x09: convert<std::int8_t>(raw, a.values); break;
-        case 0x0b: convert<std::int16_t>(raw, a.values); break;
-        case 0x0c: convert<std::int32_t>(raw, a.values); break;
-        case 0x0d: convert<float>(raw, a.values); break;
-        case 0x0e: convert<double>(raw, a.values); break;
+        case 0x08:
+            convert<std::uint8_t>(raw, a.values);
+            break;
+        case 0x09:
+            convert<std::int8_t>(raw, a.values);
+            break;
+        case 0x0b:
+            convert<std::int16_t>(raw, a.values);
+            break;
+        case 0x0c:
+            convert<std::int32_t>(raw, a.values);
+            break;
+        case 0x0d:
+            convert<float>(raw, a.values);
+            break;
+        case 0x0e:
+            convert<double>(raw, a.values);
+            break;
     }
     return a;
 }
@@ -135,10 +150,12 @@ Array read_raw_f32(const std::string& path, const Shape& shape) {
         std::vector<unsigned char> bytes;
         unsigned char buf[1 << 16];
         int got;
-        while ((got = gzread(f.get(), buf, sizeof buf)) > 0) bytes.insert(bytes.end(), buf, buf + got);
+        while ((got = gzread(f.get(), buf, sizeof buf)) > 0)
+            bytes.insert(bytes.end(), buf, buf + got);
         if (got < 0) throw Error("'" + path + "': read error");
         if (bytes.size() % sizeof(float) != 0)
-            throw Error("'" + path + "': size " + std::to_string(bytes.size()) + " bytes is not a multiple of 4 (float32)");
+            throw Error("'" + path + "': size " + std::to_string(bytes.size()) +
+                        " bytes is not a multiple of 4 (float32)");
         a.values.resize(bytes.size() / sizeof(float));
         std::memcpy(a.values.data(), bytes.data(), bytes.size());
         a.shape = {a.values.size()};

@@ -16,7 +16,7 @@ template <class M>
 struct DfpTensor {
     Shape shape;
     Format format;
-    std::vector<M> mantissas;   // shape_numel(shape) values
+    std::vector<M> mantissas;    // shape_numel(shape) values
     std::vector<int> exponents;  // BlockLayout(shape, format).exponents() values
 };
 
@@ -37,7 +37,7 @@ struct Run {
 };
 
 class BlockLayout {
-public:
+  public:
     static constexpr std::size_t kTensorChunk = std::size_t{1} << 16;
 
     BlockLayout(const Shape& shape, const Format& format);
@@ -49,7 +49,8 @@ public:
                 const std::size_t offset = i * kTensorChunk;
                 return {offset, std::min(kTensorChunk, numel_ - offset), 0};
             }
-            case Granularity::axis: return {i * inner_, inner_, i % axis_len_};
+            case Granularity::axis:
+                return {i * inner_, inner_, i % axis_len_};
             case Granularity::block: {
                 const std::size_t row = i / blocks_per_row_, j = i % blocks_per_row_;
                 const std::size_t start = j * block_;
@@ -59,10 +60,10 @@ public:
         return {0, 0, 0};
     }
 
-private:
+  private:
     Granularity kind_;
     std::size_t numel_ = 0, exponents_ = 0, runs_ = 0;
-    std::size_t inner_ = 1, axis_len_ = 1;                   // axis
+    std::size_t inner_ = 1, axis_len_ = 1;                      // axis
     std::size_t row_len_ = 1, block_ = 1, blocks_per_row_ = 1;  // block
 };
 

@@ -27,7 +27,8 @@ void Format::validate(const Shape& shape, std::string_view what) const {
     const std::string at(what);
     if (bits < 2 || bits > 16)
         throw Error(at + ": mantissa bits must be 2..16, got " + std::to_string(bits));
-    if (granularity == Granularity::axis && (axis < 0 || static_cast<std::size_t>(axis) >= shape.size()))
+    if (granularity == Granularity::axis &&
+        (axis < 0 || static_cast<std::size_t>(axis) >= shape.size()))
         throw Error(at + ": exponent axis " + std::to_string(axis) + " is outside shape " +
                     shape_string(shape));
     if (granularity == Granularity::block && block < 1)
@@ -41,7 +42,9 @@ std::string Format::name() const {
     return s;
 }
 
-Format dfp16_tensor() { return Format{}; }
+Format dfp16_tensor() {
+    return Format{};
+}
 Format dfp8_tensor() {
     Format f;
     f.bits = 8;
@@ -56,12 +59,18 @@ constexpr Rounding kRoundings[] = {Rounding::nearest_even, Rounding::nearest_awa
 
 const char* rounding_name(Rounding r) {
     switch (r) {
-        case Rounding::nearest_even: return "nearest_even";
-        case Rounding::nearest_away: return "nearest_away";
-        case Rounding::truncate: return "truncate";
-        case Rounding::biased: return "biased";
-        case Rounding::stochastic: return "stochastic";
-        case Rounding::pseudo_stochastic: return "pseudo_stochastic";
+        case Rounding::nearest_even:
+            return "nearest_even";
+        case Rounding::nearest_away:
+            return "nearest_away";
+        case Rounding::truncate:
+            return "truncate";
+        case Rounding::biased:
+            return "biased";
+        case Rounding::stochastic:
+            return "stochastic";
+        case Rounding::pseudo_stochastic:
+            return "pseudo_stochastic";
     }
     return "?";
 }

@@ -68,7 +68,7 @@ Rounding parse_rounding(std::string_view name, std::string_view what);
 // The range of shared exponents the rule can produce for a finite FP32 input (the largest
 // magnitude is below 2^128, the smallest subnormal is 2^-149) with 0 <= shift <= bits - 2.
 constexpr int kMinExponent = -149 - 14;  // smallest subnormal, b = 16, shift = 0
-constexpr int kMaxExponent = 127;  // largest finite, any b, shift <= b - 2
+constexpr int kMaxExponent = 127;        // largest finite, any b, shift <= b - 2
 
 // Shared exponent for a block whose largest magnitude is `max_abs` (finite, >= 0). An all-zero
 // block gets exponent 0 (its mantissas are all zero, so any exponent represents it exactly).

@@ -20,7 +20,8 @@ DfpWideTensor multiply(const DfpTensor<M>& a, const DfpTensor<M>& b);
 // difference with `rounding`, and the mantissas are added; the sum may need one more bit than
 // the operands. Throws dfp::Error if a sum of INT32 operands leaves INT32.
 template <class M>
-DfpWideTensor add(const DfpTensor<M>& a, const DfpTensor<M>& b, Rounding rounding, std::uint64_t seed = 0);
+DfpWideTensor add(const DfpTensor<M>& a, const DfpTensor<M>& b, Rounding rounding,
+                  std::uint64_t seed = 0);
 
 // Down-conversion to `bits`-bit mantissas with a fresh exponent per block from the block's own
 // largest magnitude: with L the bit length of max |m|, shift right by

@@ -30,7 +30,8 @@ constexpr int storage_bits() {
 }
 
 template <class M>
-void quantize_run(const QuantizeKernels& k, const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+void quantize_run(const QuantizeKernels& k, const float* src, M* dst, std::size_t n,
+                  const QuantizeRun& r) {
     if constexpr (sizeof(M) == 2)
         k.quantize_s16(src, dst, n, r);
     else
@@ -49,7 +50,8 @@ void dequantize_run(const QuantizeKernels& k, const M* src, float* dst, std::siz
 
 template <class M>
 void quantize_into(const float* src, const Shape& shape, const Format& format,
-                   const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst, Isa isa) {
+                   const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
+                   Isa isa) {
     const std::string what = "tensor '" + std::string(name) + "'";
     format.validate(shape, what);
     if (format.bits > storage_bits<M>())
@@ -57,7 +59,8 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
                     std::to_string(storage_bits<M>()) + " storage");
     if (options.shift < 0 || options.shift > format.bits - 2)
         throw Error(what + ": shift must be 0.." + std::to_string(format.bits - 2) + " for " +
-                    std::to_string(format.bits) + "-bit mantissas, got " + std::to_string(options.shift));
+                    std::to_string(format.bits) + "-bit mantissas, got " +
+                    std::to_string(options.shift));
 
     const BlockLayout layout(shape, format);
     const QuantizeKernels& k = quantize_kernels(isa);
@@ -83,7 +86,8 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
         block_max[run.exponent] = std::max(block_max[run.exponent], run_max[i]);
     }
     for (std::size_t e = 0; e < block_max.size(); ++e)
-        dst.exponents[e] = shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
+        dst.exponents[e] =
+            shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
 
     // Pass 2: round and clamp.
     const auto max_mantissa = static_cast<float>(format.max_mantissa());
@@ -110,7 +114,8 @@ void dequantize(const DfpTensor<M>& src, float* dst, Isa isa) {
 }
 
 double QuantizeError::relative_error() const {
-    return signal_energy > 0 ? std::sqrt(noise_energy / signal_energy) : (noise_energy > 0 ? INFINITY : 0.0);
+    return signal_energy > 0 ? std::sqrt(noise_energy / signal_energy)
+                             : (noise_energy > 0 ? INFINITY : 0.0);
 }
 
 double QuantizeError::sqnr_db() const {

@@ -21,7 +21,8 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
 
 template <class M>
 DfpTensor<M> quantize(const float* src, const Shape& shape, const Format& format,
-                      const QuantizeOptions& options, std::string_view name, Isa isa = active_isa()) {
+                      const QuantizeOptions& options, std::string_view name,
+                      Isa isa = active_isa()) {
     DfpTensor<M> dst;
     quantize_into(src, shape, format, options, name, dst, isa);
     return dst;
@@ -44,8 +45,8 @@ struct QuantizeError {
     double signal_energy = 0;  // sum x^2
     double noise_energy = 0;   // sum (x - q)^2
     std::size_t count = 0;
-    std::size_t flushed = 0;  // x != 0 but q == 0
-    std::size_t clamped = 0;  // |x| beyond the largest mantissa: max_mantissa * 2^E
+    std::size_t flushed = 0;        // x != 0 but q == 0
+    std::size_t clamped = 0;        // |x| beyond the largest mantissa: max_mantissa * 2^E
     double relative_error() const;  // ||x - q|| / ||x||
     double sqnr_db() const;         // 10 log10(signal / noise); +inf when exact
 };

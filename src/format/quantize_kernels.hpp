@@ -23,11 +23,11 @@ Pow2 pow2(int k);
 constexpr std::uint32_t kNonFiniteBits = 0x7f800000u;
 
 struct QuantizeRun {
-    Pow2 scale;             // 2^-E_s
-    float max_mantissa;     // clamp bound, 2^(b-1) - 1
+    Pow2 scale;          // 2^-E_s
+    float max_mantissa;  // clamp bound, 2^(b-1) - 1
     Rounding rounding;
-    std::uint64_t seed;     // stochastic rounding
-    std::uint64_t index0;   // element index of src[0] in the tensor (the RNG counter)
+    std::uint64_t seed;    // stochastic rounding
+    std::uint64_t index0;  // element index of src[0] in the tensor (the RNG counter)
 };
 
 struct QuantizeKernels {

@@ -10,7 +10,8 @@ namespace {
 
 std::uint32_t max_abs_bits(const float* src, std::size_t n) {
     std::uint32_t m = 0;
-    for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::bit_cast<std::uint32_t>(src[i]) & 0x7fffffffu);
+    for (std::size_t i = 0; i < n; ++i)
+        m = std::max(m, std::bit_cast<std::uint32_t>(src[i]) & 0x7fffffffu);
     return m;
 }
 
@@ -18,15 +19,18 @@ template <class M>
 void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
     for (std::size_t i = 0; i < n; ++i) {
         const float y = std::fabs(src[i]) * r.scale.first * r.scale.second;
-        const std::uint32_t rand = r.rounding == Rounding::stochastic ? random_bits(r.seed, r.index0 + i) : 0;
-        const auto m = static_cast<int>(std::min(round_scaled(y, r.rounding, rand), r.max_mantissa));
+        const std::uint32_t rand =
+            r.rounding == Rounding::stochastic ? random_bits(r.seed, r.index0 + i) : 0;
+        const auto m =
+            static_cast<int>(std::min(round_scaled(y, r.rounding, rand), r.max_mantissa));
         dst[i] = static_cast<M>(std::signbit(src[i]) ? -m : m);
     }
 }
 
 template <class M>
 void dequantize(const M* src, float* dst, std::size_t n, Pow2 scale) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) * scale.first * scale.second;
+    for (std::size_t i = 0; i < n; ++i)
+        dst[i] = static_cast<float>(src[i]) * scale.first * scale.second;
 }
 
 }  // namespace

@@ -20,8 +20,8 @@ constexpr std::uint32_t mix32(std::uint32_t x) {
 
 // Key for the 2^32 indices that share `index_hi`; vector kernels compute it once per run.
 constexpr std::uint32_t rng_key(std::uint64_t seed, std::uint32_t index_hi) {
-    return mix32(static_cast<std::uint32_t>(seed) ^ mix32(static_cast<std::uint32_t>(seed >> 32) ^
-                                                          mix32(index_hi + 0x9e3779b9U)));
+    return mix32(static_cast<std::uint32_t>(seed) ^
+                 mix32(static_cast<std::uint32_t>(seed >> 32) ^ mix32(index_hi + 0x9e3779b9U)));
 }
 
 // 32 uniform random bits for one element, given the key of its index's high half.
@@ -31,7 +31,7 @@ constexpr std::uint32_t random_bits_keyed(std::uint32_t key, std::uint32_t index
 
 constexpr std::uint32_t random_bits(std::uint64_t seed, std::uint64_t index) {
     return random_bits_keyed(rng_key(seed, static_cast<std::uint32_t>(index >> 32)),
-                       static_cast<std::uint32_t>(index));
+                             static_cast<std::uint32_t>(index));
 }
 
 }  // namespace dfp

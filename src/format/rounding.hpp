@@ -24,17 +24,22 @@ inline float round_scaled(float y, Rounding mode, std::uint32_t rand) {
     const float fl = std::floor(y);
     const float frac = y - fl;  // exact: y and fl share the exponent range
     switch (mode) {
-        case Rounding::nearest_even: return std::nearbyint(y);
-        case Rounding::nearest_away: return frac >= 0.5f ? fl + 1.0f : fl;
-        case Rounding::truncate: return fl;
-        case Rounding::biased: return frac >= 0.25f ? fl + 1.0f : fl;
+        case Rounding::nearest_even:
+            return std::nearbyint(y);
+        case Rounding::nearest_away:
+            return frac >= 0.5f ? fl + 1.0f : fl;
+        case Rounding::truncate:
+            return fl;
+        case Rounding::biased:
+            return frac >= 0.25f ? fl + 1.0f : fl;
         case Rounding::stochastic: {
             const float u = static_cast<float>(rand >> (32 - kStochasticBits)) *
                             std::ldexp(1.0f, -kStochasticBits);
             return u < frac ? fl + 1.0f : fl;
         }
         case Rounding::pseudo_stochastic: {
-            const auto bits = static_cast<std::uint32_t>(frac * std::ldexp(1.0f, kPseudoFractionBits));
+            const auto bits =
+                static_cast<std::uint32_t>(frac * std::ldexp(1.0f, kPseudoFractionBits));
             const std::uint32_t half = kPseudoFractionBits / 2;
             const std::uint32_t hi = bits >> half, lo = bits & ((1u << half) - 1u);
             return hi > lo ? fl + 1.0f : fl;
@@ -51,14 +56,23 @@ inline std::uint64_t round_shift(std::uint64_t v, int k, Rounding mode, std::uin
     const std::uint64_t half = std::uint64_t{1} << (k - 1);
     bool up = false;
     switch (mode) {
-        case Rounding::nearest_even: up = rem > half || (rem == half && (fl & 1)); break;
-        case Rounding::nearest_away: up = rem >= half; break;
-        case Rounding::truncate: up = false; break;
-        case Rounding::biased: up = rem >= (k >= 2 ? std::uint64_t{1} << (k - 2) : 1); break;
+        case Rounding::nearest_even:
+            up = rem > half || (rem == half && (fl & 1));
+            break;
+        case Rounding::nearest_away:
+            up = rem >= half;
+            break;
+        case Rounding::truncate:
+            up = false;
+            break;
+        case Rounding::biased:
+            up = rem >= (k >= 2 ? std::uint64_t{1} << (k - 2) : 1);
+            break;
         case Rounding::stochastic: {
-            // A k-bit uniform number u: up with probability rem / 2^k. 32 random bits cover k <= 32;
-            // beyond that the low bits of u are zero (bias below 2^-32 of a step).
-            const std::uint64_t u = k <= 32 ? (rand >> (32 - k)) : (std::uint64_t{rand} << (k - 32));
+            // A k-bit uniform number u: up with probability rem / 2^k. 32 random bits cover k <=
+            // 32; beyond that the low bits of u are zero (bias below 2^-32 of a step).
+            const std::uint64_t u =
+                k <= 32 ? (rand >> (32 - k)) : (std::uint64_t{rand} << (k - 32));
             up = u < rem;
             break;
         }

@@ -10,14 +10,16 @@ namespace {
 Compute parse_compute(std::string_view s, std::string_view item) {
     if (s == "fp32") return Compute::fp32;
     if (s == "dfp16") return Compute::dfp16;
-    throw Error("--precision item '" + std::string(item) + "': expected fp32 or dfp16, got '" + std::string(s) + "'");
+    throw Error("--precision item '" + std::string(item) + "': expected fp32 or dfp16, got '" +
+                std::string(s) + "'");
 }
 
 int parse_int(std::string_view s, std::string_view item) {
     int v = 0;
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc{} || end != s.data() + s.size())
-        throw Error("--precision item '" + std::string(item) + "': '" + std::string(s) + "' is not an integer");
+        throw Error("--precision item '" + std::string(item) + "': '" + std::string(s) +
+                    "' is not an integer");
     return v;
 }
 
@@ -27,18 +29,25 @@ void set_key(TensorFormat& t, std::string_view key, std::string_view value, std:
         if (t.format.bits < 2 || t.format.bits > 16)
             throw Error("--precision item '" + std::string(item) + "': bits must be 2..16");
     } else if (key == "granularity") {
-        if (value == "tensor") t.format.granularity = Granularity::tensor;
-        else if (value == "axis") t.format.granularity = Granularity::axis;
-        else if (value == "block") t.format.granularity = Granularity::block;
-        else throw Error("--precision item '" + std::string(item) + "': granularity is tensor, axis or block");
+        if (value == "tensor")
+            t.format.granularity = Granularity::tensor;
+        else if (value == "axis")
+            t.format.granularity = Granularity::axis;
+        else if (value == "block")
+            t.format.granularity = Granularity::block;
+        else
+            throw Error("--precision item '" + std::string(item) +
+                        "': granularity is tensor, axis or block");
     } else if (key == "axis") {
         t.format.axis = parse_int(value, item);
     } else if (key == "block") {
         t.format.block = parse_int(value, item);
-        if (t.format.block < 1) throw Error("--precision item '" + std::string(item) + "': block must be >= 1");
+        if (t.format.block < 1)
+            throw Error("--precision item '" + std::string(item) + "': block must be >= 1");
     } else if (key == "shift") {
         t.quantize.shift = parse_int(value, item);
-        if (t.quantize.shift < 0) throw Error("--precision item '" + std::string(item) + "': shift must be >= 0");
+        if (t.quantize.shift < 0)
+            throw Error("--precision item '" + std::string(item) + "': shift must be >= 0");
     } else if (key == "rounding") {
         t.quantize.rounding = parse_rounding(value, "--precision item '" + std::string(item) + "'");
     } else {
@@ -48,12 +57,15 @@ void set_key(TensorFormat& t, std::string_view key, std::string_view value, std:
 }
 
 std::string tensor_describe(const TensorFormat& t) {
-    return t.format.name() + " " + rounding_name(t.quantize.rounding) + " shift " + std::to_string(t.quantize.shift);
+    return t.format.name() + " " + rounding_name(t.quantize.rounding) + " shift " +
+           std::to_string(t.quantize.shift);
 }
 
 }  // namespace
 
-const char* compute_name(Compute c) { return c == Compute::fp32 ? "fp32" : "dfp16"; }
+const char* compute_name(Compute c) {
+    return c == Compute::fp32 ? "fp32" : "dfp16";
+}
 
 bool glob_match(std::string_view pattern, std::string_view name) {
     // Iterative wildcard match: remember the last '*' and retry from one character further.
@@ -76,7 +88,9 @@ bool glob_match(std::string_view pattern, std::string_view name) {
     return p == pattern.size();
 }
 
-Policy Policy::fp32() { return Policy{}; }
+Policy Policy::fp32() {
+    return Policy{};
+}
 
 Policy Policy::dfp16() {
     Policy p;
@@ -92,13 +106,15 @@ Policy Policy::parse(std::string_view spec) {
         items.push_back(spec.substr(start, comma - start));
         start = comma + 1;
     }
-    if (items.empty() || items[0].empty()) throw Error("--precision: empty spec (expected fp32 or dfp16 first)");
+    if (items.empty() || items[0].empty())
+        throw Error("--precision: empty spec (expected fp32 or dfp16 first)");
     Policy p = parse_compute(items[0], items[0]) == Compute::fp32 ? fp32() : dfp16();
     for (std::size_t i = 1; i < items.size(); ++i) {
         const std::string_view item = items[i];
         const std::size_t eq = item.find('=');
         if (eq == std::string_view::npos || eq == 0)
-            throw Error("--precision item '" + std::string(item) + "': expected SELECTOR=fp32|dfp16 or CLASS.KEY=VALUE");
+            throw Error("--precision item '" + std::string(item) +
+                        "': expected SELECTOR=fp32|dfp16 or CLASS.KEY=VALUE");
         const std::string_view lhs = item.substr(0, eq), rhs = item.substr(eq + 1);
         const std::size_t dot = lhs.find('.');
         const std::string_view cls = dot == std::string_view::npos ? "" : lhs.substr(0, dot);
@@ -113,15 +129,17 @@ Policy Policy::parse(std::string_view spec) {
     }
     for (const TensorFormat* t : {&p.base_.weights, &p.base_.activations, &p.base_.gradients})
         if (t->quantize.shift > t->format.bits - 2)
-            throw Error("--precision: shift " + std::to_string(t->quantize.shift) + " leaves no mantissa bits of " +
-                        std::to_string(t->format.bits));
+            throw Error("--precision: shift " + std::to_string(t->quantize.shift) +
+                        " leaves no mantissa bits of " + std::to_string(t->format.bits));
     return p;
 }
 
-LayerPrecision Policy::for_layer(std::string_view name, std::size_t index, std::size_t count) const {
+LayerPrecision Policy::for_layer(std::string_view name, std::size_t index,
+                                 std::size_t count) const {
     LayerPrecision lp = base_;
     for (const Override& o : overrides_) {
-        const bool hit = (o.selector == "first" && index == 0) || (o.selector == "last" && index + 1 == count) ||
+        const bool hit = (o.selector == "first" && index == 0) ||
+                         (o.selector == "last" && index + 1 == count) ||
                          glob_match(o.selector, name);
         if (hit) lp.compute = o.compute;
     }
@@ -131,8 +149,8 @@ LayerPrecision Policy::for_layer(std::string_view name, std::size_t index, std::
 std::string Policy::describe() const {
     std::string s = std::string("default ") + compute_name(base_.compute);
     for (const Override& o : overrides_) s += ", " + o.selector + "=" + compute_name(o.compute);
-    s += "; weights " + tensor_describe(base_.weights) + "; activations " + tensor_describe(base_.activations) +
-         "; gradients " + tensor_describe(base_.gradients);
+    s += "; weights " + tensor_describe(base_.weights) + "; activations " +
+         tensor_describe(base_.activations) + "; gradients " + tensor_describe(base_.gradients);
     return s;
 }
 

@@ -9,7 +9,8 @@
 //   CLASS.KEY=VALUE                   a setting for weights, activations, gradients or all:
 //       bits=2..16  granularity=tensor|axis|block  axis=N  block=N  shift=N  rounding=NAME
 // SELECTOR: a layer name, a pattern with '*' (e.g. "res2*"), or first / last (the first or last
-// conv/linear layer of the network). Example: "dfp16,first=fp32,last=fp32,gradients.rounding=stochastic".
+// conv/linear layer of the network). Example:
+// "dfp16,first=fp32,last=fp32,gradients.rounding=stochastic".
 #pragma once
 
 #include <string>
@@ -35,7 +36,7 @@ struct LayerPrecision {
 };
 
 class Policy {
-public:
+  public:
     // Everything FP32.
     static Policy fp32();
     // The paper's mixed precision (Das et al. 2018): DFP16 with one exponent per tensor and
@@ -51,7 +52,7 @@ public:
     LayerPrecision for_layer(std::string_view name, std::size_t index, std::size_t count) const;
     std::string describe() const;
 
-private:
+  private:
     struct Override {
         std::string selector;
         Compute compute;

@@ -78,10 +78,11 @@ void save_checkpoint(const std::string& path, nn::Net& net, Sgd& sgd, const RunS
     const auto list = tensors(net, sgd);
     nlohmann::json names = nlohmann::json::array();
     for (const auto& t : list) names.push_back({t.name, t.values->size()});
-    const std::string header =
-        nlohmann::json{{"config", state.config}, {"epochs_done", state.epochs_done}, {"iteration", state.iteration},
-                       {"tensors", names}}
-            .dump();
+    const std::string header = nlohmann::json{
+        {"config", state.config},
+        {"epochs_done", state.epochs_done},
+        {"iteration", state.iteration},
+        {"tensors", names}}.dump();
 
     std::vector<unsigned char> bytes(kMagic, kMagic + sizeof kMagic);
     append(bytes, kVersion);
@@ -128,9 +129,10 @@ namespace {
 struct CheckpointFile {
     std::vector<unsigned char> bytes;
     RunState state;
-    std::vector<std::pair<std::string, std::size_t>> tensors;  // [name, element count], in file order
-    std::size_t data_offset = 0;                                // where the first tensor's values start
-    std::size_t data_end = 0;                                   // where the checksum starts
+    std::vector<std::pair<std::string, std::size_t>>
+        tensors;                  // [name, element count], in file order
+    std::size_t data_offset = 0;  // where the first tensor's values start
+    std::size_t data_end = 0;     // where the checksum starts
 };
 
 CheckpointFile read_checkpoint_file(const std::string& path) {
@@ -138,59 +140,70 @@ CheckpointFile read_checkpoint_file(const std::string& path) {
     if (!in) throw Error("checkpoint '" + path + "': cannot open: " + std::strerror(errno));
     CheckpointFile f;
     f.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    const auto fail = [&](const std::string& what) -> Error { return Error("checkpoint '" + path + "': " + what); };
+    const auto fail = [&](const std::string& what) -> Error {
+        return Error("checkpoint '" + path + "': " + what);
+    };
     const auto& bytes = f.bytes;
 
     constexpr std::size_t kFixed = sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t);
-    if (bytes.size() < kFixed + sizeof(std::uint32_t) || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    if (bytes.size() < kFixed + sizeof(std::uint32_t) ||
+        std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
         throw fail("not a dfptrain checkpoint (too short or wrong magic)");
     f.data_end = bytes.size() - sizeof(std::uint32_t);
     if (crc_of(bytes.data(), f.data_end) != read_at<std::uint32_t>(bytes, f.data_end))
         throw fail("checksum mismatch: the file is corrupt or truncated");
     const auto version = read_at<std::uint32_t>(bytes, sizeof kMagic);
     if (version != kVersion)
-        throw fail("version " + std::to_string(version) + ", this build reads version " + std::to_string(kVersion));
+        throw fail("version " + std::to_string(version) + ", this build reads version " +
+                   std::to_string(kVersion));
     const auto header_bytes = read_at<std::uint64_t>(bytes, sizeof kMagic + sizeof(std::uint32_t));
     if (header_bytes > f.data_end - kFixed) throw fail("header longer than the file");
     try {
-        const auto header = nlohmann::json::parse(bytes.begin() + kFixed,
-                                                  bytes.begin() + kFixed + static_cast<std::ptrdiff_t>(header_bytes));
+        const auto header = nlohmann::json::parse(
+            bytes.begin() + kFixed,
+            bytes.begin() + kFixed + static_cast<std::ptrdiff_t>(header_bytes));
         for (const auto& t : header.at("tensors"))
             f.tensors.emplace_back(t.at(0).get<std::string>(), t.at(1).get<std::size_t>());
-        f.state = {header.at("epochs_done").get<std::int64_t>(), header.at("iteration").get<std::int64_t>(),
-                   header.at("config")};
+        f.state = {header.at("epochs_done").get<std::int64_t>(),
+                   header.at("iteration").get<std::int64_t>(), header.at("config")};
     } catch (const nlohmann::json::exception& e) {
         throw fail(std::string("unreadable header: ") + e.what());
     }
     f.data_offset = kFixed + header_bytes;
     std::size_t values = 0;
     for (const auto& [name, count] : f.tensors) {
-        if (count > (f.data_end - f.data_offset) / sizeof(float) - values) throw fail("size does not match its tensor list");
+        if (count > (f.data_end - f.data_offset) / sizeof(float) - values)
+            throw fail("size does not match its tensor list");
         values += count;
     }
-    if (f.data_offset + values * sizeof(float) != f.data_end) throw fail("size does not match its tensor list");
+    if (f.data_offset + values * sizeof(float) != f.data_end)
+        throw fail("size does not match its tensor list");
     return f;
 }
 
 }  // namespace
 
-RunState read_checkpoint_state(const std::string& path) { return read_checkpoint_file(path).state; }
+RunState read_checkpoint_state(const std::string& path) {
+    return read_checkpoint_file(path).state;
+}
 
 RunState load_checkpoint(const std::string& path, nn::Net& net, Sgd& sgd) {
     const CheckpointFile f = read_checkpoint_file(path);
-    const auto fail = [&](const std::string& what) -> Error { return Error("checkpoint '" + path + "': " + what); };
+    const auto fail = [&](const std::string& what) -> Error {
+        return Error("checkpoint '" + path + "': " + what);
+    };
     const auto& saved = f.tensors;
     // Check everything before changing anything.
     const auto list = tensors(net, sgd);
     if (saved.size() != list.size())
-        throw fail("holds " + std::to_string(saved.size()) + " tensors, the network has " + std::to_string(list.size()) +
-                   " (another model?)");
+        throw fail("holds " + std::to_string(saved.size()) + " tensors, the network has " +
+                   std::to_string(list.size()) + " (another model?)");
     for (std::size_t i = 0; i < list.size(); ++i) {
         const auto& [name, count] = saved[i];
         if (name != list[i].name || count != list[i].values->size())
-            throw fail("tensor " + std::to_string(i) + " is '" + name + "' (" + std::to_string(count) +
-                       " values), the network has '" + list[i].name + "' (" + std::to_string(list[i].values->size()) +
-                       ")");
+            throw fail("tensor " + std::to_string(i) + " is '" + name + "' (" +
+                       std::to_string(count) + " values), the network has '" + list[i].name +
+                       "' (" + std::to_string(list[i].values->size()) + ")");
     }
     std::size_t offset = f.data_offset;
     for (const auto& t : list) {

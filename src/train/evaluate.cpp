@@ -6,9 +6,10 @@
 
 namespace dfp::train {
 
-nn::Tensor image_batch(const data::ImageDataset& data, std::span<const std::int64_t> indices, std::vector<int>& labels) {
-    nn::Tensor x({indices.size(), static_cast<std::size_t>(data.height), static_cast<std::size_t>(data.width),
-                  static_cast<std::size_t>(data.channels)});
+nn::Tensor image_batch(const data::ImageDataset& data, std::span<const std::int64_t> indices,
+                       std::vector<int>& labels) {
+    nn::Tensor x({indices.size(), static_cast<std::size_t>(data.height),
+                  static_cast<std::size_t>(data.width), static_cast<std::size_t>(data.channels)});
     data::gather_batch(data, indices, x.data, labels);
     return x;
 }
@@ -35,8 +36,10 @@ Evaluation evaluate(nn::Net& net, const data::ImageDataset& data, std::int64_t b
         const std::int64_t b = std::min(batch, data.size() - first);
         indices.resize(static_cast<std::size_t>(b));
         for (std::int64_t i = 0; i < b; ++i) indices[i] = first + i;
-        const nn::Tensor& logits = net.forward(image_batch(data, indices, labels), {nn::Mode::eval, 0});
-        loss_sum += static_cast<double>(nn::softmax_cross_entropy(logits, labels, diff_logits)) * static_cast<double>(b);
+        const nn::Tensor& logits =
+            net.forward(image_batch(data, indices, labels), {nn::Mode::eval, 0});
+        loss_sum += static_cast<double>(nn::softmax_cross_entropy(logits, labels, diff_logits)) *
+                    static_cast<double>(b);
         top1 += count_top_k(logits, labels, 1);
         top5 += count_top_k(logits, labels, 5);
     }

@@ -12,7 +12,9 @@ namespace {
 
 constexpr std::size_t kLanes = 16;
 
-__mmask16 tail_mask(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+__mmask16 tail_mask(std::size_t n) {
+    return static_cast<__mmask16>((1u << n) - 1u);
+}
 
 std::uint32_t max_abs_bits(const float* src, std::size_t n) {
     const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
@@ -21,7 +23,8 @@ std::uint32_t max_abs_bits(const float* src, std::size_t n) {
     for (; i + kLanes <= n; i += kLanes)
         m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(src + i), abs_mask));
     if (i < n)
-        m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_maskz_loadu_epi32(tail_mask(n - i), src + i), abs_mask));
+        m = _mm512_max_epu32(
+            m, _mm512_and_si512(_mm512_maskz_loadu_epi32(tail_mask(n - i), src + i), abs_mask));
     return _mm512_reduce_max_epu32(m);
 }
 
@@ -49,14 +52,18 @@ __m512 round_scaled16(__m512 y, __m512i index_lo, std::uint32_t key) {
         } else if constexpr (kMode == Rounding::biased) {
             up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.25f), _CMP_GE_OQ);
         } else if constexpr (kMode == Rounding::stochastic) {
-            const __m512i rand = mix32(_mm512_xor_si512(index_lo, _mm512_set1_epi32(static_cast<int>(key))));
-            const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(rand, 32 - kStochasticBits)),
-                                           _mm512_set1_ps(1.0f / (1 << kStochasticBits)));
+            const __m512i rand =
+                mix32(_mm512_xor_si512(index_lo, _mm512_set1_epi32(static_cast<int>(key))));
+            const __m512 u =
+                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(rand, 32 - kStochasticBits)),
+                              _mm512_set1_ps(1.0f / (1 << kStochasticBits)));
             up = _mm512_cmp_ps_mask(u, frac, _CMP_LT_OQ);
         } else if constexpr (kMode == Rounding::pseudo_stochastic) {
-            const __m512i bits = _mm512_cvttps_epi32(_mm512_mul_ps(frac, _mm512_set1_ps(1 << kPseudoFractionBits)));
+            const __m512i bits =
+                _mm512_cvttps_epi32(_mm512_mul_ps(frac, _mm512_set1_ps(1 << kPseudoFractionBits)));
             const __m512i hi = _mm512_srli_epi32(bits, kPseudoFractionBits / 2);
-            const __m512i lo = _mm512_and_si512(bits, _mm512_set1_epi32((1 << (kPseudoFractionBits / 2)) - 1));
+            const __m512i lo =
+                _mm512_and_si512(bits, _mm512_set1_epi32((1 << (kPseudoFractionBits / 2)) - 1));
             up = _mm512_cmpgt_epu32_mask(hi, lo);
         }
         return _mm512_mask_add_ps(fl, up, fl, one);
@@ -68,8 +75,10 @@ template <Rounding kMode>
 __m512i quantize16(__m512 x, const QuantizeRun& r, __m512i index_lo, std::uint32_t key) {
     const __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x));
     const __m512 ax = _mm512_abs_ps(x);
-    const __m512 y = _mm512_mul_ps(_mm512_mul_ps(ax, _mm512_set1_ps(r.scale.first)), _mm512_set1_ps(r.scale.second));
-    const __m512 m = _mm512_min_ps(round_scaled16<kMode>(y, index_lo, key), _mm512_set1_ps(r.max_mantissa));
+    const __m512 y = _mm512_mul_ps(_mm512_mul_ps(ax, _mm512_set1_ps(r.scale.first)),
+                                   _mm512_set1_ps(r.scale.second));
+    const __m512 m =
+        _mm512_min_ps(round_scaled16<kMode>(y, index_lo, key), _mm512_set1_ps(r.max_mantissa));
     const __m512i mi = _mm512_cvttps_epi32(m);
     return _mm512_mask_sub_epi32(mi, negative, _mm512_setzero_si512(), mi);
 }
@@ -89,13 +98,16 @@ void quantize_mode(const float* src, M* dst, std::size_t n, const QuantizeRun& r
     const auto index_lo0 = static_cast<std::uint32_t>(r.index0);
     std::size_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
-        const __m512i index_lo = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
+        const __m512i index_lo =
+            _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
         store(dst + i, quantize16<kMode>(_mm512_loadu_ps(src + i), r, index_lo, key), 0xffff);
     }
     if (i < n) {
         const __mmask16 mask = tail_mask(n - i);
-        const __m512i index_lo = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
-        store(dst + i, quantize16<kMode>(_mm512_maskz_loadu_ps(mask, src + i), r, index_lo, key), mask);
+        const __m512i index_lo =
+            _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
+        store(dst + i, quantize16<kMode>(_mm512_maskz_loadu_ps(mask, src + i), r, index_lo, key),
+              mask);
     }
 }
 
@@ -112,12 +124,18 @@ void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
         return;
     }
     switch (r.rounding) {
-        case Rounding::nearest_even: return quantize_mode<Rounding::nearest_even>(src, dst, n, r);
-        case Rounding::nearest_away: return quantize_mode<Rounding::nearest_away>(src, dst, n, r);
-        case Rounding::truncate: return quantize_mode<Rounding::truncate>(src, dst, n, r);
-        case Rounding::biased: return quantize_mode<Rounding::biased>(src, dst, n, r);
-        case Rounding::stochastic: return quantize_mode<Rounding::stochastic>(src, dst, n, r);
-        case Rounding::pseudo_stochastic: return quantize_mode<Rounding::pseudo_stochastic>(src, dst, n, r);
+        case Rounding::nearest_even:
+            return quantize_mode<Rounding::nearest_even>(src, dst, n, r);
+        case Rounding::nearest_away:
+            return quantize_mode<Rounding::nearest_away>(src, dst, n, r);
+        case Rounding::truncate:
+            return quantize_mode<Rounding::truncate>(src, dst, n, r);
+        case Rounding::biased:
+            return quantize_mode<Rounding::biased>(src, dst, n, r);
+        case Rounding::stochastic:
+            return quantize_mode<Rounding::stochastic>(src, dst, n, r);
+        case Rounding::pseudo_stochastic:
+            return quantize_mode<Rounding::pseudo_stochastic>(src, dst, n, r);
     }
 }
 
