@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "base/isa.hpp"
-#include "kernels/gemm_bench.hpp"
+#include "bench/gemm_bench.hpp"
 #include "kernels/gemm_context.hpp"
 
 namespace {
 
 using namespace dfp::kernels;
+using namespace dfp::bench;
 
 // One micro-kernel call on packed panels of kc = 512 (256 pairs) with the given chain length.
 void BM_ukernel_s16_f32(benchmark::State& state) {

@@ -10,13 +10,13 @@
 #include "base/error.hpp"
 #include "bench/conv_bench.hpp"
 #include "cli/commands.hpp"
-#include "kernels/gemm_bench.hpp"
+#include "bench/gemm_bench.hpp"
 
 namespace dfp::cli {
 namespace {
 
-using kernels::GemmBenchConfig;
-using kernels::GemmBenchRecord;
+using bench::GemmBenchConfig;
+using bench::GemmBenchRecord;
 using kernels::Op;
 
 struct BenchGemmOptions {
@@ -31,7 +31,7 @@ struct BenchGemmOptions {
     std::string json_path;
 };
 
-const char* ops(const kernels::GemmShape& s) {
+const char* ops(const bench::GemmShape& s) {
     static const char* names[2][2] = {{"NN", "NT"}, {"TN", "TT"}};
     return names[s.op_a == Op::t][s.op_b == Op::t];
 }
@@ -58,7 +58,7 @@ void run_bench_gemm(const BenchGemmOptions& o) {
     GemmBenchConfig config;
     if (!o.shapes.empty()) {
         config.shapes.clear();
-        for (const std::string& s : o.shapes) config.shapes.push_back(kernels::parse_gemm_shape(s));
+        for (const std::string& s : o.shapes) config.shapes.push_back(bench::parse_gemm_shape(s));
     }
     config.threads = o.threads;
     config.repetitions = o.reps;
@@ -73,7 +73,7 @@ void run_bench_gemm(const BenchGemmOptions& o) {
         "samples\n",
         o.input_shift, o.count_overflow ? "count (unproven)" : "proven", o.max_chain_pairs, o.reps);
     print_header();
-    const std::vector<GemmBenchRecord> records = kernels::run_gemm_bench(config, print_record);
+    const std::vector<GemmBenchRecord> records = bench::run_gemm_bench(config, print_record);
     if (!records.empty()) std::printf("kernel: %s\n", records.front().dfp16_kernel.c_str());
     if (o.json_path.empty()) return;
     nlohmann::json out = nlohmann::json::array();

@@ -10,7 +10,11 @@
 
 #include "kernels/gemm.hpp"
 
-namespace dfp::kernels {
+namespace dfp::bench {
+
+using kernels::GemmOptions;
+using kernels::GemmReport;
+using kernels::Op;
 
 struct GemmShape {
     int64_t m, n, k;
@@ -77,4 +81,4 @@ struct GemmBenchConfig {
 std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
                                             void (*progress)(const GemmBenchRecord&) = nullptr);
 
-}  // namespace dfp::kernels
+}  // namespace dfp::bench

@@ -1,4 +1,6 @@
-#include "kernels/gemm_bench.hpp"
+#include "bench/gemm_bench.hpp"
+
+#include "bench/timing.hpp"
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -13,7 +15,9 @@
 
 #include "base/error.hpp"
 
-namespace dfp::kernels {
+namespace dfp::bench {
+
+using namespace kernels;
 
 std::vector<GemmShape> default_gemm_shapes() {
     std::vector<GemmShape> out{{1024, 1024, 1024, Op::n, Op::n, "gemm"}};
@@ -201,18 +205,9 @@ double GemmBenchCase::dfp16_relative_error() const {
 
 namespace {
 
-double median(std::vector<double> x) {
-    std::sort(x.begin(), x.end());
-    const size_t h = x.size() / 2;
-    return x.size() % 2 ? x[h] : 0.5 * (x[h - 1] + x[h]);
-}
-
 // Seconds per GEMM of one sample: the call repeated `calls` times.
 double sample(GemmBenchCase& bc, GemmImpl impl, int threads, const GemmOptions& opt, int calls) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < calls; ++i) bc.run(impl, threads, opt);
-    const auto t1 = std::chrono::steady_clock::now();
-    return std::chrono::duration<double>(t1 - t0).count() / calls;
+    return seconds_per_call([&] { bc.run(impl, threads, opt); }, calls);
 }
 
 }  // namespace
@@ -234,8 +229,7 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
             for (GemmImpl impl : impls) {
                 bc.run(impl, threads, config.options);
                 const double t = sample(bc, impl, threads, config.options, 1);
-                calls.push_back(std::max(
-                    1, static_cast<int>(std::ceil(config.min_sample_s / std::max(t, 1e-9)))));
+                calls.push_back(calls_per_sample(t, config.min_sample_s));
             }
             std::vector<std::vector<double>> times(impls.size());
             for (int r = 0; r < config.repetitions; ++r)
@@ -267,4 +261,4 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
     return out;
 }
 
-}  // namespace dfp::kernels
+}  // namespace dfp::bench
