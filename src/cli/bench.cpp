@@ -1,7 +1,6 @@
 // dfptrain bench gemm: DFP16 GEMM against oneDNN FP32 sgemm and oneDNN bf16 matmul, side by side.
 // dfptrain bench conv: DFP16 Conv2d against oneDNN FP32 and bf16 convolutions, pass by pass.
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -98,9 +97,7 @@ void run_bench_gemm(const BenchGemmOptions& o) {
                        {"input_shift", o.input_shift},
                        {"overflow", o.count_overflow ? "count" : "proven"},
                        {"repetitions", o.reps}});
-    std::ofstream file(o.json_path);
-    file << out.dump(2) << "\n";
-    if (!file) throw Error("--json: cannot write '" + o.json_path + "'");
+    write_json_file(o.json_path, out);
 }
 
 constexpr double kSecondsPerMs = 1e-3;
@@ -128,9 +125,7 @@ void run_bench_conv(BenchConvOptions o) {
     if (!records.empty())
         std::printf("oneDNN bf16: %s\n", records.front().onednn_bf16_impls.c_str());
     if (o.json_path.empty()) return;
-    std::ofstream file(o.json_path);
-    file << bench::conv_bench_json(records, o.config.repetitions).dump(2) << "\n";
-    if (!file) throw Error("--json: cannot write '" + o.json_path + "'");
+    write_json_file(o.json_path, bench::conv_bench_json(records, o.config.repetitions));
 }
 
 void add_bench_conv_command(CLI::App& bench) {

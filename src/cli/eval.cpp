@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -67,13 +66,9 @@ void run_eval(const EvalOptions& o) {
         model.c_str(), static_cast<long long>(state.epochs_done), data_spec.c_str(),
         static_cast<long long>(d.test.size()), spec.c_str(), e.loss, 100 * e.top1, 100 * e.top5);
     if (!o.json_path.empty()) {
-        std::ofstream out(o.json_path);
-        out << nlohmann::json{{"model", model},      {"epoch", state.epochs_done},
-                              {"precision", spec},   {"test_loss", e.loss},
-                              {"test_top1", e.top1}, {"test_top5", e.top5}}
-                   .dump(2)
-            << "\n";
-        if (!out) throw Error("--json: cannot write '" + o.json_path + "'");
+        write_json_file(o.json_path, {{"model", model},      {"epoch", state.epochs_done},
+                                      {"precision", spec},   {"test_loss", e.loss},
+                                      {"test_top1", e.top1}, {"test_top5", e.top5}});
     }
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -137,9 +136,7 @@ void run_inspect(const InspectOptions& o) {
     std::printf(
         "\nSQNR inf: the format holds the data exactly. JSON sqnr_db null means the same.\n");
     if (!o.json_path.empty()) {
-        std::ofstream out(o.json_path);
-        out << records.dump(2) << "\n";
-        if (!out) throw Error("cannot write '" + o.json_path + "'");
+        write_json_file(o.json_path, records);
     }
 }
 

@@ -1,5 +1,6 @@
 // dfptrain: train CNNs with Dynamic Fixed Point integer arithmetic.
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <new>
 
@@ -12,6 +13,16 @@ namespace {
 constexpr int kBadInput = 2;
 constexpr int kInternalError = 3;
 }  // namespace
+
+namespace dfp::cli {
+
+void write_json_file(const std::string& path, const nlohmann::json& value) {
+    std::ofstream out(path);
+    out << value.dump(2) << "\n";
+    if (!out) throw Error("--json: cannot write '" + path + "'");
+}
+
+}  // namespace dfp::cli
 
 int main(int argc, char** argv) {
     CLI::App app{"dfptrain: CNN training with Dynamic Fixed Point (INT16/INT8) integer arithmetic"};
