@@ -50,9 +50,7 @@ LayerShape infer_layer(nn::Layer& layer, const std::vector<Shape>& src) {
                        " features per sample, got shape " + shape_string(s));
         return {{s[0], std::size_t(out)}, std::int64_t(s[0]) * in * out};
     }
-    if (auto* pool = dynamic_cast<nn::MaxPool2d*>(&layer))
-        return {pooled(pool->geometry(single_src(layer, src)))};
-    if (auto* pool = dynamic_cast<nn::AvgPool2d*>(&layer))
+    if (auto* pool = dynamic_cast<nn::Pool2d*>(&layer))
         return {pooled(pool->geometry(single_src(layer, src)))};
     if (dynamic_cast<nn::GlobalAvgPool*>(&layer)) {
         const Shape& s = nhwc_src(layer, src);

@@ -134,12 +134,12 @@ void avgpool_backward(float* diff_src, const float* diff_dst, const PoolGeometry
         }
 }
 
-MaxPool2d::MaxPool2d(std::string name, const Pool2dConfig& config)
-    : Layer(std::move(name)), config_(config) {
+Pool2d::Pool2d(std::string name, const char* kind, const Pool2dConfig& config)
+    : Layer(std::move(name)), kind_(kind), config_(config) {
     check_config(*this, config);
 }
 
-PoolGeometry MaxPool2d::geometry(const Shape& src) const {
+PoolGeometry Pool2d::geometry(const Shape& src) const {
     return pool_geometry(*this, config_, src);
 }
 
@@ -160,15 +160,6 @@ void MaxPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, Di
     expect_shape(diff_dst, dst.shape, "diff_dst");
     if (diff_src[0])
         maxpool_backward(diff_src[0]->data.data(), argmax_.data(), diff_dst.data.data(), g);
-}
-
-AvgPool2d::AvgPool2d(std::string name, const Pool2dConfig& config)
-    : Layer(std::move(name)), config_(config) {
-    check_config(*this, config);
-}
-
-PoolGeometry AvgPool2d::geometry(const Shape& src) const {
-    return pool_geometry(*this, config_, src);
 }
 
 void AvgPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {

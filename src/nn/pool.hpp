@@ -36,29 +36,37 @@ void avgpool_forward(float* dst, const float* src, const PoolGeometry& g);
 // diff_src (N,H,W,C) += diff_dst (N,OH,OW,C) spread evenly over each window's elements.
 void avgpool_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g);
 
-class MaxPool2d : public Layer {
+// What max and average pooling share: the window configuration and the geometry it gives.
+class Pool2d : public Layer {
   public:
-    MaxPool2d(std::string name, const Pool2dConfig& config);
-    const char* kind() const override { return "maxpool2d"; }
-    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
-    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    // `kind` is the derived layer's (its constructor checks the configuration and names it).
+    Pool2d(std::string name, const char* kind, const Pool2dConfig& config);
+    const char* kind() const override { return kind_; }
+    // The geometry for src of this shape; throws dfp::Error naming the layer when it does not fit.
     PoolGeometry geometry(const Shape& src) const;
 
-  private:
+  protected:
+    const char* kind_;
     Pool2dConfig config_;
+};
+
+class MaxPool2d : public Pool2d {
+  public:
+    MaxPool2d(std::string name, const Pool2dConfig& config)
+        : Pool2d(std::move(name), "maxpool2d", config) {}
+    void forward(Srcs src, Tensor& dst, const Context& ctx) override;
+    void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+
+  private:
     std::vector<std::int32_t> argmax_;  // of the last forward
 };
 
-class AvgPool2d : public Layer {
+class AvgPool2d : public Pool2d {
   public:
-    AvgPool2d(std::string name, const Pool2dConfig& config);
-    const char* kind() const override { return "avgpool2d"; }
+    AvgPool2d(std::string name, const Pool2dConfig& config)
+        : Pool2d(std::move(name), "avgpool2d", config) {}
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
-    PoolGeometry geometry(const Shape& src) const;
-
-  private:
-    Pool2dConfig config_;
 };
 
 // dst (N,1,1,C) = mean of src (N,H,W,C) over H and W.
