@@ -94,6 +94,12 @@ TEST(Idx, BadFilesAreErrorsNamingTheFile) {
     truncated.push_back(1);
     write_file(path, truncated, true);
     EXPECT_NE(error_of([&] { read_idx(path); }).find("ends early"), std::string::npos);
+    // A header that claims far more data than the file holds (here 2^32 - 1 squared bytes) is
+    // "ends early", without trying to allocate what it claims (found by fuzz/fuzz_idx).
+    auto lying = idx_header(0x08, {0xffffffffu, 0xffffffffu});
+    lying.push_back(7);
+    write_file(path, lying, true);
+    EXPECT_NE(error_of([&] { read_idx(path); }).find("ends early"), std::string::npos);
     auto trailing = idx_header(0x08, {1});
     trailing.push_back(1);
     trailing.push_back(2);
@@ -116,6 +122,10 @@ TEST(RawF32, ReadsWithAndWithoutShape) {
     EXPECT_NE(error_of([&] { read_raw_f32(path, {4, 2}); }).find("ends early"), std::string::npos);
     EXPECT_NE(error_of([&] { read_raw_f32(path, {5}); }).find("after the last element"),
               std::string::npos);
+    std::ofstream(path, std::ios::binary | std::ios::trunc).close();  // empty: zero values
+    EXPECT_EQ(read_raw_f32(path, {}).shape, (Shape{0}));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
     std::ofstream(path, std::ios::binary | std::ios::app).put('x');
     EXPECT_NE(error_of([&] { read_raw_f32(path, {}); }).find("not a multiple of 4"),
               std::string::npos);

@@ -43,6 +43,20 @@ void read_or_throw(gzFile f, void* dst, std::size_t n, const std::string& path, 
     }
 }
 
+// Reads exactly n bytes, in chunks, so that a header claiming more data than the file holds
+// fails with "ends early" after allocating about what the file has, never the claimed size.
+std::vector<unsigned char> read_exactly(gzFile f, std::size_t n, const std::string& path,
+                                        const std::string& what) {
+    constexpr std::size_t kChunk = std::size_t{1} << 26;
+    std::vector<unsigned char> out;
+    while (out.size() < n) {
+        const std::size_t done = out.size(), step = std::min(kChunk, n - done);
+        out.resize(done + step);
+        read_or_throw(f, out.data() + done, step, path, what.c_str());
+    }
+    return out;
+}
+
 void expect_end(gzFile f, const std::string& path) {
     unsigned char extra;
     if (gzread(f, &extra, 1) != 0)
@@ -111,9 +125,8 @@ Array read_idx(const std::string& path) {
         a.shape.push_back(load_big_endian<std::uint32_t>(dim));
     }
     const std::size_t n = checked_numel(a.shape, type->size, path);
-    std::vector<unsigned char> raw(n * type->size);
-    read_or_throw(f.get(), raw.data(), raw.size(), path,
-                  ("the data of shape " + shape_string(a.shape)).c_str());
+    const std::vector<unsigned char> raw =
+        read_exactly(f.get(), n * type->size, path, "the data of shape " + shape_string(a.shape));
     expect_end(f.get(), path);
 
     a.values.resize(n);
@@ -157,14 +170,16 @@ Array read_raw_f32(const std::string& path, const Shape& shape) {
             throw Error("'" + path + "': size " + std::to_string(bytes.size()) +
                         " bytes is not a multiple of 4 (float32)");
         a.values.resize(bytes.size() / sizeof(float));
-        std::memcpy(a.values.data(), bytes.data(), bytes.size());
+        if (!bytes.empty()) std::memcpy(a.values.data(), bytes.data(), bytes.size());
         a.shape = {a.values.size()};
     } else {
         a.shape = shape;
-        a.values.resize(checked_numel(shape, sizeof(float), path));
-        read_or_throw(f.get(), a.values.data(), a.values.size() * sizeof(float), path,
-                      ("float32 data of shape " + shape_string(shape)).c_str());
+        const std::size_t n = checked_numel(shape, sizeof(float), path);
+        const std::vector<unsigned char> bytes = read_exactly(
+            f.get(), n * sizeof(float), path, "float32 data of shape " + shape_string(shape));
         expect_end(f.get(), path);
+        a.values.resize(n);
+        if (n > 0) std::memcpy(a.values.data(), bytes.data(), bytes.size());
     }
     return a;
 }
