@@ -124,6 +124,29 @@ TEST_F(Checkpoint, CorruptTruncatedAndForeignFilesAreNamedErrors) {
     EXPECT_NE(msg.find("fc.weight"), std::string::npos) << msg;
 }
 
+// A header whose numbers are not non-negative integers is corrupt, even with a valid checksum
+// (found by fuzz/fuzz_checkpoint: converting 9.2e22 to int64 was undefined behaviour).
+TEST_F(Checkpoint, HeaderNumbersMustBeNonNegativeIntegers) {
+    for (const char* epochs : {"9.2e22", "-1", "1.5", "\"1\""}) {
+        const std::string header = std::string(R"({"config":{},"epochs_done":)") + epochs +
+                                   R"(,"iteration":0,"tensors":[]})";
+        std::vector<unsigned char> bytes{'D', 'F', 'P', 'C', 'K', 'P', 'T', '\0', 1, 0, 0, 0};
+        const std::uint64_t n = header.size();
+        bytes.insert(bytes.end(), reinterpret_cast<const unsigned char*>(&n),
+                     reinterpret_cast<const unsigned char*>(&n) + sizeof n);
+        bytes.insert(bytes.end(), header.begin(), header.end());
+        const std::uint32_t crc = crc32_of(bytes.data(), bytes.size());
+        bytes.insert(bytes.end(), reinterpret_cast<const unsigned char*>(&crc),
+                     reinterpret_cast<const unsigned char*>(&crc) + sizeof crc);
+        try {
+            parse_checkpoint(bytes, "crafted");
+            FAIL() << "accepted epochs_done " << epochs;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("epochs_done"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST_F(Checkpoint, UnwritableFolderIsANamedErrorAndKeepsTheOldCheckpoint) {
     nn::Net a = small_net();
     Sgd sa(a.params(), {});
