@@ -117,14 +117,18 @@ int64_t rows_of(Op op, int64_t r_as_is, int64_t r_trans) {
 
 template <typename T>
 void check_operand(const char* name, const DfpMatrix<T>& x, int64_t stored_rows,
-                   int64_t stored_cols, int64_t vector_len, bool need_exponents) {
-    if (stored_rows > 0 && stored_cols > 0 && x.data == nullptr)
+                   int64_t stored_cols, int64_t vector_len, bool s32_out) {
+    if (x.source.fill != nullptr && s32_out)
+        throw Error(std::string("GEMM operand ") + name +
+                    ": a block source needs FP32 output (raw INT32 output proves its bound from "
+                    "the whole stored matrix)");
+    if (stored_rows > 0 && stored_cols > 0 && x.data == nullptr && x.source.fill == nullptr)
         throw Error(std::string("GEMM operand ") + name + ": null data");
     if (x.ld < std::max<int64_t>(stored_cols, 1))
         throw Error(std::string("GEMM operand ") + name + ": leading dimension " +
                     std::to_string(x.ld) + " < " + std::to_string(stored_cols) + " columns");
     const auto e = x.exponents.size();
-    if (need_exponents && e > 1 && static_cast<int64_t>(e) != vector_len)
+    if (!s32_out && e > 1 && static_cast<int64_t>(e) != vector_len)
         throw Error(std::string("GEMM operand ") + name + ": " + std::to_string(e) +
                     " exponents, expected 1 or " + std::to_string(vector_len));
 }
@@ -223,119 +227,163 @@ class PrefetchPlan {
     int64_t s_ = 0, line_ = 0, chunk_ = 0;
 };
 
+// The packer's view of the stored block rows [r0, r0 + rows) x columns [c0, c0 + cols) of x:
+// in place, or filled into buf by the operand's source (leading dimension cols).
+template <typename T>
+std::pair<const T*, int64_t> stored_block(const DfpMatrix<T>& x, int64_t r0, int64_t rows,
+                                          int64_t c0, int64_t cols, T* buf) {
+    if (x.source.fill == nullptr) return {x.data + r0 * x.ld + c0, x.ld};
+    x.source.fill(x.source.context, r0, rows, c0, cols, buf);
+    return {buf, cols};
+}
+
+// The K block size: at most the context's kc, a multiple of `quantum`, and the blocks as even as
+// possible. K = 576 with kc = 512 runs as 320 + 256 rather than 512 + 64: a short last block
+// pays the C tile traffic and the micro-kernel's start-up for few multiply-adds.
+int64_t balanced_kc(int64_t k, int64_t kc, int64_t quantum) {
+    const int64_t blocks = ceil_div(k, kc);
+    return std::min(kc, round_up(ceil_div(k, blocks), quantum));
+}
+
+// Packed B blocks for every K block are kept (and the loop over A blocks runs outside the loop
+// over K blocks) when they fit in this many bytes, half of Zen 4's L2: then each tile of C is
+// read and written once rather than once per K block, which is what bounds narrow-N shapes
+// (convolutions with 64 output channels).
+constexpr int64_t kResidentBBytes = 512 * 1024;
+
 template <typename T, typename C>
 void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                ThreadResult& res) {
     const GemmContext<T>& ctx = *pb.ctx;
     const int mr = ctx.mr, nr = ctx.nr, kg = ctx.kg;
     const bool s16 = sizeof(T) == 2;
-    const int64_t kp_max = ceil_div(ctx.kc, kg);
+    const int64_t kc = balanced_kc(pb.k, ctx.kc, 32 * kg);
+    const int64_t kblocks = ceil_div(pb.k, kc);
+    const int64_t kp_max = ceil_div(kc, kg);
     const int nl_max = norm_levels(kp_max);
     const int64_t mc_pad = round_up(std::min(ctx.mc, m1 - m0), mr);
     const int64_t nc_pad = round_up(std::min(ctx.nc, n1 - n0), nr);
+    const bool resident = kblocks > 1 && nc_pad * kblocks * kp_max * kg *
+                                                 static_cast<int64_t>(sizeof(T)) <=
+                                             kResidentBBytes;
+    const int64_t bslots = resident ? kblocks : 1;  // packed B blocks kept at once
+    const bool sourced = pb.a.source.fill != nullptr || pb.b.source.fill != nullptr;
 
     static thread_local Scratch scratch;
-    T *apack = nullptr, *bpack = nullptr;
+    T *apack = nullptr, *bpack = nullptr, *filled = nullptr;
     uint64_t *astats = nullptr, *bstats = nullptr;
     int32_t* bsums = nullptr;
     C* tile = nullptr;
     Arena arena;
     arena.add(&apack, mc_pad * kp_max * kg);
-    arena.add(&bpack, nc_pad * kp_max * kg);
+    arena.add(&bpack, bslots * nc_pad * kp_max * kg);
     arena.add(&astats, mc_pad / mr * nl_max);
-    arena.add(&bstats, nc_pad / nr * nl_max);
-    arena.add(&bsums, nc_pad);
+    arena.add(&bstats, bslots * nc_pad / nr * nl_max);
+    arena.add(&bsums, bslots * nc_pad);
     arena.add(&tile, int64_t{mr} * nr);
+    if (sourced) arena.add(&filled, std::max(mc_pad, kPackGroup * nr) * kc);
     if (!arena.carve(scratch)) {
         res.no_memory = true;
         return;
     }
     const bool need_stats = s16 && !pb.s32_out && !pb.count_mode;
+    // op(A)(i, k): as stored A[i][k] (k contiguous), transposed A[k][i].
+    const bool an = pb.a.op == Op::n;
+    // op(B)(k, j): as stored B[k][j] (j contiguous), transposed B[j][k] (k contiguous).
+    const bool bt = pb.b.op == Op::t;
+
+    // One A block (rows ic.., K block pb_index) against the B block of columns jc..jc+nb.
+    auto block = [&](int64_t jc, int64_t nb, int64_t pb_index, int64_t ic) {
+        const int64_t pc = pb_index * kc;
+        const int64_t kb = std::min(kc, pb.k - pc);
+        const int64_t kp = ceil_div(kb, kg);
+        const int nl = norm_levels(kp);
+        const bool load_c = pb.accumulate || pc > 0;
+        const int64_t slot = resident ? pb_index : 0;
+        T* bpk = bpack + slot * nc_pad * kp_max * kg;
+        uint64_t* bst = bstats + slot * nc_pad / nr * nl_max;
+        int32_t* bsm = bsums + slot * nc_pad;
+        const int64_t mb = std::min(ctx.mc, m1 - ic);
+        const auto [asrc, lda] =
+            an ? stored_block(pb.a, ic, mb, pc, kb, filled) : stored_block(pb.a, pc, kb, ic, mb, filled);
+        ctx.pack_a(asrc, lda, an, mb, kb, pb.shift, apack, need_stats ? astats : nullptr, nullptr);
+        PrefetchPlan plan;
+        for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
+            const int64_t nv = std::min<int64_t>(nr, nb - jr);
+            // B is packed during the first A block, kPackGroup micro-panels at a time (a strided
+            // source is then read in runs of several cache lines), right before their first use;
+            // the micro-kernels computing the group before prefetch its source, so the reads
+            // overlap the multiply-adds.
+            const int64_t group = kPackGroup * nr;
+            if (ic == m0 && jp % kPackGroup == 0) {
+                const int64_t j = jc + jr, g = std::min(group, nb - jr);
+                const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, pc, kb, filled)
+                                            : stored_block(pb.b, pc, kb, j, g, filled);
+                ctx.pack_b(bsrc, ldb, bt, g, kb, pb.shift, bpk + jr * kp * kg,
+                           need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr);
+                const int64_t jn = j + group;  // the next group
+                if (jn < jc + nb && pb.b.source.fill == nullptr)
+                    plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn), pb.b.ld,
+                               bt, std::min(group, jc + nb - jn), kb, kp);
+                else
+                    plan.stop();
+            }
+            for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) {
+                const int64_t mv = std::min<int64_t>(mr, mb - ir);
+                const int64_t i = ic + ir, j = jc + jr;
+                UkernelArgs args;
+                args.kp = kp;
+                args.a = apack + ir * kp * kg;
+                args.b = bpk + jr * kp * kg;
+                args.b_col_sums = bsm + jr;
+                args.row_scale = pb.row_scale + i;
+                args.col_scale = pb.col_scale + j;
+                args.load_c = load_c;
+                args.events = &res.events;
+                args.prefetch = static_cast<const char*>(args.a);
+                if (ic == m0) plan.next(args);
+                if (need_stats) {
+                    args.chain =
+                        proven_chain(astats + ip * nl, bst + jp * nl, nl, pb.chain_cap, res);
+                    res.min_chain = std::min(res.min_chain, args.chain);
+                } else {
+                    args.chain = pb.count_mode ? pb.chain_cap : kp;
+                }
+                C* cij = pb.c + i * pb.ldc + j;
+                const bool full = mv == mr && nv == nr;
+                if (full) {
+                    args.c = cij;
+                    args.ldc = pb.ldc;
+                } else {  // edge: the micro-kernel sees a full tile on the stack
+                    args.c = tile;
+                    args.ldc = nr;
+                    if (load_c)
+                        for (int64_t r = 0; r < mv; ++r)
+                            std::memcpy(tile + r * nr, cij + r * pb.ldc, sizeof(C) * nv);
+                }
+                // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds on
+                // columns that are only padding.
+                const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
+                const Ukernel uk = pb.s32_out      ? (narrow ? ctx.s32_narrow : ctx.s32)
+                                   : pb.count_mode ? ctx.f32_count
+                                   : narrow        ? ctx.f32_narrow
+                                                   : ctx.f32;
+                uk(args);
+                if (!full)
+                    for (int64_t r = 0; r < mv; ++r)
+                        std::memcpy(cij + r * pb.ldc, tile + r * nr, sizeof(C) * nv);
+            }
+        }
+    };
 
     for (int64_t jc = n0; jc < n1; jc += ctx.nc) {
         const int64_t nb = std::min(ctx.nc, n1 - jc);
-        for (int64_t pc = 0; pc < pb.k; pc += ctx.kc) {
-            const int64_t kb = std::min(ctx.kc, pb.k - pc);
-            const int64_t kp = ceil_div(kb, kg);
-            const int nl = norm_levels(kp);
-            // op(B)(k, j): as stored B[k][j] (j contiguous), transposed B[j][k] (k contiguous).
-            const bool bt = pb.b.op == Op::t;
-            const bool load_c = pb.accumulate || pc > 0;
-            for (int64_t ic = m0; ic < m1; ic += ctx.mc) {
-                const int64_t mb = std::min(ctx.mc, m1 - ic);
-                // op(A)(i, k): as stored A[i][k] (k contiguous), transposed A[k][i].
-                const bool an = pb.a.op == Op::n;
-                const T* asrc = pb.a.data + (an ? ic * pb.a.ld + pc : pc * pb.a.ld + ic);
-                ctx.pack_a(asrc, pb.a.ld, an, mb, kb, pb.shift, apack,
-                           need_stats ? astats : nullptr, nullptr);
-                PrefetchPlan plan;
-                for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
-                    const int64_t nv = std::min<int64_t>(nr, nb - jr);
-                    // B is packed during the first A block, kPackGroup micro-panels at a time
-                    // (a strided source is then read in runs of several cache lines), right before
-                    // their first use; the micro-kernels computing the group before prefetch its
-                    // source, so the reads overlap the multiply-adds.
-                    const int64_t group = kPackGroup * nr;
-                    if (ic == m0 && jp % kPackGroup == 0) {
-                        const int64_t j = jc + jr;
-                        const T* bsrc = pb.b.data + (bt ? j * pb.b.ld + pc : pc * pb.b.ld + j);
-                        ctx.pack_b(bsrc, pb.b.ld, bt, std::min(group, nb - jr), kb, pb.shift,
-                                   bpack + jr * kp * kg, need_stats ? bstats + jp * nl : nullptr,
-                                   s16 ? nullptr : bsums + jr);
-                        const int64_t jn = j + group;  // the next group
-                        if (jn < jc + nb)
-                            plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn),
-                                       pb.b.ld, bt, std::min(group, jc + nb - jn), kb, kp);
-                        else
-                            plan.stop();
-                    }
-                    for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) {
-                        const int64_t mv = std::min<int64_t>(mr, mb - ir);
-                        const int64_t i = ic + ir, j = jc + jr;
-                        UkernelArgs args;
-                        args.kp = kp;
-                        args.a = apack + ir * kp * kg;
-                        args.b = bpack + jr * kp * kg;
-                        args.b_col_sums = bsums + jr;
-                        args.row_scale = pb.row_scale + i;
-                        args.col_scale = pb.col_scale + j;
-                        args.load_c = load_c;
-                        args.events = &res.events;
-                        args.prefetch = static_cast<const char*>(args.a);
-                        if (ic == m0) plan.next(args);
-                        if (need_stats) {
-                            args.chain = proven_chain(astats + ip * nl, bstats + jp * nl, nl,
-                                                      pb.chain_cap, res);
-                            res.min_chain = std::min(res.min_chain, args.chain);
-                        } else {
-                            args.chain = pb.count_mode ? pb.chain_cap : kp;
-                        }
-                        C* cij = pb.c + i * pb.ldc + j;
-                        const bool full = mv == mr && nv == nr;
-                        if (full) {
-                            args.c = cij;
-                            args.ldc = pb.ldc;
-                        } else {  // edge: the micro-kernel sees a full tile on the stack
-                            args.c = tile;
-                            args.ldc = nr;
-                            if (load_c)
-                                for (int64_t r = 0; r < mv; ++r)
-                                    std::memcpy(tile + r * nr, cij + r * pb.ldc, sizeof(C) * nv);
-                        }
-                        // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds
-                        // on columns that are only padding.
-                        const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
-                        const Ukernel uk = pb.s32_out      ? (narrow ? ctx.s32_narrow : ctx.s32)
-                                           : pb.count_mode ? ctx.f32_count
-                                           : narrow        ? ctx.f32_narrow
-                                                           : ctx.f32;
-                        uk(args);
-                        if (!full)
-                            for (int64_t r = 0; r < mv; ++r)
-                                std::memcpy(cij + r * pb.ldc, tile + r * nr, sizeof(C) * nv);
-                    }
-                }
-            }
+        if (resident) {
+            for (int64_t ic = m0; ic < m1; ic += ctx.mc)
+                for (int64_t p = 0; p < kblocks; ++p) block(jc, nb, p, ic);
+        } else {
+            for (int64_t p = 0; p < kblocks; ++p)
+                for (int64_t ic = m0; ic < m1; ic += ctx.mc) block(jc, nb, p, ic);
         }
     }
 }
@@ -415,8 +463,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     if (m < 0 || n < 0 || k < 0)
         throw Error("GEMM: negative size m=" + std::to_string(m) + " n=" + std::to_string(n) +
                     " k=" + std::to_string(k));
-    check_operand("A", a, rows_of(a.op, m, k), rows_of(a.op, k, m), m, !s32_out);
-    check_operand("B", b, rows_of(b.op, k, n), rows_of(b.op, n, k), n, !s32_out);
+    check_operand("A", a, rows_of(a.op, m, k), rows_of(a.op, k, m), m, s32_out);
+    check_operand("B", b, rows_of(b.op, k, n), rows_of(b.op, n, k), n, s32_out);
     if (m > 0 && n > 0 && c == nullptr) throw Error("GEMM output C: null data");
     if (ldc < std::max<int64_t>(n, 1))
         throw Error("GEMM output C: leading dimension " + std::to_string(ldc) +

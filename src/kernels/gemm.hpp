@@ -37,12 +37,26 @@ enum class Op { n, t };
 // rows), op, and exponents: value = mantissa * 2^e. `exponents` holds one value (per tensor), or
 // one per row of op(A) (A) / one per column of op(B) (B). Empty means exponent 0. Raw INT32 output
 // ignores exponents (its exponent is the caller's eA + eB).
+// A stored matrix that is not in memory but produced block by block while the GEMM packs it:
+// `fill` writes stored rows [row0, row0 + rows) x columns [col0, col0 + cols), row-major with
+// leading dimension cols, into dst. The GEMM's threads call it concurrently, so it must be
+// thread-safe. Convolutions use it to lower their input as they go instead of through a full
+// im2col buffer (nn/conv_lowering.hpp): the blocks then live in L2 only.
+template <typename T>
+struct BlockSource {
+    using Fill = void (*)(const void* context, int64_t row0, int64_t rows, int64_t col0,
+                          int64_t cols, T* dst);
+    Fill fill = nullptr;
+    const void* context = nullptr;
+};
+
 template <typename T>
 struct DfpMatrix {
-    const T* data = nullptr;
-    int64_t ld = 0;
+    const T* data = nullptr;  // unused when `source` is set
+    int64_t ld = 0;           // with `source`: the stored matrix's column count
     Op op = Op::n;
     std::span<const int> exponents = {};
+    BlockSource<T> source = {};  // FP32 output only
 };
 
 enum class OverflowMode {
