@@ -126,7 +126,9 @@ struct ConvCase {
     std::int64_t n, h, w, c, k, kernel, stride, pad;
 };
 
-void PrintTo(const ConvCase& t, std::ostream* os) { *os << t.what; }
+void PrintTo(const ConvCase& t, std::ostream* os) {
+    *os << t.what;
+}
 
 Conv2dConfig conv_config(const ConvCase& t, const precision::LayerPrecision& precision) {
     return {.in_channels = t.c,
@@ -140,8 +142,8 @@ Conv2dConfig conv_config(const ConvCase& t, const precision::LayerPrecision& pre
 
 PassErrors conv_errors(const ConvCase& t, const precision::LayerPrecision& precision) {
     Conv2d dfp("conv", conv_config(t, precision)), fp32("conv", conv_config(t, {}));
-    return compare_with_fp32(dfp, fp32, {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w),
-                                         std::size_t(t.c)});
+    return compare_with_fp32(
+        dfp, fp32, {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
 }
 
 void print_row(const char* layer, const std::string& what, const char* format, const PassErrors& e,
@@ -279,11 +281,11 @@ TEST(Dfp16Conv2d, LoweringRefusesPerChannelActivationsNamingTheTensor) {
 
 // The lowering against the naive references (nn/reference.cpp), exactly: integer data small
 // enough that every sum is exact in FP32 and in double.
-TEST(Dfp16Lowering, Im2colAndCol2imMatchTheNaiveConvolution) {
+TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
     for (const ConvCase& t : kConvCases) {
         Conv2d conv("conv", conv_config(t, {}));
-        const ConvGeometry g = conv.geometry(
-            {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
+        const ConvGeometry g =
+            conv.geometry({std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
         std::mt19937 rng(8);
         std::uniform_int_distribution<int> small(-20, 20);
         const auto integers = [&](std::size_t n) {
@@ -309,6 +311,23 @@ TEST(Dfp16Lowering, Im2colAndCol2imMatchTheNaiveConvolution) {
                     dst[i * g.k + k] += float(col.mantissas[i * patch + j]) * wei[k * patch + j];
         conv2d_forward_ref(ref_dst.data(), src.data(), wei.data(), nullptr, g);
         EXPECT_EQ(dst, ref_dst) << "im2col " << t.what;
+        // PatchSource fills any block of the same matrix with the same bits (blocks crossing
+        // taps, rows and images, of awkward sizes).
+        const PatchSource patches{src_q.mantissas.data(), g};
+        ASSERT_EQ(patches.rows(), rows);
+        ASSERT_EQ(patches.cols(), patch);
+        bool same = true;
+        for (std::int64_t r0 = 0; r0 < rows; r0 += 7)
+            for (std::int64_t c0 = 0; c0 < patch; c0 += 5) {
+                const std::int64_t nr = std::min<std::int64_t>(11, rows - r0);
+                const std::int64_t nc = std::min<std::int64_t>(13, patch - c0);
+                std::vector<std::int16_t> block(std::size_t(nr * nc), 12345);
+                PatchSource::fill(&patches, r0, nr, c0, nc, block.data());
+                for (std::int64_t r = 0; r < nr; ++r)
+                    for (std::int64_t c = 0; c < nc; ++c)
+                        same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];
+            }
+        EXPECT_TRUE(same) << "PatchSource " << t.what;
 
         const std::vector<float> diff_dst = integers(dst.size());
         std::vector<float> diff_col(std::size_t(rows * patch));
@@ -316,20 +335,47 @@ TEST(Dfp16Lowering, Im2colAndCol2imMatchTheNaiveConvolution) {
             for (std::int64_t k = 0; k < g.k; ++k)
                 for (std::int64_t j = 0; j < patch; ++j)
                     diff_col[i * patch + j] += diff_dst[i * g.k + k] * wei[k * patch + j];
-        std::vector<float> diff_src = integers(src.size());
-        std::vector<float> ref_diff_src = diff_src;
+        const std::vector<float> diff_src_start = integers(src.size());
+        std::vector<float> diff_src = diff_src_start, ref_diff_src = diff_src_start;
         col2im_add(diff_src.data(), diff_col.data(), g);
         conv2d_backward_data_ref(ref_diff_src.data(), diff_dst.data(), wei.data(), g);
         EXPECT_EQ(diff_src, ref_diff_src) << "col2im_add " << t.what;
-        std::printf("lowering %-34s im2col %s col2im_add %s\n", t.what,
-                    dst == ref_dst ? "PASS" : "FAIL", diff_src == ref_diff_src ? "PASS" : "FAIL");
+        // BPROP as the stride-1 convolution of diff_dst with the flipped weights, where it
+        // applies: the same sums as the reference.
+        bool conv_ok = true;
+        if (bprop_is_convolution(g)) {
+            const ConvGeometry bg = bprop_geometry(g);
+            ASSERT_EQ(bg.oh, g.h);
+            ASSERT_EQ(bg.ow, g.w);
+            const Dfp16Tensor dd_q = quantize<std::int16_t>(
+                diff_dst.data(), {std::size_t(rows), std::size_t(g.k)}, six_bits, {}, "dd");
+            const Dfp16Tensor wei_q = quantize<std::int16_t>(
+                wei.data(), {std::size_t(g.k), std::size_t(patch)}, six_bits, {}, "wei");
+            Dfp16Tensor dd_col, flipped;
+            im2col(dd_q, bg, dd_col);
+            flip_weights(wei_q, g, flipped);
+            const std::int64_t bpatch = g.kernel * g.kernel * g.k;
+            std::vector<float> conv_diff_src = diff_src_start;
+            for (std::int64_t i = 0; i < g.n * g.h * g.w; ++i)
+                for (std::int64_t c = 0; c < g.c; ++c)
+                    for (std::int64_t j = 0; j < bpatch; ++j)
+                        conv_diff_src[i * g.c + c] += float(dd_col.mantissas[i * bpatch + j]) *
+                                                      float(flipped.mantissas[j * g.c + c]);
+            conv_ok = conv_diff_src == ref_diff_src;
+            EXPECT_TRUE(conv_ok) << "BPROP convolution " << t.what;
+        }
+        std::printf("lowering %-34s im2col %s PatchSource %s col2im_add %s bprop-conv %s\n", t.what,
+                    dst == ref_dst ? "PASS" : "FAIL", same ? "PASS" : "FAIL",
+                    diff_src == ref_diff_src ? "PASS" : "FAIL",
+                    bprop_is_convolution(g) ? (conv_ok ? "PASS" : "FAIL") : "n/a");
     }
 }
 
 // conv1 -> relu -> conv2 -> conv3 (1x1) -> fc
 void build_small_net(Net& net) {
-    int x = net.add<Conv2d>({Net::kInput}, "conv1",
-                            Conv2dConfig{.in_channels = 3, .out_channels = 4, .kernel = 3, .pad = 1});
+    int x =
+        net.add<Conv2d>({Net::kInput}, "conv1",
+                        Conv2dConfig{.in_channels = 3, .out_channels = 4, .kernel = 3, .pad = 1});
     x = net.add<Relu>({x}, "relu1");
     x = net.add<Conv2d>({x}, "conv2",
                         Conv2dConfig{.in_channels = 4, .out_channels = 4, .kernel = 3, .pad = 1});

@@ -263,9 +263,9 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     const int nl_max = norm_levels(kp_max);
     const int64_t mc_pad = round_up(std::min(ctx.mc, m1 - m0), mr);
     const int64_t nc_pad = round_up(std::min(ctx.nc, n1 - n0), nr);
-    const bool resident = kblocks > 1 && nc_pad * kblocks * kp_max * kg *
-                                                 static_cast<int64_t>(sizeof(T)) <=
-                                             kResidentBBytes;
+    const bool resident =
+        kblocks > 1 &&
+        nc_pad * kblocks * kp_max * kg * static_cast<int64_t>(sizeof(T)) <= kResidentBBytes;
     const int64_t bslots = resident ? kblocks : 1;  // packed B blocks kept at once
     const bool sourced = pb.a.source.fill != nullptr || pb.b.source.fill != nullptr;
 
@@ -304,8 +304,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         uint64_t* bst = bstats + slot * nc_pad / nr * nl_max;
         int32_t* bsm = bsums + slot * nc_pad;
         const int64_t mb = std::min(ctx.mc, m1 - ic);
-        const auto [asrc, lda] =
-            an ? stored_block(pb.a, ic, mb, pc, kb, filled) : stored_block(pb.a, pc, kb, ic, mb, filled);
+        const auto [asrc, lda] = an ? stored_block(pb.a, ic, mb, pc, kb, filled)
+                                    : stored_block(pb.a, pc, kb, ic, mb, filled);
         ctx.pack_a(asrc, lda, an, mb, kb, pb.shift, apack, need_stats ? astats : nullptr, nullptr);
         PrefetchPlan plan;
         for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {

@@ -73,8 +73,8 @@ Conv2d::Conv2d(std::string name, const Conv2dConfig& config)
       config_(config),
       weight_(this->name() + ".weight", conv_weight_shape(this->name(), config)),
       src_q_{this->name() + ".src", {}},
-      src_col_{this->name() + ".src.im2col", {}},
       weight_q_{this->name() + ".weight", {}},
+      weight_flip_q_{this->name() + ".weight.flipped", {}},
       diff_dst_q_{this->name() + ".diff_dst", {}} {
     init_he_uniform(weight_, config.in_channels * config.kernel * config.kernel);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_channels)});
@@ -259,25 +259,36 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
     if (bias_) accumulate(bias_->grad.data(), p.diff_bias.data(), g.k);
 }
 
-// FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T, with src lowered unless direct; the
-// weights are quantized from the FP32 master on every forward (SGD updates the master).
+namespace {
+// The patch matrix of m (a quantized NHWC tensor) as a GEMM operand filled while packing.
+Dfp16Operand patch_operand(const Dfp16Matrix& m, const PatchSource& patches) {
+    return {m, patches.rows(), patches.cols(), patches.block_source()};
+}
+bool per_tensor(const Dfp16Matrix& m) {
+    return m.q.format.granularity == Granularity::tensor;
+}
+}  // namespace
+
+// FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T, src's patches made while packing unless
+// direct; the weights are quantized from the FP32 master on every forward (SGD updates the master).
 void Conv2d::forward_dfp16(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
     src_q_.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
-    weight_q_.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights, iteration_);
-    if (!is_direct_gemm(g)) {
-        // A per-pixel or per-channel exponent would vary along the patch rows or K.
-        if (src_q_.q.format.granularity != Granularity::tensor)
-            fail("fprop: tensor '" + src_q_.name + "' in format " + src_q_.q.format.name() +
-                 " cannot be lowered with im2col; use one exponent per tensor");
-        im2col(src_q_.q, g, src_col_.q);
-    }
-    dfp16_gemm(*this, "fprop", gemm_src(g), kernels::Op::n, weight_q_, kernels::Op::t, dst, false);
+    weight_q_.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights,
+                       iteration_);
+    const PatchSource patches{src_q_.q.mantissas.data(), g};
+    dfp16_gemm(*this, "fprop", gemm_src("fprop", patches), kernels::Op::n, weight_q_,
+               kernels::Op::t, dst, false);
     if (bias_) add_bias(dst, bias_->value.data(), g.n * g.oh * g.ow, g.k);
 }
 
-const Dfp16Matrix& Conv2d::gemm_src(const ConvGeometry& g) const {
-    return is_direct_gemm(g) ? src_q_ : src_col_;
+Dfp16Operand Conv2d::gemm_src(const char* pass, const PatchSource& patches) const {
+    if (is_direct_gemm(patches.g)) return src_q_;
+    // A per-pixel or per-channel exponent would vary along the patch rows or K.
+    if (!per_tensor(src_q_))
+        fail(std::string(pass) + ": tensor '" + src_q_.name + "' in format " +
+             src_q_.q.format.name() + " cannot be lowered to patches; use one exponent per tensor");
+    return patch_operand(src_q_, patches);
 }
 
 void Conv2d::backward_dfp16(const ConvGeometry& g, const float* diff_dst, float* diff_src) {
@@ -286,21 +297,30 @@ void Conv2d::backward_dfp16(const ConvGeometry& g, const float* diff_dst, float*
         fail("dfp16 backward without a dfp16 forward on this input");
     diff_dst_q_.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);
     if (diff_src) {
-        // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
-        // back onto the pixels; a direct GEMM adds straight into diff_src (N*H*W, C).
         if (is_direct_gemm(g)) {
+            // BPROP: diff_src (N*H*W, C) += diff_dst (N*H*W, K) wei (K, C).
             dfp16_gemm(*this, "bprop", diff_dst_q_, kernels::Op::n, weight_q_, kernels::Op::n,
                        diff_src, true);
+        } else if (bprop_is_convolution(g) && per_tensor(weight_q_) && per_tensor(diff_dst_q_)) {
+            // BPROP: diff_src (N*H*W, C) += patches of diff_dst (N*H*W, KH*KW*K) x the flipped
+            // weights (KH*KW*K, C), a stride-1 convolution (nn/conv_lowering.hpp).
+            flip_weights(weight_q_.q, g, weight_flip_q_.q);
+            const PatchSource patches{diff_dst_q_.q.mantissas.data(), bprop_geometry(g)};
+            dfp16_gemm(*this, "bprop", patch_operand(diff_dst_q_, patches), kernels::Op::n,
+                       weight_flip_q_, kernels::Op::n, diff_src, true);
         } else {
+            // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
+            // back onto the pixels.
             diff_col_.resize(std::size_t(rows * g.kernel * g.kernel * g.c));
             dfp16_gemm(*this, "bprop", diff_dst_q_, kernels::Op::n, weight_q_, kernels::Op::n,
                        diff_col_.data(), false);
             col2im_add(diff_src, diff_col_.data(), g);
         }
     }
-    // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized and lowered it.
-    dfp16_gemm(*this, "wtgrad", diff_dst_q_, kernels::Op::t, gemm_src(g), kernels::Op::n,
-               weight_.grad.data(), true);
+    // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized it (its patches).
+    const PatchSource patches{src_q_.q.mantissas.data(), g};
+    dfp16_gemm(*this, "wtgrad", diff_dst_q_, kernels::Op::t, gemm_src("wtgrad", patches),
+               kernels::Op::n, weight_.grad.data(), true);
     if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
 }
 

@@ -1,6 +1,7 @@
 // 2-D convolution over NHWC activations; weights (K, KH, KW, C) ("ohwi"), optional bias (K).
 // FP32 runs on oneDNN primitives, created once per input shape and cached; DFP16 on the integer
-// GEMM (nn/dfp16_gemm.hpp), 1x1 stride-1 convolutions directly, others lowered (nn/conv_lowering.hpp).
+// GEMM (nn/dfp16_gemm.hpp), 1x1 stride-1 convolutions directly, others on patches made while the
+// GEMM packs (nn/conv_lowering.hpp).
 #pragma once
 
 #include <array>
@@ -15,6 +16,8 @@
 #include "nn/layer.hpp"
 
 namespace dfp::nn {
+
+struct PatchSource;
 
 struct Conv2dConfig {
     std::int64_t in_channels = 0;
@@ -62,17 +65,18 @@ class Conv2d : public Layer {
                        float* diff_src);
     void forward_dfp16(const ConvGeometry& g, const float* src, float* dst);
     void backward_dfp16(const ConvGeometry& g, const float* diff_dst, float* diff_src);
-    // The src operand of FPROP and WTGRAD: src_q_ itself for a direct GEMM, else its im2col.
-    const Dfp16Matrix& gemm_src(const ConvGeometry& g) const;
+    // The src operand of FPROP and WTGRAD: src_q_ itself for a direct GEMM, else its patches.
+    Dfp16Operand gemm_src(const char* pass, const PatchSource& patches) const;
 
     Conv2dConfig config_;
     Param weight_;
     std::optional<Param> bias_;
     std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;
     std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
-    // DFP16 only. src (N*H*W, C), its im2col and the weights (K, KH*KW*C) as forward quantized
-    // them, reused by backward; diff_dst (N*OH*OW, K); BPROP's patch gradients before col2im.
-    Dfp16Matrix src_q_, src_col_, weight_q_, diff_dst_q_;
+    // DFP16 only. src (N*H*W, C) and the weights (K, KH*KW*C) as forward quantized them, reused
+    // by backward; the weights flipped for a BPROP convolution; diff_dst (N*OH*OW, K); a strided
+    // BPROP's patch gradients before col2im.
+    Dfp16Matrix src_q_, weight_q_, weight_flip_q_, diff_dst_q_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     std::vector<float> diff_col_;
 };

@@ -1,5 +1,6 @@
 #include "nn/conv_lowering.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace dfp::nn {
@@ -11,7 +12,51 @@ std::int64_t input_coord(std::int64_t out, std::int64_t tap, const ConvGeometry&
 }
 }  // namespace
 
-bool is_direct_gemm(const ConvGeometry& g) { return g.kernel == 1 && g.stride == 1 && g.pad == 0; }
+bool is_direct_gemm(const ConvGeometry& g) {
+    return g.kernel == 1 && g.stride == 1 && g.pad == 0;
+}
+
+void PatchSource::fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
+                       std::int64_t cols, std::int16_t* dst) {
+    const PatchSource& p = *static_cast<const PatchSource*>(self);
+    const ConvGeometry& g = p.g;
+    // Every row splits the columns the same way, into runs of channels of one tap: find them once
+    // (per chunk of at most kMaxRuns), then copy them row by row, walking (n, oh, ow) along.
+    struct Run {
+        std::int64_t r, s, c, len;
+    };
+    constexpr std::int64_t kMaxRuns = 32;
+    Run runs[kMaxRuns];
+    for (std::int64_t chunk = col0; chunk < col0 + cols;) {
+        std::int64_t nruns = 0, col = chunk;
+        for (; col < col0 + cols && nruns < kMaxRuns; ++nruns) {
+            const std::int64_t tap = col / g.c, c = col % g.c;
+            const std::int64_t len = std::min(g.c - c, col0 + cols - col);
+            runs[nruns] = {tap / g.kernel, tap % g.kernel, c, len};
+            col += len;
+        }
+        std::int64_t n = row0 / (g.oh * g.ow), oh = row0 / g.ow % g.oh, ow = row0 % g.ow;
+        for (std::int64_t row = 0; row < rows; ++row) {
+            const std::int16_t* image = p.src + n * g.h * g.w * g.c;
+            std::int16_t* out = dst + row * cols + (chunk - col0);
+            for (std::int64_t i = 0; i < nruns; ++i) {
+                const Run& run = runs[i];
+                const std::int64_t ih = input_coord(oh, run.r, g), iw = input_coord(ow, run.s, g);
+                const std::size_t bytes = std::size_t(run.len) * sizeof(std::int16_t);
+                if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w)
+                    std::memset(out, 0, bytes);
+                else
+                    std::memcpy(out, image + (ih * g.w + iw) * g.c + run.c, bytes);
+                out += run.len;
+            }
+            if (++ow == g.ow) {
+                ow = 0;
+                if (++oh == g.oh) oh = 0, ++n;
+            }
+        }
+        chunk = col;
+    }
+}
 
 void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
     const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
@@ -37,6 +82,35 @@ void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
             }
         }
     }
+}
+
+bool bprop_is_convolution(const ConvGeometry& g) {
+    return g.stride == 1 && g.pad <= g.kernel - 1 && !is_direct_gemm(g);
+}
+
+ConvGeometry bprop_geometry(const ConvGeometry& g) {
+    ConvGeometry b = g;
+    b.h = g.oh;
+    b.w = g.ow;
+    b.c = g.k;
+    b.k = g.c;
+    b.pad = g.kernel - 1 - g.pad;
+    b.oh = g.h;  // OH + 2 (KH-1-pad) - KH + 1 = H + 2 pad - KH + 1 + KH - 1 - 2 pad = H
+    b.ow = g.w;
+    return b;
+}
+
+void flip_weights(const Dfp16Tensor& wei, const ConvGeometry& g, Dfp16Tensor& flipped) {
+    const std::int64_t taps = g.kernel * g.kernel;
+    flipped.shape = {std::size_t(taps * g.k), std::size_t(g.c)};
+    flipped.format = wei.format;
+    flipped.exponents = wei.exponents;
+    flipped.mantissas.resize(wei.mantissas.size());
+    const std::size_t row_bytes = std::size_t(g.c) * sizeof(std::int16_t);
+    for (std::int64_t tap = 0; tap < taps; ++tap)
+        for (std::int64_t k = 0; k < g.k; ++k)
+            std::memcpy(flipped.mantissas.data() + (tap * g.k + k) * g.c,
+                        wei.mantissas.data() + (k * taps + taps - 1 - tap) * g.c, row_bytes);
 }
 
 void col2im_add(float* diff_src, const float* dcol, const ConvGeometry& g) {

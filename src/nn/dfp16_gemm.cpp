@@ -16,17 +16,20 @@ enum class Side { a, b };
 // column j of op(B) by 2^eB_j, so an axis format fits when its axis is the stored dimension that
 // becomes those rows (A) or columns (B).
 kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
-                                         const Dfp16Matrix& m, Side side, Op op) {
+                                         const Dfp16Operand& x, Side side, Op op) {
+    const Dfp16Matrix& m = x.m;
     const Format& f = m.q.format;
     const int scaled_axis = (side == Side::a) == (op == Op::n) ? 0 : 1;
-    const bool fits = f.granularity == Granularity::tensor ||
-                      (f.granularity == Granularity::axis && f.axis == scaled_axis);
+    // A sourced matrix has other rows and columns than m: only a per-tensor exponent carries over.
+    const bool fits =
+        f.granularity == Granularity::tensor ||
+        (f.granularity == Granularity::axis && f.axis == scaled_axis && x.source.fill == nullptr);
     if (!fits)
         layer.fail(std::string(pass) + ": tensor '" + m.name + "' in format " + f.name() +
                    " has exponents the GEMM cannot apply (it scales whole rows of op(A) and" +
                    " columns of op(B)); use one exponent per tensor or axis " +
                    std::to_string(scaled_axis) + " here");
-    return {m.q.mantissas.data(), m.cols(), op, m.q.exponents};
+    return {m.q.mantissas.data(), x.cols, op, m.q.exponents, x.source};
 }
 
 }  // namespace
@@ -35,18 +38,19 @@ void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t col
                            const precision::TensorFormat& format, std::uint64_t iteration) {
     QuantizeOptions options = format.quantize;
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
-                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))} << 32;
+                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
+                       << 32;
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q);
 }
 
-void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Matrix& a, Op op_a,
-                const Dfp16Matrix& b, Op op_b, float* c, bool accumulate) {
-    const std::int64_t m = op_a == Op::n ? a.rows() : a.cols();
-    const std::int64_t k = op_a == Op::n ? a.cols() : a.rows();
-    const std::int64_t n = op_b == Op::n ? b.cols() : b.rows();
-    const std::int64_t k_b = op_b == Op::n ? b.rows() : b.cols();
+void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Operand& a, Op op_a,
+                const Dfp16Operand& b, Op op_b, float* c, bool accumulate) {
+    const std::int64_t m = op_a == Op::n ? a.rows : a.cols;
+    const std::int64_t k = op_a == Op::n ? a.cols : a.rows;
+    const std::int64_t n = op_b == Op::n ? b.cols : b.rows;
+    const std::int64_t k_b = op_b == Op::n ? b.rows : b.cols;
     if (k != k_b)
-        layer.fail(std::string(pass) + ": '" + a.name + "' and '" + b.name +
+        layer.fail(std::string(pass) + ": '" + a.m.name + "' and '" + b.m.name +
                    "' disagree on the inner dimension (" + std::to_string(k) + " vs " +
                    std::to_string(k_b) + ")");
     const auto da = operand(layer, pass, a, Side::a, op_a);
@@ -56,7 +60,8 @@ void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Matrix& a, Op o
     try {
         kernels::gemm_s16s16f32(m, n, k, da, db, c, n, options);
     } catch (const Error& e) {
-        layer.fail(std::string(pass) + " GEMM of '" + a.name + "' and '" + b.name + "': " + e.what());
+        layer.fail(std::string(pass) + " GEMM of '" + a.m.name + "' and '" + b.m.name +
+                   "': " + e.what());
     }
 }
 

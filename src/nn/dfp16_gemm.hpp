@@ -31,12 +31,25 @@ struct Dfp16Matrix {
                   const precision::TensorFormat& format, std::uint64_t iteration);
 };
 
+// A GEMM operand: a quantized matrix as stored, or a (rows, cols) matrix made from one that a
+// block source produces while the GEMM packs it (a convolution's patches, nn/conv_lowering.hpp),
+// with that matrix's name, format and exponents (which must then be one per tensor).
+struct Dfp16Operand {
+    Dfp16Operand(const Dfp16Matrix& m) : m(m), rows(m.rows()), cols(m.cols()) {}
+    Dfp16Operand(const Dfp16Matrix& m, std::int64_t rows, std::int64_t cols,
+                 kernels::BlockSource<std::int16_t> source)
+        : m(m), rows(rows), cols(cols), source(source) {}
+    const Dfp16Matrix& m;
+    std::int64_t rows, cols;
+    kernels::BlockSource<std::int16_t> source = {};
+};
+
 // c (M, N; ldc = N) = op(a) op(b), or += with `accumulate`, on gemm_s16s16f32 with the default
 // GemmOptions (input shift, proven overflow rule). Exponents: the one per-tensor exponent, or one
 // per row of op(a) / per column of op(b) when the operand's format has its axis there; other
 // layouts (an exponent that varies along K, block formats) cannot be scaled after an INT32 sum
 // and throw dfp::Error naming the layer, the pass ("fprop", "bprop", "wtgrad") and the tensor.
-void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Matrix& a, kernels::Op op_a,
-                const Dfp16Matrix& b, kernels::Op op_b, float* c, bool accumulate);
+void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Operand& a, kernels::Op op_a,
+                const Dfp16Operand& b, kernels::Op op_b, float* c, bool accumulate);
 
 }  // namespace dfp::nn
