@@ -63,6 +63,27 @@ Isa active_isa() {
     return isa;
 }
 
+std::string cpu_name() {
+    unsigned regs[12] = {};
+    std::string brand;
+    for (unsigned leaf = 0; leaf < 3; ++leaf)
+        if (__get_cpuid(0x80000002u + leaf, &regs[4 * leaf], &regs[4 * leaf + 1],
+                        &regs[4 * leaf + 2], &regs[4 * leaf + 3]))
+            brand.append(reinterpret_cast<const char*>(&regs[4 * leaf]), 16);
+    brand = brand.substr(0, brand.find('\0'));
+    const auto first = brand.find_first_not_of(' '), last = brand.find_last_not_of(' ');
+    brand = first == std::string::npos ? "unknown CPU" : brand.substr(first, last - first + 1);
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return brand;
+    // Family and model with their extended fields, as the vendors define them.
+    const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
+    const unsigned family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
+    const unsigned model = base_family == 0xf || base_family == 0x6
+                               ? base_model + (((a >> 16) & 0xf) << 4)
+                               : base_model;
+    return brand + " (family " + std::to_string(family) + ", model " + std::to_string(model) + ")";
+}
+
 const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::scalar:

@@ -3,6 +3,7 @@
 // caps the choice (never raises it above what the CPU has), so one machine tests every path.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace dfp {
@@ -23,5 +24,9 @@ Isa active_isa();
 // Parses an ISA name; throws dfp::Error naming `what` on an unknown name.
 Isa parse_isa(std::string_view name, std::string_view what);
 const char* isa_name(Isa isa);
+// The CPU for benchmark reports: its brand string and CPUID family/model, e.g. "AMD EPYC (family
+// 26, model 2)". Machines that share a name can differ (Zen 4 is family 25, Zen 5 family 26, with
+// twice the FP32 and integer multiply-add rate per core), so reports carry both.
+std::string cpu_name();
 
 }  // namespace dfp

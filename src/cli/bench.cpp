@@ -1,5 +1,6 @@
 // dfptrain bench gemm: DFP16 GEMM against oneDNN FP32 sgemm and oneDNN bf16 matmul, side by side.
 // dfptrain bench conv: DFP16 Conv2d against oneDNN FP32 and bf16 convolutions, pass by pass.
+// dfptrain bench peak: the multiply-add peaks of this CPU (the yardsticks of the two above).
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -7,9 +8,11 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/isa.hpp"
 #include "bench/conv_bench.hpp"
-#include "cli/commands.hpp"
 #include "bench/gemm_bench.hpp"
+#include "bench/peak.hpp"
+#include "cli/commands.hpp"
 
 namespace dfp::cli {
 namespace {
@@ -67,6 +70,7 @@ void run_bench_gemm(const BenchGemmOptions& o) {
     config.options.max_chain_pairs = o.max_chain_pairs;
     config.options.overflow =
         o.count_overflow ? kernels::OverflowMode::count : kernels::OverflowMode::proven;
+    std::printf("CPU: %s\n", cpu_name().c_str());
     std::printf(
         "DFP16 GEMM (input shift %d, overflow %s, max chain %ld pairs) vs oneDNN; medians of %d "
         "samples\n",
@@ -112,6 +116,7 @@ struct BenchConvOptions {
 void run_bench_conv(BenchConvOptions o) {
     if (!o.layers.empty()) o.config.layers = bench::select_conv_layers(o.layers);
     o.config.min_sample_s = o.min_sample_ms * kSecondsPerMs;
+    std::printf("CPU: %s\n", cpu_name().c_str());
     std::printf(
         "DFP16 Conv2d (precision %s, quantization included) vs oneDNN FP32 (Conv2d) and bf16; "
         "medians of %d samples; BPROP = backward - WTGRAD\n",
@@ -150,6 +155,42 @@ void add_bench_conv_command(CLI::App& bench) {
     conv->callback([o] { run_bench_conv(*o); });
 }
 
+struct BenchPeakOptions {
+    std::vector<int> threads = {1, 2};
+    int reps = 5;
+    double sample_ms = 200;
+    std::string json_path;
+};
+
+void run_bench_peak(const BenchPeakOptions& o) {
+    std::printf("%s: multiply-add peaks, medians of %d samples (a multiply-add counts 2)\n",
+                cpu_name().c_str(), o.reps);
+    std::printf(
+        "threads  fp32 FMA GFLOP/s  s16 vpdpwssd GOP/s  s8 vpdpbusd GOP/s  s16/fp32  s8/fp32\n");
+    const auto print = [](const bench::PeakRecord& r) {
+        std::printf("%7d  %16.1f  %18.1f  %17.1f  %8.2f  %7.2f\n", r.threads, r.fp32_gflops,
+                    r.s16_gops, r.s8_gops, r.s16_gops / r.fp32_gflops, r.s8_gops / r.fp32_gflops);
+        std::fflush(stdout);
+    };
+    const auto records =
+        bench::run_peak_bench(o.threads, o.reps, o.sample_ms * kSecondsPerMs, print);
+    if (!o.json_path.empty()) write_json_file(o.json_path, bench::peak_bench_json(records));
+}
+
+void add_bench_peak_command(CLI::App& bench) {
+    auto o = std::make_shared<BenchPeakOptions>();
+    CLI::App* peak = bench.add_subcommand(
+        "peak", "Multiply-add peaks of this CPU: FP32 FMA, INT16 vpdpwssd, INT8 vpdpbusd");
+    peak->add_option("--threads", o->threads, "Thread counts to measure, e.g. --threads 1,2")
+        ->delimiter(',');
+    peak->add_option("--reps", o->reps, "Samples per loop (the median is reported)")
+        ->check(CLI::Range(1, 1000));
+    peak->add_option("--sample-ms", o->sample_ms, "Length of one sample")
+        ->check(CLI::Range(1.0, 10000.0));
+    peak->add_option("--json", o->json_path, "Also write one JSON record per thread count");
+    peak->callback([o] { run_bench_peak(*o); });
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
@@ -179,6 +220,7 @@ void add_bench_command(CLI::App& app) {
                      "Also write one JSON record per shape, form and thread count");
     gemm->callback([o] { run_bench_gemm(*o); });
     add_bench_conv_command(*bench);
+    add_bench_peak_command(*bench);
 }
 
 }  // namespace dfp::cli
