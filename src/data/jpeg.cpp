@@ -62,7 +62,8 @@ AxisFilter axis_filter(std::int64_t src_len, std::int64_t dst_len, std::int64_t 
 
 }  // namespace
 
-RgbImage decode_jpeg(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+RgbImage decode_jpeg(const std::uint8_t* bytes, std::size_t size, const std::string& name,
+                     std::int64_t max_pixels) {
     // Every JPEG starts with the SOI marker FF D8; checking it here gives other formats (PNG,
     // text, an empty file) a plain message instead of libjpeg's.
     if (size < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8)
@@ -83,10 +84,9 @@ RgbImage decode_jpeg(const std::uint8_t* bytes, std::size_t size, const std::str
     // libjpeg accepts a header that ends before its frame and reports 0 x 0.
     if (width < 1 || height < 1)
         throw Error("'" + name + "': corrupt JPEG header (no image size before the data ends)");
-    if (static_cast<std::int64_t>(width) * static_cast<std::int64_t>(height) > kMaxJpegPixels)
+    if (static_cast<std::int64_t>(width) * static_cast<std::int64_t>(height) > max_pixels)
         throw Error("'" + name + "': " + std::to_string(width) + " x " + std::to_string(height) +
-                    " pixels is more than the " + std::to_string(kMaxJpegPixels) +
-                    " pixels allowed");
+                    " pixels is more than the " + std::to_string(max_pixels) + " pixels allowed");
     RgbImage img;
     img.height = height;
     img.width = width;

@@ -24,8 +24,9 @@ inline constexpr std::int64_t kMaxJpegPixels = std::int64_t{1} << 27;
 // three equal channels. Throws dfp::Error naming `name` and the cause for anything that is not
 // a complete, valid JPEG: other formats, corrupt or truncated data (libjpeg's warnings, such as
 // "premature end of data", count as errors: a half-grey image would train silently), CMYK, or
-// more than kMaxJpegPixels pixels.
-RgbImage decode_jpeg(const std::uint8_t* bytes, std::size_t size, const std::string& name);
+// more than `max_pixels` pixels.
+RgbImage decode_jpeg(const std::uint8_t* bytes, std::size_t size, const std::string& name,
+                     std::int64_t max_pixels = kMaxJpegPixels);
 
 // Reads and decodes the JPEG file at `path` (dfp::Error naming the file when it cannot be read).
 RgbImage read_jpeg(const std::string& path);
