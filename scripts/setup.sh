@@ -9,6 +9,7 @@ packages=(
   g++ cmake make                  # toolchain (OpenMP comes with g++: libgomp)
   libdnnl-dev ocl-icd-opencl-dev  # oneDNN: FP32/bf16 primitives and baselines (its CMake config needs OpenCL)
   zlib1g-dev                      # gzip IDX files
+  libturbojpeg0-dev pkg-config    # image folders (JPEG); CMake finds libturbojpeg with pkg-config
   nlohmann-json3-dev libcli11-dev # JSON output, command line
   libgtest-dev librapidcheck-dev  # tests, property tests
   libbenchmark-dev                # bench/

@@ -15,6 +15,7 @@
 #include "base/error.hpp"
 #include "cli/commands.hpp"
 #include "data/classification.hpp"
+#include "data/prefetch.hpp"
 #include "models/registry.hpp"
 #include "nn/loss.hpp"
 #include "precision/policy.hpp"
@@ -47,23 +48,29 @@ struct TrainOptions {
     std::string checkpoint_dir;
     bool resume = false;
     int stop_after_epoch = 0;
+    data::AugmentOptions augment;
+    bool no_prefetch = false;  // changes when batches are made, never what they hold
 
     // What must be the same for a resumed run to continue the saved one.
     nlohmann::json run_config() const {
-        return {{"model", model},
-                {"data", data},
-                {"precision", precision},
-                {"epochs", epochs},
-                {"batch", batch},
-                {"lr", lr},
-                {"schedule", schedule},
-                {"warmup", warmup},
-                {"momentum", momentum},
-                {"weight_decay", weight_decay},
-                {"nesterov", nesterov},
-                {"seed", seed},
-                {"train_limit", train_limit},
-                {"test_limit", test_limit}};
+        nlohmann::json config = {{"model", model},
+                                 {"data", data},
+                                 {"precision", precision},
+                                 {"epochs", epochs},
+                                 {"batch", batch},
+                                 {"lr", lr},
+                                 {"schedule", schedule},
+                                 {"warmup", warmup},
+                                 {"momentum", momentum},
+                                 {"weight_decay", weight_decay},
+                                 {"nesterov", nesterov},
+                                 {"seed", seed},
+                                 {"train_limit", train_limit},
+                                 {"test_limit", test_limit}};
+        // Only when on, so that checkpoints of runs without augmentation keep their config.
+        if (augment.crop_pad > 0) config["augment_crop"] = augment.crop_pad;
+        if (augment.flip) config["augment_flip"] = true;
+        return config;
     }
 };
 
@@ -94,6 +101,8 @@ void check_options(const TrainOptions& o) {
     if (o.warmup < 0 || o.threads < 0 || o.log_every < 0 || o.train_limit < 0 || o.test_limit < 0)
         throw Error(
             "--warmup, --threads, --log-every, --train-limit and --test-limit must be >= 0");
+    if (o.augment.crop_pad < 0)
+        throw Error("--augment-crop must be >= 0, got " + std::to_string(o.augment.crop_pad));
     if (o.resume && o.checkpoint_dir.empty()) throw Error("--resume needs --checkpoint-dir");
     if (o.stop_after_epoch < 0) throw Error("--stop-after-epoch must be >= 0");
     if (o.stop_after_epoch > 0 && o.checkpoint_dir.empty())
@@ -195,6 +204,11 @@ void run_train(const TrainOptions& o) {
                 throw Error("--resume: option '" + key + "' is " + value.dump() +
                             " but the checkpoint's run used " +
                             (saved.config.contains(key) ? saved.config[key].dump() : "nothing"));
+        // Options present only when on (augmentation) must not be dropped on resume either.
+        for (const auto& [key, value] : saved.config.items())
+            if (!state.config.contains(key))
+                throw Error("--resume: the checkpoint's run used option '" + key +
+                            "' = " + value.dump() + ", this one does not");
         state = saved;
     }
     MetricsFile metrics(o.metrics_path, o.resume);
@@ -218,16 +232,20 @@ void run_train(const TrainOptions& o) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
     std::vector<int> labels;
+    nn::Tensor images;
     ProgressBar progress;
     for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
-        const auto order = data::epoch_order(d.train.size(), o.seed, epoch);
+        data::BatchPrefetcher batches(d.train, data::epoch_order(d.train.size(), o.seed, epoch),
+                                      o.batch, o.augment, o.seed, epoch, !o.no_prefetch);
         const double epoch_start = elapsed();
         double loss_sum = 0;
         std::int64_t correct = 0, seen = 0;
         for (std::int64_t first = 0; first < d.train.size(); first += o.batch, ++state.iteration) {
             const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - first);
-            const nn::Tensor images =
-                train::image_batch(d.train, std::span(order).subspan(first, b), labels);
+            batches.next(images.data, labels);  // samples first .. first+b-1 of the order
+            images.shape = {static_cast<std::size_t>(b), static_cast<std::size_t>(d.train.height),
+                            static_cast<std::size_t>(d.train.width),
+                            static_cast<std::size_t>(d.train.channels)};
             const float rate = static_cast<float>(lr(state.iteration));
             const auto s = train::train_step(net, sgd, images, labels, rate, state.iteration);
             loss_sum += static_cast<double>(s.loss) * static_cast<double>(b);
@@ -295,7 +313,8 @@ void add_train_command(CLI::App& app) {
                     "dfptrain inspect "
                     "--model NAME shows the layers)");
     cmd->add_option("--data", o->data,
-                    "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, cifar:DIR or "
+                    "fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR, cifar:DIR, "
+                    "folder:DIR[:SIZE] (JPEGs in DIR/train/CLASS/, DIR/test/CLASS/) or "
                     "synthetic:CxHxW:CLASSES");
     cmd->add_option("--precision", o->precision,
                     "fp32, dfp16 (the paper: first and last layer FP32), or a spec such as "
@@ -324,6 +343,12 @@ void add_train_command(CLI::App& app) {
     cmd->add_option(
         "--stop-after-epoch", o->stop_after_epoch,
         "Stop this process after that epoch (checkpoint saved); --resume continues the run");
+    cmd->add_option("--augment-crop", o->augment.crop_pad,
+                    "Random crop of training images padded with PAD zeros per side (0: off; "
+                    "4 for CIFAR)");
+    cmd->add_flag("--augment-flip", o->augment.flip, "Random horizontal flip of training images");
+    cmd->add_flag("--no-prefetch", o->no_prefetch,
+                  "Prepare batches in the training thread (same results; for comparisons)");
     cmd->callback([o] { run_train(*o); });
 }
 

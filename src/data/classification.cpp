@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "base/error.hpp"
 #include "data/idx.hpp"
+#include "data/image_folder.hpp"
 #include "format/rng.hpp"
 
 namespace dfp::data {
@@ -146,6 +148,19 @@ TrainTest read_dataset(const std::string& spec) {
     if (spec == "fashion-mnist") return read_idx_folder(kFashionMnistDir);
     if (const std::string dir = value("idx:"); !dir.empty()) return read_idx_folder(dir);
     if (const std::string dir = value("cifar:"); !dir.empty()) return read_cifar_folder(dir);
+    if (std::string dir = value("folder:"); !dir.empty()) {
+        // folder:DIR[:SIZE]: a trailing ":digits" is the size (a folder name rarely is one).
+        const std::size_t colon = dir.rfind(':');
+        if (colon == std::string::npos || colon + 1 == dir.size() ||
+            dir.find_first_not_of("0123456789", colon + 1) != std::string::npos)
+            return read_image_folder(dir);
+        constexpr long long kMaxSize = 4096;
+        const long long size = std::atoll(dir.c_str() + colon + 1);
+        if (size < 1 || size > kMaxSize || colon == 0)
+            throw Error("--data: '" + spec + "' is not folder:DIR or folder:DIR:SIZE with SIZE " +
+                        "1.." + std::to_string(kMaxSize));
+        return read_image_folder(dir.substr(0, colon), size, size);
+    }
     if (const std::string shape = value("synthetic:"); !shape.empty()) {
         long long c = 0, h = 0, w = 0, classes = 0;
         char end = 0;
@@ -160,7 +175,7 @@ TrainTest read_dataset(const std::string& spec) {
         return make_synthetic(c, h, w, classes, train, train / 4);
     }
     throw Error("--data: unknown data spec '" + spec +
-                "' (expected fashion-mnist, idx:DIR, cifar:DIR or "
+                "' (expected fashion-mnist, idx:DIR, cifar:DIR, folder:DIR[:SIZE] or "
                 "synthetic:CxHxW:CLASSES)");
 }
 

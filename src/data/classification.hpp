@@ -47,9 +47,10 @@ TrainTest read_cifar_folder(const std::string& dir);
 TrainTest make_synthetic(std::int64_t channels, std::int64_t height, std::int64_t width,
                          std::int64_t classes, std::int64_t train, std::int64_t test);
 
-// A data spec of the command line: "fashion-mnist" (kFashionMnistDir), "idx:DIR", "cifar:DIR"
-// or "synthetic:CxHxW:CLASSES" (up to 4096 training samples, fewer for large images, and a
-// quarter as many test samples).
+// A data spec of the command line: "fashion-mnist" (kFashionMnistDir), "idx:DIR", "cifar:DIR",
+// "folder:DIR" (JPEG image folders, data/image_folder.hpp: shorter side 256, centre crop 224),
+// "folder:DIR:SIZE" (shorter side SIZE, centre crop SIZE x SIZE) or "synthetic:CxHxW:CLASSES"
+// (up to 4096 training samples, fewer for large images, and a quarter as many test samples).
 TrainTest read_dataset(const std::string& spec);
 
 // Standardises both sets with the mean and standard deviation of the training images (one
