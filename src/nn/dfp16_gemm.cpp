@@ -1,8 +1,11 @@
 #include "nn/dfp16_gemm.hpp"
 
+#include <string_view>
+
 #include "base/error.hpp"
 #include "format/quantize.hpp"
 #include "format/rng.hpp"
+#include "nn/profile.hpp"
 
 namespace dfp::nn {
 
@@ -15,8 +18,8 @@ enum class Side { a, b };
 // The GEMM view of m as operand `side` with `op`. The GEMM scales row i of op(A) by 2^eA_i and
 // column j of op(B) by 2^eB_j, so an axis format fits when its axis is the stored dimension that
 // becomes those rows (A) or columns (B).
-kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
-                                         const Dfp16Matrix& m, Side side, Op op) {
+kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass, const Dfp16Matrix& m,
+                                         Side side, Op op) {
     const Format& f = m.q.format;
     const int scaled_axis = (side == Side::a) == (op == Op::n) ? 0 : 1;
     const bool fits = f.granularity == Granularity::tensor ||
@@ -33,9 +36,11 @@ kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
 
 void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t cols,
                            const precision::TensorFormat& format, std::uint64_t iteration) {
+    const ProfileScope scope(Section::quantization);
     QuantizeOptions options = format.quantize;
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
-                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))} << 32;
+                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
+                       << 32;
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q);
 }
 
@@ -53,10 +58,17 @@ void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Matrix& a, Op o
     const auto db = operand(layer, pass, b, Side::b, op_b);
     kernels::GemmOptions options;
     options.accumulate = accumulate;
+    // A convolution's WTGRAD is this one call; the rest of its backward (BPROP GEMM, col2im) stays
+    // in the layer's own section (nn/profile.hpp).
+    Profiler* const profiler = active_profiler();
+    const bool conv_wtgrad = profiler && std::string_view(pass) == "wtgrad" &&
+                             std::string_view(layer.kind()) == "conv2d";
+    const ProfileScope scope(conv_wtgrad ? profiler : nullptr, Section::conv_wtgrad);
     try {
         kernels::gemm_s16s16f32(m, n, k, da, db, c, n, options);
     } catch (const Error& e) {
-        layer.fail(std::string(pass) + " GEMM of '" + a.name + "' and '" + b.name + "': " + e.what());
+        layer.fail(std::string(pass) + " GEMM of '" + a.name + "' and '" + b.name +
+                   "': " + e.what());
     }
 }
 
