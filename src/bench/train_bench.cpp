@@ -31,20 +31,6 @@ bool is_base_item(const std::string& item) {
     return item == "fp32" || item == "dfp16";
 }
 
-void check_config(const TrainBenchConfig& c) {
-    const std::vector<std::string> known = models::names();
-    if (std::find(known.begin(), known.end(), c.model) == known.end()) {
-        std::string available;
-        for (const std::string& name : known) available.append(" ").append(name);
-        throw Error("--model: unknown model '" + c.model + "' (available:" + available + ")");
-    }
-    if (c.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(c.batch));
-    if (c.repetitions < 1) throw Error("--reps must be >= 1, got " + std::to_string(c.repetitions));
-    if (c.warmup < 0) throw Error("--warmup must be >= 0, got " + std::to_string(c.warmup));
-    if (c.precisions.empty()) throw Error("--precision: no precision to measure");
-    models::check_input(c.input, c.model);
-}
-
 // One sample: `steps` steps back to back, with the profiler attached.
 struct Sample {
     double step_s;
@@ -139,8 +125,23 @@ std::vector<std::string> split_precision_list(const std::string& list) {
     return specs;
 }
 
+void check_train_bench_config(const TrainBenchConfig& c) {
+    const std::vector<std::string> known = models::names();
+    if (std::find(known.begin(), known.end(), c.model) == known.end()) {
+        std::string available;
+        for (const std::string& name : known) available.append(" ").append(name);
+        throw Error("--model: unknown model '" + c.model + "' (available:" + available + ")");
+    }
+    if (c.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(c.batch));
+    if (c.repetitions < 1) throw Error("--reps must be >= 1, got " + std::to_string(c.repetitions));
+    if (c.warmup < 0) throw Error("--warmup must be >= 0, got " + std::to_string(c.warmup));
+    if (c.precisions.empty()) throw Error("--precision: no precision to measure");
+    models::check_input(c.input, c.model);
+    for (const std::string& spec : c.precisions) precision::Policy::parse(spec);
+}
+
 std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
-    check_config(config);
+    check_train_bench_config(config);
     std::vector<precision::Policy> policies;
     for (const std::string& spec : config.precisions)
         policies.push_back(precision::Policy::parse(spec));

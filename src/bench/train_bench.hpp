@@ -59,9 +59,10 @@ struct TrainBenchRecord {
 // naming --precision for an empty list or one that does not start with fp32 or dfp16.
 std::vector<std::string> split_precision_list(const std::string& list);
 
-// Checks the config (model, input, batch, repetitions, warm-up, every precision spec), then
-// measures; one record per precision, in the config's order. Throws dfp::Error naming the option
-// at fault (--model, --input, --batch, --precision, ...).
+// Throws dfp::Error naming the option at fault (--model, --batch, --reps, --warmup, --precision;
+// an input the model cannot take names the model) unless `config` can run.
+void check_train_bench_config(const TrainBenchConfig& config);
+// Checks the config as above, then measures; one record per precision, in the config's order.
 std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config);
 
 // What `dfptrain bench train` prints: a header, then one column per precision.

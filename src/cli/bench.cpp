@@ -186,6 +186,10 @@ void run_bench_train(BenchTrainOptions o) {
                 c.precisions.push_back(spec);
     }
     c.min_sample_s = o.min_sample_ms * kSecondsPerMs;
+    bench::check_train_bench_config(c);
+    // An unwritable --json is found out now, not after minutes of measurement (the file is
+    // written again at the end).
+    if (!o.json_path.empty()) write_json_file(o.json_path, nlohmann::json::array());
     if (o.threads > 0) omp_set_num_threads(o.threads);
     const std::vector<bench::TrainBenchRecord> records = bench::run_train_bench(c);
     std::printf("%s", bench::train_bench_table(records).c_str());
