@@ -1,6 +1,10 @@
 // dfptrain bench gemm: DFP16 GEMM against oneDNN FP32 sgemm and oneDNN bf16 matmul, side by side.
 // dfptrain bench conv: DFP16 Conv2d against oneDNN FP32 and bf16 convolutions, pass by pass.
 // dfptrain bench peak: the multiply-add peaks of this CPU (the yardsticks of the two above).
+// dfptrain bench train: the training step of a whole network in several precisions, by kind of
+// work.
+#include <omp.h>
+
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,7 +16,9 @@
 #include "bench/conv_bench.hpp"
 #include "bench/gemm_bench.hpp"
 #include "bench/peak.hpp"
+#include "bench/train_bench.hpp"
 #include "cli/commands.hpp"
+#include "models/registry.hpp"
 
 namespace dfp::cli {
 namespace {
@@ -191,10 +197,78 @@ void add_bench_peak_command(CLI::App& bench) {
     peak->callback([o] { run_bench_peak(*o); });
 }
 
+struct BenchTrainOptions {
+    bench::TrainBenchConfig config;
+    std::vector<std::string> precisions;  // lists, each split by bench::split_precision_list
+    std::string input;                    // "HxWxC"; empty: the model's natural input
+    std::int64_t classes = 0;             // 0: the model's natural class count
+    int threads = 0;
+    double min_sample_ms = config.min_sample_s / kSecondsPerMs;
+    std::string json_path;
+};
+
+void run_bench_train(BenchTrainOptions o) {
+    bench::TrainBenchConfig& c = o.config;
+    if (o.threads < 0) throw Error("--threads must be >= 0 (0: all cores)");
+    if (o.classes < 0) throw Error("--classes must be >= 2 (0: the model's own)");
+    models::ImageInput natural;
+    try {
+        natural = models::natural_input(c.model);
+    } catch (const Error& e) {
+        throw Error(std::string("--model: ") + e.what());
+    }
+    const std::int64_t classes = o.classes > 0 ? o.classes : natural.classes;
+    c.input = o.input.empty() ? natural : parse_image_input(o.input, classes);
+    c.input.classes = classes;
+    if (!o.precisions.empty()) {
+        c.precisions.clear();
+        for (const std::string& list : o.precisions)
+            for (const std::string& spec : bench::split_precision_list(list))
+                c.precisions.push_back(spec);
+    }
+    c.min_sample_s = o.min_sample_ms * kSecondsPerMs;
+    bench::check_train_bench_config(c);
+    // An unwritable --json is found out now, not after minutes of measurement (the file is
+    // written again at the end).
+    if (!o.json_path.empty()) write_json_file(o.json_path, nlohmann::json::array());
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    const std::vector<bench::TrainBenchRecord> records = bench::run_train_bench(c);
+    std::printf("%s", bench::train_bench_table(records).c_str());
+    if (!o.json_path.empty()) write_json_file(o.json_path, bench::train_bench_json(records));
+}
+
+void add_bench_train_command(CLI::App& bench) {
+    auto o = std::make_shared<BenchTrainOptions>();
+    CLI::App* cmd = bench.add_subcommand(
+        "train",
+        "Training step time and images/s of a network in several precisions, side by side, with "
+        "the time by kind of work");
+    cmd->add_option("--model", o->config.model, "Network (default resnet50), as for train");
+    cmd->add_option("--batch", o->config.batch, "Images per step (default 16)");
+    cmd->add_option(
+        "--precision", o->precisions,
+        "Comma-separated precision specs, each as train --precision takes them and "
+        "starting with fp32 or dfp16, e.g. fp32,dfp16,first=dfp16 (default fp32,dfp16)");
+    cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
+    cmd->add_option("--reps", o->config.repetitions,
+                    "Samples per precision (the median is reported)");
+    cmd->add_option("--warmup", o->config.warmup, "Untimed steps per precision first");
+    cmd->add_option("--min-sample-ms", o->min_sample_ms,
+                    "Each sample repeats the step for at least this long");
+    cmd->add_option("--input", o->input,
+                    "Input image HxWxC (default: the model's own, 28x28x1 for lenet5, 32x32x3 for "
+                    "resnet20/32/56, 224x224x3 for the others)");
+    cmd->add_option("--classes", o->classes,
+                    "Number of classes (default: 10 for lenet5 and resnet20/32/56, else 1000)");
+    cmd->add_option("--json", o->json_path, "Also write one JSON record per precision");
+    cmd->callback([o] { run_bench_train(*o); });
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-    CLI::App* bench = app.add_subcommand("bench", "Measure kernels against oneDNN on this machine");
+    CLI::App* bench = app.add_subcommand(
+        "bench", "Measure kernels against oneDNN, or training steps by precision, on this machine");
     bench->require_subcommand(1);
     auto o = std::make_shared<BenchGemmOptions>();
     CLI::App* gemm = bench->add_subcommand(
@@ -221,6 +295,7 @@ void add_bench_command(CLI::App& app) {
     gemm->callback([o] { run_bench_gemm(*o); });
     add_bench_conv_command(*bench);
     add_bench_peak_command(*bench);
+    add_bench_train_command(*bench);
 }
 
 }  // namespace dfp::cli

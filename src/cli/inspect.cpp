@@ -140,7 +140,8 @@ void run_inspect(const InspectOptions& o) {
     }
 }
 
-// "HxWxC" -> the input of a model with `classes` classes.
+}  // namespace
+
 models::ImageInput parse_image_input(const std::string& spec, std::int64_t classes) {
     models::ImageInput in;
     in.classes = classes;
@@ -156,6 +157,8 @@ models::ImageInput parse_image_input(const std::string& spec, std::int64_t class
     in.channels = c;
     return in;
 }
+
+namespace {
 
 std::string shape_hwc(const Shape& s) {
     std::string out;

@@ -1,5 +1,6 @@
 #include "models/registry.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <utility>
 
@@ -48,6 +49,17 @@ nn::Net build(const std::string& name, const ImageInput& input) {
         known += n;
     }
     throw Error("unknown model '" + name + "' (available: " + known + ")");
+}
+
+ImageInput natural_input(const std::string& name) {
+    constexpr std::int64_t kImageNetSide = 224, kImageNetClasses = 1000, kCifarSide = 32;
+    if (name == "lenet5") return {};  // ImageInput's defaults: Fashion-MNIST
+    if (name == "resnet20" || name == "resnet32" || name == "resnet56")
+        return {kCifarSide, kCifarSide, 3, 10};
+    const std::vector<std::string> known = names();
+    if (std::find(known.begin(), known.end(), name) == known.end())
+        build(name, {});  // throws the unknown-name error, listing the models
+    return {kImageNetSide, kImageNetSide, 3, kImageNetClasses};
 }
 
 }  // namespace dfp::models

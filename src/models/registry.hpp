@@ -15,5 +15,10 @@ std::vector<std::string> names();
 // Builds model `name` for `input`. Throws dfp::Error listing the names for an unknown one, or
 // naming the model when the input does not fit it.
 nn::Net build(const std::string& name, const ImageInput& input);
+// The input model `name` is usually trained on, for commands that need no dataset (bench train):
+// 28x28x1 with 10 classes for lenet5 (Fashion-MNIST), 32x32x3 with 10 for the CIFAR ResNets
+// (resnet20/32/56), 224x224x3 with 1000 (ImageNet) for the others. Throws dfp::Error listing the
+// names for an unknown one.
+ImageInput natural_input(const std::string& name);
 
 }  // namespace dfp::models

@@ -1,8 +1,11 @@
 #include "nn/dfp16_gemm.hpp"
 
+#include <string_view>
+
 #include "base/error.hpp"
 #include "format/quantize.hpp"
 #include "format/rng.hpp"
+#include "nn/profile.hpp"
 
 namespace dfp::nn {
 
@@ -36,6 +39,7 @@ kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
 
 void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t cols,
                            const precision::TensorFormat& format, std::uint64_t iteration) {
+    const ProfileScope scope(Section::quantization);
     QuantizeOptions options = format.quantize;
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
                    std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
@@ -57,6 +61,12 @@ void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Operand& a, Op 
     const auto db = operand(layer, pass, b, Side::b, op_b);
     kernels::GemmOptions options;
     options.accumulate = accumulate;
+    // A convolution's WTGRAD is this one call; the rest of its backward (BPROP GEMM, col2im) stays
+    // in the layer's own section (nn/profile.hpp).
+    Profiler* const profiler = active_profiler();
+    const bool conv_wtgrad = profiler && std::string_view(pass) == "wtgrad" &&
+                             std::string_view(layer.kind()) == "conv2d";
+    const ProfileScope scope(conv_wtgrad ? profiler : nullptr, Section::conv_wtgrad);
     try {
         kernels::gemm_s16s16f32(m, n, k, da, db, c, n, options);
     } catch (const Error& e) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/error.hpp"
+#include "nn/profile.hpp"
 
 namespace dfp::nn {
 
@@ -29,10 +30,13 @@ const Tensor& Net::forward(const Tensor& src, const Context& ctx) {
     if (nodes() < 2) throw Error("Net::forward: the network has no layers");
     nodes_[kInput].value = src;
     std::vector<const Tensor*> srcs;
+    Profiler* const profiler = active_profiler();
     for (int i = 1; i < nodes(); ++i) {
         Node& node = nodes_[i];
         srcs.clear();
         for (int s : node.srcs) srcs.push_back(&nodes_[s].value);
+        const ProfileScope scope(profiler,
+                                 profiler ? layer_section(*node.layer, false) : Section::other);
         node.layer->forward(srcs, node.value, ctx);
     }
     return nodes_.back().value;
@@ -52,6 +56,7 @@ void Net::backward(const Tensor& diff_dst) {
     nodes_.back().grad = diff_dst;
     std::vector<const Tensor*> srcs;
     std::vector<Tensor*> diff_srcs;
+    Profiler* const profiler = active_profiler();
     for (int i = output(); i >= 1; --i) {
         Node& node = nodes_[i];
         srcs.clear();
@@ -60,6 +65,8 @@ void Net::backward(const Tensor& diff_dst) {
             srcs.push_back(&nodes_[s].value);
             diff_srcs.push_back(s == kInput ? nullptr : &nodes_[s].grad);
         }
+        const ProfileScope scope(profiler,
+                                 profiler ? layer_section(*node.layer, true) : Section::other);
         node.layer->backward(srcs, node.value, node.grad, diff_srcs);
     }
 }

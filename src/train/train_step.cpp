@@ -5,6 +5,7 @@
 
 #include "base/error.hpp"
 #include "nn/loss.hpp"
+#include "nn/profile.hpp"
 
 namespace dfp::train {
 
@@ -26,7 +27,8 @@ StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span
         logits = &net.forward(images, {nn::Mode::train, static_cast<std::uint64_t>(iteration)});
     });
     nn::Tensor dlogits;
-    const float loss = nn::softmax_cross_entropy(*logits, labels, dlogits);
+    const float loss = nn::profiled(
+        nn::Section::loss, [&] { return nn::softmax_cross_entropy(*logits, labels, dlogits); });
     if (!std::isfinite(loss)) {
         const std::string layer = net.first_nonfinite_layer();
         throw Error(at + "loss is " + std::to_string(loss) +
@@ -34,10 +36,11 @@ StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span
                                    : "; first non-finite output: layer '" + layer + "'") +
                     stopped);
     }
-    const std::int64_t correct = nn::count_correct(*logits, labels);
+    const std::int64_t correct =
+        nn::profiled(nn::Section::loss, [&] { return nn::count_correct(*logits, labels); });
     net.zero_grad();
     named([&] { net.backward(dlogits); });
-    sgd.step(lr, iteration);
+    nn::profiled(nn::Section::sgd_update, [&] { sgd.step(lr, iteration); });
     return {loss, correct};
 }
 
