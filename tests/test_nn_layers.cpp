@@ -3,6 +3,7 @@
 // Net's checks and error messages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -96,6 +97,66 @@ TEST(NnBatchNorm, TrainModeWithOneValuePerChannelIsAnError) {
     const Tensor src({1, 1, 1, 4});
     expect_error([&] { run(bn, {&src}, {Mode::train, 0}); }, "batchnorm2d 'bn_fc'");
     EXPECT_NO_THROW(run(bn, {&src}, {Mode::eval, 0}));
+}
+
+// The fused ReLU of BatchNorm2d and Add against the layer followed by a separate Relu: the same
+// bits forward and backward (the masks are the same expression, the sums the same order), in
+// train and eval mode, on data with about half the outputs negative.
+void expect_fused_relu_equals_separate(Layer& fused, Layer& plain, std::vector<Tensor> srcs,
+                                       const Context& ctx, const char* what) {
+    std::vector<const Tensor*> src_ptrs;
+    for (const Tensor& t : srcs) src_ptrs.push_back(&t);
+    Relu relu("relu");
+    const Tensor y_fused = run(fused, src_ptrs, ctx);
+    const Tensor y_plain = run(plain, src_ptrs, ctx);
+    const Tensor y_relu = run(relu, {&y_plain}, ctx);
+    ASSERT_EQ(y_fused.data, y_relu.data) << what << " forward";
+    std::size_t zeros = 0;
+    for (float y : y_fused.data) zeros += y == 0.0f;
+    EXPECT_GT(zeros, y_fused.numel() / 4) << what << ": the ReLU must cut a good share";
+    EXPECT_LT(zeros, y_fused.numel() * 3 / 4) << what;
+
+    const Tensor diff_dst = random_tensor(y_fused.shape, 77);
+    std::vector<Tensor> d_fused, d_plain;
+    std::vector<Tensor*> p_fused, p_plain;
+    for (const Tensor& t : srcs) {
+        d_fused.push_back(random_tensor(t.shape, 78));  // backward adds: start non-zero
+        d_plain.push_back(d_fused.back());
+    }
+    for (std::size_t i = 0; i < srcs.size(); ++i) {
+        p_fused.push_back(&d_fused[i]);
+        p_plain.push_back(&d_plain[i]);
+    }
+    for (Layer* l : {&fused, &plain})
+        for (Param* p : l->params()) std::fill(p->grad.begin(), p->grad.end(), 0.5f);
+    fused.backward(src_ptrs, y_fused, diff_dst, p_fused);
+    Tensor diff_y(y_plain.shape);  // the separate ReLU adds into a zeroed gradient, as Net does
+    const Tensor* relu_src[] = {&y_plain};
+    Tensor* relu_diff[] = {&diff_y};
+    relu.backward(relu_src, y_relu, diff_dst, relu_diff);
+    plain.backward(src_ptrs, y_plain, diff_y, p_plain);
+    for (std::size_t i = 0; i < srcs.size(); ++i)
+        EXPECT_EQ(d_fused[i].data, d_plain[i].data) << what << " diff_src" << i;
+    for (std::size_t i = 0; i < fused.params().size(); ++i)
+        EXPECT_EQ(fused.params()[i]->grad, plain.params()[i]->grad) << what << " param " << i;
+}
+
+TEST(NnFusedRelu, BatchNormAndAddEqualTheLayerThenRelu) {
+    for (Mode mode : {Mode::train, Mode::eval}) {
+        BatchNorm2d fused("bn", {.channels = 5, .relu = true}), plain("bn", {.channels = 5});
+        for (BatchNorm2d* bn : {&fused, &plain}) {
+            bn->gamma().value = {1.5f, 0.5f, 1.0f, 2.0f, 0.75f};
+            bn->beta().value = {0.1f, -0.2f, 0.0f, 0.3f, -0.1f};
+            bn->running_mean() = {0.1f, -0.1f, 0.2f, 0.0f, 0.05f};
+            bn->running_var() = {1.1f, 0.9f, 0.5f, 2.0f, 1.0f};
+        }
+        expect_fused_relu_equals_separate(fused, plain, {random_tensor({3, 4, 5, 5}, 70)},
+                                          {mode, 0}, mode == Mode::train ? "bn train" : "bn eval");
+    }
+    Add fused("add", /*relu=*/true), plain("add");
+    expect_fused_relu_equals_separate(
+        fused, plain, {random_tensor({2, 3, 4, 6}, 71), random_tensor({2, 3, 4, 6}, 72)}, {},
+        "add");
 }
 
 TEST(NnDropout, RateScaleReproducibilityAndEval) {

@@ -18,7 +18,8 @@ constexpr std::int64_t kCifarWidth = 16;
 constexpr std::int64_t kImagenetWidth = 64;
 constexpr std::int64_t kBottleneckExpansion = 4;
 
-// "<prefix>conv<id>" (k x k, pad k/2, no bias) - "<prefix>bn<id>" - "<prefix>relu<id>" when `relu`.
+// "<prefix>conv<id>" (k x k, pad k/2, no bias) - "<prefix>bn<id>", with a ReLU fused into the
+// batch-norm when `relu` (one pass over the activation, as the paper's code does).
 int conv_bn(nn::Net& net, int src, const std::string& prefix, const std::string& id,
             std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
             bool relu) {
@@ -29,9 +30,8 @@ int conv_bn(nn::Net& net, int src, const std::string& prefix, const std::string&
                                                  .stride = stride,
                                                  .pad = kernel / 2,
                                                  .bias = false});
-    x = net.add<nn::BatchNorm2d>({x}, prefix + "bn" + id, nn::BatchNormConfig{.channels = out});
-    if (relu) x = net.add<nn::Relu>({x}, prefix + "relu" + id);
-    return x;
+    return net.add<nn::BatchNorm2d>({x}, prefix + "bn" + id,
+                                    nn::BatchNormConfig{.channels = out, .relu = relu});
 }
 
 // relu(residual + shortcut), the shortcut a 1x1 projection with batch-norm when the block changes
@@ -41,8 +41,7 @@ int join_shortcut(nn::Net& net, int src, int residual, const std::string& prefix
     int shortcut = src;
     if (stride != 1 || in != out)
         shortcut = conv_bn(net, src, prefix + "downsample.", "", in, out, 1, stride, false);
-    const int sum = net.add<nn::Add>({residual, shortcut}, prefix + "add");
-    return net.add<nn::Relu>({sum}, prefix + "relu");
+    return net.add<nn::Add>({residual, shortcut}, prefix + "add_relu", /*relu=*/true);
 }
 
 // 3x3 (stride) - 3x3, both to `out` channels.

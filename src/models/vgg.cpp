@@ -36,10 +36,12 @@ nn::Net vgg16(const ImageInput& in, bool batch_norm) {
                                                      .kernel = 3,
                                                      .pad = 1});
             channels = kVgg16Blocks[b].channels;
+            // With batch-norm, the ReLU is fused into it (one pass over the activation).
             if (batch_norm)
-                x = net.add<nn::BatchNorm2d>({x}, "bn" + id,
-                                             nn::BatchNormConfig{.channels = channels});
-            x = net.add<nn::Relu>({x}, "relu" + id);
+                x = net.add<nn::BatchNorm2d>(
+                    {x}, "bn" + id, nn::BatchNormConfig{.channels = channels, .relu = true});
+            else
+                x = net.add<nn::Relu>({x}, "relu" + id);
         }
         x = net.add<nn::MaxPool2d>({x}, "pool" + std::to_string(b + 1),
                                    nn::Pool2dConfig{.ceil_mode = true});

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "nn/activation.hpp"
+
 namespace dfp::nn {
 
 void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
@@ -11,15 +13,33 @@ void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     dst.resize(src[0]->shape);
     float* y = dst.data.data();
     const std::int64_t n = std::int64_t(dst.numel());
-    std::copy(src[0]->data.begin(), src[0]->data.end(), dst.data.begin());
-    for (std::size_t i = 1; i < src.size(); ++i) accumulate(y, src[i]->data.data(), n);
+    if (src.size() == 2) {  // the residual join: one pass
+        const float* a = src[0]->data.data();
+        const float* b = src[1]->data.data();
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
+        for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+    } else {
+        std::copy(src[0]->data.begin(), src[0]->data.end(), dst.data.begin());
+        for (std::size_t i = 1; i < src.size(); ++i) accumulate(y, src[i]->data.data(), n);
+    }
+    if (relu_) relu_forward(y, y, n);
 }
 
 void Add::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
     expect_srcs(src, -2);
     expect_shape(diff_dst, dst.shape, "diff_dst");
-    for (Tensor* ds : diff_src)
-        if (ds) accumulate(ds->data.data(), diff_dst.data.data(), std::int64_t(diff_dst.numel()));
+    const std::int64_t n = std::int64_t(diff_dst.numel());
+    const float* dd = diff_dst.data.data();
+    const float* y = dst.data.data();
+    for (Tensor* ds : diff_src) {
+        if (!ds) continue;
+        float* d = ds->data.data();
+        if (relu_)  // relu_backward's mask, applied on the fly
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
+            for (std::int64_t i = 0; i < n; ++i) d[i] += y[i] > 0.0f ? dd[i] : 0.0f;
+        else
+            accumulate(d, dd, n);
+    }
 }
 
 Shape Concat::joined_shape(Srcs src) const {

@@ -10,10 +10,15 @@ namespace dfp::nn {
 // dst = sum of two or more srcs of one shape.
 class Add : public Layer {
   public:
-    explicit Add(std::string name) : Layer(std::move(name)) {}
+    // relu: dst = max(0, sum) in the same pass, as the paper's code fuses the residual add with
+    // its ReLU (one pass over the activation instead of two, each way).
+    explicit Add(std::string name, bool relu = false) : Layer(std::move(name)), relu_(relu) {}
     const char* kind() const override { return "add"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+
+  private:
+    bool relu_;
 };
 
 // dst = srcs side by side along the last axis (channels, in NHWC); all other dimensions equal.

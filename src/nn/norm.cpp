@@ -9,7 +9,7 @@ namespace dfp::nn {
 
 void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* src,
                              const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
-                             float eps) {
+                             float eps, bool relu) {
     // Two passes in double (mean, then squared deviations): no cancellation when |mean| >> std.
     std::vector<double> sum(std::size_t(c), 0.0), sq(std::size_t(c), 0.0);
     double* s = sum.data();
@@ -26,24 +26,29 @@ void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* 
         }
     for (std::int64_t ch = 0; ch < c; ++ch)
         rstd[ch] = float(1.0 / std::sqrt(q[ch] / double(m) + eps));
-    batchnorm_forward_stats(dst, src, mean, rstd, gamma, beta, m, c);
+    batchnorm_forward_stats(dst, src, mean, rstd, gamma, beta, m, c, relu);
 }
 
 void batchnorm_forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
-                             const float* gamma, const float* beta, std::int64_t m,
-                             std::int64_t c) {
+                             const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
+                             bool relu) {
 #pragma omp parallel for schedule(static) if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t ch = 0; ch < c; ++ch)
-            dst[i * c + ch] = gamma[ch] * (src[i * c + ch] - mean[ch]) * rstd[ch] + beta[ch];
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const float y = gamma[ch] * (src[i * c + ch] - mean[ch]) * rstd[ch] + beta[ch];
+            dst[i * c + ch] = relu && y < 0.0f ? 0.0f : y;
+        }
 }
 
 void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
                         const float* src, const float* mean, const float* rstd, const float* gamma,
-                        std::int64_t m, std::int64_t c, bool batch_stats) {
+                        std::int64_t m, std::int64_t c, bool batch_stats, const float* relu_dst) {
     // With xhat = (src - mean) rstd: dbeta = sum dy, dgamma = sum dy xhat, and for batch
     // statistics dx = gamma rstd (dy - dbeta / M - xhat dgamma / M); for constant ones
     // dx = gamma rstd dy.
+    const auto dy_at = [&](std::int64_t e) {
+        return relu_dst == nullptr || relu_dst[e] > 0.0f ? diff_dst[e] : 0.0f;
+    };
     std::vector<double> sum_dy(std::size_t(c), 0.0), sum_dy_xhat(std::size_t(c), 0.0);
     double* sd = sum_dy.data();
     double* sdx = sum_dy_xhat.data();
@@ -51,7 +56,7 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
     if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch) {
-            const double dy = diff_dst[i * c + ch];
+            const double dy = dy_at(i * c + ch);
             sd[ch] += dy;
             sdx[ch] += dy * (double(src[i * c + ch]) - mean[ch]) * rstd[ch];
         }
@@ -70,8 +75,8 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
     for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t ch = 0; ch < c; ++ch) {
             const float xhat = (src[i * c + ch] - mean[ch]) * rstd[ch];
-            diff_src[i * c + ch] += gamma[ch] * rstd[ch] *
-                                    (diff_dst[i * c + ch] - mean_dy[ch] - xhat * mean_dy_xhat[ch]);
+            diff_src[i * c + ch] +=
+                gamma[ch] * rstd[ch] * (dy_at(i * c + ch) - mean_dy[ch] - xhat * mean_dy_xhat[ch]);
         }
 }
 
@@ -112,14 +117,15 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
             rstd_[ch] = 1.0f / std::sqrt(running_var_[ch] + config_.eps);
         }
         batchnorm_forward_stats(dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
-                                gamma_.value.data(), beta_.value.data(), m, c);
+                                gamma_.value.data(), beta_.value.data(), m, c, config_.relu);
         return;
     }
     if (m < 2)
         fail("train mode needs more than one value per channel, got shape " +
              shape_string(src[0]->shape));
     batchnorm_forward_train(dst.data.data(), mean_.data(), rstd_.data(), src[0]->data.data(),
-                            gamma_.value.data(), beta_.value.data(), m, c, config_.eps);
+                            gamma_.value.data(), beta_.value.data(), m, c, config_.eps,
+                            config_.relu);
     const float unbias = float(m) / float(m - 1);
     for (std::int64_t ch = 0; ch < c; ++ch) {
         // The batch variance, back from rstd: 1 / rstd^2 - eps.
@@ -137,7 +143,8 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     batchnorm_backward(diff_src[0] ? diff_src[0]->data.data() : nullptr, gamma_.grad.data(),
                        beta_.grad.data(), diff_dst.data.data(), src[0]->data.data(), mean_.data(),
-                       rstd_.data(), gamma_.value.data(), m, c, mode_ == Mode::train);
+                       rstd_.data(), gamma_.value.data(), m, c, mode_ == Mode::train,
+                       config_.relu ? dst.data.data() : nullptr);
 }
 
 namespace {

@@ -15,16 +15,20 @@ namespace dfp::nn {
 // for backward. dst, src are (M, C); gamma, beta, mean, rstd (C).
 void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* src,
                              const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
-                             float eps);
+                             float eps, bool relu = false);
 // The same with given statistics (eval mode: the running ones, rstd from the running variance).
+// `relu` (both): dst = max(0, ...) in the same pass (NaN passes, as relu_forward).
 void batchnorm_forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
-                             const float* gamma, const float* beta, std::int64_t m, std::int64_t c);
+                             const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
+                             bool relu = false);
 // Gradients of either forward, adding into diff_src (M, C) (when not null), diff_gamma and
 // diff_beta (C). batch_stats: the statistics came from this batch (train mode), so they depend on
-// src too; otherwise they are constants (eval mode).
+// src too; otherwise they are constants (eval mode). relu_dst (M, C), the fused forward's output,
+// or null: diff_dst counts only where relu_dst > 0 (relu_backward's mask, applied on the fly).
 void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
                         const float* src, const float* mean, const float* rstd, const float* gamma,
-                        std::int64_t m, std::int64_t c, bool batch_stats);
+                        std::int64_t m, std::int64_t c, bool batch_stats,
+                        const float* relu_dst = nullptr);
 
 struct BatchNormConfig {
     std::int64_t channels = 0;
@@ -32,6 +36,9 @@ struct BatchNormConfig {
     // running = (1 - momentum) running + momentum batch; the running variance uses the unbiased
     // batch variance (M / (M - 1)), as PyTorch and Caffe do.
     float momentum = 0.1f;
+    // A ReLU fused into the layer, dst = max(0, BN(src)), as the paper's code fuses them: the
+    // activation is written and read once instead of twice in each direction.
+    bool relu = false;
 };
 
 class BatchNorm2d : public Layer {
@@ -42,7 +49,8 @@ class BatchNorm2d : public Layer {
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
     std::vector<Param*> params() override { return {&gamma_, &beta_}; }
     std::vector<NamedBuffer> buffers() override {
-        return {{name() + ".running_mean", &running_mean_}, {name() + ".running_var", &running_var_}};
+        return {{name() + ".running_mean", &running_mean_},
+                {name() + ".running_var", &running_var_}};
     }
 
     Param& gamma() { return gamma_; }
