@@ -22,8 +22,13 @@ void relu_forward(float* dst, const float* src, std::int64_t n) {
 }
 
 void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std::int64_t n) {
+    // diff_dst is loaded unconditionally so that the mask is a select: GCC compiles a conditional
+    // load to a branch, which mispredicts on about half the elements and ran 5x slower.
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) diff_src[i] += dst[i] > 0.0f ? diff_dst[i] : 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float dy = diff_dst[i];
+        diff_src[i] += dst[i] > 0.0f ? dy : 0.0f;
+    }
 }
 
 void dropout_forward(float* dst, const float* src, std::int64_t n, float p, std::uint64_t seed,

@@ -33,12 +33,10 @@ void Add::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs
     const float* y = dst.data.data();
     for (Tensor* ds : diff_src) {
         if (!ds) continue;
-        float* d = ds->data.data();
         if (relu_)  // relu_backward's mask, applied on the fly
-#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
-            for (std::int64_t i = 0; i < n; ++i) d[i] += y[i] > 0.0f ? dd[i] : 0.0f;
+            relu_backward(ds->data.data(), y, dd, n);
         else
-            accumulate(d, dd, n);
+            accumulate(ds->data.data(), dd, n);
     }
 }
 
