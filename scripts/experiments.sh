@@ -12,12 +12,13 @@
 # run; scripts/results_page.py then writes OUT/RESULTS.md and OUT/results/*.png from them alone.
 #
 # Usage: scripts/experiments.sh [--quick] [--section accuracy|throughput|kernels|all] [--out DIR]
-#                               [--page-only] [--skip-setup] [--batch B] [--threads N]
+#                               [--page-only] [--skip-setup] [--no-pytorch] [--batch B] [--threads N]
 #   --quick       tiny limits (1 epoch, 1 seed, few images, 1 rep): checks the whole pipeline in a
 #                 couple of minutes; the page says so. Default --out is then build/experiments-quick
 #                 (ignored by git), so quick numbers never land in docs/.
 #   --page-only   no experiments: regenerate the page and plots from the raw files already in OUT
-#   --skip-setup  use the existing build/dfptrain instead of running scripts/setup.sh
+#   --skip-setup  use the existing build/dfptrain (or $DFPTRAIN) instead of scripts/setup.sh
+#   --no-pytorch  skip the PyTorch reference (and python3-torch); the page says it is missing
 #   --batch B     batch of the throughput section, dfptrain and PyTorch alike (default 32)
 #   --threads N   threads of every run (default: all cores, nproc)
 # The full run takes about 45 min (accuracy) and, estimated, 5-10 min each (throughput, kernels)
@@ -32,9 +33,10 @@ section=all
 out=""
 page_only=0
 skip_setup=0
+pytorch=1
 batch=32
 threads="$(nproc)"
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
@@ -42,6 +44,7 @@ while (($#)); do
     --out) out="${2:?--out needs a value}"; shift ;;
     --page-only) page_only=1 ;;
     --skip-setup) skip_setup=1 ;;
+    --no-pytorch) pytorch=0 ;;
     --batch) batch="${2:?--batch needs a value}"; shift ;;
     --threads) threads="${2:?--threads needs a value}"; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -59,7 +62,7 @@ fi
 results="$out/results"
 mode=full
 ((quick)) && mode=quick
-dfptrain=./build/dfptrain
+dfptrain="${DFPTRAIN:-./build/dfptrain}"
 py=/usr/bin/python3
 
 wants() { [ "$section" = all ] || [ "$section" = "$1" ]; }
@@ -81,7 +84,7 @@ install_missing() {
 }
 
 packages=(gnuplot-nox python3)
-if ((!page_only)) && wants throughput; then packages+=(python3-torch); fi
+if ((!page_only && pytorch)) && wants throughput; then packages+=(python3-torch); fi
 install_missing "${packages[@]}"
 if ((!page_only)); then
   if ((skip_setup)); then
@@ -157,7 +160,7 @@ throughput() {
   local opts=(--batch "$batch" --threads "$threads")
   local torch_opts=(--batch "$batch" --threads "$threads" --warmup 3 --steps 10)
   if ((quick)); then
-    opts=(--batch 2 --threads "$threads" --reps 1)
+    opts=(--batch 2 --threads "$threads" --reps 1 --warmup 1)
     torch_opts=(--batch 2 --threads "$threads" --warmup 1 --steps 2)
   fi
   # `dfptrain bench train` may not be in this build yet: then the page says so.
@@ -170,8 +173,12 @@ throughput() {
     note _skipped_bench_train "this build of dfptrain has no 'bench train' subcommand (dfptrain bench --help)"
     echo "experiments: dfptrain bench train is not available; the page will say so"
   fi
-  run pytorch/resnet50 "$py" scripts/pytorch_reference.py --model resnet50 "${torch_opts[@]}" \
-    --json "$dir/pytorch_resnet50.json"
+  if ((pytorch)); then
+    run pytorch/resnet50 "$py" scripts/pytorch_reference.py --model resnet50 "${torch_opts[@]}" \
+      --json "$dir/pytorch_resnet50.json"
+  else
+    note _skipped_pytorch "--no-pytorch"
+  fi
 }
 
 # --- kernels ------------------------------------------------------------------------------------

@@ -468,7 +468,8 @@ def throughput_section(sec, results, terminal, tmp, targets):
 
     out.append("\n### Outside reference: PyTorch ResNet-50 training step\n")
     if not torch_recs:
-        out.append("Not measured (no pytorch_resnet50.json).\n")
+        why = sec.facts.get("skipped_pytorch", "no pytorch_resnet50.json")
+        out.append(f"Not measured ({why}).\n")
         targets.append(["DFP16 faster than PyTorch bf16 autocast, resnet50", "not measured",
                         "n/a", ""])
     else:
