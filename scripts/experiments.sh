@@ -56,6 +56,9 @@ case "$section" in
   accuracy|throughput|kernels|all) ;;
   *) echo "experiments.sh: --section must be accuracy, throughput, kernels or all" >&2; exit 2 ;;
 esac
+for v in "$batch" "$threads"; do
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "experiments.sh: --batch and --threads take a positive integer" >&2; exit 2; }
+done
 if [ -z "$out" ]; then
   if ((quick)); then out=build/experiments-quick; else out=docs; fi
 fi
