@@ -439,8 +439,8 @@ def throughput_section(sec, results, terminal, tmp, targets):
                        "the FP32 step of the same network (so the DFP16 bar's height is 1 / the "
                        f"ratio). Plotted by `{REGEN}` from the `--json` of the commands at the end "
                        "of this section.\n")
-        out.append("Milliseconds per step (share of that precision's step):\n")
-        out.append("Each line excludes the lines nested in it (conv and linear lines exclude "
+        out.append("The tables give milliseconds per step (share of that precision's step). "
+                   "Each line excludes the lines nested in it (conv and linear lines exclude "
                    "quantization), so the lines add up to the step. FP32 convolutions report "
                    "their backward as one `conv_backward` (one oneDNN call); in DFP16 the first "
                    "layer (FP32) does too.\n")
@@ -452,11 +452,11 @@ def throughput_section(sec, results, terminal, tmp, targets):
             keys += sorted({k for r in recs for k in r.get("breakdown_ms", {})} - set(keys))
             brows = []
             for k in keys:
-                row = [k]
-                for r in recs:
-                    v = r.get("breakdown_ms", {}).get(k)
-                    row.append("" if v is None else f"{v:.1f} ({100 * v / r['step_ms']:.0f}%)")
-                brows.append(row)
+                vals = [r.get("breakdown_ms", {}).get(k) for r in recs]
+                if not any(vals):
+                    continue  # no such work in this network (e.g. batch-norm in GoogLeNet)
+                brows.append([k] + ["–" if not v else f"{v:.1f} ({100 * v / r['step_ms']:.0f}%)"
+                                    for v, r in zip(vals, recs)])
             brows.append(["**step**"] + [f"**{r['step_ms']:.1f}**" for r in recs])
             out.append(f"\n**{model}** (batch {recs[0]['batch']}, {recs[0]['threads']} threads)\n")
             out.append(table(["part"] + [str(r["precision"]) for r in recs], brows))
