@@ -630,6 +630,11 @@ def main():
     REGEN = f"/usr/bin/python3 scripts/results_page.py --results {a.results} --page {a.page}"
     secs = {n: Section(a.results, n) for n in ("accuracy", "throughput", "kernels")}
     terminal = gnuplot_terminal()
+    # Plots of a previous page go: each is drawn again below if its data are still there.
+    for old in ["throughput_breakdown.png", "kernels_conv_share.png"] + \
+            [f"accuracy_{m}.png" for m in MODELS_ACC]:
+        if os.path.exists(os.path.join(a.results, old)):
+            os.remove(os.path.join(a.results, old))
     targets = []
     with tempfile.TemporaryDirectory() as tmp:
         body = [accuracy_section(secs["accuracy"], a.results, terminal, tmp, targets),
