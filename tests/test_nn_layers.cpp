@@ -280,6 +280,24 @@ TEST(NnNet, GradientsAccumulateUntilZeroed) {
     for (float g : net.params()[0]->grad) EXPECT_EQ(g, 0.0f);
 }
 
+// Gradients live only from their last consumer's backward to their own: a chain holds two at a
+// time, a residual block three, and a second step reuses the same buffers.
+TEST(NnNet, GradientBuffersAreReusedAlongTheChainAndAcrossSteps) {
+    Net net;
+    int x = Net::kInput;
+    for (int i = 0; i < 10; ++i) x = net.add<Relu>({x}, "relu" + std::to_string(i));
+    const int skip = x;
+    x = net.add<Relu>({x}, "branch");
+    x = net.add<Add>({x, skip}, "join");
+    const Tensor src = random_tensor({2, 3, 4, 5}, 90);
+    const Tensor diff = random_tensor({2, 3, 4, 5}, 91);
+    for (int step = 0; step < 2; ++step) {
+        net.forward(src, {});
+        net.backward(diff);
+        EXPECT_EQ(net.gradient_buffers(), 3u) << "step " << step;
+    }
+}
+
 TEST(NnNet, FirstNonFiniteLayer) {
     Net net;
     const int r = net.add<Relu>({Net::kInput}, "relu");

@@ -42,18 +42,44 @@ const Tensor& Net::forward(const Tensor& src, const Context& ctx) {
     return nodes_.back().value;
 }
 
+Tensor& Net::acquire_grad(int node) {
+    Tensor& g = nodes_[node].grad;
+    const std::size_t n = nodes_[node].value.numel();
+    // The smallest pooled buffer that holds n values, else the largest (it grows), else a new one.
+    auto best = free_grads_.end();
+    for (auto it = free_grads_.begin(); it != free_grads_.end(); ++it)
+        if (it->capacity() >= n && (best == free_grads_.end() || it->capacity() < best->capacity()))
+            best = it;
+    if (best == free_grads_.end())
+        for (auto it = free_grads_.begin(); it != free_grads_.end(); ++it)
+            if (best == free_grads_.end() || it->capacity() > best->capacity()) best = it;
+    if (best != free_grads_.end()) {
+        g.data = std::move(*best);
+        free_grads_.erase(best);
+    }
+    g.shape = nodes_[node].value.shape;
+    g.data.assign(n, 0.0f);  // layers add into their sources' gradients
+    return g;
+}
+
+void Net::release_grad(int node) {
+    Tensor& g = nodes_[node].grad;
+    if (g.data.capacity() > 0) free_grads_.push_back(std::move(g.data));
+    g = Tensor();
+}
+
 void Net::backward(const Tensor& diff_dst) {
     if (nodes() < 2) throw Error("Net::backward: the network has no layers");
     if (diff_dst.shape != nodes_.back().value.shape)
         throw Error("Net::backward: the output gradient has shape " + shape_string(diff_dst.shape) +
                     ", the output '" + nodes_.back().layer->name() + "' has " +
                     shape_string(nodes_.back().value.shape));
-    // Layers add into their sources' gradients, so a node that feeds several layers sums them.
-    for (int i = 1; i < output(); ++i) {
-        nodes_[i].grad.resize(nodes_[i].value.shape);
-        std::fill(nodes_[i].grad.data.begin(), nodes_[i].grad.data.end(), 0.0f);
-    }
-    nodes_.back().grad = diff_dst;
+    // A node's gradient lives from the backward of its last consumer (the first to run) to its
+    // own backward, then its buffer goes back to a pool: a chain of layers holds two gradients at
+    // a time instead of one per node, and the pool's buffers are reused from step to step.
+    std::vector<bool> held(std::size_t(nodes()), false);
+    acquire_grad(output()).data = diff_dst.data;
+    held[std::size_t(output())] = true;
     std::vector<const Tensor*> srcs;
     std::vector<Tensor*> diff_srcs;
     Profiler* const profiler = active_profiler();
@@ -63,12 +89,27 @@ void Net::backward(const Tensor& diff_dst) {
         diff_srcs.clear();
         for (int s : node.srcs) {
             srcs.push_back(&nodes_[s].value);
+            if (s != kInput && !held[std::size_t(s)]) {
+                acquire_grad(s);
+                held[std::size_t(s)] = true;
+            }
             diff_srcs.push_back(s == kInput ? nullptr : &nodes_[s].grad);
         }
-        const ProfileScope scope(profiler,
-                                 profiler ? layer_section(*node.layer, true) : Section::other);
-        node.layer->backward(srcs, node.value, node.grad, diff_srcs);
+        // A node no layer consumes (a dead branch) gets a zero gradient, as before.
+        if (!held[std::size_t(i)]) acquire_grad(i);
+        {
+            const ProfileScope scope(profiler,
+                                     profiler ? layer_section(*node.layer, true) : Section::other);
+            node.layer->backward(srcs, node.value, node.grad, diff_srcs);
+        }
+        release_grad(i);
     }
+}
+
+std::size_t Net::gradient_buffers() const {
+    std::size_t held = 0;
+    for (const Node& node : nodes_) held += node.grad.data.capacity() > 0;
+    return held + free_grads_.size();
 }
 
 void Net::zero_grad() {
@@ -124,11 +165,6 @@ Layer& Net::layer(int node) {
 const Tensor& Net::value(int node) const {
     check_node(node);
     return nodes_[node].value;
-}
-
-const Tensor& Net::grad(int node) const {
-    check_node(node);
-    return nodes_[node].grad;
 }
 
 const std::vector<int>& Net::srcs(int node) const {

@@ -6,8 +6,9 @@
 //   int x = net.add<Conv2d>({Net::kInput}, "conv1", Conv2dConfig{.in_channels = 3, ...});
 //   x = net.add<Relu>({x}, "relu1");
 //
-// Every node keeps its activation and its gradient (no memory reuse yet: a later liveness pass can
-// share buffers between nodes whose lifetimes do not overlap, except those backward reads).
+// Every node keeps its activation (backward reads them). Gradients are held only while needed:
+// from the backward of a node's last consumer to its own backward, in buffers pooled and reused
+// across nodes and steps.
 #pragma once
 
 #include <memory>
@@ -53,10 +54,12 @@ class Net {
     // Node ids >= 1 have a layer; node 0 is the input.
     Layer& layer(int node);
     const Tensor& value(int node) const;
-    const Tensor& grad(int node) const;
     // The nodes feeding `node` (empty for the input): the DAG's edges, for passes over the Net
     // that run no layer (shape inference, statistics).
     const std::vector<int>& srcs(int node) const;
+    // Gradient buffers allocated (held now or pooled): after a backward, the most gradients that
+    // were alive at once, e.g. 2 for a chain of layers.
+    std::size_t gradient_buffers() const;
     // The name of the first layer whose output holds a NaN or Inf after the last forward, or "".
     std::string first_nonfinite_layer() const;
 
@@ -67,8 +70,12 @@ class Net {
         Tensor value, grad;
     };
     void check_node(int node) const;
+    // The gradient buffer of `node`, from the pool, shaped like its value and zeroed; and back.
+    Tensor& acquire_grad(int node);
+    void release_grad(int node);
 
     std::vector<Node> nodes_;
+    std::vector<std::vector<float>> free_grads_;  // gradient buffers not in use
 };
 
 }  // namespace dfp::nn
