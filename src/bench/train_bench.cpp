@@ -126,11 +126,10 @@ std::vector<std::string> split_precision_list(const std::string& list) {
 }
 
 void check_train_bench_config(const TrainBenchConfig& c) {
-    const std::vector<std::string> known = models::names();
-    if (std::find(known.begin(), known.end(), c.model) == known.end()) {
-        std::string available;
-        for (const std::string& name : known) available.append(" ").append(name);
-        throw Error("--model: unknown model '" + c.model + "' (available:" + available + ")");
+    try {
+        models::check_name(c.model);
+    } catch (const Error& e) {
+        throw Error(std::string("--model: ") + e.what());
     }
     if (c.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(c.batch));
     if (c.repetitions < 1) throw Error("--reps must be >= 1, got " + std::to_string(c.repetitions));

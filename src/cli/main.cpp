@@ -34,8 +34,11 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);  // runs the chosen subcommand's callback
     } catch (const CLI::ParseError& e) {
-        // --help and --version are "errors" that exit 0; a bad option line is bad input.
-        return app.exit(e) == 0 ? 0 : kBadInput;
+        // --help and --version are "errors" that exit 0; a bad option line is bad input, named
+        // in one error line like every other.
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::cerr << "dfptrain: error: " << e.what() << " (dfptrain --help lists the options)\n";
+        return kBadInput;
     } catch (const dfp::Error& e) {
         std::cerr << "dfptrain: error: " << e.what() << "\n";
         return kBadInput;

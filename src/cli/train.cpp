@@ -89,11 +89,10 @@ train::LrSchedule make_schedule(const TrainOptions& o, std::int64_t total_iterat
 
 void check_options(const TrainOptions& o) {
     // Checked here, before the data are read; models::build would say the same later.
-    const std::vector<std::string> known = models::names();
-    if (std::find(known.begin(), known.end(), o.model) == known.end()) {
-        std::string available;
-        for (const std::string& name : known) available.append(" ").append(name);
-        throw Error("--model: unknown model '" + o.model + "' (available:" + available + ")");
+    try {
+        models::check_name(o.model);
+    } catch (const Error& e) {
+        throw Error(std::string("--model: ") + e.what());
     }
     if (o.epochs < 1) throw Error("--epochs must be >= 1, got " + std::to_string(o.epochs));
     if (o.batch < 1) throw Error("--batch must be >= 1, got " + std::to_string(o.batch));

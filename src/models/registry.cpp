@@ -40,15 +40,22 @@ std::vector<std::string> names() {
     return out;
 }
 
+void check_name(const std::string& name) {
+    const std::vector<std::string> known = names();
+    if (std::find(known.begin(), known.end(), name) != known.end()) return;
+    std::string list;
+    for (const std::string& n : known) {
+        if (!list.empty()) list += ", ";
+        list += n;
+    }
+    throw Error("unknown model '" + name + "' (available: " + list + ")");
+}
+
 nn::Net build(const std::string& name, const ImageInput& input) {
+    check_name(name);
     for (const auto& [model, builder] : registry())
         if (model == name) return builder(input);
-    std::string known;
-    for (const std::string& n : names()) {
-        if (!known.empty()) known += ", ";
-        known += n;
-    }
-    throw Error("unknown model '" + name + "' (available: " + known + ")");
+    return {};  // unreachable: check_name knows the same names
 }
 
 ImageInput natural_input(const std::string& name) {
@@ -56,9 +63,7 @@ ImageInput natural_input(const std::string& name) {
     if (name == "lenet5") return {};  // ImageInput's defaults: Fashion-MNIST
     if (name == "resnet20" || name == "resnet32" || name == "resnet56")
         return {kCifarSide, kCifarSide, 3, 10};
-    const std::vector<std::string> known = names();
-    if (std::find(known.begin(), known.end(), name) == known.end())
-        build(name, {});  // throws the unknown-name error, listing the models
+    check_name(name);
     return {kImageNetSide, kImageNetSide, 3, kImageNetClasses};
 }
 

@@ -12,6 +12,8 @@ namespace dfp::models {
 // The names build() knows, in a fixed order: lenet5, resnet20, resnet32, resnet56, resnet18,
 // resnet50, vgg16, vgg16_bn, alexnet, googlenet.
 std::vector<std::string> names();
+// Throws dfp::Error "unknown model 'NAME' (available: ...)" when build() does not know `name`.
+void check_name(const std::string& name);
 // Builds model `name` for `input`. Throws dfp::Error listing the names for an unknown one, or
 // naming the model when the input does not fit it.
 nn::Net build(const std::string& name, const ImageInput& input);

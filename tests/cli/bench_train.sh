@@ -8,7 +8,7 @@ set -u
 dfptrain=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 quick=(bench train --model lenet5 --batch 8 --reps 1 --warmup 1 --min-sample-ms 0)
 
 "$dfptrain" "${quick[@]}" --precision fp32,dfp16,first=dfp16 --json "$work/both.json" > "$work/both.log" \
@@ -26,14 +26,6 @@ echo "PASS bench train table and --json"
 grep -q '"speedup_vs_fp32": null' "$work/dfp16.json" || fail "no fp32, but speedup_vs_fp32 is not null"
 echo "PASS no fp32: speedup_vs_fp32 null"
 
-expect_bad_input() {  # expect_bad_input WHAT ARGS...: exit status 2 and one error line naming WHAT
-  local what=$1; shift
-  "$dfptrain" "$@" > "$work/out" 2> "$work/err"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "exit status $rc, not 2, for: $*"
-  [ "$(wc -l < "$work/err")" -eq 1 ] || fail "not one error line for '$*': $(cat "$work/err")"
-  grep -q -- "$what" "$work/err" || fail "the error for '$*' does not name '$what': $(cat "$work/err")"
-}
 run=(bench train --warmup 0 --min-sample-ms 0)  # plus --model, --batch, --reps below
 expect_bad_input "model" "${run[@]}" --model no_such_net --batch 8 --reps 1
 expect_bad_input "batch" "${run[@]}" --model lenet5 --batch 0 --reps 1

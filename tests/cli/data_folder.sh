@@ -12,7 +12,7 @@ dfptrain=$1
 seeds=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 
 make_tree() {  # make_tree DIR: classes "checks" (grey) and "colour" (colour and progressive)
   mkdir -p "$1"/train/checks "$1"/train/colour "$1"/test/checks "$1"/test/colour
@@ -42,14 +42,6 @@ echo "PASS resume with augmentation is exact"
 grep -q "(2 test images)" "$work/eval.log" || fail "eval output: $(cat "$work/eval.log")"
 echo "PASS eval of a folder-data checkpoint"
 
-expect_bad_input() {  # expect_bad_input WHAT ARGS...: exit status 2 and one "error:" line naming WHAT
-  local what=$1; shift
-  "$dfptrain" "$@" > "$work/out" 2> "$work/err"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "exit status $rc, not 2, for: $*"
-  [ "$(grep -c "error:" "$work/err")" -eq 1 ] || fail "not one error line for '$*': $(cat "$work/err")"
-  grep -q -- "$what" "$work/err" || fail "the error for '$*' does not name '$what': $(cat "$work/err")"
-}
 expect_bad_input "augment_flip" train --data "folder:$work/tree:28" --epochs 2 --batch 8 --threads 2 \
   --checkpoint-dir "$work/prefetch" --resume --augment-crop 3
 expect_bad_input "$work/no-such-dir" train --data "folder:$work/no-such-dir"

@@ -8,7 +8,7 @@ set -u
 dfptrain=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 run=(train --train-limit 1500 --test-limit 300 --epochs 2 --log-every 0 --threads 2)
 
 "$dfptrain" "${run[@]}" --checkpoint-dir "$work/whole" > /dev/null || fail "uninterrupted run"
@@ -25,13 +25,6 @@ grep -q "lenet5 after epoch 2 on fashion-mnist (10000 test images), precision df
   || fail "eval output: $(cat "$work/eval.log")"
 echo "PASS eval of a checkpoint"
 
-expect_bad_input() {  # expect_bad_input WHAT ARGS...: exit status 2 and one "error:" line naming WHAT
-  local what=$1; shift
-  "$dfptrain" "$@" > "$work/out" 2> "$work/err"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "exit status $rc, not 2, for: $*"
-  grep -q -- "$what" "$work/err" || fail "the error for '$*' does not name '$what': $(cat "$work/err")"
-}
 expect_bad_input "epochs" train --epochs 0
 expect_bad_input "precision" train --precision dfp12
 expect_bad_input "no-such-dir" train --data idx:no-such-dir
