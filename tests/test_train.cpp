@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "models/registry.hpp"
+#include "models/summary.hpp"
 #include "nn/tensor.hpp"
+#include "train/memory.hpp"
 #include "train/schedule.hpp"
 #include "train/sgd.hpp"
 
@@ -27,6 +30,33 @@ std::vector<float> two_steps(const SgdConfig& config) {
         out.push_back(p.value[0]);
     }
     return out;
+}
+
+// LeNet-5 on 28x28x1: the input and every node's output per image (shape inference), twice (values
+// and gradients), in FP32; a batch fits exactly up to available / that, and one more is refused
+// with --batch and the largest batch named.
+TEST(TrainMemory, BatchThatDoesNotFitIsRefusedNamingBatch) {
+    const models::ImageInput in;
+    nn::Net net = models::build("lenet5", in);
+    std::int64_t values = 28 * 28;
+    for (const models::LayerStats& l : models::layer_stats(net, in))
+        values += static_cast<std::int64_t>(shape_numel(l.dst));
+    const std::int64_t per_image = training_bytes_per_image(net, in);
+    EXPECT_EQ(per_image, 2 * 4 * values);
+    const std::int64_t available = 10 * per_image + per_image / 2;
+    EXPECT_NO_THROW(check_batch_fits(net, in, 10, 10, available));
+    EXPECT_NO_THROW(
+        check_batch_fits(net, in, 1000000, 1000000, std::nullopt));  // unknown: no check
+    try {
+        check_batch_fits(net, in, 12, 11, available);
+        FAIL() << "no error for a batch that does not fit";
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("--batch 12: 11 images"), std::string::npos) << what;
+        EXPECT_NE(what.find("at most 10 images"), std::string::npos) << what;
+    }
+    ASSERT_TRUE(available_memory().has_value()) << "Linux has /proc/meminfo";
+    EXPECT_GT(*available_memory(), 0);
 }
 
 TEST(TrainSgd, PlainStep) {

@@ -14,6 +14,7 @@
 #include "models/registry.hpp"
 #include "precision/policy.hpp"
 #include "train/evaluate.hpp"
+#include "train/memory.hpp"
 #include "train/sgd.hpp"
 #include "train/train_step.hpp"
 
@@ -43,6 +44,7 @@ class Bench {
         : net_(models::build(c.model, c.input)),
           sgd_(net_.params(), kSgd),
           policies_(std::move(policies)) {
+        train::check_batch_fits(net_, c.input, c.batch, c.batch, train::available_memory());
         // The data `train --data synthetic:...` uses: class prototypes plus noise, standardized.
         data::TrainTest d = data::make_synthetic(c.input.channels, c.input.height, c.input.width,
                                                  c.input.classes, c.batch, 1);

@@ -21,6 +21,7 @@
 #include "precision/policy.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/memory.hpp"
 #include "train/schedule.hpp"
 #include "train/train_step.hpp"
 
@@ -187,6 +188,9 @@ void run_train(const TrainOptions& o) {
     nn::Net net =
         models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
     net.apply_precision(policy);
+    train::check_batch_fits(net, {d.train.height, d.train.width, d.train.channels, d.train.classes},
+                            o.batch, std::min<std::int64_t>(o.batch, d.train.size()),
+                            train::available_memory());
     train::Sgd sgd(net.params(), {o.momentum, o.weight_decay, o.nesterov});
     const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
     const train::LrSchedule lr = make_schedule(o, iters_per_epoch * o.epochs);

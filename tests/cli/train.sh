@@ -26,6 +26,7 @@ grep -q "lenet5 after epoch 2 on fashion-mnist (10000 test images), precision df
 echo "PASS eval of a checkpoint"
 
 expect_bad_input "epochs" train --epochs 0
+expect_bad_input "--batch 1000000" train --model resnet50 --data synthetic:3x64x64:10 --batch 1000000
 expect_bad_input "precision" train --precision dfp12
 expect_bad_input "no-such-dir" train --data idx:no-such-dir
 expect_bad_input "unknown data spec" train --data imagenet:x
