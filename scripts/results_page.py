@@ -109,6 +109,8 @@ def section_banner(sec):
     if sec.quick:
         line += (" **QUICK MODE** (`--quick`): tiny limits, one seed, one repetition; these "
                  "numbers check the pipeline and say nothing about dfptrain.")
+    if "note" in sec.facts:  # a fact the person who ran the section recorded (_note)
+        line += " " + sec.facts["note"]
     return line + "\n"
 
 
