@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -157,6 +158,16 @@ TEST(NnFusedRelu, BatchNormAndAddEqualTheLayerThenRelu) {
     expect_fused_relu_equals_separate(
         fused, plain, {random_tensor({2, 3, 4, 6}, 71), random_tensor({2, 3, 4, 6}, 72)}, {},
         "add");
+}
+
+// A NaN entering a batch-norm with a fused ReLU must not come out as zeros (max(0, NaN) may give
+// either): the output is NaN, so the NaN check still names where it appeared.
+TEST(NnBatchNorm, NanInputGivesNanOutputEvenWithTheFusedRelu) {
+    BatchNorm2d bn("bn", {.channels = 3, .relu = true});
+    Tensor src = random_tensor({2, 2, 2, 3}, 60);
+    src.data[5] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor dst = run(bn, {&src}, {Mode::train, 0});
+    for (float y : dst.data) EXPECT_TRUE(std::isnan(y));
 }
 
 TEST(NnDropout, RateScaleReproducibilityAndEval) {

@@ -5,6 +5,7 @@
 
 #include "base/error.hpp"
 #include "nn/conv_lowering.hpp"
+#include "nn/onednn.hpp"
 
 namespace dfp::nn {
 
@@ -13,16 +14,6 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
-
-dnnl::engine& cpu_engine() {
-    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    return engine;
-}
-
-dnnl::stream& cpu_stream() {
-    static dnnl::stream stream(cpu_engine());
-    return stream;
-}
 
 // A reorder from `from` to `to` when the layouts differ, else an empty primitive.
 dnnl::reorder reorder_if_needed(const memory::desc& from, const memory::desc& to) {

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <unordered_map>
 
 #include "base/error.hpp"
+#include "nn/onednn.hpp"
 
 namespace dfp::nn {
 
@@ -130,6 +133,14 @@ Shape batchnorm_param_shape(const std::string& name, const BatchNormConfig& conf
 }
 }  // namespace
 
+struct BatchNorm2d::OnednnPlan {
+    dnnl::memory::desc data_md, stat_md;  // (N, C, H, W) in NHWC order, (C)
+    dnnl::batch_normalization_forward::primitive_desc fwd_pd;
+    dnnl::batch_normalization_forward fwd;
+    dnnl::batch_normalization_backward bwd;  // made on the first backward
+    dnnl::memory workspace;                  // the fused ReLU's mask, forward to backward
+};
+
 BatchNorm2d::BatchNorm2d(std::string name, const BatchNormConfig& config)
     : Layer(std::move(name)),
       config_(config),
@@ -138,6 +149,43 @@ BatchNorm2d::BatchNorm2d(std::string name, const BatchNormConfig& config)
       running_mean_(gamma_.value.size(), 0.0f),
       running_var_(gamma_.value.size(), 1.0f) {
     std::fill(gamma_.value.begin(), gamma_.value.end(), 1.0f);
+}
+
+BatchNorm2d::~BatchNorm2d() = default;
+
+namespace {
+dnnl::normalization_flags onednn_flags(bool relu) {
+    using F = dnnl::normalization_flags;
+    return F::use_scale | F::use_shift | (relu ? F::fuse_norm_relu : F::none);
+}
+dnnl::memory wrap(const dnnl::memory::desc& md, const float* data) {
+    return dnnl::memory(md, cpu_engine(), const_cast<float*>(data));
+}
+}  // namespace
+
+BatchNorm2d::OnednnPlan& BatchNorm2d::plan(const Shape& shape) {
+    const std::int64_t n = std::int64_t(shape[0]), h = std::int64_t(shape[1]),
+                       w = std::int64_t(shape[2]), c = config_.channels;
+    auto& slot = plans_[{n, h, w}];
+    if (slot) return *slot;
+    auto p = std::make_unique<OnednnPlan>();
+    try {
+        using dnnl::memory;
+        // 4-D NHWC, not (N*H*W, C): oneDNN has its JIT kernels only for the former.
+        p->data_md = memory::desc({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
+        p->stat_md = memory::desc({c}, memory::data_type::f32, memory::format_tag::x);
+        p->fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
+            dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, p->data_md,
+                                                    config_.eps, onednn_flags(config_.relu)),
+            cpu_engine());
+        p->fwd = dnnl::batch_normalization_forward(p->fwd_pd);
+        if (config_.relu) p->workspace = memory(p->fwd_pd.workspace_desc(), cpu_engine());
+    } catch (const dnnl::error& e) {
+        fail("oneDNN cannot set up batch normalisation of input " + shape_string(shape) + ": " +
+             e.what());
+    }
+    slot = std::move(p);
+    return *slot;
 }
 
 void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
@@ -160,15 +208,29 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     if (m < 2)
         fail("train mode needs more than one value per channel, got shape " +
              shape_string(src[0]->shape));
-    batchnorm_forward_train(dst.data.data(), mean_.data(), rstd_.data(), src[0]->data.data(),
-                            gamma_.value.data(), beta_.value.data(), m, c, config_.eps,
-                            config_.relu);
+    OnednnPlan& p = plan(src[0]->shape);
+    variance_.resize(std::size_t(c));
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
+        {DNNL_ARG_DST, wrap(p.data_md, dst.data.data())},
+        {DNNL_ARG_MEAN, wrap(p.stat_md, mean_.data())},
+        {DNNL_ARG_VARIANCE, wrap(p.stat_md, variance_.data())},
+        {DNNL_ARG_SCALE, wrap(p.stat_md, gamma_.value.data())},
+        {DNNL_ARG_SHIFT, wrap(p.stat_md, beta_.value.data())}};
+    if (config_.relu) args[DNNL_ARG_WORKSPACE] = p.workspace;
+    p.fwd.execute(cpu_stream(), args);
+    cpu_stream().wait();
     const float unbias = float(m) / float(m - 1);
     for (std::int64_t ch = 0; ch < c; ++ch) {
-        // The batch variance, back from rstd: 1 / rstd^2 - eps.
-        const float var = 1.0f / (rstd_[ch] * rstd_[ch]) - config_.eps;
+        // A NaN or Inf in src: the fused ReLU might turn the NaN outputs into zeros, so the
+        // output is made NaN outright, and the NaN check names the layer that made it.
+        if (!std::isfinite(mean_[ch]) || !std::isfinite(variance_[ch])) {
+            std::fill(dst.data.begin(), dst.data.end(), std::numeric_limits<float>::quiet_NaN());
+            return;
+        }
+        rstd_[ch] = 1.0f / std::sqrt(variance_[ch] + config_.eps);
         running_mean_[ch] += config_.momentum * (mean_[ch] - running_mean_[ch]);
-        running_var_[ch] += config_.momentum * (var * unbias - running_var_[ch]);
+        running_var_[ch] += config_.momentum * (variance_[ch] * unbias - running_var_[ch]);
     }
 }
 
@@ -178,10 +240,45 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
     expect_shape(dst, src[0]->shape, "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
-    batchnorm_backward(diff_src[0] ? diff_src[0]->data.data() : nullptr, gamma_.grad.data(),
-                       beta_.grad.data(), diff_dst.data.data(), src[0]->data.data(), mean_.data(),
-                       rstd_.data(), gamma_.value.data(), m, c, mode_ == Mode::train,
-                       config_.relu ? dst.data.data() : nullptr);
+    float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
+    if (mode_ == Mode::eval) {
+        batchnorm_backward(diff_src_data, gamma_.grad.data(), beta_.grad.data(),
+                           diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
+                           gamma_.value.data(), m, c, false,
+                           config_.relu ? dst.data.data() : nullptr);
+        return;
+    }
+    OnednnPlan& p = plan(src[0]->shape);
+    try {
+        if (!p.bwd)
+            p.bwd = dnnl::batch_normalization_backward(
+                dnnl::batch_normalization_backward::primitive_desc(
+                    dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, p.data_md,
+                                                             p.data_md, config_.eps,
+                                                             onednn_flags(config_.relu)),
+                    cpu_engine(), p.fwd_pd));
+    } catch (const dnnl::error& e) {
+        fail(std::string("oneDNN cannot set up the backward batch normalisation: ") + e.what());
+    }
+    diff_src_scratch_.resize(std::size_t(m * c));
+    diff_gamma_.resize(std::size_t(c));
+    diff_beta_.resize(std::size_t(c));
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
+        {DNNL_ARG_MEAN, wrap(p.stat_md, mean_.data())},
+        {DNNL_ARG_VARIANCE, wrap(p.stat_md, variance_.data())},
+        {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
+        {DNNL_ARG_SCALE, wrap(p.stat_md, gamma_.value.data())},
+        {DNNL_ARG_SHIFT, wrap(p.stat_md, beta_.value.data())},
+        {DNNL_ARG_DIFF_SRC, wrap(p.data_md, diff_src_scratch_.data())},
+        {DNNL_ARG_DIFF_SCALE, wrap(p.stat_md, diff_gamma_.data())},
+        {DNNL_ARG_DIFF_SHIFT, wrap(p.stat_md, diff_beta_.data())}};
+    if (config_.relu) args[DNNL_ARG_WORKSPACE] = p.workspace;
+    p.bwd.execute(cpu_stream(), args);
+    cpu_stream().wait();
+    if (diff_src_data) accumulate(diff_src_data, diff_src_scratch_.data(), m * c);
+    accumulate(gamma_.grad.data(), diff_gamma_.data(), c);
+    accumulate(beta_.grad.data(), diff_beta_.data(), c);
 }
 
 namespace {

@@ -2,7 +2,10 @@
 // normalisation (across channels).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,9 +44,13 @@ struct BatchNormConfig {
     bool relu = false;
 };
 
+// Train mode runs on oneDNN's batch normalisation (ReLU fused by its flag, the mask kept in its
+// workspace for backward), created once per input shape and cached; eval mode, and backward
+// after an eval forward, run the functions above (their scalar reference).
 class BatchNorm2d : public Layer {
   public:
     BatchNorm2d(std::string name, const BatchNormConfig& config);
+    ~BatchNorm2d() override;
     const char* kind() const override { return "batchnorm2d"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
@@ -60,12 +67,18 @@ class BatchNorm2d : public Layer {
     std::vector<float>& running_var() { return running_var_; }
 
   private:
+    struct OnednnPlan;  // in norm.cpp
+    OnednnPlan& plan(const Shape& src);
+
     BatchNormConfig config_;
     Param gamma_, beta_;
     std::vector<float> running_mean_, running_var_;
-    // Of the last forward: its mode and the statistics it normalised with.
+    // Of the last forward: its mode and the statistics it normalised with (the variance in train
+    // mode, rstd in eval mode).
     Mode mode_ = Mode::train;
-    std::vector<float> mean_, rstd_;
+    std::vector<float> mean_, variance_, rstd_;
+    std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;  // by (N, H, W)
+    std::vector<float> diff_src_scratch_, diff_gamma_, diff_beta_;  // oneDNN writes; layers add
 };
 
 // Local response normalisation across channels (AlexNet, GoogLeNet-v1; Caffe's ACROSS_CHANNELS):
