@@ -66,21 +66,24 @@ void maxpool_forward(float* dst, std::int32_t* argmax, const float* src, const P
             for (std::int64_t ow = 0; ow < g.ow; ++ow) {
                 const Window ww = window(ow, g.w, g);
                 const std::int64_t out = ((n * g.oh + oh) * g.ow + ow) * g.c;
-                for (std::int64_t c = 0; c < g.c; ++c) {
-                    float best = -std::numeric_limits<float>::infinity();
-                    std::int32_t best_at = std::int32_t(wh.begin * g.w + ww.begin);
-                    for (std::int64_t ih = wh.begin; ih < wh.end; ++ih)
-                        for (std::int64_t iw = ww.begin; iw < ww.end; ++iw) {
-                            const float x = src[((n * g.h + ih) * g.w + iw) * g.c + c];
-                            if (x > best ||
-                                std::isnan(x)) {  // NaN wins, so it reaches the NaN check
-                                best = x;
-                                best_at = std::int32_t(ih * g.w + iw);
-                            }
+                float* best = dst + out;
+                std::int32_t* best_at = argmax + out;
+                std::fill(best, best + g.c, -std::numeric_limits<float>::infinity());
+                std::fill(best_at, best_at + g.c, std::int32_t(wh.begin * g.w + ww.begin));
+                // Window pixels outside, channels inside: contiguous and vectorised (a select,
+                // no branch), with the same visiting order per channel as a loop per channel.
+                for (std::int64_t ih = wh.begin; ih < wh.end; ++ih)
+                    for (std::int64_t iw = ww.begin; iw < ww.end; ++iw) {
+                        const float* x = src + ((n * g.h + ih) * g.w + iw) * g.c;
+                        const std::int32_t at = std::int32_t(ih * g.w + iw);
+#pragma omp simd
+                        for (std::int64_t c = 0; c < g.c; ++c) {
+                            // NaN wins (x != x), so it reaches the NaN check.
+                            const bool take = x[c] > best[c] || x[c] != x[c];
+                            best[c] = take ? x[c] : best[c];
+                            best_at[c] = take ? at : best_at[c];
                         }
-                    dst[out + c] = best;
-                    argmax[out + c] = best_at;
-                }
+                    }
             }
         }
 }
