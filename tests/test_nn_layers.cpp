@@ -160,6 +160,52 @@ TEST(NnFusedRelu, BatchNormAndAddEqualTheLayerThenRelu) {
         "add");
 }
 
+// Train mode runs on oneDNN; the functions batchnorm_forward_train and batchnorm_backward are its
+// reference (statistics in double). Outputs and every gradient agree to FP32 rounding of the
+// statistics (oneDNN keeps them in float), with and without the fused ReLU.
+TEST(NnBatchNorm, TrainModeMatchesTheReferenceFunctions) {
+    for (bool relu : {false, true}) {
+        const std::int64_t c = 5;
+        BatchNorm2d bn("bn", {.channels = c, .relu = relu});
+        bn.gamma().value = {1.5f, 0.5f, 1.0f, 2.0f, 0.75f};
+        bn.beta().value = {0.1f, -0.2f, 0.0f, 0.3f, -0.1f};
+        const Tensor src = random_tensor({3, 7, 6, c}, 80, -2.0f, 3.0f);
+        const std::int64_t m = std::int64_t(src.numel()) / c;
+        const Tensor dst = run(bn, {&src}, {Mode::train, 0});
+        std::vector<float> ref(src.numel()), mean(c), rstd(c);
+        batchnorm_forward_train(ref.data(), mean.data(), rstd.data(), src.data.data(),
+                                bn.gamma().value.data(), bn.beta().value.data(), m, c, 1e-5f, relu);
+        std::size_t zeros = 0;
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+            EXPECT_NEAR(dst.data[i], ref[i], 1e-5f * (1.0f + std::abs(ref[i]))) << "relu " << relu;
+            zeros += ref[i] == 0.0f;
+        }
+        EXPECT_EQ(zeros > 0, relu);
+
+        const Tensor diff_dst = random_tensor(dst.shape, 81);
+        Tensor diff_src(src.shape);
+        std::vector<float> ref_diff_src(src.numel()), ref_dgamma(c), ref_dbeta(c);
+        bn.gamma().grad.assign(c, 0.0f);
+        bn.beta().grad.assign(c, 0.0f);
+        const Tensor* srcs[] = {&src};
+        Tensor* diffs[] = {&diff_src};
+        bn.backward(srcs, dst, diff_dst, diffs);
+        batchnorm_backward(ref_diff_src.data(), ref_dgamma.data(), ref_dbeta.data(),
+                           diff_dst.data.data(), src.data.data(), mean.data(), rstd.data(),
+                           bn.gamma().value.data(), m, c, true, relu ? ref.data() : nullptr);
+        for (std::size_t i = 0; i < ref_diff_src.size(); ++i)
+            EXPECT_NEAR(diff_src.data[i], ref_diff_src[i],
+                        1e-4f * (1.0f + std::abs(ref_diff_src[i])))
+                << "relu " << relu;
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            EXPECT_NEAR(bn.gamma().grad[ch], ref_dgamma[ch],
+                        1e-4f * (1.0f + std::abs(ref_dgamma[ch])));
+            EXPECT_NEAR(bn.beta().grad[ch], ref_dbeta[ch],
+                        1e-4f * (1.0f + std::abs(ref_dbeta[ch])));
+        }
+    }
+}
+
 // A NaN entering a batch-norm with a fused ReLU must not come out as zeros (max(0, NaN) may give
 // either): the output is NaN, so the NaN check still names where it appeared.
 TEST(NnBatchNorm, NanInputGivesNanOutputEvenWithTheFusedRelu) {

@@ -13,15 +13,22 @@ void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     dst.resize(src[0]->shape);
     float* y = dst.data.data();
     const std::int64_t n = std::int64_t(dst.numel());
-    if (src.size() == 2) {  // the residual join: one pass
+    if (src.size() == 2) {  // the residual join: one pass, the ReLU included
         const float* a = src[0]->data.data();
         const float* b = src[1]->data.data();
+        if (relu_)
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
-        for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
-    } else {
-        std::copy(src[0]->data.begin(), src[0]->data.end(), dst.data.begin());
-        for (std::size_t i = 1; i < src.size(); ++i) accumulate(y, src[i]->data.data(), n);
+            for (std::int64_t i = 0; i < n; ++i) {
+                const float sum = a[i] + b[i];
+                y[i] = sum < 0.0f ? 0.0f : sum;  // NaN passes, as relu_forward
+            }
+        else
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
+            for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+        return;
     }
+    std::copy(src[0]->data.begin(), src[0]->data.end(), dst.data.begin());
+    for (std::size_t i = 1; i < src.size(); ++i) accumulate(y, src[i]->data.data(), n);
     if (relu_) relu_forward(y, y, n);
 }
 
