@@ -16,6 +16,7 @@
 #include "cli/commands.hpp"
 #include "data/classification.hpp"
 #include "data/prefetch.hpp"
+#include "integer/boundary.hpp"
 #include "models/registry.hpp"
 #include "nn/loss.hpp"
 #include "precision/policy.hpp"
@@ -51,6 +52,9 @@ struct TrainOptions {
     int stop_after_epoch = 0;
     data::AugmentOptions augment;
     bool no_prefetch = false;  // changes when batches are made, never what they hold
+    // --precision int8 only (NITI): mu per equal share of the run, the 16-bit weight accumulator.
+    std::string mu = "5,4,3";
+    bool int8_weight_accumulator = false;
 
     // What must be the same for a resumed run to continue the saved one.
     nlohmann::json run_config() const {
@@ -174,16 +178,150 @@ class ProgressBar {
     double last_ = 0;
 };
 
-void run_train(const TrainOptions& o) {
-    check_options(o);
-    const precision::Policy policy = precision::Policy::parse(o.precision);
-    if (!o.checkpoint_dir.empty()) prepare_checkpoint_dir(o.checkpoint_dir);
+data::TrainTest load_data(const TrainOptions& o) {
     if (o.threads > 0) omp_set_num_threads(o.threads);
-
     data::TrainTest d = data::read_dataset(o.data);
     if (o.train_limit > 0) data::truncate(d.train, o.train_limit);
     if (o.test_limit > 0) data::truncate(d.test, o.test_limit);
     data::standardize(d);
+    return d;
+}
+
+void print_epoch(std::int64_t epoch, int epochs, double train_loss, double train_top1,
+                 const train::Evaluation& test, double seconds, std::int64_t seen) {
+    std::printf(
+        "epoch %lld/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy "
+        "%.2f%% "
+        "(top-5 %.2f%%), %.1f s (%.0f images/s)\n",
+        static_cast<long long>(epoch), epochs, train_loss, 100 * train_top1, test.loss,
+        100 * test.top1, 100 * test.top5, seconds, static_cast<double>(seen) / seconds);
+    std::fflush(stdout);
+}
+
+// --mu "5,4,3": each value rules an equal share of the iterations, in order.
+std::vector<int> parse_mu(const std::string& spec) {
+    std::vector<int> out;
+    std::size_t start = 0;
+    while (start <= spec.size()) {
+        const std::size_t end = std::min(spec.find(',', start), spec.size());
+        const std::string item = spec.substr(start, end - start);
+        std::size_t used = 0;
+        int mu = 0;
+        try {
+            mu = std::stoi(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used == 0 || used != item.size() || mu < integer::kMinMu || mu > integer::kMaxMu)
+            throw Error("--mu: expected comma-separated integers " +
+                        std::to_string(integer::kMinMu) + ".." + std::to_string(integer::kMaxMu) +
+                        ", got '" + spec + "'");
+        out.push_back(mu);
+        start = end + 1;
+    }
+    return out;
+}
+
+// NITI's integer-only training (integer/): int8 weights, activations and gradients, no FP32
+// master weights, so none of the SGD options apply; the update's mu is the learning rate.
+void run_train_int8(const TrainOptions& o) {
+    const std::vector<std::string> integer_models = models::integer_names();
+    std::string list;
+    for (const std::string& n : integer_models) list += (list.empty() ? "" : ", ") + n;
+    if (std::find(integer_models.begin(), integer_models.end(), o.model) == integer_models.end())
+        throw Error("--precision int8: model '" + o.model +
+                    "' cannot train integer-only (it has batch-norm, biases or other layers "
+                    "without an int8 version); integer models: " +
+                    list);
+    if (!o.checkpoint_dir.empty() || o.resume || o.stop_after_epoch > 0)
+        throw Error(
+            "--precision int8: checkpoints (--checkpoint-dir, --resume, --stop-after-epoch) are "
+            "not supported by the integer engine yet");
+    const std::vector<int> mu = parse_mu(o.mu);
+    const data::TrainTest d = load_data(o);
+    nn::Net fp32 =
+        models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
+    integer::IntNet net = integer::from_net(fp32, o.model);
+    const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
+    const std::int64_t total = iters_per_epoch * o.epochs;
+    MetricsFile metrics(o.metrics_path, false);
+
+    std::printf(
+        "dfptrain train: %s on %s (%lld train, %lld test images), %d epoch(s), batch %d, %d "
+        "thread(s)\n",
+        o.model.c_str(), o.data.c_str(), static_cast<long long>(d.train.size()),
+        static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
+    std::printf("precision: int8 (NITI integer-only: int8 tensors, mu %s, %s weights)\n",
+                o.mu.c_str(), o.int8_weight_accumulator ? "16-bit accumulated" : "int8");
+    std::string layers;
+    for (const auto& layer : net.layers())
+        layers += (layers.empty() ? "" : ",") + layer->name() + " int8";
+    std::printf("layers: %s\n", layers.c_str());
+
+    const auto start = std::chrono::steady_clock::now();
+    const auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    std::vector<int> labels;
+    nn::Tensor images;
+    integer::Int8Tensor images_q;
+    std::int64_t iteration = 0;
+    for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+        data::BatchPrefetcher batches(d.train, data::epoch_order(d.train.size(), o.seed, epoch),
+                                      o.batch, o.augment, o.seed, epoch, !o.no_prefetch);
+        const double epoch_start = elapsed();
+        double loss_sum = 0;
+        std::int64_t correct = 0, seen = 0;
+        for (std::int64_t first = 0; first < d.train.size(); first += o.batch, ++iteration) {
+            const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - first);
+            batches.next(images.data, labels);
+            images.shape = {static_cast<std::size_t>(b), static_cast<std::size_t>(d.train.height),
+                            static_cast<std::size_t>(d.train.width),
+                            static_cast<std::size_t>(d.train.channels)};
+            integer::quantize_images(images, images_q);
+            const integer::UpdateRule rule{
+                mu[static_cast<std::size_t>(iteration * std::int64_t(mu.size()) / total)],
+                o.int8_weight_accumulator};
+            const std::int64_t hits = net.train_step(images_q, labels, rule, o.seed, iteration);
+            const double loss = integer::mean_loss(net.output(), labels);
+            loss_sum += loss * static_cast<double>(b);
+            correct += hits;
+            seen += b;
+            if (o.log_every > 0 && (iteration + 1) % o.log_every == 0) {
+                const double ips = static_cast<double>(seen) / (elapsed() - epoch_start);
+                std::printf("  iteration %lld: loss %.4f, mu %d, %.0f images/s\n",
+                            static_cast<long long>(iteration + 1), loss, rule.mu, ips);
+                metrics.write({{"epoch", epoch + 1},
+                               {"iter", iteration + 1},
+                               {"loss", loss},
+                               {"train_top1", static_cast<double>(hits) / static_cast<double>(b)},
+                               {"mu", rule.mu},
+                               {"images_per_s", ips},
+                               {"elapsed_s", elapsed()}});
+            }
+        }
+        const double seconds = elapsed() - epoch_start;
+        const train::Evaluation test = integer::evaluate(net, d.test, o.batch);
+        const double train_loss = loss_sum / static_cast<double>(seen);
+        const double train_top1 = static_cast<double>(correct) / static_cast<double>(seen);
+        print_epoch(epoch + 1, o.epochs, train_loss, train_top1, test, seconds, seen);
+        metrics.write({{"epoch", epoch + 1},
+                       {"iter", iteration},
+                       {"loss", train_loss},
+                       {"train_top1", train_top1},
+                       {"test_top1", test.top1},
+                       {"test_top5", test.top5},
+                       {"images_per_s", static_cast<double>(seen) / seconds},
+                       {"elapsed_s", elapsed()}});
+    }
+}
+
+void run_train(const TrainOptions& o) {
+    check_options(o);
+    if (o.precision == "int8") return run_train_int8(o);
+    const precision::Policy policy = precision::Policy::parse(o.precision);
+    if (!o.checkpoint_dir.empty()) prepare_checkpoint_dir(o.checkpoint_dir);
+    const data::TrainTest d = load_data(o);
 
     nn::Net net =
         models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
@@ -278,13 +416,7 @@ void run_train(const TrainOptions& o) {
         const train::Evaluation test = train::evaluate(net, d.test, o.batch);
         const double train_loss = loss_sum / static_cast<double>(seen);
         const double train_top1 = static_cast<double>(correct) / static_cast<double>(seen);
-        std::printf(
-            "epoch %lld/%d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy "
-            "%.2f%% "
-            "(top-5 %.2f%%), %.1f s (%.0f images/s)\n",
-            static_cast<long long>(epoch + 1), o.epochs, train_loss, 100 * train_top1, test.loss,
-            100 * test.top1, 100 * test.top5, seconds, static_cast<double>(seen) / seconds);
-        std::fflush(stdout);
+        print_epoch(epoch + 1, o.epochs, train_loss, train_top1, test, seconds, seen);
         metrics.write({{"epoch", epoch + 1},
                        {"iter", state.iteration},
                        {"loss", train_loss},
@@ -320,8 +452,9 @@ void add_train_command(CLI::App& app) {
                     "folder:DIR[:SIZE] (JPEGs in DIR/train/CLASS/, DIR/test/CLASS/) or "
                     "synthetic:CxHxW:CLASSES");
     cmd->add_option("--precision", o->precision,
-                    "fp32, dfp16 (the paper: first and last layer FP32), or a spec such as "
-                    "'dfp16,first=dfp16,gradients.rounding=stochastic' (see README)");
+                    "fp32, dfp16 (the paper: first and last layer FP32), a spec such as "
+                    "'dfp16,first=dfp16,gradients.rounding=stochastic' (see README), or int8 "
+                    "(NITI's integer-only training; models niti_lenet, vgg_small)");
     cmd->add_option("--epochs", o->epochs, "Passes over the training set");
     cmd->add_option("--batch", o->batch, "Images per iteration");
     cmd->add_option("--lr", o->lr, "Peak learning rate");
@@ -350,6 +483,12 @@ void add_train_command(CLI::App& app) {
                     "Random crop of training images padded with PAD zeros per side (0: off; "
                     "4 for CIFAR)");
     cmd->add_flag("--augment-flip", o->augment.flip, "Random horizontal flip of training images");
+    cmd->add_option("--mu", o->mu,
+                    "int8 only: NITI's learning rate, the bit length of the largest weight step; "
+                    "comma-separated values rule equal shares of the run (--lr, --schedule, "
+                    "--warmup, --momentum, --weight-decay and --nesterov do not apply to int8)");
+    cmd->add_flag("--int8-weight-accumulator", o->int8_weight_accumulator,
+                  "int8 only: keep 8 more fraction bits per weight (NITI's 16-bit accumulator)");
     cmd->add_flag("--no-prefetch", o->no_prefetch,
                   "Prepare batches in the training thread (same results; for comparisons)");
     cmd->callback([o] { run_train(*o); });

@@ -8,6 +8,7 @@
 #include "models/alexnet.hpp"
 #include "models/googlenet.hpp"
 #include "models/lenet.hpp"
+#include "models/niti.hpp"
 #include "models/resnet.hpp"
 #include "models/vgg.hpp"
 
@@ -28,6 +29,8 @@ const std::vector<std::pair<std::string, Builder>>& registry() {
         {"vgg16_bn", [](const ImageInput& in) { return vgg16(in, true); }},
         {"alexnet", alexnet},
         {"googlenet", googlenet},
+        {"niti_lenet", niti_lenet},
+        {"vgg_small", vgg_small},
     };
     return models;
 }
@@ -39,6 +42,8 @@ std::vector<std::string> names() {
     for (const auto& [name, builder] : registry()) out.push_back(name);
     return out;
 }
+
+std::vector<std::string> integer_names() { return {"niti_lenet", "vgg_small"}; }
 
 void check_name(const std::string& name) {
     const std::vector<std::string> known = names();
@@ -60,8 +65,8 @@ nn::Net build(const std::string& name, const ImageInput& input) {
 
 ImageInput natural_input(const std::string& name) {
     constexpr std::int64_t kImageNetSide = 224, kImageNetClasses = 1000, kCifarSide = 32;
-    if (name == "lenet5") return {};  // ImageInput's defaults: Fashion-MNIST
-    if (name == "resnet20" || name == "resnet32" || name == "resnet56")
+    if (name == "lenet5" || name == "niti_lenet") return {};  // defaults: Fashion-MNIST
+    if (name == "resnet20" || name == "resnet32" || name == "resnet56" || name == "vgg_small")
         return {kCifarSide, kCifarSide, 3, 10};
     check_name(name);
     return {kImageNetSide, kImageNetSide, 3, kImageNetClasses};

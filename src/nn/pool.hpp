@@ -44,6 +44,7 @@ class Pool2d : public Layer {
     const char* kind() const override { return kind_; }
     // The geometry for src of this shape; throws dfp::Error naming the layer when it does not fit.
     PoolGeometry geometry(const Shape& src) const;
+    const Pool2dConfig& config() const { return config_; }
 
   protected:
     const char* kind_;

@@ -1,0 +1,226 @@
+#include "integer/layers.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "base/error.hpp"
+#include "integer/narrow.hpp"
+#include "kernels/gemm.hpp"
+
+namespace dfp::integer {
+namespace {
+
+using kernels::DfpMatrix;
+using kernels::Op;
+
+constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
+
+std::int64_t dim(const Shape& s, std::size_t i) { return static_cast<std::int64_t>(s[i]); }
+
+// C (m, n) = op(A) op(B), exact in INT32 (the GEMM refuses, with a dfp::Error, a product it
+// cannot prove to fit).
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const std::int8_t* a, std::int64_t lda,
+          Op op_a, const std::int8_t* b, std::int64_t ldb, Op op_b, std::int32_t* c) {
+    kernels::gemm_s8s8s32(m, n, k, DfpMatrix<std::int8_t>{.data = a, .ld = lda, .op = op_a},
+                          DfpMatrix<std::int8_t>{.data = b, .ld = ldb, .op = op_b}, c, n);
+}
+
+struct ConvGeometry {
+    std::int64_t n, h, w, c, oh, ow;
+    std::int64_t rows() const { return n * oh * ow; }
+};
+
+}  // namespace
+
+void IntLayer::fail(const std::string& what) const {
+    throw Error(std::string(kind()) + " '" + name_ + "': " + what);
+}
+
+IntConv2d::IntConv2d(std::string name, const IntConvConfig& config, Int8Weight weight)
+    : IntLayer(std::move(name)), config_(config), weight_(std::move(weight)) {
+    const Shape expected = {static_cast<std::size_t>(config.out_channels),
+                            static_cast<std::size_t>(config.kernel),
+                            static_cast<std::size_t>(config.kernel),
+                            static_cast<std::size_t>(config.in_channels)};
+    if (weight_.value.shape != expected || config.stride < 1 || config.pad < 0)
+        fail("weight " + shape_string(weight_.value.shape) + " does not fit the configuration " +
+             shape_string(expected) + " (stride >= 1, pad >= 0)");
+}
+
+void IntConv2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
+    const IntConvConfig& c = config_;
+    if (src.shape.size() != 4 || dim(src.shape, 3) != c.in_channels ||
+        dim(src.shape, 1) + 2 * c.pad < c.kernel || dim(src.shape, 2) + 2 * c.pad < c.kernel)
+        fail("expects NHWC input with " + std::to_string(c.in_channels) +
+             " channels at least as large as the kernel, got " + shape_string(src.shape));
+    const ConvGeometry g{dim(src.shape, 0), dim(src.shape, 1), dim(src.shape, 2), c.in_channels,
+                         (dim(src.shape, 1) + 2 * c.pad - c.kernel) / c.stride + 1,
+                         (dim(src.shape, 2) + 2 * c.pad - c.kernel) / c.stride + 1};
+    const std::int64_t patch = c.kernel * c.kernel * g.c;
+    // Patch matrix: row (n, oh, ow), column (r, s, ch) as the weights' (K, KH, KW, C); zeros in
+    // the padding (exact in any exponent).
+    col_.resize(static_cast<std::size_t>(g.rows() * patch));
+#pragma omp parallel for if (g.rows() * patch >= kParallelElements)
+    for (std::int64_t row = 0; row < g.rows(); ++row) {
+        const std::int64_t n = row / (g.oh * g.ow), oy = row / g.ow % g.oh, ox = row % g.ow;
+        std::int8_t* out = col_.data() + row * patch;
+        for (std::int64_t r = 0; r < c.kernel; ++r)
+            for (std::int64_t s = 0; s < c.kernel; ++s, out += g.c) {
+                const std::int64_t y = oy * c.stride - c.pad + r, x = ox * c.stride - c.pad + s;
+                if (y < 0 || y >= g.h || x < 0 || x >= g.w)
+                    std::fill(out, out + g.c, std::int8_t{0});
+                else
+                    std::copy_n(src.data.data() + ((n * g.h + y) * g.w + x) * g.c, g.c, out);
+            }
+    }
+    acc_.resize(static_cast<std::size_t>(g.rows() * c.out_channels));
+    gemm(g.rows(), c.out_channels, patch, col_.data(), patch, Op::n, weight_.value.data.data(),
+         patch, Op::t, acc_.data());
+    narrow_to_int8(acc_.data(),
+                   {static_cast<std::size_t>(g.n), static_cast<std::size_t>(g.oh),
+                    static_cast<std::size_t>(g.ow), static_cast<std::size_t>(c.out_channels)},
+                   src.exponent + weight_.value.exponent, dst);
+}
+
+void IntConv2d::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int8Tensor& diff_dst,
+                         Int8Tensor* diff_src) {
+    const IntConvConfig& c = config_;
+    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
+                                          " is not shaped like dst " + shape_string(dst.shape));
+    const ConvGeometry g{dim(src.shape, 0), dim(src.shape, 1), dim(src.shape, 2), c.in_channels,
+                         dim(dst.shape, 1), dim(dst.shape, 2)};
+    const std::int64_t patch = c.kernel * c.kernel * g.c;
+    // WTGRAD: (K, patch) = diff_dst^T (K, rows) x patches (rows, patch).
+    grad_.resize(weight_.value.numel());
+    gemm(c.out_channels, patch, g.rows(), diff_dst.data.data(), c.out_channels, Op::t,
+         col_.data(), patch, Op::n, grad_.data());
+    if (!diff_src) return;
+    // BPROP: patch gradients (rows, patch) = diff_dst (rows, K) x wei (K, patch), summed onto the
+    // pixels they were read from (col2im); the padding's entries are dropped.
+    std::vector<std::int32_t>& dcol = acc_;
+    dcol.resize(static_cast<std::size_t>(g.rows() * patch));
+    gemm(g.rows(), patch, c.out_channels, diff_dst.data.data(), c.out_channels, Op::n,
+         weight_.value.data.data(), patch, Op::n, dcol.data());
+    std::vector<std::int32_t> pixels(src.numel(), 0);
+    // One image per thread: the patches of different images never touch the same pixel.
+#pragma omp parallel for if (g.rows() * patch >= kParallelElements)
+    for (std::int64_t n = 0; n < g.n; ++n)
+        for (std::int64_t oy = 0; oy < g.oh; ++oy)
+            for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+                const std::int32_t* in = dcol.data() + ((n * g.oh + oy) * g.ow + ox) * patch;
+                for (std::int64_t r = 0; r < c.kernel; ++r)
+                    for (std::int64_t s = 0; s < c.kernel; ++s, in += g.c) {
+                        const std::int64_t y = oy * c.stride - c.pad + r,
+                                           x = ox * c.stride - c.pad + s;
+                        if (y < 0 || y >= g.h || x < 0 || x >= g.w) continue;
+                        std::int32_t* out = pixels.data() + ((n * g.h + y) * g.w + x) * g.c;
+                        for (std::int64_t ch = 0; ch < g.c; ++ch) out[ch] += in[ch];
+                    }
+            }
+    narrow_to_int8(pixels.data(), src.shape, diff_dst.exponent + weight_.value.exponent,
+                   *diff_src);
+}
+
+void IntConv2d::update(const UpdateRule& rule) { update_weight(weight_, grad_.data(), rule); }
+
+IntLinear::IntLinear(std::string name, Int8Weight weight)
+    : IntLayer(std::move(name)), weight_(std::move(weight)) {
+    if (weight_.value.shape.size() != 2)
+        fail("weight must be (out, in), got " + shape_string(weight_.value.shape));
+}
+
+void IntLinear::forward(const Int8Tensor& src, Int8Tensor& dst) {
+    const std::int64_t out = dim(weight_.value.shape, 0), in = dim(weight_.value.shape, 1);
+    const std::int64_t n = src.shape.empty() ? 0 : dim(src.shape, 0);
+    if (n == 0 || static_cast<std::int64_t>(src.numel()) != n * in)
+        fail("expects {N, ...} input with " + std::to_string(in) + " values per sample, got " +
+             shape_string(src.shape));
+    acc_.resize(static_cast<std::size_t>(n * out));
+    gemm(n, out, in, src.data.data(), in, Op::n, weight_.value.data.data(), in, Op::t,
+         acc_.data());
+    narrow_to_int8(acc_.data(), {static_cast<std::size_t>(n), static_cast<std::size_t>(out)},
+                   src.exponent + weight_.value.exponent, dst);
+}
+
+void IntLinear::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int8Tensor& diff_dst,
+                         Int8Tensor* diff_src) {
+    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
+                                          " is not shaped like dst " + shape_string(dst.shape));
+    const std::int64_t out = dim(weight_.value.shape, 0), in = dim(weight_.value.shape, 1);
+    const std::int64_t n = dim(dst.shape, 0);
+    grad_.resize(weight_.value.numel());
+    gemm(out, in, n, diff_dst.data.data(), out, Op::t, src.data.data(), in, Op::n, grad_.data());
+    if (!diff_src) return;
+    acc_.resize(src.numel());
+    gemm(n, in, out, diff_dst.data.data(), out, Op::n, weight_.value.data.data(), in, Op::n,
+         acc_.data());
+    narrow_to_int8(acc_.data(), src.shape, diff_dst.exponent + weight_.value.exponent, *diff_src);
+}
+
+void IntLinear::update(const UpdateRule& rule) { update_weight(weight_, grad_.data(), rule); }
+
+void IntRelu::forward(const Int8Tensor& src, Int8Tensor& dst) {
+    dst.resize(src.shape);
+    dst.exponent = src.exponent;
+    std::transform(src.data.begin(), src.data.end(), dst.data.begin(),
+                   [](std::int8_t v) { return std::max<std::int8_t>(v, 0); });
+}
+
+void IntRelu::backward(const Int8Tensor& /*src*/, const Int8Tensor& dst,
+                       const Int8Tensor& diff_dst, Int8Tensor* diff_src) {
+    if (!diff_src) return;
+    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
+                                          " is not shaped like dst " + shape_string(dst.shape));
+    diff_src->resize(dst.shape);
+    diff_src->exponent = diff_dst.exponent;
+    std::transform(dst.data.begin(), dst.data.end(), diff_dst.data.begin(),
+                   diff_src->data.begin(),
+                   [](std::int8_t y, std::int8_t d) { return y > 0 ? d : std::int8_t{0}; });
+}
+
+IntMaxPool2d::IntMaxPool2d(std::string name, const IntPoolConfig& config)
+    : IntLayer(std::move(name)), config_(config) {
+    if (config.kernel < 1 || config.stride < 1)
+        fail("kernel and stride must be >= 1, got " + std::to_string(config.kernel) + " and " +
+             std::to_string(config.stride));
+}
+
+void IntMaxPool2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
+    const std::int64_t k = config_.kernel, st = config_.stride;
+    if (src.shape.size() != 4 || dim(src.shape, 1) < k || dim(src.shape, 2) < k)
+        fail("expects NHWC input at least as large as the " + std::to_string(k) + "x" +
+             std::to_string(k) + " window, got " + shape_string(src.shape));
+    const std::int64_t n = dim(src.shape, 0), h = dim(src.shape, 1), w = dim(src.shape, 2),
+                       c = dim(src.shape, 3);
+    const std::int64_t oh = (h - k) / st + 1, ow = (w - k) / st + 1;
+    dst.resize({src.shape[0], static_cast<std::size_t>(oh), static_cast<std::size_t>(ow),
+                src.shape[3]});
+    dst.exponent = src.exponent;
+    argmax_.resize(dst.numel());
+#pragma omp parallel for if (static_cast<std::int64_t>(dst.numel()) >= kParallelElements)
+    for (std::int64_t row = 0; row < n * oh * ow; ++row) {
+        const std::int64_t b = row / (oh * ow), oy = row / ow % oh, ox = row % ow;
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            std::int64_t best = ((b * h + oy * st) * w + ox * st) * c + ch;
+            for (std::int64_t r = 0; r < k; ++r)
+                for (std::int64_t s = 0; s < k; ++s) {
+                    const std::int64_t i = ((b * h + oy * st + r) * w + ox * st + s) * c + ch;
+                    if (src.data[i] > src.data[best]) best = i;
+                }
+            dst.data[row * c + ch] = src.data[best];
+            argmax_[row * c + ch] = best;
+        }
+    }
+}
+
+void IntMaxPool2d::backward(const Int8Tensor& src, const Int8Tensor& dst,
+                            const Int8Tensor& diff_dst, Int8Tensor* diff_src) {
+    if (!diff_src) return;
+    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
+                                          " is not shaped like dst " + shape_string(dst.shape));
+    acc_.assign(src.numel(), 0);
+    for (std::size_t i = 0; i < diff_dst.numel(); ++i) acc_[argmax_[i]] += diff_dst.data[i];
+    narrow_to_int8(acc_.data(), src.shape, diff_dst.exponent, *diff_src);
+}
+
+}  // namespace dfp::integer
