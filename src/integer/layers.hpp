@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ class IntLayer {
     // Applies the weight gradient of the last backward (layers with weights only).
     virtual void update(const UpdateRule& /*rule*/) {}
     virtual Int8Weight* weight() { return nullptr; }
+    // The exact INT32 weight gradient of the last backward, exponent src + diff_dst exponents
+    // (empty for layers without weights).
+    virtual std::span<const std::int32_t> weight_gradient() const { return {}; }
 
   protected:
     [[noreturn]] void fail(const std::string& what) const;
@@ -60,6 +64,7 @@ class IntConv2d : public IntLayer {
                   Int8Tensor* diff_src) override;
     void update(const UpdateRule& rule) override;
     Int8Weight* weight() override { return &weight_; }
+    std::span<const std::int32_t> weight_gradient() const override { return grad_; }
 
   private:
     IntConvConfig config_;
@@ -78,6 +83,7 @@ class IntLinear : public IntLayer {
                   Int8Tensor* diff_src) override;
     void update(const UpdateRule& rule) override;
     Int8Weight* weight() override { return &weight_; }
+    std::span<const std::int32_t> weight_gradient() const override { return grad_; }
 
   private:
     Int8Weight weight_;
