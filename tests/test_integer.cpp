@@ -434,3 +434,20 @@ TEST(IntegerNet, LenetLearnsASmallTrainingSet) {
 
 }  // namespace
 }  // namespace dfp
+
+namespace dfp {
+namespace {
+
+// The test accuracy of int8 runs reads int8 logits, where ties are common: a tie must count
+// against the label (it once counted for it, so all-equal logits scored 100%).
+TEST(TrainCountTopK, TiesAndNanCountAgainstTheLabel) {
+    nn::Tensor logits({4, 3});
+    logits.data = {1, 1, 1, 0, 2, 2, -1, 0, 5, std::nanf(""), 0, 5};
+    const std::vector<int> labels = {0, 1, 2, 2};
+    EXPECT_EQ(train::count_top_k(logits, labels, 1), 1);  // only row 2
+    EXPECT_EQ(train::count_top_k(logits, labels, 2), 3);  // rows 1 and 3: one class above
+    EXPECT_EQ(train::count_top_k(logits, labels, 3), 4);
+}
+
+}  // namespace
+}  // namespace dfp

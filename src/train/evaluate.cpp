@@ -19,8 +19,11 @@ std::int64_t count_top_k(const nn::Tensor& logits, std::span<const int> labels, 
     std::int64_t hits = 0;
     for (std::size_t i = 0; i < labels.size(); ++i) {
         const float* z = logits.data.data() + i * classes;
-        std::int64_t above = 0;  // classes whose logit beats the label's
-        for (std::int64_t c = 0; c < classes; ++c) above += z[c] > z[labels[i]];
+        // Classes ranked above the label: every other class whose logit is not strictly below
+        // the label's (a tie, or a NaN, counts against the label: int8 logits often tie, and
+        // all-equal logits must not score 100%).
+        std::int64_t above = 0;
+        for (std::int64_t c = 0; c < classes; ++c) above += c != labels[i] && !(z[c] < z[labels[i]]);
         hits += above < k;
     }
     return hits;
