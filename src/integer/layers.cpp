@@ -8,6 +8,13 @@
 #include "kernels/gemm.hpp"
 
 namespace dfp::integer {
+
+// src (N, H, W, C), dst (N, OH, OW, K).
+struct ConvGeometry {
+    std::int64_t n, h, w, c, oh, ow;
+    std::int64_t rows() const { return n * oh * ow; }
+};
+
 namespace {
 
 using kernels::DfpMatrix;
@@ -25,10 +32,27 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const std::int8_t* a, 
                           DfpMatrix<std::int8_t>{.data = b, .ld = ldb, .op = op_b}, c, n);
 }
 
-struct ConvGeometry {
-    std::int64_t n, h, w, c, oh, ow;
-    std::int64_t rows() const { return n * oh * ow; }
-};
+
+// The patch matrix (N*OH*OW, kernel*kernel*C) of src (N, H, W, C): row (n, oh, ow), column
+// (r, s, ch) as the weights' (K, KH, KW, C); zeros in the padding (exact in any exponent).
+void im2col(const std::int8_t* src, const ConvGeometry& g, std::int64_t kernel,
+            std::int64_t stride, std::int64_t pad, std::vector<std::int8_t>& col) {
+    const std::int64_t patch = kernel * kernel * g.c;
+    col.resize(static_cast<std::size_t>(g.rows() * patch));
+#pragma omp parallel for if (g.rows() * patch >= kParallelElements)
+    for (std::int64_t row = 0; row < g.rows(); ++row) {
+        const std::int64_t n = row / (g.oh * g.ow), oy = row / g.ow % g.oh, ox = row % g.ow;
+        std::int8_t* out = col.data() + row * patch;
+        for (std::int64_t r = 0; r < kernel; ++r)
+            for (std::int64_t s = 0; s < kernel; ++s, out += g.c) {
+                const std::int64_t y = oy * stride - pad + r, x = ox * stride - pad + s;
+                if (y < 0 || y >= g.h || x < 0 || x >= g.w)
+                    std::fill(out, out + g.c, std::int8_t{0});
+                else
+                    std::copy_n(src + ((n * g.h + y) * g.w + x) * g.c, g.c, out);
+            }
+    }
+}
 
 }  // namespace
 
@@ -57,22 +81,7 @@ void IntConv2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
                          (dim(src.shape, 1) + 2 * c.pad - c.kernel) / c.stride + 1,
                          (dim(src.shape, 2) + 2 * c.pad - c.kernel) / c.stride + 1};
     const std::int64_t patch = c.kernel * c.kernel * g.c;
-    // Patch matrix: row (n, oh, ow), column (r, s, ch) as the weights' (K, KH, KW, C); zeros in
-    // the padding (exact in any exponent).
-    col_.resize(static_cast<std::size_t>(g.rows() * patch));
-#pragma omp parallel for if (g.rows() * patch >= kParallelElements)
-    for (std::int64_t row = 0; row < g.rows(); ++row) {
-        const std::int64_t n = row / (g.oh * g.ow), oy = row / g.ow % g.oh, ox = row % g.ow;
-        std::int8_t* out = col_.data() + row * patch;
-        for (std::int64_t r = 0; r < c.kernel; ++r)
-            for (std::int64_t s = 0; s < c.kernel; ++s, out += g.c) {
-                const std::int64_t y = oy * c.stride - c.pad + r, x = ox * c.stride - c.pad + s;
-                if (y < 0 || y >= g.h || x < 0 || x >= g.w)
-                    std::fill(out, out + g.c, std::int8_t{0});
-                else
-                    std::copy_n(src.data.data() + ((n * g.h + y) * g.w + x) * g.c, g.c, out);
-            }
-    }
+    im2col(src.data.data(), g, c.kernel, c.stride, c.pad, col_);
     acc_.resize(static_cast<std::size_t>(g.rows() * c.out_channels));
     gemm(g.rows(), c.out_channels, patch, col_.data(), patch, Op::n, weight_.value.data.data(),
          patch, Op::t, acc_.data());
@@ -95,13 +104,43 @@ void IntConv2d::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int
     gemm(c.out_channels, patch, g.rows(), diff_dst.data.data(), c.out_channels, Op::t,
          col_.data(), patch, Op::n, grad_.data());
     if (!diff_src) return;
-    // BPROP: patch gradients (rows, patch) = diff_dst (rows, K) x wei (K, patch), summed onto the
-    // pixels they were read from (col2im); the padding's entries are dropped.
+    pixels_.assign(src.numel(), 0);
+    if (c.stride == 1 && c.pad < c.kernel)
+        backward_data_as_convolution(g, diff_dst);
+    else
+        backward_data_by_col2im(g, diff_dst);
+    narrow_to_int8(pixels_.data(), src.shape, diff_dst.exponent + weight_.value.exponent,
+                   *diff_src);
+}
+
+// BPROP of a stride-1 convolution is the stride-1 convolution of diff_dst (N, OH, OW, K), padded
+// by kernel-1-pad, with the weights flipped in space and K and C swapped: (C, KH, KW, K), row c
+// holding wei (k, KH-1-r, KW-1-s, c). Its int8 patches are a quarter of the INT32 patch
+// gradients of col2im, and it writes each pixel once.
+void IntConv2d::backward_data_as_convolution(const ConvGeometry& g, const Int8Tensor& diff_dst) {
+    const IntConvConfig& c = config_;
+    const std::int64_t kk = c.kernel * c.kernel, patch = kk * c.out_channels;
+    flipped_.resize(weight_.value.numel());
+    const std::int8_t* wei = weight_.value.data.data();
+    for (std::int64_t k = 0; k < c.out_channels; ++k)
+        for (std::int64_t rs = 0; rs < kk; ++rs)
+            for (std::int64_t ch = 0; ch < g.c; ++ch)
+                flipped_[(ch * kk + (kk - 1 - rs)) * c.out_channels + k] = wei[(k * kk + rs) * g.c + ch];
+    const ConvGeometry bprop{g.n, g.oh, g.ow, c.out_channels, g.h, g.w};
+    im2col(diff_dst.data.data(), bprop, c.kernel, 1, c.kernel - 1 - c.pad, col_bprop_);
+    gemm(bprop.rows(), g.c, patch, col_bprop_.data(), patch, Op::n, flipped_.data(), patch, Op::t,
+         pixels_.data());
+}
+
+// Any convolution: patch gradients (rows, patch) = diff_dst (rows, K) x wei (K, patch), summed
+// onto the pixels they were read from (the adjoint of im2col); the padding's entries are dropped.
+void IntConv2d::backward_data_by_col2im(const ConvGeometry& g, const Int8Tensor& diff_dst) {
+    const IntConvConfig& c = config_;
+    const std::int64_t patch = c.kernel * c.kernel * g.c;
     std::vector<std::int32_t>& dcol = acc_;
     dcol.resize(static_cast<std::size_t>(g.rows() * patch));
     gemm(g.rows(), patch, c.out_channels, diff_dst.data.data(), c.out_channels, Op::n,
          weight_.value.data.data(), patch, Op::n, dcol.data());
-    std::vector<std::int32_t> pixels(src.numel(), 0);
     // One image per thread: the patches of different images never touch the same pixel.
 #pragma omp parallel for if (g.rows() * patch >= kParallelElements)
     for (std::int64_t n = 0; n < g.n; ++n)
@@ -113,12 +152,10 @@ void IntConv2d::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int
                         const std::int64_t y = oy * c.stride - c.pad + r,
                                            x = ox * c.stride - c.pad + s;
                         if (y < 0 || y >= g.h || x < 0 || x >= g.w) continue;
-                        std::int32_t* out = pixels.data() + ((n * g.h + y) * g.w + x) * g.c;
+                        std::int32_t* out = pixels_.data() + ((n * g.h + y) * g.w + x) * g.c;
                         for (std::int64_t ch = 0; ch < g.c; ++ch) out[ch] += in[ch];
                     }
             }
-    narrow_to_int8(pixels.data(), src.shape, diff_dst.exponent + weight_.value.exponent,
-                   *diff_src);
 }
 
 void IntConv2d::update(const UpdateRule& rule) { update_weight(weight_, grad_.data(), rule); }

@@ -46,6 +46,8 @@ class IntLayer {
     std::string name_;
 };
 
+struct ConvGeometry;  // the sizes of one convolution problem (layers.cpp)
+
 struct IntConvConfig {
     std::int64_t in_channels = 0, out_channels = 0;
     std::int64_t kernel = 1, stride = 1, pad = 0;  // square kernel, zeros on every side
@@ -53,8 +55,9 @@ struct IntConvConfig {
 
 // Convolution over NHWC; weights (K, KH, KW, C) as nn::Conv2d's. FPROP multiplies the explicit
 // patch matrix (N*OH*OW, KH*KW*C) by the weights; WTGRAD multiplies diff_dst^T by the same
-// patches; BPROP multiplies diff_dst by the weights into INT32 patch gradients that col2im sums
-// onto the pixels (exact in INT32) before narrowing.
+// patches. BPROP of a stride-1 convolution is a convolution of diff_dst with the flipped weights;
+// of a strided one, diff_dst times the weights gives INT32 patch gradients that col2im sums onto
+// the pixels. Both are exact in INT32 before the narrowing.
 class IntConv2d : public IntLayer {
   public:
     IntConv2d(std::string name, const IntConvConfig& config, Int8Weight weight);
@@ -67,10 +70,14 @@ class IntConv2d : public IntLayer {
     std::span<const std::int32_t> weight_gradient() const override { return grad_; }
 
   private:
+    void backward_data_as_convolution(const ConvGeometry& g, const Int8Tensor& diff_dst);
+    void backward_data_by_col2im(const ConvGeometry& g, const Int8Tensor& diff_dst);
+
     IntConvConfig config_;
     Int8Weight weight_;
     std::vector<std::int8_t> col_;  // patches of the last forward
-    std::vector<std::int32_t> acc_, grad_;
+    std::vector<std::int8_t> flipped_, col_bprop_;
+    std::vector<std::int32_t> acc_, grad_, pixels_;
 };
 
 // dst (N, O) = src (N, I) wei^T, src any {N, ...} flattened per sample (NHWC order); wei (O, I).
