@@ -94,7 +94,14 @@ train::Evaluation evaluate(IntNet& net, const data::ImageDataset& data, std::int
         indices.resize(static_cast<std::size_t>(b));
         for (std::int64_t i = 0; i < b; ++i) indices[i] = first + i;
         quantize_images(train::image_batch(data, indices, labels), images);
-        const nn::Tensor logits = dequantize(net.forward(images));
+        const Int8Tensor& logits_q = net.forward(images);
+        // A linear classifier's exact INT32 scores rank the classes without the ties of int8.
+        nn::Tensor logits = dequantize(logits_q);
+        if (const auto* fc = dynamic_cast<const IntLinear*>(net.layers().back().get()))
+            std::transform(fc->dst_int32().begin(), fc->dst_int32().end(), logits.data.begin(),
+                           [&](std::int32_t v) {
+                               return std::ldexp(static_cast<float>(v), fc->dst_int32_exponent());
+                           });
         nn::Tensor diff;
         loss_sum += static_cast<double>(nn::softmax_cross_entropy(logits, labels, diff)) *
                     static_cast<double>(b);

@@ -30,7 +30,8 @@ nn::Tensor dequantize(const Int8Tensor& src);
 double mean_loss(const Int8Tensor& logits, std::span<const int> labels);
 
 // Integer inference over all of `data`, `batch` samples at a time; loss and top-1/top-5 from the
-// int8 logits.
+// logits: the exact INT32 scores when the last layer is linear (int8 logits tie often: ties count
+// against the label, which would understate what the network learned), else the int8 logits.
 train::Evaluation evaluate(IntNet& net, const data::ImageDataset& data, std::int64_t batch);
 
 }  // namespace dfp::integer

@@ -175,6 +175,7 @@ void IntLinear::forward(const Int8Tensor& src, Int8Tensor& dst) {
     acc_.resize(static_cast<std::size_t>(n * out));
     gemm(n, out, in, src.data.data(), in, Op::n, weight_.value.data.data(), in, Op::t,
          acc_.data());
+    acc_exponent_ = src.exponent + weight_.value.exponent;
     narrow_to_int8(acc_.data(), {static_cast<std::size_t>(n), static_cast<std::size_t>(out)},
                    src.exponent + weight_.value.exponent, dst);
 }

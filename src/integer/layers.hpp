@@ -91,10 +91,15 @@ class IntLinear : public IntLayer {
     void update(const UpdateRule& rule) override;
     Int8Weight* weight() override { return &weight_; }
     std::span<const std::int32_t> weight_gradient() const override { return grad_; }
+    // The exact INT32 dst of the last forward before its narrowing, exponent src + weight
+    // exponents (until backward reuses the buffer): a classifier's scores without int8 ties.
+    std::span<const std::int32_t> dst_int32() const { return acc_; }
+    int dst_int32_exponent() const { return acc_exponent_; }
 
   private:
     Int8Weight weight_;
     std::vector<std::int32_t> acc_, grad_;
+    int acc_exponent_ = 0;
 };
 
 class IntRelu : public IntLayer {
