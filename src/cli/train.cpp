@@ -53,7 +53,7 @@ struct TrainOptions {
     data::AugmentOptions augment;
     bool no_prefetch = false;  // changes when batches are made, never what they hold
     // --precision int8 only (NITI): mu per equal share of the run, the 16-bit weight accumulator.
-    std::string mu = "5,4,3";
+    std::string mu = "4,3,2";
     bool int8_weight_accumulator = false;
 
     // What must be the same for a resumed run to continue the saved one.
@@ -198,7 +198,7 @@ void print_epoch(std::int64_t epoch, int epochs, double train_loss, double train
     std::fflush(stdout);
 }
 
-// --mu "5,4,3": each value rules an equal share of the iterations, in order.
+// --mu "4,3,2": each value rules an equal share of the iterations, in order.
 std::vector<int> parse_mu(const std::string& spec) {
     std::vector<int> out;
     std::size_t start = 0;
