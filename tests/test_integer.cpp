@@ -20,6 +20,7 @@
 #include "integer/loss.hpp"
 #include "integer/narrow.hpp"
 #include "integer/net.hpp"
+#include "kernels/gemm.hpp"
 #include "models/registry.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/linear.hpp"
@@ -100,6 +101,30 @@ TEST(IntegerNarrow, MatchesTheReferenceForEveryBitLength) {
         }
         std::printf("narrow b %2d k %2d %zu values PASS\n", b, k, src.size());
     }
+}
+
+TEST(IntegerNarrow, FastPathEqualsItsScalarTwin) {
+    // Every bit length, awkward sizes (one element, odd tails, enough for the threaded path),
+    // the extremes INT32_MIN / INT32_MAX and +-127/128 in every case.
+    std::mt19937 gen(3);
+    for (const std::int64_t n : {1, 7, 33, 40000})
+        for (int b = 0; b <= 32; ++b) {
+            const std::int64_t hi = b == 0 ? 0 : (std::int64_t{1} << std::min(b, 31)) - 1;
+            std::uniform_int_distribution<std::int64_t> dist(-hi, hi);
+            std::vector<std::int32_t> src(static_cast<std::size_t>(n));
+            for (auto& v : src) v = static_cast<std::int32_t>(dist(gen));
+            const std::vector<std::int32_t> edges = {
+                0, 127, -127, 128, -128, std::numeric_limits<std::int32_t>::max(),
+                std::numeric_limits<std::int32_t>::min()};
+            for (std::size_t e = 0; e < edges.size() && e < src.size(); ++e)
+                if (reference_bit_length(edges[e]) <= b) src[e] = edges[e];
+            if (b == 32) src[0] = std::numeric_limits<std::int32_t>::min();
+            std::vector<std::int8_t> fast(src.size()), ref(src.size());
+            const int k = integer::narrow_int32(src.data(), n, fast.data());
+            ASSERT_EQ(k, integer::narrow_int32_reference(src.data(), n, ref.data()));
+            ASSERT_EQ(fast, ref) << "n " << n << " b " << b;
+        }
+    std::printf("narrow_int32 fast == scalar twin for n 1, 7, 33, 40000, bit lengths 0..32 PASS\n");
 }
 
 TEST(IntegerNarrow, ByHand) {
@@ -461,6 +486,16 @@ TEST(IntegerNet, StepsAreReproducibleOnAnyThreadCount) {
 
 namespace dfp {
 namespace {
+
+// The integer engine's GEMMs skip the data-dependent INT32 proof for int8 when K < 2^17
+// (kernels/gemm.cpp): the worst case just below that K, every product (-128)(-128), is exact.
+TEST(IntegerGemm, ShortKNeedsNoProofEvenAtTheWorstCase) {
+    constexpr std::int64_t k = (std::int64_t{1} << 17) - 1;
+    const std::vector<std::int8_t> a(k, -128), b(k, -128);
+    std::int32_t c = 0;
+    kernels::gemm_s8s8s32(1, 1, k, {.data = a.data(), .ld = k}, {.data = b.data(), .ld = 1}, &c, 1);
+    EXPECT_EQ(c, k * 128 * 128);
+}
 
 // The test accuracy of int8 runs reads int8 logits, where ties are common: a tie must count
 // against the label (it once counted for it, so all-equal logits scored 100%).
