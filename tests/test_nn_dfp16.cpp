@@ -322,7 +322,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
                 const std::int64_t nr = std::min<std::int64_t>(11, rows - r0);
                 const std::int64_t nc = std::min<std::int64_t>(13, patch - c0);
                 std::vector<std::int16_t> block(std::size_t(nr * nc), 12345);
-                PatchSource::fill(&patches, r0, nr, c0, nc, block.data());
+                PatchSource<std::int16_t>::fill(&patches, r0, nr, c0, nc, block.data());
                 for (std::int64_t r = 0; r < nr; ++r)
                     for (std::int64_t c = 0; c < nc; ++c)
                         same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];

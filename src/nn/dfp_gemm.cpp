@@ -1,4 +1,4 @@
-#include "nn/dfp16_gemm.hpp"
+#include "nn/dfp_gemm.hpp"
 
 #include <string_view>
 
@@ -17,28 +17,34 @@ enum class Side { a, b };
 
 // The GEMM view of m as operand `side` with `op`. The GEMM scales row i of op(A) by 2^eA_i and
 // column j of op(B) by 2^eB_j, so an axis format fits when its axis is the stored dimension that
-// becomes those rows (A) or columns (B).
-kernels::DfpMatrix<std::int16_t> operand(const Layer& layer, const char* pass,
-                                         const Dfp16Operand& x, Side side, Op op) {
-    const Dfp16Matrix& m = x.m;
+// becomes those rows (A) or columns (B); an int8 block format fits when its blocks run along K.
+template <class M>
+kernels::DfpMatrix<M> operand(const Layer& layer, const char* pass, const DfpOperand<M>& x,
+                              Side side, Op op) {
+    const QuantMatrix<M>& m = x.m;
     const Format& f = m.q.format;
     const int scaled_axis = (side == Side::a) == (op == Op::n) ? 0 : 1;
+    const bool k_blocks = sizeof(M) == 1 && f.granularity == Granularity::block &&
+                          scaled_axis == 0 && x.source.fill == nullptr;
     // A sourced matrix has other rows and columns than m: only a per-tensor exponent carries over.
     const bool fits =
-        f.granularity == Granularity::tensor ||
+        f.granularity == Granularity::tensor || k_blocks ||
         (f.granularity == Granularity::axis && f.axis == scaled_axis && x.source.fill == nullptr);
     if (!fits)
         layer.fail(std::string(pass) + ": tensor '" + m.name + "' in format " + f.name() +
                    " has exponents the GEMM cannot apply (it scales whole rows of op(A) and" +
-                   " columns of op(B)); use one exponent per tensor or axis " +
-                   std::to_string(scaled_axis) + " here");
-    return {m.q.mantissas.data(), x.cols, op, m.q.exponents, x.source};
+                   " columns of op(B), or int8 blocks along K); use one exponent per tensor or" +
+                   " axis " + std::to_string(scaled_axis) + " here");
+    kernels::DfpMatrix<M> out{m.q.mantissas.data(), x.cols, op, m.q.exponents, x.source};
+    if (k_blocks) out.k_block = f.block;
+    return out;
 }
 
 }  // namespace
 
-void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t cols,
-                           const precision::TensorFormat& format, std::uint64_t iteration) {
+template <class M>
+void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t cols,
+                              const precision::TensorFormat& format, std::uint64_t iteration) {
     const ProfileScope scope(Section::quantization);
     QuantizeOptions options = format.quantize;
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
@@ -47,8 +53,9 @@ void Dfp16Matrix::quantize(const float* src, std::int64_t rows, std::int64_t col
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q);
 }
 
-void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Operand& a, Op op_a,
-                const Dfp16Operand& b, Op op_b, float* c, bool accumulate) {
+template <class M>
+void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, Op op_a,
+              const DfpOperand<M>& b, Op op_b, float* c, bool accumulate) {
     const std::int64_t m = op_a == Op::n ? a.rows : a.cols;
     const std::int64_t k = op_a == Op::n ? a.cols : a.rows;
     const std::int64_t n = op_b == Op::n ? b.cols : b.rows;
@@ -68,11 +75,21 @@ void dfp16_gemm(const Layer& layer, const char* pass, const Dfp16Operand& a, Op 
                              std::string_view(layer.kind()) == "conv2d";
     const ProfileScope scope(conv_wtgrad ? profiler : nullptr, Section::conv_wtgrad);
     try {
-        kernels::gemm_s16s16f32(m, n, k, da, db, c, n, options);
+        if constexpr (sizeof(M) == 2)
+            kernels::gemm_s16s16f32(m, n, k, da, db, c, n, options);
+        else
+            kernels::gemm_s8s8f32(m, n, k, da, db, c, n, options);
     } catch (const Error& e) {
         layer.fail(std::string(pass) + " GEMM of '" + a.m.name + "' and '" + b.m.name +
                    "': " + e.what());
     }
 }
+
+template struct QuantMatrix<std::int16_t>;
+template struct QuantMatrix<std::int8_t>;
+template void dfp_gemm(const Layer&, const char*, const DfpOperand<std::int16_t>&, Op,
+                       const DfpOperand<std::int16_t>&, Op, float*, bool);
+template void dfp_gemm(const Layer&, const char*, const DfpOperand<std::int8_t>&, Op,
+                       const DfpOperand<std::int8_t>&, Op, float*, bool);
 
 }  // namespace dfp::nn
