@@ -216,6 +216,48 @@ TEST(Dfp16Linear, EightBitFormatsExceedTheBound) {
     }
 }
 
+// DFP8 on the int8 GEMM gives the bits of DFP16 with 8-bit mantissas on the int16 GEMM: the same
+// quantization, and every K block of these shapes is one exact INT32 sum in both, converted and
+// scaled once. So every pass of the int8 path (offset packing, compensation, lowering of int8
+// patches, flipped int8 weights) is checked bit for bit against the tested int16 path.
+TEST(Dfp8Layers, Int8PathGivesTheBitsOfEightBitMantissasOnTheInt16Path) {
+    const precision::LayerPrecision dfp8 = dfp16_precision("dfp8");
+    const precision::LayerPrecision int16 = dfp16_precision("dfp16,all.bits=8");
+    ASSERT_EQ(dfp8.compute, precision::Compute::dfp8);
+    auto same = [](Layer& x, Layer& y, const Shape& src_shape) {
+        Tensor src(src_shape);
+        src.data = normal(src.numel(), 3);
+        for (std::size_t i = 0; i < x.params().size(); ++i) {
+            x.params()[i]->value = y.params()[i]->value = normal(x.params()[i]->value.size(), 7);
+            x.params()[i]->grad = y.params()[i]->grad = normal(x.params()[i]->grad.size(), 8);
+        }
+        const Tensor* srcs[] = {&src};
+        Tensor dx, dy;
+        x.forward(srcs, dx, {});
+        y.forward(srcs, dy, {});
+        Tensor diff_dst(dx.shape);
+        diff_dst.data = normal(diff_dst.numel(), 4);
+        Tensor gx(src.shape), gy(src.shape);
+        Tensor* dxs[] = {&gx};
+        Tensor* dys[] = {&gy};
+        x.backward(srcs, dx, diff_dst, dxs);
+        y.backward(srcs, dy, diff_dst, dys);
+        return dx.data == dy.data && gx.data == gy.data &&
+               x.params()[0]->grad == y.params()[0]->grad;
+    };
+    for (const ConvCase& t : kConvCases) {
+        Conv2d x("conv", conv_config(t, dfp8)), y("conv", conv_config(t, int16));
+        EXPECT_TRUE(same(x, y, {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w),
+                                std::size_t(t.c)}))
+            << t.what;
+    }
+    for (const LinearCase t : {LinearCase{8, 37, 11}, LinearCase{16, 256, 64}}) {
+        Linear x("fc", {.in_features = t.in, .out_features = t.out, .precision = dfp8});
+        Linear y("fc", {.in_features = t.in, .out_features = t.out, .precision = int16});
+        EXPECT_TRUE(same(x, y, {std::size_t(t.n), std::size_t(t.in)})) << linear_what(t);
+    }
+}
+
 // Stochastic rounding draws a fresh stream for every iteration (and tensor): re-using one stream
 // would round the same value the same way at every step, a bias that never averages out.
 TEST(Dfp16Linear, StochasticRoundingIsFreshEachIterationAndReproducible) {
