@@ -59,19 +59,15 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
     }
 }
 
-void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
+namespace {
+template <class T>
+void lower(const T* s, const ConvGeometry& g, T* out) {
     const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
-    col.shape = {std::size_t(rows), std::size_t(patch)};
-    col.format = src.format;
-    col.exponents = src.exponents;
-    col.mantissas.resize(std::size_t(rows * patch));
-    const std::int16_t* s = src.mantissas.data();
-    std::int16_t* out = col.mantissas.data();
-    const std::size_t pixel_bytes = std::size_t(g.c) * sizeof(std::int16_t);
+    const std::size_t pixel_bytes = std::size_t(g.c) * sizeof(T);
 #pragma omp parallel for schedule(static) if (rows * patch >= kMinParallelElements)
     for (std::int64_t row = 0; row < rows; ++row) {
         const std::int64_t n = row / (g.oh * g.ow), oh = row / g.ow % g.oh, ow = row % g.ow;
-        std::int16_t* dst = out + row * patch;
+        T* dst = out + row * patch;
         for (std::int64_t r = 0; r < g.kernel; ++r) {
             const std::int64_t ih = input_coord(oh, r, g);
             for (std::int64_t t = 0; t < g.kernel; ++t, dst += g.c) {
@@ -83,6 +79,21 @@ void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
             }
         }
     }
+}
+
+}  // namespace
+
+void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
+    const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
+    col.shape = {std::size_t(rows), std::size_t(patch)};
+    col.format = src.format;
+    col.exponents = src.exponents;
+    col.mantissas.resize(std::size_t(rows * patch));
+    lower(src.mantissas.data(), g, col.mantissas.data());
+}
+
+void im2col(const float* src, const ConvGeometry& g, float* col) {
+    lower(src, g, col);
 }
 
 bool bprop_is_convolution(const ConvGeometry& g) {

@@ -44,6 +44,9 @@ struct PatchSource {
 
 // The explicit patch matrix: col takes src's format and exponent (the scalar twin of PatchSource).
 void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col);
+// The FP32 patch matrix of an FP32 NHWC tensor: block-scaled (MXINT8) operands take their
+// exponents along the patch matrix's K, so they are quantized from it.
+void im2col(const float* src, const ConvGeometry& g, float* col);
 
 // True when BPROP runs as the stride-1 convolution of diff_dst (bprop_geometry, flip_weights).
 bool bprop_is_convolution(const ConvGeometry& g);

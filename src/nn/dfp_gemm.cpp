@@ -54,6 +54,24 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
 }
 
 template <class M>
+void QuantMatrix<M>::quantize_transposed(const float* src, std::int64_t rows, std::int64_t cols,
+                                         const precision::TensorFormat& format,
+                                         std::uint64_t iteration) {
+    {
+        const ProfileScope scope(Section::quantization);
+        transposed.resize(std::size_t(rows * cols));
+        constexpr std::int64_t kTile = 32;  // a tile of each matrix stays in L1
+#pragma omp parallel for schedule(static) if (rows * cols >= kMinParallelElements)
+        for (std::int64_t r0 = 0; r0 < rows; r0 += kTile)
+            for (std::int64_t c0 = 0; c0 < cols; c0 += kTile)
+                for (std::int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+                    for (std::int64_t c = c0; c < std::min(cols, c0 + kTile); ++c)
+                        transposed[std::size_t(c * rows + r)] = src[r * cols + c];
+    }
+    quantize(transposed.data(), cols, rows, format, iteration);
+}
+
+template <class M>
 void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, Op op_a,
               const DfpOperand<M>& b, Op op_b, float* c, bool accumulate) {
     const std::int64_t m = op_a == Op::n ? a.rows : a.cols;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "format/dfp_tensor.hpp"
 #include "kernels/gemm.hpp"
@@ -31,6 +32,11 @@ struct QuantMatrix {
     // every tensor and step, reproducible for a given run.
     void quantize(const float* src, std::int64_t rows, std::int64_t cols,
                   const precision::TensorFormat& format, std::uint64_t iteration);
+    // Quantizes the transpose (cols, rows) of src (rows, cols): a block-scaled operand whose
+    // reduction runs down src's columns (nn/conv2d.cpp, nn/linear.cpp).
+    void quantize_transposed(const float* src, std::int64_t rows, std::int64_t cols,
+                             const precision::TensorFormat& format, std::uint64_t iteration);
+    std::vector<float> transposed;  // quantize_transposed's scratch
 };
 using Dfp16Matrix = QuantMatrix<std::int16_t>;
 using Dfp8Matrix = QuantMatrix<std::int8_t>;

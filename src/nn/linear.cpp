@@ -38,7 +38,10 @@ Linear::Linear(std::string name, const LinearConfig& config)
       q16_{{this->name() + ".src", {}}, {this->name() + ".weight", {}},
            {this->name() + ".diff_dst", {}}},
       q8_{{this->name() + ".src", {}}, {this->name() + ".weight", {}},
-          {this->name() + ".diff_dst", {}}} {
+          {this->name() + ".diff_dst", {}}},
+      weight_t_q_{this->name() + ".weight.transposed", {}},
+      diff_dst_t_q_{this->name() + ".diff_dst.transposed", {}},
+      src_t_q_{this->name() + ".src.transposed", {}} {
     init_he_uniform(weight_, config.in_features);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_features)});
 }
@@ -103,6 +106,25 @@ void Linear::backward_dfp(const Tensor& diff_dst, Tensor* diff_src, std::int64_t
     dfp_gemm<M>(*this, "wtgrad", q.diff_dst, Op::t, q.src, Op::n, weight_.grad.data(), true);
 }
 
+// Forward is forward_dfp's (src and weights have their blocks along I, the reduction); backward
+// quantizes each operand along its own reduction: O for BPROP, N for WTGRAD.
+void Linear::backward_block_scaled(const Tensor& src, const Tensor& diff_dst, Tensor* diff_src,
+                                   std::int64_t n) {
+    const precision::LayerPrecision& prec = config_.precision;
+    const std::int64_t in = config_.in_features, out = config_.out_features;
+    if (diff_src) {  // BPROP: diff_src (N, I) += diff_dst (N, O) wei (O, I)
+        q8_.diff_dst.quantize(diff_dst.data.data(), n, out, prec.gradients, iteration_);
+        weight_t_q_.quantize_transposed(weight_.value.data(), out, in, prec.weights, iteration_);
+        dfp_gemm<std::int8_t>(*this, "bprop", q8_.diff_dst, Op::n, weight_t_q_, Op::t,
+                              diff_src->data.data(), true);
+    }
+    // WTGRAD: wei.grad (O, I) += diff_dst^T (O, N) src (N, I)
+    diff_dst_t_q_.quantize_transposed(diff_dst.data.data(), n, out, prec.gradients, iteration_);
+    src_t_q_.quantize_transposed(src.data.data(), n, in, prec.activations, iteration_);
+    dfp_gemm<std::int8_t>(*this, "wtgrad", diff_dst_t_q_, Op::n, src_t_q_, Op::t,
+                          weight_.grad.data(), true);
+}
+
 void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
     expect_srcs(src, 1);
     const std::int64_t n = batch(*src[0]), in = config_.in_features, out = config_.out_features;
@@ -122,7 +144,12 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
             backward_dfp(diff_dst, diff_src[0], n, q16_);
             break;
         case precision::Compute::dfp8:
-            backward_dfp(diff_dst, diff_src[0], n, q8_);
+            if (prec.weights.format.granularity == Granularity::block ||
+                prec.activations.format.granularity == Granularity::block ||
+                prec.gradients.format.granularity == Granularity::block)
+                backward_block_scaled(*src[0], diff_dst, diff_src[0], n);
+            else
+                backward_dfp(diff_dst, diff_src[0], n, q8_);
             break;
     }
     if (bias_) add_column_sums(bias_->grad.data(), dd, n, out);

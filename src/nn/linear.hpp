@@ -53,8 +53,13 @@ class Linear : public Layer {
     void forward_dfp(const Tensor& src, Tensor& dst, std::int64_t n, Quantized<M>& q);
     template <class M>
     void backward_dfp(const Tensor& diff_dst, Tensor* diff_src, std::int64_t n, Quantized<M>& q);
+    void backward_block_scaled(const Tensor& src, const Tensor& diff_dst, Tensor* diff_src,
+                               std::int64_t n);
     Quantized<std::int16_t> q16_;
     Quantized<std::int8_t> q8_;
+    // DFP8 with block formats (MXINT8): backward's operands with their blocks along the
+    // reduction, the weights transposed for BPROP, diff_dst and src transposed for WTGRAD.
+    QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
 };
 
