@@ -254,7 +254,7 @@ void add_bench_train_command(CLI::App& bench) {
     cmd->add_option(
         "--precision", o->precisions,
         "Comma-separated precision specs, each as train --precision takes them and "
-        "starting with fp32 or dfp16, e.g. fp32,dfp16,first=dfp16 (default fp32,dfp16)");
+        "starting with fp32, dfp16 or dfp8, e.g. fp32,dfp16,first=dfp16 (default fp32,dfp16)");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
     cmd->add_option("--reps", o->config.repetitions,
                     "Samples per precision (the median is reported)");
