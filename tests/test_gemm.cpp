@@ -473,6 +473,17 @@ TEST(Gemm, S8Fp32MatchesDouble) {
     }
 }
 
+// The message of the dfp::Error that `call` throws, or "" when it throws none.
+template <typename F>
+std::string error_message(F&& call) {
+    try {
+        call();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
 // MXINT8-style block-scaled operands: exponents per row (column) and block of k_block K values,
 // spread over 2^-40 .. 2^10 so that a block scaled wrongly shows. Against a double reference: each
 // block's INT32 sum is exact in FP32 (|sum| <= 128 * 127^2 < 2^24), its scale a power of two, so
@@ -544,42 +555,34 @@ TEST(Gemm, S8BlockScaledRefusesWhatItCannotDo) {
     std::vector<float> c(100);
     std::vector<int32_t> c32(100);
     std::vector<int> e30(30, 0), e10(10, 0);  // 10 rows x ceil(10 / 4) blocks = 30
-    auto message = [&](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "";
-    };
     DfpMatrix<int8_t> blocked{x.data(), 10, Op::n, e30};
     blocked.k_block = 4;
     const DfpMatrix<int8_t> plain{x.data(), 10, Op::n, {}};
-    EXPECT_EQ(message([&] { gemm_s8s8f32(10, 10, 10, blocked, plain, c.data(), 10); }), "");
-    EXPECT_NE(message([&] { gemm_s8s8s32(10, 10, 10, blocked, plain, c32.data(), 10); })
+    EXPECT_EQ(error_message([&] { gemm_s8s8f32(10, 10, 10, blocked, plain, c.data(), 10); }), "");
+    EXPECT_NE(error_message([&] { gemm_s8s8s32(10, 10, 10, blocked, plain, c32.data(), 10); })
                   .find("FP32 output"),
               std::string::npos);
     DfpMatrix<int16_t> b16{x16.data(), 10, Op::n, e30};
     b16.k_block = 4;
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, b16, DfpMatrix<int16_t>{x16.data(), 10, Op::n, {}},
                                  c.data(), 10);
               }).find("int8"),
               std::string::npos);
     DfpMatrix<int8_t> odd = blocked;
     odd.k_block = 6;
-    EXPECT_NE(message([&] { gemm_s8s8f32(10, 10, 10, odd, plain, c.data(), 10); })
+    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, odd, plain, c.data(), 10); })
                   .find("power of two"),
               std::string::npos);
     DfpMatrix<int8_t> few = blocked;
     few.exponents = e10;
-    EXPECT_NE(message([&] { gemm_s8s8f32(10, 10, 10, few, plain, c.data(), 10); })
+    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, few, plain, c.data(), 10); })
                   .find("expected 30"),
               std::string::npos);
     DfpMatrix<int8_t> other = blocked;
     other.k_block = 8;
     other.exponents = std::span<const int>(e30.data(), 20);
-    EXPECT_NE(message([&] { gemm_s8s8f32(10, 10, 10, blocked, other, c.data(), 10); })
+    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, blocked, other, c.data(), 10); })
                   .find("different k_block"),
               std::string::npos);
 }
@@ -588,23 +591,15 @@ TEST(Gemm, RejectsBadArgumentsNamingThem) {
     std::vector<int16_t> x(100, 1);
     std::vector<float> c(100);
     const DfpMatrix<int16_t> ok{x.data(), 10, Op::n, {}};
-    auto message = [&](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "";
-    };
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, DfpMatrix<int16_t>{x.data(), 5, Op::n, {}}, ok,
                                  c.data(), 10);
               }).find("A"),
               std::string::npos);
-    EXPECT_NE(message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 3); }).find("C"),
+    EXPECT_NE(error_message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 3); }).find("C"),
               std::string::npos);
     std::vector<int> three(3, 0);
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, ok, DfpMatrix<int16_t>{x.data(), 10, Op::n, three},
                                  c.data(), 10);
               }).find("exponents"),
@@ -612,11 +607,11 @@ TEST(Gemm, RejectsBadArgumentsNamingThem) {
     GemmOptions bad;
     bad.input_shift = 9;
     EXPECT_NE(
-        message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad); }).find("input_shift"),
+        error_message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad); }).find("input_shift"),
         std::string::npos);
     bad = {};
     bad.max_chain_pairs = 0;
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad);
               }).find("max_chain_pairs"),
               std::string::npos);
