@@ -670,6 +670,70 @@ def kernels_section(sec, results, terminal, tmp, targets):
         out.append(table(["form", "M,N,K", "op", "threads", "DFP16 GFLOP/s",
                           "share of INT16 peak", "x oneDNN FP32", "x oneDNN bf16"], rows))
         out.append("\n" + code_block(sec.cmds("gemm")))
+    out.append(eightbit_kernels(gemm, conv, share, targets))
+    return "\n".join(out)
+
+
+def eightbit_kernels(gemm, conv, share, targets):
+    """Issue 7: the int8 GEMM (DFP8 one exponent per tensor, MXINT8 blocks of 32 along K) and
+    DFP8 Conv2d against oneDNN FP32 and oneDNN int8, from the same bench runs."""
+    out = []
+    g8 = [r for r in gemm if r.get("dfp8_gflops")]
+    if g8:
+        out.append("\n### 8-bit GEMM (issue 7): DFP8 and MXINT8 against oneDNN FP32 and int8\n")
+        out.append("Same runs as the table above. DFP8: int8 mantissas with one exponent per "
+                   "tensor on `vpdpbusd`; MXINT8: one exponent per row (column) and block of 32 "
+                   "along K, each block's INT32 sum scaled and added in FP32; oneDNN int8: its "
+                   "s8 x s8 matmul to FP32 with one output scale.\n")
+        rows = []
+        for r in g8:
+            rows.append([r.get("form", ""), f"{r['m']},{r['n']},{r['k']}",
+                         f"{r.get('op_a', 'N')}{r.get('op_b', 'N')}", r["threads"],
+                         num(r["dfp8_gflops"]),
+                         pct(share(r["dfp8_gflops"], r["threads"], "s8_vpdpbusd_gops"), 0),
+                         ratio(r["dfp8_gflops"] / r["onednn_fp32_gflops"]),
+                         num(r.get("mxint8_gflops")),
+                         ratio(r["mxint8_gflops"] / r["onednn_fp32_gflops"]
+                               if r.get("mxint8_gflops") else None),
+                         num(r.get("onednn_s8_gflops")),
+                         ratio(r["dfp8_gflops"] / r["onednn_s8_gflops"]
+                               if r.get("onednn_s8_gflops") else None)])
+        out.append(table(["form", "M,N,K", "op", "threads", "DFP8 GFLOP/s", "share of INT8 peak",
+                          "DFP8 x oneDNN FP32", "MXINT8 GFLOP/s", "MXINT8 x oneDNN FP32",
+                          "oneDNN int8 GFLOP/s", "DFP8 x oneDNN int8"], rows))
+        conv_shapes = [r for r in g8 if r.get("form") in ("fprop", "bprop", "wtgrad")]
+        if conv_shapes:
+            ratios = [r["dfp8_gflops"] / r["onednn_fp32_gflops"] for r in conv_shapes]
+            met = sum(1 for x in ratios if x >= 3.5)
+            worst = min(conv_shapes, key=lambda r: r["dfp8_gflops"] / r["onednn_fp32_gflops"])
+            targets.append(["int8 GEMM >= 3.5x oneDNN FP32 sgemm on the conv shapes (issue 7)",
+                            f"{met} of {len(ratios)}; median {ratio(statistics.median(ratios))}, "
+                            f"{ratio(min(ratios))} – {ratio(max(ratios))}",
+                            "met" if met == len(ratios) else "missed",
+                            f"lowest {worst['form']} {worst['m']},{worst['n']},{worst['k']} at "
+                            f"{worst['threads']} thread(s): small K or M, where packing and the "
+                            "FP32 output weigh as much as the multiply-adds"])
+    c8 = [r for r in conv if r.get("dfp8_ms")]
+    if c8:
+        out.append("\n### DFP8 Conv2d (issue 7)\n")
+        out.append("Same runs as the DFP16 Conv2d table: dfptrain's Conv2d in `dfp8` "
+                   "(quantization included) against oneDNN FP32, and oneDNN's int8 forward "
+                   "convolution (FPROP only; its src and weights quantized once, outside the "
+                   "timed region, as in inference).\n")
+        rows = []
+        for r in c8:
+            s8 = r.get("onednn_s8_ms")
+            rows.append([r["layer"], r["pass"], r["threads"], num(r["dfp8_ms"], 2),
+                         pct(share(r["gflop"] / (r["dfp8_ms"] / 1e3), r["threads"],
+                                   "s8_vpdpbusd_gops"), 0),
+                         ratio(r.get("dfp8_speedup_vs_onednn_fp32")),
+                         ratio(r["onednn_fp32_ms"] / r["dfp16_ms"] if r.get("dfp16_ms") else None),
+                         num(s8, 2) if s8 else "–",
+                         ratio(s8 / r["dfp8_ms"]) if s8 else "–",
+                         f"{r.get('dfp8_rel_error_vs_fp32', float('nan')):.1e}"])
+        out.append(table(["layer", "pass", "threads", "DFP8 ms", "share of INT8 peak",
+                          "DFP8 x oneDNN FP32", "DFP16 x oneDNN FP32", "oneDNN int8 ms",
+                          "DFP8 x oneDNN int8", "DFP8 rel. error"], rows))
     return "\n".join(out)
 
 
