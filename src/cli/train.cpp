@@ -155,9 +155,10 @@ class MetricsFile {
 
 // On a terminal, one line redrawn in place with the epoch's progress, ETA, running loss and
 // accuracy and images/s; elsewhere (logs, CI) nothing: the plain iteration lines stand instead.
+// Not under mpirun, which gives the ranks a terminal even when its own output goes to a file.
 class ProgressBar {
   public:
-    ProgressBar() : enabled_(::isatty(STDOUT_FILENO) != 0) {}
+    explicit ProgressBar(bool allowed) : enabled_(allowed && ::isatty(STDOUT_FILENO) != 0) {}
     bool enabled() const { return enabled_; }
     // At most ten redraws a second.
     bool due(double now) {
@@ -232,6 +233,11 @@ void run_train(const TrainOptions& o) {
     train::RunState state{0, 0, o.run_config(ranks)};
     if (o.resume) {
         const train::RunState saved = train::load_checkpoint(checkpoint, net, sgd);
+        const int saved_ranks = saved.config.value("ranks", 1);
+        if (saved_ranks != ranks)
+            throw Error("--resume: the checkpoint's run had " + std::to_string(saved_ranks) +
+                        " rank(s), this one has " + std::to_string(ranks) +
+                        " (resume with the same mpirun -np)");
         for (const auto& [key, value] : state.config.items())
             if (!saved.config.contains(key) || saved.config[key] != value)
                 throw Error("--resume: option '" + key + "' is " + value.dump() +
@@ -269,7 +275,7 @@ void run_train(const TrainOptions& o) {
     };
     std::vector<int> labels;
     nn::Tensor images;
-    ProgressBar progress;
+    ProgressBar progress(!comm);
     for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
         // Every rank draws the same global order and trains on its share of each global batch.
         std::vector<std::int64_t> order = data::epoch_order(d.train.size(), o.seed, epoch);
