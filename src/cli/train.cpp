@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -206,6 +207,10 @@ void run_train(const TrainOptions& o) {
     const precision::Policy policy = precision::Policy::parse(o.precision);
     if (!o.checkpoint_dir.empty() && lead) prepare_checkpoint_dir(o.checkpoint_dir);
     if (o.threads > 0) omp_set_num_threads(o.threads);
+    // Ranks on one machine share its cores: by default (no --threads, no OMP_NUM_THREADS) each
+    // takes its part, never all of them.
+    else if (comm && !std::getenv("OMP_NUM_THREADS"))
+        omp_set_num_threads(std::max(1, omp_get_num_procs() / comm->local_size()));
 
     data::TrainTest d = data::read_dataset(o.data);
     if (o.train_limit > 0) data::truncate(d.train, o.train_limit);
@@ -409,7 +414,8 @@ void add_train_command(CLI::App& app) {
     cmd->add_option("--train-limit", o->train_limit,
                     "Use only the first N training images (0: all)");
     cmd->add_option("--test-limit", o->test_limit, "Use only the first N test images (0: all)");
-    cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
+    cmd->add_option("--threads", o->threads,
+                    "OpenMP threads (0: all cores; under mpirun, the cores / ranks on the machine)");
     cmd->add_option("--log-every", o->log_every,
                     "Print (and --metrics) every N iterations (0: never)");
     cmd->add_option("--metrics", o->metrics_path, "Append JSON lines of metrics to this file");

@@ -43,6 +43,11 @@ Communicator::Communicator(double timeout_s)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
     channels_.push_back(MPI_COMM_WORLD);
+    MPI_Comm local = MPI_COMM_NULL;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local),
+          "MPI_Comm_split_type");
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
 }
 
 Communicator::Channel Communicator::open_channel() {

@@ -30,6 +30,8 @@ class Communicator {
 
     int rank() const { return rank_; }
     int size() const { return size_; }
+    // Ranks on this machine (sharing its cores), this one included.
+    int local_size() const { return local_size_; }
 
     // Collectives on one channel must start in the same order on every rank; those on different
     // channels need not (MPI_Comm_dup). The gradient exchange gives each tensor its own channel, so
@@ -66,7 +68,7 @@ class Communicator {
     MPI_Comm comm(Channel channel) const { return channels_.at(std::size_t(channel)); }
 
     std::vector<MPI_Comm> channels_;  // [0] is MPI_COMM_WORLD; the others are freed at the end
-    int rank_ = 0, size_ = 1;
+    int rank_ = 0, size_ = 1, local_size_ = 1;
     double timeout_s_;
     int uncaught_at_start_;
 };
