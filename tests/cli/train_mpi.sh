@@ -59,7 +59,7 @@ rank_pid() {
 # Starts a long 2-rank run into $work/$1, waits for its first checkpoint, sends signal $2 to rank 1
 # and waits for the run to end; the run must fail, and the checkpoint must still load.
 break_rank() {
-  timeout 120 "${mpi[@]}" "$dfptrain" "${base[@]}" --epochs 1000 --mpi-timeout 3 --checkpoint-dir "$work/$1" \
+  timeout 120 "${mpi[@]}" "$dfptrain" "${base[@]}" --epochs 1000 --mpi-timeout 5 --checkpoint-dir "$work/$1" \
     > "$work/$1.log" 2>&1 &
   local launcher=$! i pid=""
   for i in $(seq 600); do [ -e "$work/$1/last.ckpt" ] && break; sleep 0.1; done
@@ -73,7 +73,7 @@ break_rank() {
   "$dfptrain" eval "$work/$1/last.ckpt" > "$work/$1.eval" || fail "$1: checkpoint damaged"
 }
 break_rank hang STOP
-grep -q "dfptrain: error: .*rank 0: .*no answer from the other ranks within 3 s (--mpi-timeout): a rank died or hangs" \
+grep -q "dfptrain: error: .*rank 0: .*no answer from the other ranks within 5 s (--mpi-timeout): a rank died or hangs" \
   "$work/hang.log" || fail "hang: no named timeout error: $(cat "$work/hang.log")"
 echo "PASS a hung rank: rank 0 stops with a named error, checkpoint intact"
 break_rank dead KILL
