@@ -75,7 +75,8 @@ TEST(DistReduce, Dfp16ExchangeStaysWithinItsBoundOfTheExactAverage) {
     std::student_t_distribution<float> heavy(3.0f);  // gradients have outliers
     for (int ranks : {1, 2, 3, 8, 64})
         for (std::size_t n : {std::size_t{1}, std::size_t{37}, std::size_t{100000}}) {
-            std::vector<std::vector<float>> grads(static_cast<std::size_t>(ranks), std::vector<float>(n));
+            std::vector<std::vector<float>> grads(static_cast<std::size_t>(ranks),
+                                                  std::vector<float>(n));
             float max_abs = 0;
             for (auto& g : grads)
                 for (float& x : g) {
@@ -92,8 +93,9 @@ TEST(DistReduce, Dfp16ExchangeStaysWithinItsBoundOfTheExactAverage) {
                 exact /= ranks;
                 worst = std::max(worst, std::fabs(got[i] - exact));
             }
-            std::printf("dfp16 exchange ranks %d n %zu: worst error %.3g, bound %.3g (%.2g of max)\n",
-                        ranks, n, worst, bound, worst / max_abs);
+            std::printf(
+                "dfp16 exchange ranks %d n %zu: worst error %.3g, bound %.3g (%.2g of max)\n",
+                ranks, n, worst, bound, worst / max_abs);
             EXPECT_LE(worst, bound) << "ranks " << ranks << " n " << n;
             EXPECT_GT(worst, 0.0) << "zero trust: DFP16 rounding must show somewhere";
         }

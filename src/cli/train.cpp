@@ -201,8 +201,9 @@ void run_train(const TrainOptions& o) {
     if (!lead && !std::freopen("/dev/null", "w", stdout))
         throw Error("rank " + std::to_string(rank) + ": cannot silence stdout");
     if (o.batch % ranks != 0)
-        throw Error("--batch " + std::to_string(o.batch) + " (the global batch) must be a multiple of the " +
-                    std::to_string(ranks) + " ranks");
+        throw Error("--batch " + std::to_string(o.batch) +
+                    " (the global batch) must be a multiple of the " + std::to_string(ranks) +
+                    " ranks");
     const int local_batch = o.batch / ranks;
     const precision::Policy policy = precision::Policy::parse(o.precision);
     if (!o.checkpoint_dir.empty() && lead) prepare_checkpoint_dir(o.checkpoint_dir);
@@ -263,8 +264,9 @@ void run_train(const TrainOptions& o) {
         o.model.c_str(), o.data.c_str(), static_cast<long long>(d.train.size()),
         static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
     if (exchange)
-        std::printf("data-parallel: %d ranks, global batch %d (%d per rank), gradient exchange %s\n",
-                    ranks, o.batch, local_batch, o.grad_exchange.c_str());
+        std::printf(
+            "data-parallel: %d ranks, global batch %d (%d per rank), gradient exchange %s\n", ranks,
+            o.batch, local_batch, o.grad_exchange.c_str());
     std::printf("precision: %s\n", policy.describe().c_str());
     std::string layers = net.precision_summary();
     while (!layers.empty() && layers.back() == '\n') layers.pop_back();
@@ -321,12 +323,12 @@ void run_train(const TrainOptions& o) {
                               static_cast<double>(correct) / static_cast<double>(seen), ips);
             if (o.log_every > 0 && (state.iteration + 1) % o.log_every == 0) {
                 // Under mpirun: loss and accuracy of rank 0's share, bytes rank 0 sent.
+                const std::string sent =
+                    exchange ? ", " + std::to_string(exchange->bytes_sent()) + " bytes sent" : "";
                 if (!progress.enabled())
                     std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s%s\n",
                                 static_cast<long long>(state.iteration + 1), s.loss, rate, ips,
-                                exchange ? (", " + std::to_string(exchange->bytes_sent()) +
-                                            " bytes sent").c_str()
-                                         : "");
+                                sent.c_str());
                 nlohmann::json record = {
                     {"epoch", epoch + 1},
                     {"iter", state.iteration + 1},
@@ -414,8 +416,9 @@ void add_train_command(CLI::App& app) {
     cmd->add_option("--train-limit", o->train_limit,
                     "Use only the first N training images (0: all)");
     cmd->add_option("--test-limit", o->test_limit, "Use only the first N test images (0: all)");
-    cmd->add_option("--threads", o->threads,
-                    "OpenMP threads (0: all cores; under mpirun, the cores / ranks on the machine)");
+    cmd->add_option(
+        "--threads", o->threads,
+        "OpenMP threads (0: all cores; under mpirun, the cores / ranks on the machine)");
     cmd->add_option("--log-every", o->log_every,
                     "Print (and --metrics) every N iterations (0: never)");
     cmd->add_option("--metrics", o->metrics_path, "Append JSON lines of metrics to this file");

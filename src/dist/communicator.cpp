@@ -69,26 +69,26 @@ void Communicator::check(int status, const std::string& what) const {
     char text[MPI_MAX_ERROR_STRING];
     int length = 0;
     MPI_Error_string(status, text, &length);
-    throw Error("rank " + std::to_string(rank_) + ": " + what + ": MPI error: " +
-                std::string(text, static_cast<std::size_t>(length)));
+    throw Error("rank " + std::to_string(rank_) + ": " + what +
+                ": MPI error: " + std::string(text, static_cast<std::size_t>(length)));
 }
 
-Communicator::Request Communicator::allreduce(Channel channel, void* data, int count, MPI_Datatype type, MPI_Op op,
-                                              std::string what) {
+Communicator::Request Communicator::allreduce(Channel channel, void* data, int count,
+                                              MPI_Datatype type, MPI_Op op, std::string what) {
     Request r{MPI_REQUEST_NULL, std::move(what)};
     check(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, op, comm(channel), &r.request), r.what);
     return r;
 }
 
-Communicator::Request Communicator::alltoall(Channel channel, const void* send, void* recv, int count,
-                                             MPI_Datatype type, std::string what) {
+Communicator::Request Communicator::alltoall(Channel channel, const void* send, void* recv,
+                                             int count, MPI_Datatype type, std::string what) {
     Request r{MPI_REQUEST_NULL, std::move(what)};
     check(MPI_Ialltoall(send, count, type, recv, count, type, comm(channel), &r.request), r.what);
     return r;
 }
 
-Communicator::Request Communicator::allgather_in_place(Channel channel, void* data, int count, MPI_Datatype type,
-                                                       std::string what) {
+Communicator::Request Communicator::allgather_in_place(Channel channel, void* data, int count,
+                                                       MPI_Datatype type, std::string what) {
     Request r{MPI_REQUEST_NULL, std::move(what)};
     check(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, count, type, comm(channel),
                          &r.request),
@@ -103,7 +103,8 @@ bool Communicator::test(Request& request) {
 }
 
 void Communicator::wait(Request& request) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
     while (!test(request)) {
         if (std::chrono::steady_clock::now() > deadline)
             throw Error("rank " + std::to_string(rank_) + ": " + request.what +
@@ -113,8 +114,8 @@ void Communicator::wait(Request& request) {
     }
 }
 
-void Communicator::allreduce_wait(Channel channel, void* data, int count, MPI_Datatype type, MPI_Op op,
-                                  std::string what) {
+void Communicator::allreduce_wait(Channel channel, void* data, int count, MPI_Datatype type,
+                                  MPI_Op op, std::string what) {
     Request r = allreduce(channel, data, count, type, op, std::move(what));
     wait(r);
 }

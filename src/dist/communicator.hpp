@@ -45,12 +45,15 @@ class Communicator {
         std::string what;  // for the timeout message, e.g. "gradient exchange of 'fc1.weight'"
     };
     // In place: data (count values of type) becomes the element-wise op over all ranks.
-    Request allreduce(Channel channel, void* data, int count, MPI_Datatype type, MPI_Op op, std::string what);
+    Request allreduce(Channel channel, void* data, int count, MPI_Datatype type, MPI_Op op,
+                      std::string what);
     // send holds size() blocks of count values; block r goes to rank r, whose recv block `rank()`
     // receives it.
-    Request alltoall(Channel channel, const void* send, void* recv, int count, MPI_Datatype type, std::string what);
+    Request alltoall(Channel channel, const void* send, void* recv, int count, MPI_Datatype type,
+                     std::string what);
     // data holds size() blocks of count values; block rank() is sent to every rank.
-    Request allgather_in_place(Channel channel, void* data, int count, MPI_Datatype type, std::string what);
+    Request allgather_in_place(Channel channel, void* data, int count, MPI_Datatype type,
+                               std::string what);
 
     // True when the request has completed (then it is MPI_REQUEST_NULL); lets MPI progress.
     bool test(Request& request);
@@ -58,11 +61,12 @@ class Communicator {
     // it does not within timeout_s, or when MPI reports an error.
     void wait(Request& request);
 
-    // Blocking helpers (wait() included).
-    void allreduce_wait(Channel channel, void* data, int count, MPI_Datatype type, MPI_Op op, std::string what);
+    // allreduce(), then wait().
+    void allreduce_wait(Channel channel, void* data, int count, MPI_Datatype type, MPI_Op op,
+                        std::string what);
 
   private:
-    Communicator(double timeout_s);
+    explicit Communicator(double timeout_s);
     void check(int status, const std::string& what) const;
 
     MPI_Comm comm(Channel channel) const { return channels_.at(std::size_t(channel)); }

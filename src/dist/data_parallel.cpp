@@ -7,7 +7,9 @@
 
 namespace dfp::dist {
 
-std::int64_t shard_begin(std::int64_t batch, int ranks, int rank) { return batch * rank / ranks; }
+std::int64_t shard_begin(std::int64_t batch, int ranks, int rank) {
+    return batch * rank / ranks;
+}
 
 std::int64_t shard_size(std::int64_t batch, int ranks, int rank) {
     return shard_begin(batch, ranks, rank + 1) - shard_begin(batch, ranks, rank);

@@ -40,8 +40,8 @@ GradientExchange::GradientExchange(Communicator& comm, nn::Net& net, GradExchang
 }
 
 void GradientExchange::begin_step(std::int64_t local, std::int64_t global) {
-    weight_ = static_cast<float>(static_cast<double>(local) * comm_.size() /
-                                 static_cast<double>(global));
+    weight_ =
+        static_cast<float>(static_cast<double>(local) * comm_.size() / static_cast<double>(global));
     bytes_sent_ = 0;
 }
 
@@ -60,7 +60,8 @@ void GradientExchange::start(Slot& slot) {
         slot.phase = Phase::alltoall;
     } else {
         slot.max_bits = max_abs_bits(grad);
-        slot.request = comm_.allreduce(slot.channel, &slot.max_bits, 1, MPI_UINT32_T, MPI_MAX, what);
+        slot.request =
+            comm_.allreduce(slot.channel, &slot.max_bits, 1, MPI_UINT32_T, MPI_MAX, what);
         slot.phase = Phase::agree_exponent;
     }
     poll();
@@ -77,8 +78,9 @@ void GradientExchange::advance(Slot& slot) {
         case Phase::agree_exponent: {
             // Every rank sees the same maximum, so every rank stops here alike.
             if (slot.max_bits >= kNonFiniteBits)
-                throw Error("gradient of '" + slot.param->name +
-                            "' holds a NaN or Inf on some rank; training stopped before the update");
+                throw Error(
+                    "gradient of '" + slot.param->name +
+                    "' holds a NaN or Inf on some rank; training stopped before the update");
             bytes_sent_ += sizeof(slot.max_bits);
             slot.exponent = shared_exponent_of(slot.max_bits);
             const std::size_t padded = slot.chunk * ranks;

@@ -16,7 +16,9 @@ constexpr int kBits = 16;
 constexpr std::size_t kChunk = std::size_t{1} << 16;  // elements per OpenMP work item
 constexpr std::size_t kParallelMin = std::size_t{1} << 15;
 
-std::int64_t chunks(std::size_t n) { return static_cast<std::int64_t>((n + kChunk - 1) / kChunk); }
+std::int64_t chunks(std::size_t n) {
+    return static_cast<std::int64_t>((n + kChunk - 1) / kChunk);
+}
 std::size_t chunk_size(std::size_t n, std::int64_t c) {
     return std::min(kChunk, n - static_cast<std::size_t>(c) * kChunk);
 }

@@ -49,7 +49,8 @@ nn::Tensor images_of(std::int64_t first, std::int64_t n, std::vector<int>& label
     for (std::int64_t s = 0; s < n; ++s) {
         std::mt19937 rng(static_cast<unsigned>(first + s));
         std::normal_distribution<float> normal;
-        for (int i = 0; i < kSide * kSide; ++i) t.data[std::size_t(s * kSide * kSide + i)] = normal(rng);
+        for (int i = 0; i < kSide * kSide; ++i)
+            t.data[std::size_t(s * kSide * kSide + i)] = normal(rng);
         labels[std::size_t(s)] = static_cast<int>((first + s) % kClasses);
     }
     return t;
@@ -108,7 +109,8 @@ Comparison compare(GradExchange kind, std::int64_t global, int steps,
     for (std::size_t k = 0; k < ref_params.size(); ++k) {
         double diff = 0, max_w = 0;
         for (std::size_t i = 0; i < ref_params[k]->value.size(); ++i) {
-            diff = std::max(diff, double(std::fabs(ref_params[k]->value[i] - dist_params[k]->value[i])));
+            diff = std::max(diff,
+                            double(std::fabs(ref_params[k]->value[i] - dist_params[k]->value[i])));
             max_w = std::max(max_w, double(std::fabs(ref_params[k]->value[i])));
         }
         c.worst_fp32_relative = std::max(c.worst_fp32_relative, diff / max_w);
@@ -121,9 +123,10 @@ TEST(DistMpi, Fp32ExchangeEqualsOneProcessWithTheGlobalBatch) {
     // 16 = 8 + 8; 7 = 4 + 3 (weighted shares); 1 = 1 + 0 (a rank without samples).
     for (std::int64_t global : {16, 7, 1}) {
         const Comparison c = compare(GradExchange::fp32, global, 3);
-        std::printf("rank %d fp32 exchange, global batch %lld, 3 steps: worst relative weight "
-                    "difference %.3g\n",
-                    g_comm->rank(), static_cast<long long>(global), c.worst_fp32_relative);
+        std::printf(
+            "rank %d fp32 exchange, global batch %lld, 3 steps: worst relative weight "
+            "difference %.3g\n",
+            g_comm->rank(), static_cast<long long>(global), c.worst_fp32_relative);
         EXPECT_LT(c.worst_fp32_relative, 1e-5) << "global batch " << global;
     }
 }
