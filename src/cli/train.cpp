@@ -322,21 +322,28 @@ void run_train(const TrainOptions& o) {
                               loss_sum / static_cast<double>(seen),
                               static_cast<double>(correct) / static_cast<double>(seen), ips);
             if (o.log_every > 0 && (state.iteration + 1) % o.log_every == 0) {
-                // Under mpirun: loss and accuracy of rank 0's share, bytes rank 0 sent.
-                const std::string sent =
-                    exchange ? ", " + std::to_string(exchange->bytes_sent()) + " bytes sent" : "";
+                double step_loss = s.loss;
+                double step_top1 = static_cast<double>(s.correct) / static_cast<double>(b);
+                std::string sent;
+                if (exchange) {  // over the global batch; the bytes are rank 0's
+                    double sums[3] = {step_loss * static_cast<double>(b),
+                                      static_cast<double>(s.correct), static_cast<double>(b)};
+                    comm->allreduce_wait(0, sums, 3, MPI_DOUBLE, MPI_SUM, "iteration statistics");
+                    step_loss = sums[0] / sums[2];
+                    step_top1 = sums[1] / sums[2];
+                    sent = ", " + std::to_string(exchange->bytes_sent()) + " bytes sent";
+                }
                 if (!progress.enabled())
                     std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s%s\n",
-                                static_cast<long long>(state.iteration + 1), s.loss, rate, ips,
+                                static_cast<long long>(state.iteration + 1), step_loss, rate, ips,
                                 sent.c_str());
-                nlohmann::json record = {
-                    {"epoch", epoch + 1},
-                    {"iter", state.iteration + 1},
-                    {"loss", s.loss},
-                    {"train_top1", static_cast<double>(s.correct) / static_cast<double>(b)},
-                    {"lr", rate},
-                    {"images_per_s", ips},
-                    {"elapsed_s", elapsed()}};
+                nlohmann::json record = {{"epoch", epoch + 1},
+                                         {"iter", state.iteration + 1},
+                                         {"loss", step_loss},
+                                         {"train_top1", step_top1},
+                                         {"lr", rate},
+                                         {"images_per_s", ips},
+                                         {"elapsed_s", elapsed()}};
                 if (exchange) record["bytes_sent"] = exchange->bytes_sent();
                 metrics.write(record);
             }
