@@ -16,6 +16,7 @@
 #include "dist/grad_exchange.hpp"
 #include "dist/reduce.hpp"
 #include "format/quantize_kernels.hpp"
+#include "nn/norm.hpp"
 
 namespace dfp::dist {
 namespace {
@@ -143,6 +144,67 @@ TEST(DistReduce, GradExchangeNames) {
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("--grad-exchange"), std::string::npos) << e.what();
+    }
+}
+
+// Synchronised batch norm on one process (sums that stay as they are) is the layer's own train mode
+// (oneDNN) up to rounding: forward, running statistics, and every gradient, with the fused ReLU.
+TEST(DistSyncBn, OneProcessEqualsTheLayersOwnTrainMode) {
+    const std::int64_t channels = 5;
+    nn::BatchNorm2d plain("bn", {.channels = channels, .relu = true});
+    nn::BatchNorm2d synced("bn", {.channels = channels, .relu = true});
+    int calls = 0;
+    synced.set_sum_across_processes([&calls](std::vector<double>&, bool) { ++calls; });
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.5f, 2.0f);
+    nn::Tensor src({3, 4, 4, std::size_t(channels)}), diff_dst(src.shape);
+    for (float& x : src.data) x = normal(rng);
+    for (float& x : diff_dst.data) x = normal(rng);
+    for (nn::BatchNorm2d* bn : {&plain, &synced})
+        for (std::int64_t c = 0; c < channels; ++c) {
+            bn->gamma().value[std::size_t(c)] = 0.5f + 0.25f * float(c);
+            bn->beta().value[std::size_t(c)] = 0.1f * float(c) - 0.2f;
+        }
+    nn::Tensor dst_plain, dst_synced, diff_plain(src.shape), diff_synced(src.shape);
+    const nn::Tensor* srcs[] = {&src};
+    nn::Tensor* diff_plain_ptr[] = {&diff_plain};
+    nn::Tensor* diff_synced_ptr[] = {&diff_synced};
+    plain.forward(srcs, dst_plain, {nn::Mode::train, 0});
+    synced.forward(srcs, dst_synced, {nn::Mode::train, 0});
+    plain.backward(srcs, dst_plain, diff_dst, diff_plain_ptr);
+    synced.backward(srcs, dst_synced, diff_dst, diff_synced_ptr);
+    EXPECT_EQ(calls, 3) << "two sums in forward (mean, squared deviations), one in backward";
+    const auto expect_near = [](const std::vector<float>& a, const std::vector<float>& b,
+                                const char* what) {
+        ASSERT_EQ(a.size(), b.size());
+        float worst = 0, largest = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            worst = std::max(worst, std::fabs(a[i] - b[i]));
+            largest = std::max(largest, std::fabs(a[i]));
+        }
+        std::printf("sync bn, one process, %s: worst difference %.3g of %.3g\n", what, worst,
+                    largest);
+        EXPECT_LE(worst, 1e-5f * largest) << what;
+        EXPECT_GT(largest, 0.0f) << what;
+    };
+    expect_near(dst_plain.data, dst_synced.data, "dst");
+    expect_near(plain.running_mean(), synced.running_mean(), "running mean");
+    expect_near(plain.running_var(), synced.running_var(), "running variance");
+    expect_near(diff_plain.data, diff_synced.data, "diff_src");
+    expect_near(plain.gamma().grad, synced.gamma().grad, "diff_gamma");
+    expect_near(plain.beta().grad, synced.beta().grad, "diff_beta");
+}
+
+TEST(DistSyncBn, EveryRankNeedsSamplesInTheLastBatch) {
+    EXPECT_NO_THROW(check_batches_for_sync_bn(128, 64, 2));  // no short batch
+    EXPECT_NO_THROW(check_batches_for_sync_bn(130, 64, 2));  // last batch 2: one each
+    try {
+        check_batches_for_sync_bn(129, 64, 2);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--sync-bn: the last batch of each epoch holds 1"),
+                  std::string::npos)
+            << e.what();
     }
 }
 

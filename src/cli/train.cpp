@@ -59,6 +59,7 @@ struct TrainOptions {
     std::string grad_exchange = "dfp16";
     double mpi_timeout = 600;
     int check_weights_every = 100;
+    bool sync_bn = false;
 
     // What must be the same for a resumed run to continue the saved one. `ranks` > 1 only under
     // mpirun: a single process keeps the config (and checkpoints) it always had.
@@ -83,6 +84,7 @@ struct TrainOptions {
         if (ranks > 1) {
             config["ranks"] = ranks;
             config["grad_exchange"] = grad_exchange;
+            if (sync_bn) config["sync_bn"] = true;
         }
         return config;
     }
@@ -229,6 +231,10 @@ void run_train(const TrainOptions& o) {
     if (ranks > 1)
         exchange = std::make_unique<dist::GradientExchange>(
             *comm, net, dist::parse_grad_exchange(o.grad_exchange));
+    if (exchange && o.sync_bn) {
+        dist::check_batches_for_sync_bn(d.train.size(), o.batch, ranks);
+        dist::synchronise_batch_norm(*comm, net, *exchange);
+    }
     const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
     const train::LrSchedule lr = make_schedule(o, iters_per_epoch * o.epochs);
 
@@ -265,8 +271,10 @@ void run_train(const TrainOptions& o) {
         static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
     if (exchange)
         std::printf(
-            "data-parallel: %d ranks, global batch %d (%d per rank), gradient exchange %s\n", ranks,
-            o.batch, local_batch, o.grad_exchange.c_str());
+            "data-parallel: %d ranks, global batch %d (%d per rank), gradient exchange %s, batch "
+            "norm %s\n",
+            ranks, o.batch, local_batch, o.grad_exchange.c_str(),
+            o.sync_bn ? "synchronised" : "per rank");
     std::printf("precision: %s\n", policy.describe().c_str());
     std::string layers = net.precision_summary();
     while (!layers.empty() && layers.back() == '\n') layers.pop_back();
@@ -447,6 +455,9 @@ void add_train_command(CLI::App& app) {
     cmd->add_option("--mpi-timeout", o->mpi_timeout,
                     "Under mpirun: seconds to wait for the other ranks before stopping with an "
                     "error (a rank died or hangs)");
+    cmd->add_flag("--sync-bn", o->sync_bn,
+                  "Under mpirun: batch norm with the statistics of the global batch (default: "
+                  "each rank's own)");
     cmd->add_option("--check-weights-every", o->check_weights_every,
                     "Under mpirun: compare a CRC of the weights across ranks every N iterations "
                     "and at every epoch's end (0: only at epoch ends)");

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "base/error.hpp"
+#include "nn/norm.hpp"
 #include "train/checkpoint_file.hpp"
 
 namespace dfp::dist {
@@ -25,6 +26,33 @@ std::vector<std::int64_t> shard_order(const std::vector<std::int64_t>& order, st
                      order.begin() + first + shard_begin(b, ranks, rank + 1));
     }
     return shard;
+}
+
+void synchronise_batch_norm(Communicator& comm, nn::Net& net, const GradientExchange& exchange) {
+    for (int node = 1; node < net.nodes(); ++node) {
+        auto* bn = dynamic_cast<nn::BatchNorm2d*>(&net.layer(node));
+        if (!bn) continue;
+        const std::string what = "synchronised batch norm of '" + bn->name() + "'";
+        bn->set_sum_across_processes(
+            [&comm, &exchange, what](std::vector<double>& sums, bool gradients) {
+                // This rank's gradient terms are those of a mean over its share: weighted, summed,
+                // and brought back to its own scale (weight > 0: every rank has samples).
+                const double weight = gradients ? exchange.weight() : 1.0;
+                for (double& v : sums) v *= weight;
+                comm.allreduce_wait(0, sums.data(), static_cast<int>(sums.size()), MPI_DOUBLE,
+                                    MPI_SUM, what);
+                for (double& v : sums) v /= weight;
+            });
+    }
+}
+
+void check_batches_for_sync_bn(std::int64_t samples, std::int64_t batch, int ranks) {
+    const std::int64_t last = samples % batch;
+    if (last != 0 && last < ranks)
+        throw Error("--sync-bn: the last batch of each epoch holds " + std::to_string(last) +
+                    " sample(s) for " + std::to_string(ranks) +
+                    " ranks, and every rank needs samples in every step (change --batch or "
+                    "--train-limit)");
 }
 
 void check_same_weights(Communicator& comm, const std::vector<nn::Param*>& params,

@@ -6,7 +6,8 @@
 #include <vector>
 
 #include "dist/communicator.hpp"
-#include "nn/tensor.hpp"
+#include "dist/grad_exchange.hpp"
+#include "nn/net.hpp"
 
 namespace dfp::dist {
 
@@ -20,6 +21,16 @@ std::int64_t shard_size(std::int64_t batch, int ranks, int rank);
 // other. With batch = ranks x B, cutting this into batches of B gives the rank's local batches.
 std::vector<std::int64_t> shard_order(const std::vector<std::int64_t>& order, std::int64_t batch,
                                       int ranks, int rank);
+
+// Synchronised batch normalisation: every BatchNorm2d of net normalises with the statistics of
+// the global batch, summed over the ranks (blocking allreduces, with the timeout). Sums of
+// gradient terms are weighted like the gradients (exchange.weight()), so that uneven shares of a
+// batch give the global batch's values too. Every rank must have samples in every step
+// (check_batches_for_sync_bn): a rank without any would not run the layers' sums.
+void synchronise_batch_norm(Communicator& comm, nn::Net& net, const GradientExchange& exchange);
+// Throws dfp::Error naming --sync-bn when the last batch of an epoch of `samples` leaves a rank
+// without samples.
+void check_batches_for_sync_bn(std::int64_t samples, std::int64_t batch, int ranks);
 
 // CRC-32 of every parameter's values, compared across ranks (an allreduce of the maximum of the
 // CRC and of its complement). Throws dfp::Error naming the iteration when they differ.

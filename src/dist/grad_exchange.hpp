@@ -34,6 +34,7 @@ class GradientExchange final : public train::GradientHook {
     // ranks is the mean over the global batch even when the last batch splits unevenly (a rank
     // with no samples contributes zeros).
     void begin_step(std::int64_t local, std::int64_t global);
+    float weight() const { return weight_; }
     void layer_done(nn::Layer& layer) override;
     // Exchanges what backward has not started (all of it on a rank without samples), and waits.
     void finish() override;

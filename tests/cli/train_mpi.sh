@@ -3,8 +3,9 @@
 #  - rank 0 alone prints and writes metrics and checkpoints; a run stopped after epoch 1 and
 #    resumed on 2 ranks ends with the same checkpoint, bit for bit;
 #  - DFP16 exchange sends half the bytes of FP32 exchange (metrics' bytes_sent);
-#  - resuming with another number of ranks, a global batch that does not split, or a bad
-#    --grad-exchange is one named error;
+#  - resuming with another number of ranks, a global batch that does not split, a bad
+#    --grad-exchange, or --sync-bn with a rank left without samples is one named error;
+#  - ResNet-20 trains with synchronised batch norm;
 #  - a rank that hangs (SIGSTOP) makes rank 0 stop with a named timeout error, a rank that dies
 #    (SIGKILL) ends the run, and the last checkpoint stays intact in both cases.
 # Usage: train_mpi.sh PATH/TO/dfptrain PATH/TO/mpirun (as root: OMPI_ALLOW_RUN_AS_ROOT=1 and
@@ -46,7 +47,17 @@ expect_bad_input "grad-exchange" train --grad-exchange int8
 "${mpi[@]}" "$dfptrain" "${run[@]}" --batch 63 > "$work/out" 2> "$work/err" && fail "--batch 63 on 2 ranks ran"
 grep -q -- "--batch 63 (the global batch) must be a multiple of the 2 ranks" "$work/err" \
   || fail "--batch 63: $(cat "$work/err")"
+"${mpi[@]}" "$dfptrain" train --train-limit 65 --test-limit 50 --threads 1 --sync-bn > "$work/out" 2> "$work/err" \
+  && fail "--sync-bn with a last batch of 1 sample for 2 ranks ran"
+grep -q -- "--sync-bn: the last batch of each epoch holds 1 sample(s) for 2 ranks" "$work/err" \
+  || fail "--sync-bn: $(cat "$work/err")"
 echo "PASS bad input is a named error"
+
+"${mpi[@]}" "$dfptrain" train --model resnet20 --train-limit 256 --test-limit 100 --log-every 0 --threads 1 \
+  --sync-bn > "$work/sync_bn.log" 2>&1 || fail "--sync-bn: $(cat "$work/sync_bn.log")"
+grep -q "gradient exchange dfp16, batch norm synchronised" "$work/sync_bn.log" && grep -q "^epoch 1/1: " "$work/sync_bn.log" \
+  || fail "--sync-bn: $(cat "$work/sync_bn.log")"
+echo "PASS ResNet-20 with synchronised batch norm"
 
 # The pid of rank $1 of the run whose checkpoints go to $work/$2.
 rank_pid() {

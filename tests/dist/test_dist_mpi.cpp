@@ -28,29 +28,37 @@ constexpr int kSide = 28, kClasses = 10;
 constexpr float kLr = 0.05f;
 constexpr train::SgdConfig kSgd{0.9f, 5e-4f, false};
 
-nn::Net fp32_lenet() {
-    const models::ImageInput input{kSide, kSide, 1, kClasses};
-    nn::Net net = models::build("lenet5", input);
+// LeNet-5 at 28x28, or ResNet-20 (batch norm) at 8x8, in FP32.
+struct Model {
+    const char* name = "lenet5";
+    int side = kSide;
+};
+constexpr Model kResnet20{"resnet20", 8};
+
+nn::Net fp32_net(const Model& model) {
+    const models::ImageInput input{model.side, model.side, 1, kClasses};
+    nn::Net net = models::build(model.name, input);
     net.apply_precision(precision::Policy::parse("fp32"));
     return net;
 }
 
 struct Trainer {
-    nn::Net net = fp32_lenet();
+    explicit Trainer(const Model& model = {}) : net(fp32_net(model)) {}
+    nn::Net net;
     train::Sgd sgd{net.params(), kSgd};
 };
 
-// Samples [first, first + n) of a fixed synthetic set.
-nn::Tensor images_of(std::int64_t first, std::int64_t n, std::vector<int>& labels) {
+// Samples [first, first + n) of a fixed synthetic set of side x side images.
+nn::Tensor images_of(std::int64_t first, std::int64_t n, int side, std::vector<int>& labels) {
+    const auto pixels = static_cast<std::size_t>(side * side);
     nn::Tensor t;
-    t.shape = {std::size_t(n), kSide, kSide, 1};
-    t.data.resize(std::size_t(n) * kSide * kSide);
+    t.shape = {std::size_t(n), std::size_t(side), std::size_t(side), 1};
+    t.data.resize(std::size_t(n) * pixels);
     labels.resize(std::size_t(n));
     for (std::int64_t s = 0; s < n; ++s) {
         std::mt19937 rng(static_cast<unsigned>(first + s));
         std::normal_distribution<float> normal;
-        for (int i = 0; i < kSide * kSide; ++i)
-            t.data[std::size_t(s * kSide * kSide + i)] = normal(rng);
+        for (std::size_t i = 0; i < pixels; ++i) t.data[std::size_t(s) * pixels + i] = normal(rng);
         labels[std::size_t(s)] = static_cast<int>((first + s) % kClasses);
     }
     return t;
@@ -58,21 +66,24 @@ nn::Tensor images_of(std::int64_t first, std::int64_t n, std::vector<int>& label
 
 // Runs `steps` steps of `global` samples each on one process and on the ranks (each its share).
 struct Comparison {
-    double worst_fp32_relative = 0;  // max |w_dist - w_ref| / max |w_ref|
+    double worst_fp32_relative = 0;    // max |w_dist - w_ref| / max |w_ref|, per parameter
+    double worst_buffer_relative = 0;  // the same for batch norm's running statistics
     std::uint64_t bytes = 0;
 };
 
 Comparison compare(GradExchange kind, std::int64_t global, int steps,
                    std::vector<double>* dfp16_bounds = nullptr,
-                   std::vector<double>* dfp16_errors = nullptr) {
-    Trainer ref, dist;
+                   std::vector<double>* dfp16_errors = nullptr, const Model& model = {},
+                   bool sync_bn = false) {
+    Trainer ref(model), dist(model);
     GradientExchange exchange(*g_comm, dist.net, kind);
+    if (sync_bn) synchronise_batch_norm(*g_comm, dist.net, exchange);
     const int ranks = g_comm->size(), rank = g_comm->rank();
     std::vector<int> labels;
     std::uint64_t bytes = 0;
     for (int step = 0; step < steps; ++step) {
         const std::int64_t first = step * global;
-        const nn::Tensor all = images_of(first, global, labels);
+        const nn::Tensor all = images_of(first, global, model.side, labels);
         train::train_step(ref.net, ref.sgd, all, labels, kLr, step);
         // The DFP16 bound of the first step: from the largest weighted gradient of any rank
         // (recomputed here for every rank's shard); a weight moves by lr x its gradient.
@@ -81,7 +92,8 @@ Comparison compare(GradExchange kind, std::int64_t global, int steps,
             for (int r = 0; r < ranks; ++r) {
                 Trainer shard;
                 const std::int64_t n = shard_size(global, ranks, r);
-                const nn::Tensor mine = images_of(first + shard_begin(global, ranks, r), n, labels);
+                const nn::Tensor mine =
+                    images_of(first + shard_begin(global, ranks, r), n, model.side, labels);
                 train::train_step(shard.net, shard.sgd, mine, labels, kLr, step);
                 const float weight = static_cast<float>(n * ranks) / static_cast<float>(global);
                 const auto params = shard.net.params();
@@ -95,7 +107,8 @@ Comparison compare(GradExchange kind, std::int64_t global, int steps,
         const std::int64_t b = shard_size(global, ranks, rank);
         exchange.begin_step(b, global);
         if (b > 0) {
-            const nn::Tensor mine = images_of(first + shard_begin(global, ranks, rank), b, labels);
+            const nn::Tensor mine =
+                images_of(first + shard_begin(global, ranks, rank), b, model.side, labels);
             train::train_step(dist.net, dist.sgd, mine, labels, kLr, step, &exchange);
         } else {
             train::train_step_without_samples(dist.net, dist.sgd, kLr, step, exchange);
@@ -116,6 +129,18 @@ Comparison compare(GradExchange kind, std::int64_t global, int steps,
         c.worst_fp32_relative = std::max(c.worst_fp32_relative, diff / max_w);
         if (dfp16_errors) dfp16_errors->push_back(diff);
     }
+    // The running statistics of batch norm: the global batch's only when synchronised.
+    const auto ref_buffers = ref.net.buffers(), dist_buffers = dist.net.buffers();
+    for (std::size_t k = 0; k < ref_buffers.size(); ++k) {
+        const std::vector<float>& r = *ref_buffers[k].values;
+        const std::vector<float>& d = *dist_buffers[k].values;
+        double diff = 0, max_r = 0;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            diff = std::max(diff, double(std::fabs(r[i] - d[i])));
+            max_r = std::max(max_r, double(std::fabs(r[i])));
+        }
+        c.worst_buffer_relative = std::max(c.worst_buffer_relative, diff / max_r);
+    }
     return c;
 }
 
@@ -128,6 +153,26 @@ TEST(DistMpi, Fp32ExchangeEqualsOneProcessWithTheGlobalBatch) {
             "difference %.3g\n",
             g_comm->rank(), static_cast<long long>(global), c.worst_fp32_relative);
         EXPECT_LT(c.worst_fp32_relative, 1e-5) << "global batch " << global;
+    }
+}
+
+TEST(DistMpi, SynchronisedBatchNormEqualsOneProcessWithTheGlobalBatch) {
+    // 16 = 8 + 8; 7 = 4 + 3: the gradient terms' sums are weighted like the gradients.
+    for (std::int64_t global : {16, 7}) {
+        const Comparison synced =
+            compare(GradExchange::fp32, global, 2, nullptr, nullptr, kResnet20, true);
+        const Comparison per_rank =
+            compare(GradExchange::fp32, global, 2, nullptr, nullptr, kResnet20, false);
+        std::printf(
+            "rank %d resnet20, global batch %lld, 2 steps: worst relative difference of "
+            "weights / running statistics: synchronised %.3g / %.3g, per rank %.3g / %.3g\n",
+            g_comm->rank(), static_cast<long long>(global), synced.worst_fp32_relative,
+            synced.worst_buffer_relative, per_rank.worst_fp32_relative,
+            per_rank.worst_buffer_relative);
+        EXPECT_LT(synced.worst_fp32_relative, 1e-5) << "global batch " << global;
+        EXPECT_LT(synced.worst_buffer_relative, 1e-5) << "global batch " << global;
+        // Zero trust: per-rank statistics differ, and the comparison sees it.
+        EXPECT_GT(per_rank.worst_buffer_relative, 1e-3) << "global batch " << global;
     }
 }
 
