@@ -56,7 +56,7 @@ struct TrainOptions {
     data::AugmentOptions augment;
     bool no_prefetch = false;  // changes when batches are made, never what they hold
     // Data-parallel runs (mpirun -np N); a plain process ignores these.
-    std::string grad_exchange = "dfp16";
+    std::string grad_exchange = "fp32";  // exact by default; dfp16 halves the bytes
     double mpi_timeout = 600;
     int check_weights_every = 100;
     bool sync_bn = false;
@@ -450,8 +450,8 @@ void add_train_command(CLI::App& app) {
     cmd->add_flag("--no-prefetch", o->no_prefetch,
                   "Prepare batches in the training thread (same results; for comparisons)");
     cmd->add_option("--grad-exchange", o->grad_exchange,
-                    "Under mpirun: gradients exchanged as fp32 or dfp16 (one shared exponent per "
-                    "tensor, half the bytes)");
+                    "Under mpirun: gradients exchanged as fp32 (default) or dfp16 (one shared "
+                    "exponent per tensor, half the bytes)");
     cmd->add_option("--mpi-timeout", o->mpi_timeout,
                     "Under mpirun: seconds to wait for the other ranks before stopping with an "
                     "error (a rank died or hangs)");

@@ -20,15 +20,15 @@ source "$(dirname "$0")/lib.sh"
 base=(train --train-limit 1000 --test-limit 300 --log-every 4 --threads 1)
 run=("${base[@]}" --epochs 2)
 
-"${mpi[@]}" "$dfptrain" "${run[@]}" --checkpoint-dir "$work/whole" --metrics "$work/dfp16.jsonl" \
+"${mpi[@]}" "$dfptrain" "${run[@]}" --grad-exchange dfp16 --checkpoint-dir "$work/whole" --metrics "$work/dfp16.jsonl" \
   > "$work/whole.log" 2>&1 || fail "2-rank run: $(cat "$work/whole.log")"
 grep -q "data-parallel: 2 ranks, global batch 64 (32 per rank), gradient exchange dfp16" "$work/whole.log" \
   || fail "no data-parallel line: $(cat "$work/whole.log")"
 [ "$(grep -c "^epoch 2/2: " "$work/whole.log")" -eq 1 ] || fail "not rank 0 alone printing"
 grep -q "test accuracy [3-9][0-9]\." "$work/whole.log" || fail "2 ranks did not learn: $(cat "$work/whole.log")"
-"${mpi[@]}" "$dfptrain" "${run[@]}" --checkpoint-dir "$work/parts" --stop-after-epoch 1 > /dev/null 2>&1 \
+"${mpi[@]}" "$dfptrain" "${run[@]}" --grad-exchange dfp16 --checkpoint-dir "$work/parts" --stop-after-epoch 1 > /dev/null 2>&1 \
   || fail "first part"
-"${mpi[@]}" "$dfptrain" "${run[@]}" --checkpoint-dir "$work/parts" --resume > "$work/resumed.log" 2>&1 \
+"${mpi[@]}" "$dfptrain" "${run[@]}" --grad-exchange dfp16 --checkpoint-dir "$work/parts" --resume > "$work/resumed.log" 2>&1 \
   || fail "resumed part: $(cat "$work/resumed.log")"
 grep -q "resumed from" "$work/resumed.log" || fail "the resumed run did not say it resumed"
 cmp -s "$work/whole/last.ckpt" "$work/parts/last.ckpt" || fail "resumed 2-rank run differs from the uninterrupted one"
@@ -55,7 +55,7 @@ echo "PASS bad input is a named error"
 
 "${mpi[@]}" "$dfptrain" train --model resnet20 --train-limit 256 --test-limit 100 --log-every 0 --threads 1 \
   --sync-bn > "$work/sync_bn.log" 2>&1 || fail "--sync-bn: $(cat "$work/sync_bn.log")"
-grep -q "gradient exchange dfp16, batch norm synchronised" "$work/sync_bn.log" && grep -q "^epoch 1/1: " "$work/sync_bn.log" \
+grep -q "gradient exchange fp32, batch norm synchronised" "$work/sync_bn.log" && grep -q "^epoch 1/1: " "$work/sync_bn.log" \
   || fail "--sync-bn: $(cat "$work/sync_bn.log")"
 echo "PASS ResNet-20 with synchronised batch norm"
 
