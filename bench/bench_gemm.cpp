@@ -89,7 +89,7 @@ void BM_pack_b_s16(benchmark::State& state) {
     std::vector<uint64_t> stats(64);
     for (auto _ : state) {
         ctx->pack_b(src.data(), ld, k_contiguous, cols, kc, 0, dst,
-                    with_stats ? stats.data() : nullptr, nullptr);
+                    with_stats ? stats.data() : nullptr, nullptr, kc / 2);
         benchmark::DoNotOptimize(dst);
     }
     state.counters["elements"] = benchmark::Counter(static_cast<double>(kc * cols),

@@ -45,6 +45,27 @@ void BM_Quantize16(benchmark::State& state) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
 }
 
+// int8 mantissas, one exponent per tensor (block = 0) or per block of 32 along rows of 1024
+// (MXINT8, block = 32), avx512, nearest-even: what dfp8 and MXINT8 training quantize.
+void BM_Quantize8(benchmark::State& state) {
+    const Isa isa = active_isa();
+    omp_set_num_threads(static_cast<int>(state.range(0)));
+    const auto n = static_cast<std::size_t>(state.range(2));
+    const std::vector<float> x = normal_data(n);
+    Format f = dfp8_tensor();
+    if (state.range(1) > 0) {
+        f.granularity = Granularity::block;
+        f.block = static_cast<int>(state.range(1));
+    }
+    state.SetLabel(f.name() + " threads=" + std::to_string(state.range(0)));
+    Dfp8Tensor q;
+    for (auto _ : state) {
+        quantize_into(x.data(), {n / 1024, 1024}, f, {}, "x", q, isa);
+        benchmark::DoNotOptimize(q.mantissas.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
+}
+
 void BM_Dequantize16(benchmark::State& state) {
     Isa isa;
     configure(state, isa);
@@ -77,6 +98,10 @@ BENCHMARK(BM_Quantize16)
     ->Apply(quantize_args)
     ->UseRealTime()
     ->ArgNames({"isa", "threads", "rounding", "n"});
+BENCHMARK(BM_Quantize8)
+    ->ArgsProduct({{1, 2}, {0, 32}, {1l << 18, 1l << 24}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "block", "n"});
 BENCHMARK(BM_Dequantize16)
     ->Apply(dequantize_args)
     ->UseRealTime()

@@ -4,14 +4,18 @@
 #   accuracy    Fashion-MNIST, lenet5 and resnet20, fp32 vs dfp16, identical hyper-parameters,
 #               3 seeds each (dfptrain train --metrics)
 #   throughput  training images/s at 224x224 (synthetic) for resnet50, googlenet, vgg16, alexnet,
-#               fp32 vs dfp16 and where the time goes (dfptrain bench train), beside PyTorch's own
+#               fp32 vs dfp16 (and dfp8, issue 7) and where the time goes (dfptrain bench train), beside PyTorch's own
 #               FP32 and bf16-autocast ResNet-50 step (scripts/pytorch_reference.py)
 #   kernels     DFP16 conv passes against the measured INT16 VNNI peak, oneDNN FP32 and bf16
-#               (dfptrain bench peak / conv / gemm)
+#               (dfptrain bench peak / conv / gemm; DFP8, MXINT8 and oneDNN int8 beside them)
+#   eightbit    issue 7: Fashion-MNIST accuracy of the 8-bit precisions (dfp8, mxint8) against
+#               fp32 and dfp16, same network, epochs and hyper-parameters, 3 seeds (the
+#               throughput section measures dfp8's training step)
 # Raw outputs (JSON, JSON lines) go to OUT/results/SECTION/ with commands.tsv, the exact commands
 # run; scripts/results_page.py then writes OUT/RESULTS.md and OUT/results/*.png from them alone.
 #
-# Usage: scripts/experiments.sh [--quick] [--section accuracy|throughput|kernels|all] [--out DIR]
+# Usage: scripts/experiments.sh [--quick] [--section accuracy|throughput|kernels|eightbit|all]
+#                               [--out DIR]
 #                               [--page-only] [--skip-setup] [--no-pytorch] [--batch B] [--threads N]
 #   --quick       tiny limits (1 epoch, 1 seed, few images, 1 rep): checks the whole pipeline in a
 #                 couple of minutes; the page says so. Default --out is then build/experiments-quick
@@ -53,8 +57,8 @@ while (($#)); do
   shift
 done
 case "$section" in
-  accuracy|throughput|kernels|all) ;;
-  *) echo "experiments.sh: --section must be accuracy, throughput, kernels or all" >&2; exit 2 ;;
+  accuracy|throughput|kernels|eightbit|all) ;;
+  *) echo "experiments.sh: --section must be accuracy, throughput, kernels, eightbit or all" >&2; exit 2 ;;
 esac
 for v in "$batch" "$threads"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "experiments.sh: --batch and --threads take a positive integer" >&2; exit 2; }
@@ -170,7 +174,7 @@ throughput() {
   if "$dfptrain" bench --help 2>&1 | grep -Eq '^[[:space:]]+train[[:space:]]'; then
     for model in resnet50 googlenet vgg16 alexnet; do
       run "bench_train/$model" "$dfptrain" bench train --model "$model" "${opts[@]}" \
-        --precision fp32,dfp16 --json "$dir/bench_train_$model.json"
+        --precision fp32,dfp16,dfp8 --json "$dir/bench_train_$model.json"
     done
   else
     note _skipped_bench_train "this build of dfptrain has no 'bench train' subcommand (dfptrain bench --help)"
@@ -201,11 +205,44 @@ kernels() {
   run gemm "$dfptrain" bench gemm --threads "$thr" "${gemm_opts[@]}" --json "$dir/bench_gemm.json"
 }
 
+# --- eightbit (issue 7) --------------------------------------------------------------------------
+# The accuracy runs as in the accuracy section (same options), lenet5 for 10 epochs, in every
+# precision; mxint8 is dfp8 with blocks of 32 along each GEMM's reduction. Accuracy does not depend
+# on the thread count, so these runs may use one thread (--threads 1) beside other work.
+spec_of() {  # LABEL: the --precision spec of a precision label
+  case "$1" in
+    mxint8) echo "dfp8,all.granularity=block,all.block=32" ;;
+    *) echo "$1" ;;
+  esac
+}
+eightbit() {
+  begin_section eightbit
+  local dir="$results/eightbit" seeds=(1 2 3) model precision seed epochs=10 log_every=100
+  local limits=()
+  if ((quick)); then
+    seeds=(1)
+    epochs=1 log_every=2
+    limits=(--train-limit 512 --test-limit 256)
+  fi
+  for model in lenet5; do
+    for seed in "${seeds[@]}"; do
+      for precision in fp32 dfp16 dfp8 mxint8; do
+        run "$model/$precision/$seed" "$dfptrain" train --model "$model" --data fashion-mnist \
+          --precision "$(spec_of "$precision")" --epochs "$epochs" --batch 64 --lr 0.05 \
+          --schedule cosine --momentum 0.9 --weight-decay 0.0005 --seed "$seed" \
+          --threads "$threads" --log-every "$log_every" "${limits[@]}" \
+          --metrics "$dir/${model}_${precision}_seed${seed}.jsonl"
+      done
+    done
+  done
+}
+
 if ((!page_only)); then
   mkdir -p "$results"
   wants accuracy && accuracy
   wants throughput && throughput
   wants kernels && kernels
+  wants eightbit && eightbit
 fi
 
 # --- the page -----------------------------------------------------------------------------------

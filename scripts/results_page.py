@@ -23,12 +23,16 @@ import tempfile
 
 TARGET_SPEEDUP = 1.8          # DFP16 end-to-end vs dfptrain FP32 (the paper's 1.8x)
 TARGET_PEAK_SHARE = 0.90      # DESIGN.md: each DFP16 conv pass >= 90% of the INT16 VNNI peak
+TARGET_SPEEDUP_8BIT = 2.5     # issue 7: dfp8 end-to-end vs dfptrain FP32 on ResNet-50
 MODELS_ACC = ["lenet5", "resnet20"]
 MODELS_TPUT = ["resnet50", "googlenet", "vgg16", "alexnet"]
 BREAKDOWN_ORDER = ["conv_fprop", "conv_bprop", "conv_wtgrad", "conv_backward", "linear_forward",
                    "linear_backward", "batchnorm", "relu", "pooling", "loss", "quantization",
                    "sgd_update", "other"]
-COLORS = {"fp32": "#1f77b4", "dfp16": "#d62728"}
+PRECISIONS_8BIT = ["fp32", "dfp16", "dfp8", "mxint8", "int8"]  # issue 7's comparison
+COLORS = {"fp32": "#1f77b4", "dfp16": "#d62728", "dfp8": "#2ca02c", "mxint8": "#9467bd",
+          "int8": "#ff7f0e"}
+DASHES = {"fp32": "dt 1", "dfp16": "dt 2", "dfp8": "dt 3", "mxint8": "dt 4", "int8": "dt 5"}
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -146,7 +150,8 @@ def smooth(values, window=5):
 def load_accuracy_runs(sec):
     runs = {}  # (model, precision) -> {seed: records}
     for path in sorted(glob.glob(os.path.join(sec.dir, "*_seed*.jsonl"))):
-        m = re.fullmatch(r"(.+)_(fp32|dfp16)_seed(\d+)\.jsonl", os.path.basename(path))
+        m = re.fullmatch(r"(.+)_(fp32|dfp16|dfp8|mxint8|int8)_seed(\d+)\.jsonl",
+                         os.path.basename(path))
         if m:
             runs.setdefault((m[1], m[2]), {})[int(m[3])] = read_jsonl(path)
     return runs
@@ -157,15 +162,15 @@ def spread(values):
             "max": max(values), "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
-def plot_accuracy(model, per_prec, out_png, terminal, tmp):
+def plot_accuracy(model, per_prec, out_png, terminal, tmp):  # noqa: C901
     """per_prec: precision -> {seed: records}. Loss: mean of seeds of the smoothed batch loss,
     band min..max of seeds; test top-1 per epoch: mean of seeds with min..max bars."""
     plots_loss, plots_acc = [], []
     n_seeds = max(len(s) for s in per_prec.values())
-    for prec, seeds in per_prec.items():
+    for index, (prec, seeds) in enumerate(per_prec.items()):
         color = COLORS.get(prec, "#333333")
-        dash = "dt 2" if prec == "dfp16" else "dt 1"  # visible where the curves coincide
-        shift = 0.03 if prec == "dfp16" else -0.03   # bars side by side
+        dash = DASHES.get(prec, "dt 1")  # visible where the curves coincide
+        shift = 0.06 * (index - (len(per_prec) - 1) / 2)  # bars side by side
         curves = {}
         for seed, recs in seeds.items():
             epochs = [r for r in recs if "test_top1" in r]
@@ -195,7 +200,7 @@ def plot_accuracy(model, per_prec, out_png, terminal, tmp):
     seeds_txt = f"{n_seeds} seed{'s' if n_seeds > 1 else ''}"
     script = f"""set terminal {terminal}
 set output '{os.path.abspath(out_png)}'
-set multiplot layout 1,2 title '{model} on Fashion-MNIST, fp32 vs dfp16 ({seeds_txt}: mean, band/bars min-max)'
+set multiplot layout 1,2 title '{model} on Fashion-MNIST, {" vs ".join(per_prec)} ({seeds_txt}: mean, band/bars min-max)'
 set grid
 set key top right
 set style fill transparent solid 0.20 noborder
@@ -213,20 +218,50 @@ unset multiplot
 
 
 def accuracy_section(sec, results, terminal, tmp, targets):
-    out = ["## 1. Accuracy: Fashion-MNIST, FP32 vs DFP16\n", section_banner(sec)]
     if not sec.present:
         return "## 1. Accuracy\n\nNot run yet (`scripts/experiments.sh --section accuracy`).\n"
-    runs = load_accuracy_runs(sec)
-    out.append(
+    intro = (
         "Same hyper-parameters for both precisions (batch 64, SGD momentum 0.9, weight decay "
         "5e-4, learning rate 0.05 with a cosine schedule; the options are spelled out in the "
         "commands). `dfp16` is the paper's mixed precision: DFP16 convolution and fully-connected "
         "layers, first and last layer FP32. `--seed` sets the order of the training data; "
         "dfptrain seeds the initial weights by layer name, so all seeds start from the same "
         "weights and the spread below is that of the data order alone.\n")
+    return accuracy_runs_section(sec, results, terminal, tmp, targets,
+                                 "## 1. Accuracy: Fashion-MNIST, FP32 vs DFP16\n", intro,
+                                 MODELS_ACC, ["fp32", "dfp16"], "accuracy")
+
+
+def eightbit_section(sec, results, terminal, tmp, targets):
+    if not sec.present:
+        return ("## 4. 8-bit training (issue 7)\n\nNot run yet "
+                "(`scripts/experiments.sh --section eightbit`).\n")
+    intro = (
+        "Issue 7's accuracy comparison: every precision with the same network, epochs and "
+        "hyper-parameters (those of the accuracy section, 10 epochs; the options are in the "
+        "commands). `dfp8` is "
+        "the DFP16 scheme with 8-bit mantissas on the int8 GEMM (one exponent per tensor, first "
+        "and last layer FP32); `mxint8` is `dfp8` with one exponent per block of 32 along the "
+        "reduction of every GEMM pass (OCP MX, symmetric clamp to ±127); `int8` is NITI's "
+        "integer-only training where the network allows it. The throughput section measures "
+        "dfp8's training step, the kernels section the int8 GEMM and convolution.\n")
+    models = sorted({m for m, _ in load_accuracy_runs(sec)})
+    return accuracy_runs_section(sec, results, terminal, tmp, targets,
+                                 "## 4. 8-bit training: Fashion-MNIST accuracy (issue 7)\n", intro,
+                                 models, PRECISIONS_8BIT, "eightbit",
+                                 " (section 4, issue 7)")
+
+
+def accuracy_runs_section(sec, results, terminal, tmp, targets, heading, intro, models,
+                          precisions, png_prefix, target_note=""):
+    """Final test top-1 per run, mean and spread per precision, each non-FP32 precision's mean
+    against the FP32 seed range (a target line), and the curves of every model."""
+    out = [heading, section_banner(sec)]
+    runs = load_accuracy_runs(sec)
+    out.append(intro)
     rows, summary = [], {}
-    for model in MODELS_ACC:
-        for prec in ("fp32", "dfp16"):
+    for model in models:
+        for prec in precisions:
             seeds = runs.get((model, prec), {})
             finals = []
             for seed in sorted(seeds):
@@ -247,14 +282,19 @@ def accuracy_section(sec, results, terminal, tmp, targets):
                       "train loss (last epoch)", "images/s (train)", "wall s"], rows))
     out.append("\n### Mean and spread per model and precision\n")
     srows = []
-    for model in MODELS_ACC:
-        fp, df = summary.get((model, "fp32")), summary.get((model, "dfp16"))
-        for prec, s in (("fp32", fp), ("dfp16", df)):
+    for model in models:
+        fp = summary.get((model, "fp32"))
+        for prec in precisions:
+            s = summary.get((model, prec))
             if s:
                 srows.append([model, prec, s["n"], pct(s["mean"]),
                               f"{pct(s['min'])} – {pct(s['max'])}",
                               "n/a" if s["std"] is None else f"{100 * s['std']:.2f} pp"])
-        if fp and df:
+        for prec in precisions[1:]:
+            df = summary.get((model, prec))
+            if not (fp and df):
+                continue
+            name = prec.upper()
             inside = fp["min"] <= df["mean"] <= fp["max"]
             diff = 100 * (df["mean"] - fp["mean"])
             if inside:
@@ -264,27 +304,32 @@ def accuracy_section(sec, results, terminal, tmp, targets):
                 gap = fp["min"] - df["mean"] if df["mean"] < fp["min"] else df["mean"] - fp["max"]
                 side = "below" if df["mean"] < fp["min"] else "above"
                 how = f"{100 * gap:.2f} pp {side} the FP32 range"
-            note = f"DFP16 mean − FP32 mean {diff:+.2f} pp"
+            note = f"{name} mean − FP32 mean {diff:+.2f} pp"
             if fp["std"]:
                 note += f" ({diff / (100 * fp['std']):+.1f} FP32 std)"
-            targets.append([f"DFP16 test top-1 within the FP32 seed spread, {model}",
-                            f"DFP16 mean {pct(df['mean'])}; FP32 {pct(fp['min'])} – "
-                            f"{pct(fp['max'])} ({fp['n']} seeds)",
-                            "met" if inside else ("exceeded (above every FP32 seed)"
-                                                  if side == "above" else "missed"),
-                            f"{how}; {note}"])
+            target = (f"{name} test top-1 within 1 point of FP32, {model}{target_note}"
+                      if prec == "int8" else
+                      f"{name} test top-1 within the FP32 seed spread, {model}{target_note}")
+            if prec == "int8":  # NITI's target: within 1 point of the FP32 mean
+                status = "met" if diff >= -1.0 else "missed"
+            else:
+                status = "met" if inside else ("exceeded (above every FP32 seed)"
+                                               if side == "above" else "missed")
+            targets.append([target,
+                            f"{name} mean {pct(df['mean'])}; FP32 {pct(fp['min'])} – "
+                            f"{pct(fp['max'])} ({fp['n']} seeds)", status, f"{how}; {note}"])
     out.append(table(["model", "precision", "seeds", "mean test top-1", "min – max",
                       "std (n-1)"], srows))
-    for model in MODELS_ACC:
-        per_prec = {p: runs[(model, p)] for p in ("fp32", "dfp16") if (model, p) in runs}
+    for model in models:
+        per_prec = {p: runs[(model, p)] for p in precisions if (model, p) in runs}
         if not per_prec:
             continue
-        png = os.path.join(results, f"accuracy_{model}.png")
+        png = os.path.join(results, f"{png_prefix}_{model}.png")
         if terminal:
             plot_accuracy(model, per_prec, png, terminal, tmp)
         out.append(f"\n### {model}: training loss and test accuracy\n")
         if os.path.exists(png):
-            out.append(f"![{model} fp32 vs dfp16]({os.path.relpath(png, PAGE_DIR)})\n")
+            out.append(f"![{model} {' vs '.join(per_prec)}]({os.path.relpath(png, PAGE_DIR)})\n")
         else:
             out.append("(no plot: gnuplot is not installed)\n")
         out.append("Left: training loss of the logged batches (running mean of 5), mean of the "
@@ -410,10 +455,18 @@ def throughput_section(sec, results, terminal, tmp, targets):
         for model in MODELS_TPUT:
             recs = records.get(model)
             if not recs:
-                rows.append([model, "", "", "not run", "", "", ""])
+                rows.append([model, "", "", "not run", "", "", "", "", ""])
                 continue
             fp = next((r for r in recs if r["precision"] == "fp32"), None)
             df = next((r for r in recs if str(r["precision"]).startswith("dfp16")), None)
+            d8 = next((r for r in recs if str(r["precision"]).startswith("dfp8")), None)
+            sp8 = fp["step_ms"] / d8["step_ms"] if fp and d8 else None
+            if model == "resnet50" and sp8 is not None:
+                targets.append([f"DFP8 >= {TARGET_SPEEDUP_8BIT}x dfptrain FP32, resnet50 (issue 7)",
+                                ratio(sp8), "met" if sp8 >= TARGET_SPEEDUP_8BIT else "missed",
+                                f"{100 * (1 - sp8 / TARGET_SPEEDUP_8BIT):.0f}% below; "
+                                f"{limit_text(fp, d8)}" if sp8 < TARGET_SPEEDUP_8BIT else
+                                f"{sp8 - TARGET_SPEEDUP_8BIT:.2f}x above the target"])
             sp = df.get("speedup_vs_fp32") if df else None
             if sp is None and fp and df:
                 sp = fp["step_ms"] / df["step_ms"]
@@ -421,7 +474,8 @@ def throughput_section(sec, results, terminal, tmp, targets):
                 dfp_resnet50 = df
             rows.append([model, (df or fp)["batch"], (df or fp)["threads"],
                          num(fp and fp["images_per_s"]), num(df and df["images_per_s"]),
-                         ratio(sp), "met" if sp and sp >= TARGET_SPEEDUP else "missed"])
+                         ratio(sp), "met" if sp and sp >= TARGET_SPEEDUP else "missed",
+                         num(d8 and d8["images_per_s"]), ratio(sp8)])
             if sp is not None:
                 if sp >= TARGET_SPEEDUP:
                     how = f"{sp - TARGET_SPEEDUP:.2f}x above the target"
@@ -431,7 +485,8 @@ def throughput_section(sec, results, terminal, tmp, targets):
                 targets.append([f"DFP16 >= {TARGET_SPEEDUP}x dfptrain FP32, {model}", ratio(sp),
                                 "met" if sp >= TARGET_SPEEDUP else "missed", how])
         out.append(table(["model", "batch", "threads", "FP32 images/s", "DFP16 images/s",
-                          "DFP16 / FP32", f">= {TARGET_SPEEDUP}x"], rows))
+                          "DFP16 / FP32", f">= {TARGET_SPEEDUP}x", "DFP8 images/s",
+                          "DFP8 / FP32"], rows))
         out.append("\n### Where the time goes\n")
         png = os.path.join(results, "throughput_breakdown.png")
         if terminal:
@@ -617,6 +672,70 @@ def kernels_section(sec, results, terminal, tmp, targets):
         out.append(table(["form", "M,N,K", "op", "threads", "DFP16 GFLOP/s",
                           "share of INT16 peak", "x oneDNN FP32", "x oneDNN bf16"], rows))
         out.append("\n" + code_block(sec.cmds("gemm")))
+    out.append(eightbit_kernels(gemm, conv, share, targets))
+    return "\n".join(out)
+
+
+def eightbit_kernels(gemm, conv, share, targets):
+    """Issue 7: the int8 GEMM (DFP8 one exponent per tensor, MXINT8 blocks of 32 along K) and
+    DFP8 Conv2d against oneDNN FP32 and oneDNN int8, from the same bench runs."""
+    out = []
+    g8 = [r for r in gemm if r.get("dfp8_gflops")]
+    if g8:
+        out.append("\n### 8-bit GEMM (issue 7): DFP8 and MXINT8 against oneDNN FP32 and int8\n")
+        out.append("Same runs as the table above. DFP8: int8 mantissas with one exponent per "
+                   "tensor on `vpdpbusd`; MXINT8: one exponent per row (column) and block of 32 "
+                   "along K, each block's INT32 sum scaled and added in FP32; oneDNN int8: its "
+                   "s8 x s8 matmul to FP32 with one output scale.\n")
+        rows = []
+        for r in g8:
+            rows.append([r.get("form", ""), f"{r['m']},{r['n']},{r['k']}",
+                         f"{r.get('op_a', 'N')}{r.get('op_b', 'N')}", r["threads"],
+                         num(r["dfp8_gflops"]),
+                         pct(share(r["dfp8_gflops"], r["threads"], "s8_vpdpbusd_gops"), 0),
+                         ratio(r["dfp8_gflops"] / r["onednn_fp32_gflops"]),
+                         num(r.get("mxint8_gflops")),
+                         ratio(r["mxint8_gflops"] / r["onednn_fp32_gflops"]
+                               if r.get("mxint8_gflops") else None),
+                         num(r.get("onednn_s8_gflops")),
+                         ratio(r["dfp8_gflops"] / r["onednn_s8_gflops"]
+                               if r.get("onednn_s8_gflops") else None)])
+        out.append(table(["form", "M,N,K", "op", "threads", "DFP8 GFLOP/s", "share of INT8 peak",
+                          "DFP8 x oneDNN FP32", "MXINT8 GFLOP/s", "MXINT8 x oneDNN FP32",
+                          "oneDNN int8 GFLOP/s", "DFP8 x oneDNN int8"], rows))
+        conv_shapes = [r for r in g8 if r.get("form") in ("fprop", "bprop", "wtgrad")]
+        if conv_shapes:
+            ratios = [r["dfp8_gflops"] / r["onednn_fp32_gflops"] for r in conv_shapes]
+            met = sum(1 for x in ratios if x >= 3.5)
+            worst = min(conv_shapes, key=lambda r: r["dfp8_gflops"] / r["onednn_fp32_gflops"])
+            targets.append(["int8 GEMM >= 3.5x oneDNN FP32 sgemm on the conv shapes (issue 7)",
+                            f"{met} of {len(ratios)}; median {ratio(statistics.median(ratios))}, "
+                            f"{ratio(min(ratios))} – {ratio(max(ratios))}",
+                            "met" if met == len(ratios) else "missed",
+                            f"lowest {worst['form']} {worst['m']},{worst['n']},{worst['k']} at "
+                            f"{worst['threads']} thread(s): small K or M, where packing and the "
+                            "FP32 output weigh as much as the multiply-adds"])
+    c8 = [r for r in conv if r.get("dfp8_ms")]
+    if c8:
+        out.append("\n### DFP8 Conv2d (issue 7)\n")
+        out.append("Same runs as the DFP16 Conv2d table: dfptrain's Conv2d in `dfp8` "
+                   "(quantization included) against oneDNN FP32, and oneDNN's int8 forward "
+                   "convolution (FPROP only; its src and weights quantized once, outside the "
+                   "timed region, as in inference).\n")
+        rows = []
+        for r in c8:
+            s8 = r.get("onednn_s8_ms")
+            rows.append([r["layer"], r["pass"], r["threads"], num(r["dfp8_ms"], 2),
+                         pct(share(r["gflop"] / (r["dfp8_ms"] / 1e3), r["threads"],
+                                   "s8_vpdpbusd_gops"), 0),
+                         ratio(r.get("dfp8_speedup_vs_onednn_fp32")),
+                         ratio(r["onednn_fp32_ms"] / r["dfp16_ms"] if r.get("dfp16_ms") else None),
+                         num(s8, 2) if s8 else "–",
+                         ratio(s8 / r["dfp8_ms"]) if s8 else "–",
+                         f"{r.get('dfp8_rel_error_vs_fp32', float('nan')):.1e}"])
+        out.append(table(["layer", "pass", "threads", "DFP8 ms", "share of INT8 peak",
+                          "DFP8 x oneDNN FP32", "DFP16 x oneDNN FP32", "oneDNN int8 ms",
+                          "DFP8 x oneDNN int8", "DFP8 rel. error"], rows))
     return "\n".join(out)
 
 
@@ -630,18 +749,20 @@ def main():
     a = p.parse_args()
     PAGE_DIR = os.path.dirname(os.path.abspath(a.page))
     REGEN = f"/usr/bin/python3 scripts/results_page.py --results {a.results} --page {a.page}"
-    secs = {n: Section(a.results, n) for n in ("accuracy", "throughput", "kernels")}
+    secs = {n: Section(a.results, n) for n in ("accuracy", "throughput", "kernels", "eightbit")}
     terminal = gnuplot_terminal()
     # Plots of a previous page go: each is drawn again below if its data are still there.
     for old in ["throughput_breakdown.png", "kernels_conv_share.png"] + \
-            [f"accuracy_{m}.png" for m in MODELS_ACC]:
+            glob.glob(os.path.join(a.results, "accuracy_*.png")) + \
+            glob.glob(os.path.join(a.results, "eightbit_*.png")):
         if os.path.exists(os.path.join(a.results, old)):
             os.remove(os.path.join(a.results, old))
     targets = []
     with tempfile.TemporaryDirectory() as tmp:
         body = [accuracy_section(secs["accuracy"], a.results, terminal, tmp, targets),
                 throughput_section(secs["throughput"], a.results, terminal, tmp, targets),
-                kernels_section(secs["kernels"], a.results, terminal, tmp, targets)]
+                kernels_section(secs["kernels"], a.results, terminal, tmp, targets),
+                eightbit_section(secs["eightbit"], a.results, terminal, tmp, targets)]
 
     out_dir = os.path.dirname(a.page)
     page_only = "scripts/experiments.sh --page-only" + (f" --out {out_dir}" if out_dir != "docs" else "")

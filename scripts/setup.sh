@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev # JSON output, command line
   libgtest-dev librapidcheck-dev  # tests, property tests
   libbenchmark-dev                # bench/
+  libopenmpi-dev openmpi-bin      # data-parallel training (src/dist/): MPI library and mpirun
   clang-14 libclang-rt-14-dev     # fuzz/: libFuzzer with the address and UB sanitizers
   dataset-fashion-mnist           # the real data of the main job and of the end-to-end tests
 )

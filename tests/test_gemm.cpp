@@ -473,27 +473,133 @@ TEST(Gemm, S8Fp32MatchesDouble) {
     }
 }
 
+// The message of the dfp::Error that `call` throws, or "" when it throws none.
+template <typename F>
+std::string error_message(F&& call) {
+    try {
+        call();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// MXINT8-style block-scaled operands: exponents per row (column) and block of k_block K values,
+// spread over 2^-40 .. 2^10 so that a block scaled wrongly shows. Against a double reference: each
+// block's INT32 sum is exact in FP32 (|sum| <= 128 * 127^2 < 2^24), its scale a power of two, so
+// the error is that of the FP32 FMAs (one per block and K block of the GEMM, plus adds into C).
+TEST(Gemm, S8BlockScaledMatchesDoubleOnEveryIsa) {
+    std::mt19937 rng(12);
+    struct Case {
+        int64_t m, n, k;
+        int k_block;
+        bool b_blocked;  // else B has one exponent per column
+    };
+    int cases = 0;
+    for (const Case cs : {Case{33, 65, 2000, 32, true}, Case{8, 32, 128, 32, true},
+                          Case{70, 47, 300, 4, true}, Case{5, 300, 37, 128, true},
+                          Case{40, 90, 1500, 32, false}})
+        for (Op op_a : {Op::n, Op::t})
+            for (Op op_b : {Op::n, Op::t}) {
+                const auto [m, n, k, kb, b_blocked] = cs;
+                Operand<int8_t> a(m, k, op_a, 3, -127, 127, rng), b(k, n, op_b, 1, -127, 127, rng);
+                const int64_t blocks = (k + kb - 1) / kb;
+                std::uniform_int_distribution<int> e(-40, 10);
+                std::vector<int> ea(static_cast<size_t>(m * blocks)),
+                    eb(static_cast<size_t>(n * (b_blocked ? blocks : 1)));
+                for (auto& x : ea) x = e(rng);
+                for (auto& x : eb) x = e(rng);
+                a.mat.exponents = ea;
+                a.mat.k_block = kb;
+                b.mat.exponents = eb;
+                b.mat.k_block = b_blocked ? kb : 0;
+                auto at = [&](const Operand<int8_t>& x, int64_t r, int64_t c) {
+                    return double(x.mat.op == Op::n ? x.data[size_t(r * x.ld + c)]
+                                                    : x.data[size_t(c * x.ld + r)]);
+                };
+                std::vector<double> ref(size_t(m * n)), mag(size_t(m * n));
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t j = 0; j < n; ++j)
+                        for (int64_t q = 0; q < blocks; ++q) {
+                            double dot = 0;
+                            for (int64_t kk = q * kb; kk < std::min(k, (q + 1) * kb); ++kk)
+                                dot += at(a, i, kk) * at(b, kk, j);
+                            const int e_b = eb[size_t(b_blocked ? j * blocks + q : j)];
+                            const double term = std::ldexp(dot, ea[size_t(i * blocks + q)] + e_b);
+                            ref[size_t(i * n + j)] += term;
+                            mag[size_t(i * n + j)] += std::abs(term);
+                        }
+                std::vector<float> c1(size_t(m * n)), c2(c1.size());
+                for (Isa isa : isas()) {
+                    GemmOptions opt;
+                    opt.isa = isa;
+                    opt.threads = 1;
+                    const GemmReport rep = gemm_s8s8f32(m, n, k, a.mat, b.mat, c1.data(), n, opt);
+                    opt.threads = 2;
+                    gemm_s8s8f32(m, n, k, a.mat, b.mat, c2.data(), n, opt);
+                    ASSERT_EQ(0, std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)))
+                        << "thread count changed the result: " << rep.kernel;
+                    for (size_t x = 0; x < c1.size(); ++x)
+                        ASSERT_NEAR(c1[x], ref[x], double(blocks + 2) * std::ldexp(mag[x], -23))
+                            << rep.kernel << " m=" << m << " n=" << n << " k=" << k
+                            << " k_block=" << kb << " element " << x;
+                    ++cases;
+                }
+            }
+    std::printf("s8s8f32 block-scaled: %d cases PASS\n", cases);
+}
+
+TEST(Gemm, S8BlockScaledRefusesWhatItCannotDo) {
+    std::vector<int8_t> x(100, 1);
+    std::vector<int16_t> x16(100, 1);
+    std::vector<float> c(100);
+    std::vector<int32_t> c32(100);
+    std::vector<int> e30(30, 0), e10(10, 0);  // 10 rows x ceil(10 / 4) blocks = 30
+    DfpMatrix<int8_t> blocked{x.data(), 10, Op::n, e30};
+    blocked.k_block = 4;
+    const DfpMatrix<int8_t> plain{x.data(), 10, Op::n, {}};
+    EXPECT_EQ(error_message([&] { gemm_s8s8f32(10, 10, 10, blocked, plain, c.data(), 10); }), "");
+    EXPECT_NE(error_message([&] { gemm_s8s8s32(10, 10, 10, blocked, plain, c32.data(), 10); })
+                  .find("FP32 output"),
+              std::string::npos);
+    DfpMatrix<int16_t> b16{x16.data(), 10, Op::n, e30};
+    b16.k_block = 4;
+    EXPECT_NE(error_message([&] {
+                  gemm_s16s16f32(10, 10, 10, b16, DfpMatrix<int16_t>{x16.data(), 10, Op::n, {}},
+                                 c.data(), 10);
+              }).find("int8"),
+              std::string::npos);
+    DfpMatrix<int8_t> odd = blocked;
+    odd.k_block = 6;
+    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, odd, plain, c.data(), 10); })
+                  .find("power of two"),
+              std::string::npos);
+    DfpMatrix<int8_t> few = blocked;
+    few.exponents = e10;
+    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, few, plain, c.data(), 10); })
+                  .find("expected 30"),
+              std::string::npos);
+    DfpMatrix<int8_t> other = blocked;
+    other.k_block = 8;
+    other.exponents = std::span<const int>(e30.data(), 20);
+    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, blocked, other, c.data(), 10); })
+                  .find("different k_block"),
+              std::string::npos);
+}
+
 TEST(Gemm, RejectsBadArgumentsNamingThem) {
     std::vector<int16_t> x(100, 1);
     std::vector<float> c(100);
     const DfpMatrix<int16_t> ok{x.data(), 10, Op::n, {}};
-    auto message = [&](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "";
-    };
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, DfpMatrix<int16_t>{x.data(), 5, Op::n, {}}, ok,
                                  c.data(), 10);
               }).find("A"),
               std::string::npos);
-    EXPECT_NE(message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 3); }).find("C"),
+    EXPECT_NE(error_message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 3); }).find("C"),
               std::string::npos);
     std::vector<int> three(3, 0);
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, ok, DfpMatrix<int16_t>{x.data(), 10, Op::n, three},
                                  c.data(), 10);
               }).find("exponents"),
@@ -501,11 +607,11 @@ TEST(Gemm, RejectsBadArgumentsNamingThem) {
     GemmOptions bad;
     bad.input_shift = 9;
     EXPECT_NE(
-        message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad); }).find("input_shift"),
+        error_message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad); }).find("input_shift"),
         std::string::npos);
     bad = {};
     bad.max_chain_pairs = 0;
-    EXPECT_NE(message([&] {
+    EXPECT_NE(error_message([&] {
                   gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad);
               }).find("max_chain_pairs"),
               std::string::npos);

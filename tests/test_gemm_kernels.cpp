@@ -3,6 +3,7 @@
 // FP32 tiles, overflow-event counts).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -37,16 +38,19 @@ std::vector<T> random_values(size_t n, int lo, int hi, std::mt19937& rng) {
 
 template <typename T>
 struct Packed {
+    // sum_kp: K-groups per column sum (0: the whole block).
     Packed(const GemmContext<T>& ctx, int w, const std::vector<T>& src, int64_t ld, bool kcont,
-           int64_t rows, int64_t kc, int shift, bool is_a)
+           int64_t rows, int64_t kc, int shift, bool is_a, int64_t sum_kp = 0)
         : kp(ceil_div(kc, ctx.kg)),
           data(static_cast<size_t>(ceil_div(rows, w) * w * kp * ctx.kg)),
           stats(static_cast<size_t>(ceil_div(rows, w) * norm_levels(kp)), 0),
-          sums(static_cast<size_t>(ceil_div(rows, w) * w), 0) {
+          sums(static_cast<size_t>(ceil_div(rows, w) * w * ceil_div(kp, sum_kp ? sum_kp : kp)),
+               0) {
         std::memset(data.p, 0x5a, data.size * sizeof(T));  // padding must be written
         (is_a ? ctx.pack_a : ctx.pack_b)(src.data(), ld, kcont, rows, kc, shift, data.p,
                                          sizeof(T) == 2 ? stats.data() : nullptr,
-                                         sizeof(T) == 1 && !is_a ? sums.data() : nullptr);
+                                         sizeof(T) == 1 && !is_a ? sums.data() : nullptr,
+                                         sum_kp ? sum_kp : kp);
     }
     int64_t kp;
     Aligned<T> data;
@@ -83,12 +87,19 @@ void test_packers(const GemmContext<T>& fast, const GemmContext<T>& twin) {
                         auto src = random_values<T>(static_cast<size_t>(extent), lo, hi, rng);
                         for (size_t e = 0; e < src.size(); e += 7) src[e] = static_cast<T>(hi);
                         for (size_t e = 3; e < src.size(); e += 11) src[e] = 0;
-                        const Packed<T> x(fast, w, src, ld, kcont, rows, kc, shift, is_a);
-                        const Packed<T> y(twin, w, src, ld, kcont, rows, kc, shift, is_a);
-                        expect_same_packing(
-                            x, y, static_cast<size_t>(ceil_div(rows, w) * w * x.kp * fast.kg),
-                            is_a ? "A" : "B");
-                        ++cases;
+                        // Column sums over the whole block, and per run of 8 K-groups (the
+                        // block-scaled chains of MXINT8).
+                        for (int64_t sum_kp : {int64_t{0}, int64_t{8}}) {
+                            if (sum_kp && (is_a || sizeof(T) == 2)) continue;
+                            const Packed<T> x(fast, w, src, ld, kcont, rows, kc, shift, is_a,
+                                              sum_kp);
+                            const Packed<T> y(twin, w, src, ld, kcont, rows, kc, shift, is_a,
+                                              sum_kp);
+                            expect_same_packing(
+                                x, y, static_cast<size_t>(ceil_div(rows, w) * w * x.kp * fast.kg),
+                                is_a ? "A" : "B");
+                            ++cases;
+                        }
                     }
     }
     std::printf("pack %s %s %dx%d: %d cases PASS\n", sizeof(T) == 2 ? "s16" : "s8", fast.isa_name,
@@ -169,6 +180,62 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                 fast.isa_name, mr, nr, data_name, cases);
 }
 
+// The block-scaled micro-kernels (one chain per exponent block, each with its own column sums and
+// scales), full and narrow, against the twin's on the same panels.
+void test_blocked_ukernels(const GemmContext<int8_t>& fast, const GemmContext<int8_t>& twin) {
+    std::mt19937 rng(13);
+    const int mr = fast.mr, nr = fast.nr;
+    int cases = 0;
+    for (int64_t kc : {4, 33, 128, 200, 1024})
+        for (int64_t chain : {1, 2, 8, 32}) {
+            auto a = random_values<int8_t>(static_cast<size_t>(mr * kc), -127, 127, rng);
+            auto b = random_values<int8_t>(static_cast<size_t>(nr * kc), -127, 127, rng);
+            for (size_t e = 0; e < a.size(); e += 5) a[e] = 127;
+            for (size_t e = 2; e < b.size(); e += 9) b[e] = -127;
+            const Packed<int8_t> pa(twin, mr, a, kc, true, mr, kc, 0, true);
+            const Packed<int8_t> pb(twin, nr, b, kc, true, nr, kc, 0, false, chain);
+            const int64_t runs = ceil_div(pa.kp, chain);
+            std::vector<float> as(static_cast<size_t>(runs * mr)), bs(static_cast<size_t>(runs * nr));
+            std::uniform_int_distribution<int> e(-40, 20);
+            for (auto& x : as) x = std::ldexp(1.0f, e(rng));
+            for (auto& x : bs) x = std::ldexp(1.0f, e(rng));
+            const std::vector<float> ones(static_cast<size_t>(nr), 1.0f);
+            for (bool narrow : {false, true})
+                for (bool load_c : {false, true}) {
+                    const int64_t ldc = nr + 3;
+                    std::vector<float> cf(static_cast<size_t>(mr * ldc));
+                    for (size_t i = 0; i < cf.size(); ++i) cf[i] = static_cast<float>(i % 17) - 8.5f;
+                    std::vector<float> ct = cf;
+                    UkernelArgs args;
+                    args.kp = pa.kp;
+                    args.chain = chain;
+                    args.a = pa.data.p;
+                    args.b = pb.data.p;
+                    args.b_col_sums = pb.sums.data();
+                    args.a_chain_scale = as.data();
+                    args.b_chain_scale = bs.data();
+                    args.ldc = ldc;
+                    args.row_scale = ones.data();
+                    args.col_scale = ones.data();
+                    args.load_c = load_c;
+                    args.c = cf.data();
+                    (narrow ? fast.f32_blocked_narrow : fast.f32_blocked)(args);
+                    args.c = ct.data();
+                    twin.f32_blocked(args);
+                    if (narrow)
+                        for (int64_t i = 0; i < mr; ++i)
+                            for (int64_t j = fast.nr_narrow; j < ldc; ++j)
+                                cf[static_cast<size_t>(i * ldc + j)] =
+                                    ct[static_cast<size_t>(i * ldc + j)];
+                    EXPECT_EQ(0, std::memcmp(cf.data(), ct.data(), cf.size() * sizeof(float)))
+                        << fast.isa_name << " kc=" << kc << " chain=" << chain
+                        << " narrow=" << narrow << " load_c=" << load_c;
+                    ++cases;
+                }
+        }
+    std::printf("ukernel s8 blocked %s %dx%d: %d cases PASS\n", fast.isa_name, mr, nr, cases);
+}
+
 std::vector<Isa> fast_isas() {
     std::vector<Isa> out;
     for (Isa isa : {Isa::avx2, Isa::avx512_vnni})
@@ -210,6 +277,7 @@ TEST(GemmKernels, S8MicroKernelsMatchTheReference) {
         const GemmContext<int8_t>* fast = s8_context(isa);
         if (fast == nullptr) continue;
         test_ukernels(*fast, *s8_scalar_twin(fast->mr, fast->nr), -128, 127, "full-range");
+        if (fast->f32_blocked) test_blocked_ukernels(*fast, *s8_scalar_twin(fast->mr, fast->nr));
     }
 }
 

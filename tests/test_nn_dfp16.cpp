@@ -216,6 +216,123 @@ TEST(Dfp16Linear, EightBitFormatsExceedTheBound) {
     }
 }
 
+// DFP8 on the int8 GEMM gives the bits of DFP16 with 8-bit mantissas on the int16 GEMM: the same
+// quantization, and every K block of these shapes is one exact INT32 sum in both, converted and
+// scaled once. So every pass of the int8 path (offset packing, compensation, lowering of int8
+// patches, flipped int8 weights) is checked bit for bit against the tested int16 path.
+TEST(Dfp8Layers, Int8PathGivesTheBitsOfEightBitMantissasOnTheInt16Path) {
+    const precision::LayerPrecision dfp8 = dfp16_precision("dfp8");
+    const precision::LayerPrecision int16 = dfp16_precision("dfp16,all.bits=8");
+    ASSERT_EQ(dfp8.compute, precision::Compute::dfp8);
+    auto same = [](Layer& x, Layer& y, const Shape& src_shape) {
+        Tensor src(src_shape);
+        src.data = normal(src.numel(), 3);
+        for (std::size_t i = 0; i < x.params().size(); ++i) {
+            x.params()[i]->value = y.params()[i]->value = normal(x.params()[i]->value.size(), 7);
+            x.params()[i]->grad = y.params()[i]->grad = normal(x.params()[i]->grad.size(), 8);
+        }
+        const Tensor* srcs[] = {&src};
+        Tensor dx, dy;
+        x.forward(srcs, dx, {});
+        y.forward(srcs, dy, {});
+        Tensor diff_dst(dx.shape);
+        diff_dst.data = normal(diff_dst.numel(), 4);
+        Tensor gx(src.shape), gy(src.shape);
+        Tensor* dxs[] = {&gx};
+        Tensor* dys[] = {&gy};
+        x.backward(srcs, dx, diff_dst, dxs);
+        y.backward(srcs, dy, diff_dst, dys);
+        return dx.data == dy.data && gx.data == gy.data &&
+               x.params()[0]->grad == y.params()[0]->grad;
+    };
+    for (const ConvCase& t : kConvCases) {
+        Conv2d x("conv", conv_config(t, dfp8)), y("conv", conv_config(t, int16));
+        EXPECT_TRUE(same(x, y, {std::size_t(t.n), std::size_t(t.h), std::size_t(t.w),
+                                std::size_t(t.c)}))
+            << t.what;
+    }
+    for (const LinearCase t : {LinearCase{8, 37, 11}, LinearCase{16, 256, 64}}) {
+        Linear x("fc", {.in_features = t.in, .out_features = t.out, .precision = dfp8});
+        Linear y("fc", {.in_features = t.in, .out_features = t.out, .precision = int16});
+        EXPECT_TRUE(same(x, y, {std::size_t(t.n), std::size_t(t.in)})) << linear_what(t);
+    }
+}
+
+// MXINT8 (dfp8 with block formats): each pass quantizes its operands in blocks of 32 along its
+// own reduction. The layer's results equal the product of the dequantized operands, quantized by
+// the format library along that reduction (I for FPROP, O for BPROP, N for WTGRAD), up to FP32
+// summation; with the blocks along any other dimension they would not. Input features get scales
+// 2^-12 .. 2^12 so that a block straddling them would lose the small ones.
+TEST(Dfp8Layers, BlockScaledLinearQuantizesEveryPassAlongItsReduction) {
+    const std::int64_t n = 40, in = 100, out = 70;
+    const precision::LayerPrecision mx = dfp16_precision("dfp8,all.granularity=block");
+    Linear layer("fc", {.in_features = in, .out_features = out, .bias = false, .precision = mx});
+    Tensor src({std::size_t(n), std::size_t(in)});
+    src.data = normal(src.numel(), 3);
+    for (std::int64_t r = 0; r < n; ++r)
+        for (std::int64_t c = 0; c < in; ++c) src.data[std::size_t(r * in + c)] *= std::ldexp(1.0f, int(c % 25) - 12);
+    Param& w = *layer.params()[0];
+    w.value = normal(w.value.size(), 5);
+    std::fill(w.grad.begin(), w.grad.end(), 0.0f);
+    const Tensor* srcs[] = {&src};
+    Tensor dst, diff_dst({std::size_t(n), std::size_t(out)});
+    diff_dst.data = normal(diff_dst.numel(), 6);
+    layer.forward(srcs, dst, {});
+    Tensor diff_src({std::size_t(n), std::size_t(in)});
+    Tensor* dsrcs[] = {&diff_src};
+    layer.backward(srcs, dst, diff_dst, dsrcs);
+
+    // x (rows, k) quantized in blocks of 32 along k, dequantized.
+    const Format format{.bits = 8, .granularity = Granularity::block, .block = 32};
+    auto mx_values = [&](const std::vector<float>& x, std::int64_t rows, std::int64_t k) {
+        return dequantize(quantize<std::int8_t>(x.data(), {std::size_t(rows), std::size_t(k)},
+                                                 format, {}, "x"));
+    };
+    auto transpose = [](const std::vector<float>& x, std::int64_t rows, std::int64_t cols) {
+        std::vector<float> t(x.size());
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t c = 0; c < cols; ++c) t[std::size_t(c * rows + r)] = x[std::size_t(r * cols + c)];
+        return t;
+    };
+    // c (m, p) = a (m, k) b (p, k)^T in double; the worst |c - got| relative to sum |a b|.
+    auto worst = [](const std::vector<float>& a, const std::vector<float>& b, std::int64_t m,
+                    std::int64_t p, std::int64_t k, const std::vector<float>& got) {
+        double err = 0;
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < p; ++j) {
+                double c = 0, mag = 0;
+                for (std::int64_t q = 0; q < k; ++q) {
+                    const double t = double(a[std::size_t(i * k + q)]) * b[std::size_t(j * k + q)];
+                    c += t;
+                    mag += std::abs(t);
+                }
+                err = std::max(err, std::abs(c - got[std::size_t(i * p + j)]) / mag);
+            }
+        return err;
+    };
+    const double fprop = worst(mx_values(src.data, n, in), mx_values(w.value, out, in), n, out, in, dst.data);
+    const double bprop = worst(mx_values(diff_dst.data, n, out),
+                               mx_values(transpose(w.value, out, in), in, out), n, in, out, diff_src.data);
+    const double wtgrad = worst(mx_values(transpose(diff_dst.data, n, out), out, n),
+                                mx_values(transpose(src.data, n, in), in, n), out, in, n, w.grad);
+    std::printf("linear mxint8 vs dequantized operands: fprop %.1e bprop %.1e wtgrad %.1e\n", fprop,
+                bprop, wtgrad);
+    EXPECT_LE(fprop, 1e-6);
+    EXPECT_LE(bprop, 1e-6);
+    EXPECT_LE(wtgrad, 1e-6);
+}
+
+// The block-scaled convolution: every pass within an 8-bit bound of FP32, on every lowering.
+TEST(Dfp8Layers, BlockScaledConvolutionWithinEightBitsOfFp32) {
+    const precision::LayerPrecision mx = dfp16_precision("dfp8,all.granularity=block");
+    for (const ConvCase& t : kConvCases) {
+        const PassErrors e = conv_errors(t, mx);
+        std::printf("conv2d %-34s mxint8  fprop %.2e bprop %.2e wtgrad %.2e  bound 2.0e-02\n", t.what,
+                    e.fprop, e.bprop, e.wtgrad);
+        EXPECT_LE(e.max(), 0.02) << t.what;  // 8-bit mantissas: ~2^-8 per operand, well below
+    }
+}
+
 // Stochastic rounding draws a fresh stream for every iteration (and tensor): re-using one stream
 // would round the same value the same way at every step, a bias that never averages out.
 TEST(Dfp16Linear, StochasticRoundingIsFreshEachIterationAndReproducible) {
@@ -322,7 +439,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
                 const std::int64_t nr = std::min<std::int64_t>(11, rows - r0);
                 const std::int64_t nc = std::min<std::int64_t>(13, patch - c0);
                 std::vector<std::int16_t> block(std::size_t(nr * nc), 12345);
-                PatchSource::fill(&patches, r0, nr, c0, nc, block.data());
+                PatchSource<std::int16_t>::fill(&patches, r0, nr, c0, nc, block.data());
                 for (std::int64_t r = 0; r < nr; ++r)
                     for (std::int64_t c = 0; c < nc; ++c)
                         same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];

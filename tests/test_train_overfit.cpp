@@ -125,7 +125,8 @@ INSTANTIATE_TEST_SUITE_P(
     Train, TrainOverfit,
     ::testing::Values(PrecisionCase{"fp32", "layer 'conv2'"},
                       PrecisionCase{"dfp16", "tensor 'conv2.weight'"},
-                      PrecisionCase{"dfp16,first=dfp16,last=dfp16", "tensor 'conv2.weight'"}));
+                      PrecisionCase{"dfp16,first=dfp16,last=dfp16", "tensor 'conv2.weight'"},
+                      PrecisionCase{"dfp8", "tensor 'conv2.weight'"}));
 
 }  // namespace
 }  // namespace dfp::train

@@ -51,6 +51,10 @@ const char* conv_impl_name(ConvImpl impl) {
             return "onednn_fp32";
         case ConvImpl::onednn_bf16:
             return "onednn_bf16";
+        case ConvImpl::dfp8:
+            return "dfp8";
+        case ConvImpl::onednn_s8:
+            return "onednn_s8";
     }
     return "?";
 }
@@ -137,19 +141,45 @@ struct ConvBenchCase::OnednnBf16 {
     }
 };
 
+// oneDNN's int8 forward convolution on src and weights quantized once (as oneDNN's int8 inference
+// recipe: per-tensor scales, outside the timed region).
+struct ConvBenchCase::OnednnS8 {
+    dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+    dnnl::stream stream{engine};
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward fwd;
+    memory src, wei, dst;
+};
+
+namespace {
+// x quantized to int8 with one power-of-two scale (the DFP8 rule), and that scale's exponent.
+std::vector<std::int8_t> to_s8(const std::vector<float>& x, int* exponent) {
+    float mx = 0;
+    for (float v : x) mx = std::max(mx, std::abs(v));
+    *exponent = mx > 0 ? int(std::floor(std::log2(mx))) - 6 : 0;
+    std::vector<std::int8_t> out(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i)
+        out[i] = std::int8_t(std::clamp(std::nearbyint(std::ldexp(x[i], -*exponent)), -127.0f, 127.0f));
+    return out;
+}
+}  // namespace
+
 ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::LayerPrecision& dfp16,
                              std::uint32_t seed)
     : dfp16_(layer.name, conv2d_config(layer, dfp16)),
       fp32_(layer.name, conv2d_config(layer, {})),
+      dfp8_(layer.name, conv2d_config(layer, precision::Policy::dfp8().for_layer(layer.name, 1, 3))),
       geometry_(fp32_.geometry({std::size_t(layer.n), std::size_t(layer.h), std::size_t(layer.w),
                                 std::size_t(layer.c)})),
-      bf16_(std::make_unique<OnednnBf16>()) {
+      bf16_(std::make_unique<OnednnBf16>()),
+      s8_(std::make_unique<OnednnS8>()) {
     const nn::ConvGeometry& g = geometry_;
     src_ = normal_tensor({std::size_t(g.n), std::size_t(g.h), std::size_t(g.w), std::size_t(g.c)},
                          seed);
     diff_dst_ = normal_tensor(
         {std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)}, seed + 1);
     dfp16_.weight().value = fp32_.weight().value;  // the same name gives the same init; made sure
+    dfp8_.weight().value = fp32_.weight().value;
 
     OnednnBf16& b = *bf16_;
     const memory::dims src_dims{g.n, g.c, g.h, g.w}, dst_dims{g.n, g.k, g.oh, g.ow},
@@ -190,6 +220,31 @@ ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::Layer
         throw Error("bench conv: oneDNN cannot set up the bf16 convolution for layer '" +
                     layer.name + "': " + e.what());
     }
+    OnednnS8& q = *s8_;
+    try {
+        int es = 0, ew = 0;
+        src_s8_ = to_s8(src_.data, &es);
+        wei_s8_ = to_s8(fp32_.weight().value, &ew);
+        const memory::desc src_md(src_dims, DataType::s8, Tag::nhwc),
+            wei_md(wei_dims, DataType::s8, Tag::any), dst_md(dst_dims, DataType::f32, Tag::nhwc);
+        dnnl::primitive_attr attr;
+        attr.set_output_scales(0, {std::ldexp(1.0f, es + ew)});
+        q.pd = dnnl::convolution_forward::primitive_desc(
+            dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                            dnnl::algorithm::convolution_direct, src_md, wei_md,
+                                            dst_md, strides, padding, padding),
+            attr, q.engine);
+        q.fwd = dnnl::convolution_forward(q.pd);
+        q.src = memory(src_md, q.engine, src_s8_.data());
+        memory user_wei(memory::desc(wei_dims, DataType::s8, Tag::ohwi), q.engine, wei_s8_.data());
+        q.wei = memory(q.pd.weights_desc(), q.engine);
+        dnnl::reorder(user_wei, q.wei).execute(q.stream, user_wei, q.wei);
+        q.dst = memory(dst_md, q.engine);
+        q.stream.wait();
+    } catch (const dnnl::error& e) {
+        throw Error("bench conv: oneDNN cannot set up the int8 convolution for layer '" +
+                    layer.name + "': " + e.what());
+    }
 }
 
 ConvBenchCase::~ConvBenchCase() = default;
@@ -220,6 +275,17 @@ void ConvBenchCase::run(ConvImpl impl, ConvStep step) {
             return;
         case ConvImpl::onednn_fp32:
             run_conv2d(fp32_, step, fp32_dst_, fp32_diff_src_);
+            return;
+        case ConvImpl::dfp8:
+            run_conv2d(dfp8_, step, dfp8_dst_, dfp8_diff_src_);
+            return;
+        case ConvImpl::onednn_s8:
+            if (step == ConvStep::forward) {
+                s8_->fwd.execute(s8_->stream, {{DNNL_ARG_SRC, s8_->src},
+                                               {DNNL_ARG_WEIGHTS, s8_->wei},
+                                               {DNNL_ARG_DST, s8_->dst}});
+                s8_->stream.wait();
+            }
             return;
         case ConvImpl::onednn_bf16:
             break;
@@ -256,6 +322,10 @@ ConvOutputs ConvBenchCase::outputs(ConvImpl impl) {
             return conv2d_outputs(dfp16_, dfp16_dst_, dfp16_diff_src_);
         case ConvImpl::onednn_fp32:
             return conv2d_outputs(fp32_, fp32_dst_, fp32_diff_src_);
+        case ConvImpl::dfp8:
+            return conv2d_outputs(dfp8_, dfp8_dst_, dfp8_diff_src_);
+        case ConvImpl::onednn_s8:
+            throw Error("bench conv: the oneDNN int8 column has no outputs to compare");
         case ConvImpl::onednn_bf16:
             break;
     }
@@ -291,12 +361,13 @@ precision::LayerPrecision hidden_layer_precision(const std::string& spec,
 namespace {
 
 // In the order of the enums, so that an enum's value indexes these arrays.
-constexpr std::array kImpls{ConvImpl::dfp16, ConvImpl::onednn_fp32, ConvImpl::onednn_bf16};
+constexpr std::array kImpls{ConvImpl::dfp16, ConvImpl::onednn_fp32, ConvImpl::onednn_bf16,
+                            ConvImpl::dfp8, ConvImpl::onednn_s8};
 constexpr std::array kPasses{ConvPass::fprop, ConvPass::bprop, ConvPass::wtgrad};
 // Forward first: backward reuses what forward computed; backward_weights before backward, so that
 // BPROP's time subtracts the WTGRAD sample of the same repetition.
 constexpr std::array kSteps{ConvStep::forward, ConvStep::backward_weights, ConvStep::backward};
-static_assert(kImpls[std::size_t(ConvImpl::onednn_bf16)] == ConvImpl::onednn_bf16 &&
+static_assert(kImpls[std::size_t(ConvImpl::onednn_s8)] == ConvImpl::onednn_s8 &&
               kPasses[std::size_t(ConvPass::wtgrad)] == ConvPass::wtgrad);
 
 const std::vector<float>& pass_output(const ConvOutputs& o, ConvPass pass) {
@@ -327,6 +398,7 @@ PassSamples time_passes(ConvBenchCase& bc, int repetitions, double min_sample_s)
     for (int r = 0; r < repetitions; ++r)
         for (std::size_t s = 0; s < kSteps.size(); ++s)
             for (ConvImpl impl : kImpls) {
+                if (impl == ConvImpl::onednn_s8 && kSteps[s] != ConvStep::forward) continue;
                 auto& t = samples[std::size_t(impl)];
                 const double step_s =
                     seconds_per_call([&] { bc.run(impl, kSteps[s]); }, calls[std::size_t(impl)][s]);
@@ -368,6 +440,7 @@ std::vector<ConvBenchRecord> run_conv_bench(const ConvBenchConfig& config,
             const ConvOutputs fp32 = bc.outputs(ConvImpl::onednn_fp32);
             const ConvOutputs dfp = bc.outputs(ConvImpl::dfp16);
             const ConvOutputs bf16 = bc.outputs(ConvImpl::onednn_bf16);
+            const ConvOutputs dfp8 = bc.outputs(ConvImpl::dfp8);
             for (ConvPass pass : kPasses) {
                 auto median_ms = [&](ConvImpl impl) {
                     return median(samples[std::size_t(impl)][std::size_t(pass)]) * kMsPerS;
@@ -379,6 +452,9 @@ std::vector<ConvBenchRecord> run_conv_bench(const ConvBenchConfig& config,
                 rec.dfp16_ms = median_ms(ConvImpl::dfp16);
                 rec.onednn_fp32_ms = median_ms(ConvImpl::onednn_fp32);
                 rec.onednn_bf16_ms = median_ms(ConvImpl::onednn_bf16);
+                rec.dfp8_ms = median_ms(ConvImpl::dfp8);
+                if (pass == ConvPass::fprop) rec.onednn_s8_ms = median_ms(ConvImpl::onednn_s8);
+                rec.dfp8_rel_error = relative_error(pass_output(dfp8, pass), pass_output(fp32, pass));
                 rec.dfp16_rel_error =
                     relative_error(pass_output(dfp, pass), pass_output(fp32, pass));
                 rec.onednn_bf16_rel_error =
@@ -398,12 +474,14 @@ std::vector<ConvBenchRecord> run_conv_bench(const ConvBenchConfig& config,
 std::string conv_table_header() {
     // Both lines in the column widths of conv_table_row.
     static constexpr char kFormat[] =
-        "%-16s %3s %7s %9s %6s %-6s %3s | %8s %8s %8s | %6s %6s | %8s %8s\n";
-    char names[256], units[256];
+        "%-16s %3s %7s %9s %6s %-6s %3s | %8s %8s %8s | %6s %6s | %8s %8s | %7s %7s %6s %6s | "
+        "%8s\n";
+    char names[320], units[320];
     std::snprintf(names, sizeof names, kFormat, "layer", "N", "HxW", "C->K", "RxS/s", "pass", "thr",
-                  "dfp16", "fp32", "bf16", "x fp32", "x bf16", "dfp16", "bf16");
+                  "dfp16", "fp32", "bf16", "x fp32", "x bf16", "dfp16", "bf16", "dfp8", "s8 dnnl",
+                  "x fp32", "x s8", "dfp8");
     std::snprintf(units, sizeof units, kFormat, "", "", "", "", "", "", "", "ms", "ms", "ms", "",
-                  "", "rel.err", "rel.err");
+                  "", "rel.err", "rel.err", "ms", "ms", "dfp8", "dfp8", "rel.err");
     return std::string(names) + units;
 }
 
@@ -413,13 +491,19 @@ std::string conv_table_row(const ConvBenchRecord& r) {
     const std::string ck = std::to_string(l.c) + "->" + std::to_string(l.k);
     const std::string kernel =
         std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + "/" + std::to_string(l.stride);
-    char line[256];
+    char line[320], s8_ms[16] = "-", s8_ratio[16] = "-";
+    if (r.onednn_s8_ms > 0) {
+        std::snprintf(s8_ms, sizeof s8_ms, "%.2f", r.onednn_s8_ms);
+        std::snprintf(s8_ratio, sizeof s8_ratio, "%.2f", r.onednn_s8_ms / r.dfp8_ms);
+    }
     std::snprintf(
         line, sizeof line,
-        "%-16s %3ld %7s %9s %6s %-6s %3d | %8.2f %8.2f %8.2f | %6.2f %6.2f | %8.1e %8.1e\n",
+        "%-16s %3ld %7s %9s %6s %-6s %3d | %8.2f %8.2f %8.2f | %6.2f %6.2f | %8.1e %8.1e | %7.2f "
+        "%7s %6.2f %6s | %8.1e\n",
         l.name.c_str(), long(l.n), hw.c_str(), ck.c_str(), kernel.c_str(), conv_pass_name(r.pass),
         r.threads, r.dfp16_ms, r.onednn_fp32_ms, r.onednn_bf16_ms, r.speedup_vs_onednn_fp32(),
-        r.speedup_vs_onednn_bf16(), r.dfp16_rel_error, r.onednn_bf16_rel_error);
+        r.speedup_vs_onednn_bf16(), r.dfp16_rel_error, r.onednn_bf16_rel_error, r.dfp8_ms, s8_ms,
+        r.onednn_fp32_ms / r.dfp8_ms, s8_ratio, r.dfp8_rel_error);
     return line;
 }
 
@@ -446,6 +530,11 @@ nlohmann::json conv_bench_json(const std::vector<ConvBenchRecord>& records, int 
                        {"dfp16_rel_error_vs_fp32", r.dfp16_rel_error},
                        {"onednn_bf16_rel_error_vs_fp32", r.onednn_bf16_rel_error},
                        {"onednn_bf16_impls", r.onednn_bf16_impls},
+                       {"dfp8_ms", r.dfp8_ms},
+                       {"dfp8_speedup_vs_onednn_fp32", r.onednn_fp32_ms / r.dfp8_ms},
+                       {"dfp8_rel_error_vs_fp32", r.dfp8_rel_error},
+                       {"onednn_s8_ms", r.onednn_s8_ms > 0 ? nlohmann::json(r.onednn_s8_ms)
+                                                           : nlohmann::json(nullptr)},
                        {"repetitions", repetitions}});
     return out;
 }

@@ -44,7 +44,9 @@ std::vector<ConvLayerShape> select_conv_layers(const std::vector<std::string>& n
 // layers are neither. Throws dfp::Error naming --precision unless that is DFP16.
 precision::LayerPrecision hidden_layer_precision(const std::string& spec, const std::string& layer);
 
-enum class ConvImpl { dfp16, onednn_fp32, onednn_bf16 };
+// dfp8: Conv2d in the DFP8 policy (Policy::dfp8(), int8 GEMM); onednn_s8: oneDNN's int8
+// convolution (s8 NHWC src, s8 weights, FP32 dst), FPROP only: oneDNN has no int8 backward.
+enum class ConvImpl { dfp16, onednn_fp32, onednn_bf16, dfp8, onednn_s8 };
 const char* conv_impl_name(ConvImpl impl);
 
 enum class ConvPass { fprop, bprop, wtgrad };
@@ -87,14 +89,17 @@ class ConvBenchCase {
 
   private:
     struct OnednnBf16;
+    struct OnednnS8;
     void run_conv2d(nn::Conv2d& conv, ConvStep step, nn::Tensor& dst, nn::Tensor& diff_src);
     ConvOutputs conv2d_outputs(nn::Conv2d& conv, nn::Tensor& dst, nn::Tensor& diff_src);
 
-    nn::Conv2d dfp16_, fp32_;
+    nn::Conv2d dfp16_, fp32_, dfp8_;
     nn::ConvGeometry geometry_;
     nn::Tensor src_, diff_dst_;
-    nn::Tensor dfp16_dst_, dfp16_diff_src_, fp32_dst_, fp32_diff_src_;
+    nn::Tensor dfp16_dst_, dfp16_diff_src_, fp32_dst_, fp32_diff_src_, dfp8_dst_, dfp8_diff_src_;
     std::unique_ptr<OnednnBf16> bf16_;
+    std::unique_ptr<OnednnS8> s8_;
+    std::vector<std::int8_t> src_s8_, wei_s8_;  // oneDNN int8's data
 };
 
 struct ConvBenchRecord {
@@ -102,8 +107,9 @@ struct ConvBenchRecord {
     ConvPass pass = ConvPass::fprop;
     int threads = 1;
     double dfp16_ms = 0, onednn_fp32_ms = 0, onednn_bf16_ms = 0;  // medians
+    double dfp8_ms = 0, onednn_s8_ms = 0;  // onednn_s8: FPROP only, else 0
     // This pass's output against oneDNN FP32's on the same data.
-    double dfp16_rel_error = 0, onednn_bf16_rel_error = 0;
+    double dfp16_rel_error = 0, onednn_bf16_rel_error = 0, dfp8_rel_error = 0;
     double gflop = 0;               // of the pass
     std::string onednn_bf16_impls;  // ConvBenchCase::onednn_bf16_impls()
     double speedup_vs_onednn_fp32() const { return onednn_fp32_ms / dfp16_ms; }

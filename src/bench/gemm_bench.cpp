@@ -73,6 +73,10 @@ const char* impl_name(GemmImpl impl) {
             return "onednn_fp32";
         case GemmImpl::onednn_bf16:
             return "onednn_bf16";
+        case GemmImpl::mxint8:
+            return "mxint8";
+        case GemmImpl::onednn_s8:
+            return "onednn_s8";
     }
     return "?";
 }
@@ -94,6 +98,31 @@ std::vector<T> quantize(const std::vector<float>& f, int bits, int* exponent) {
     return out;
 }
 
+// MXINT8 of the r x c matrix X(i, k) = f[k_contiguous ? i * ld + k : k * ld + i] (op(A) rows or
+// op(B) columns, K along k): the rule above per block of 32 K values, exponents [i][block].
+std::vector<int8_t> quantize_mx(const std::vector<float>& f, int64_t rows, int64_t k, int64_t ld,
+                                bool k_contiguous, std::vector<int>& exponents) {
+    constexpr int64_t kBlock = 32;
+    const int64_t blocks = (k + kBlock - 1) / kBlock;
+    std::vector<int8_t> out(f.size());
+    exponents.assign(static_cast<size_t>(rows * blocks), 0);
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t b = 0; b < blocks; ++b) {
+            auto at = [&](int64_t kk) {
+                return static_cast<size_t>(k_contiguous ? i * ld + kk : kk * ld + i);
+            };
+            const int64_t k1 = std::min(k, (b + 1) * kBlock);
+            float mx = 0;
+            for (int64_t kk = b * kBlock; kk < k1; ++kk) mx = std::max(mx, std::abs(f[at(kk)]));
+            const int e = mx > 0 ? static_cast<int>(std::floor(std::log2(mx))) - 6 : 0;
+            exponents[static_cast<size_t>(i * blocks + b)] = e;
+            for (int64_t kk = b * kBlock; kk < k1; ++kk)
+                out[at(kk)] = static_cast<int8_t>(
+                    std::clamp(std::nearbyint(std::ldexp(f[at(kk)], -e)), -127.0f, 127.0f));
+        }
+    return out;
+}
+
 // bf16 by round-to-nearest-even of the FP32 bits (no NaNs here).
 std::vector<uint16_t> to_bf16(const std::vector<float>& f) {
     std::vector<uint16_t> out(f.size());
@@ -108,14 +137,15 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& f) {
 
 }  // namespace
 
-// oneDNN bf16 matmul: one primitive per thread count (oneDNN picks blocking at creation).
+// oneDNN bf16 and int8 matmuls: one primitive per thread count (oneDNN picks blocking at
+// creation).
 struct GemmBenchCase::OneDnn {
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
     dnnl::stream stream{engine};
     std::vector<uint16_t> a, b;
-    dnnl::memory ma, mb, mc;
-    int threads = 0;
-    dnnl::matmul prim;
+    dnnl::memory ma, mb, mc, ma8, mb8;
+    int threads = 0, threads8 = 0;
+    dnnl::matmul prim, prim8;
 };
 
 GemmBenchCase::GemmBenchCase(const GemmShape& shape, uint32_t seed)
@@ -136,15 +166,20 @@ GemmBenchCase::GemmBenchCase(const GemmShape& shape, uint32_t seed)
     dnnl_->b = to_bf16(b_);
     using dt = dnnl::memory::data_type;
     const int64_t m = shape.m, n = shape.n, k = shape.k;
-    const dnnl::memory::desc da(
-        {m, k}, dt::bf16,
-        shape.op_a == Op::n ? dnnl::memory::dims{k, 1} : dnnl::memory::dims{1, m});
-    const dnnl::memory::desc db(
-        {k, n}, dt::bf16,
-        shape.op_b == Op::n ? dnnl::memory::dims{n, 1} : dnnl::memory::dims{1, k});
+    const dnnl::memory::dims a_strides = shape.op_a == Op::n ? dnnl::memory::dims{k, 1}
+                                                             : dnnl::memory::dims{1, m};
+    const dnnl::memory::dims b_strides = shape.op_b == Op::n ? dnnl::memory::dims{n, 1}
+                                                             : dnnl::memory::dims{1, k};
+    const dnnl::memory::desc da({m, k}, dt::bf16, a_strides), db({k, n}, dt::bf16, b_strides);
+    const dnnl::memory::desc da8({m, k}, dt::s8, a_strides), db8({k, n}, dt::s8, b_strides);
     const dnnl::memory::desc dc({m, n}, dt::f32, dnnl::memory::dims{n, 1});
     dnnl_->ma = dnnl::memory(da, dnnl_->engine, dnnl_->a.data());
     dnnl_->mb = dnnl::memory(db, dnnl_->engine, dnnl_->b.data());
+    dnnl_->ma8 = dnnl::memory(da8, dnnl_->engine, a8_.data());
+    dnnl_->mb8 = dnnl::memory(db8, dnnl_->engine, b8_.data());
+    const int64_t lda = shape.op_a == Op::t ? m : k, ldb = shape.op_b == Op::t ? k : n;
+    a_mx_ = quantize_mx(a_, m, k, lda, shape.op_a == Op::n, ea_mx_);
+    b_mx_ = quantize_mx(b_, n, k, ldb, shape.op_b == Op::t, eb_mx_);
     dnnl_->mc = dnnl::memory(dc, dnnl_->engine, c_dfp_.data());
 }
 
@@ -167,6 +202,30 @@ void GemmBenchCase::run(GemmImpl impl, int threads, const GemmOptions& options) 
             const DfpMatrix<int8_t> a{a8_.data(), lda, shape_.op_a, {&ea8_, 1}};
             const DfpMatrix<int8_t> b{b8_.data(), ldb, shape_.op_b, {&eb8_, 1}};
             gemm_s8s8f32(m, n, k, a, b, c_dfp_.data(), n, opt);  // the next DFP16 run overwrites it
+            break;
+        }
+        case GemmImpl::mxint8: {
+            DfpMatrix<int8_t> a{a_mx_.data(), lda, shape_.op_a, ea_mx_};
+            DfpMatrix<int8_t> b{b_mx_.data(), ldb, shape_.op_b, eb_mx_};
+            a.k_block = b.k_block = 32;
+            gemm_s8s8f32(m, n, k, a, b, c_dfp_.data(), n, opt);
+            break;
+        }
+        case GemmImpl::onednn_s8: {
+            omp_set_num_threads(threads);
+            if (dnnl_->threads8 != threads) {
+                dnnl::primitive_attr attr;
+                attr.set_output_scales(0, {std::ldexp(1.0f, ea8_ + eb8_)});
+                const dnnl::matmul::desc desc(dnnl_->ma8.get_desc(), dnnl_->mb8.get_desc(),
+                                              dnnl_->mc.get_desc());
+                dnnl_->prim8 =
+                    dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, dnnl_->engine));
+                dnnl_->threads8 = threads;
+            }
+            dnnl_->prim8.execute(dnnl_->stream, {{DNNL_ARG_SRC, dnnl_->ma8},
+                                                 {DNNL_ARG_WEIGHTS, dnnl_->mb8},
+                                                 {DNNL_ARG_DST, dnnl_->mc}});
+            dnnl_->stream.wait();
             break;
         }
         case GemmImpl::onednn_fp32: {
@@ -216,7 +275,8 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
                                             void (*progress)(const GemmBenchRecord&)) {
     if (config.repetitions < 1) throw Error("--reps: must be >= 1");
     std::vector<GemmImpl> impls{GemmImpl::dfp16, GemmImpl::onednn_fp32, GemmImpl::onednn_bf16};
-    if (config.with_dfp8) impls.push_back(GemmImpl::dfp8);
+    if (config.with_dfp8)
+        impls.insert(impls.end(), {GemmImpl::dfp8, GemmImpl::mxint8, GemmImpl::onednn_s8});
     std::vector<GemmBenchRecord> out;
     const int saved_threads = omp_get_max_threads();
     uint32_t seed = 1;
@@ -248,6 +308,8 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
             };
             rec.dfp16_gflops = gflops(GemmImpl::dfp16);
             rec.dfp8_gflops = gflops(GemmImpl::dfp8);
+            rec.mxint8_gflops = gflops(GemmImpl::mxint8);
+            rec.onednn_s8_gflops = gflops(GemmImpl::onednn_s8);
             rec.onednn_fp32_gflops = gflops(GemmImpl::onednn_fp32);
             rec.onednn_bf16_gflops = gflops(GemmImpl::onednn_bf16);
             rec.dfp16_rel_error = bc.dfp16_relative_error();

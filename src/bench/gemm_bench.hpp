@@ -28,7 +28,10 @@ std::vector<GemmShape> default_gemm_shapes();
 // "M,N,K" or "M,N,K,XY" with X, Y in {N, T} (op of A, op of B).
 GemmShape parse_gemm_shape(const std::string& text);
 
-enum class GemmImpl { dfp16, dfp8, onednn_fp32, onednn_bf16 };
+// dfp8: int8 mantissas, one exponent per tensor; mxint8: int8 with one exponent per row (column)
+// and block of 32 K values (OCP MX, block-scaled GEMM); onednn_s8: oneDNN's int8 matmul (s8 x s8
+// -> FP32 with one scale), the int8 reference from a library.
+enum class GemmImpl { dfp16, dfp8, mxint8, onednn_fp32, onednn_bf16, onednn_s8 };
 const char* impl_name(GemmImpl impl);
 
 // One shape's data (normal N(0,1) floats; DFP16/DFP8 by the paper's rule with s = 0: E =
@@ -52,7 +55,8 @@ class GemmBenchCase {
     GemmShape shape_;
     std::vector<float> a_, b_, c_f32_, c_dfp_;
     std::vector<int16_t> a16_, b16_;
-    std::vector<int8_t> a8_, b8_;
+    std::vector<int8_t> a8_, b8_, a_mx_, b_mx_;
+    std::vector<int> ea_mx_, eb_mx_;
     int ea16_ = 0, eb16_ = 0, ea8_ = 0, eb8_ = 0;
     GemmReport report_;
     std::unique_ptr<OneDnn> dnnl_;
@@ -62,6 +66,7 @@ struct GemmBenchRecord {
     GemmShape shape;
     int threads = 1;
     double dfp16_gflops = 0, dfp8_gflops = 0, onednn_fp32_gflops = 0, onednn_bf16_gflops = 0;
+    double mxint8_gflops = 0, onednn_s8_gflops = 0;
     double dfp16_rel_error = 0;
     int64_t dfp16_min_chain_pairs = 0;
     std::string dfp16_kernel;
@@ -72,7 +77,7 @@ struct GemmBenchConfig {
     std::vector<int> threads = {1, 2};
     int repetitions = 5;         // samples per implementation; the median is reported
     double min_sample_s = 0.02;  // each sample repeats the GEMM until this much time has passed
-    bool with_dfp8 = true;
+    bool with_dfp8 = true;  // and MXINT8 and oneDNN int8
     GemmOptions options;  // DFP16 options (defaults: proven overflow rule, default shift)
 };
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <numeric>
 #include <span>
+#include <tuple>
 
 #include "base/error.hpp"
 #include "bench/timing.hpp"
@@ -29,7 +30,7 @@ constexpr train::SgdConfig kSgd = {0.9f, 5e-4f, false};
 constexpr float kLearningRate = 0.0f;
 
 bool is_base_item(const std::string& item) {
-    return item == "fp32" || item == "dfp16";
+    return item == "fp32" || item == "dfp16" || item == "dfp8";
 }
 
 // One sample: `steps` steps back to back, with the profiler attached.
@@ -78,16 +79,17 @@ class Bench {
         return s;
     }
 
-    // Conv/linear layers in DFP16 under the precision in use, and all of them.
-    std::pair<int, int> dfp16_layers() {
-        int dfp16 = 0, all = 0;
+    // Conv/linear layers in DFP16 and in DFP8 under the precision in use, and all of them.
+    std::tuple<int, int, int> integer_layers() {
+        int dfp16 = 0, dfp8 = 0, all = 0;
         for (int i = 1; i < net_.nodes(); ++i) {
             const precision::LayerPrecision* p = net_.layer(i).precision();
             if (!p) continue;
             ++all;
             dfp16 += p->compute == precision::Compute::dfp16;
+            dfp8 += p->compute == precision::Compute::dfp8;
         }
-        return {dfp16, all};
+        return {dfp16, dfp8, all};
     }
 
   private:
@@ -118,7 +120,7 @@ std::vector<std::string> split_precision_list(const std::string& list) {
         else if (specs.empty())
             throw Error(
                 "--precision: expected a comma-separated list of precision specs, each "
-                "starting with fp32 or dfp16 (e.g. fp32,dfp16), got '" +
+                "starting with fp32, dfp16 or dfp8 (e.g. fp32,dfp16), got '" +
                 list + "'");
         else
             specs.back() += "," + item;
@@ -177,7 +179,7 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         r.threads = omp_get_max_threads();
         r.precision = config.precisions[p];
         bench.use(p);
-        std::tie(r.dfp16_layers, r.gemm_layers) = bench.dfp16_layers();
+        std::tie(r.dfp16_layers, r.dfp8_layers, r.gemm_layers) = bench.integer_layers();
         std::vector<Sample>& s = samples[p];
         std::vector<double> step_s;
         for (const Sample& one : s) step_s.push_back(one.step_s);
@@ -193,7 +195,7 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         r.repetitions = config.repetitions;
         r.warmup = config.warmup;
         r.steps_per_sample = steps;
-        if (!reference_ms && r.dfp16_layers == 0) reference_ms = r.step_ms;
+        if (!reference_ms && r.dfp16_layers == 0 && r.dfp8_layers == 0) reference_ms = r.step_ms;
         records.push_back(r);
     }
     if (reference_ms)
@@ -216,8 +218,8 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records) {
         static_cast<long long>(first.batch), first.threads, first.repetitions,
         first.steps_per_sample, first.warmup);
     for (const TrainBenchRecord& r : records)
-        add("  %s: %d of %d conv/linear layers in DFP16\n", r.precision.c_str(), r.dfp16_layers,
-            r.gemm_layers);
+        add("  %s: %d of %d conv/linear layers in DFP16, %d in DFP8\n", r.precision.c_str(),
+            r.dfp16_layers, r.gemm_layers, r.dfp8_layers);
     if (std::none_of(records.begin(), records.end(),
                      [](const TrainBenchRecord& r) { return r.speedup_vs_fp32.has_value(); }))
         add("  (no all-FP32 precision listed: no speed-up vs fp32)\n");
@@ -287,6 +289,7 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records) {
                        {"input", input},
                        {"classes", r.input.classes},
                        {"dfp16_layers", r.dfp16_layers},
+                       {"dfp8_layers", r.dfp8_layers},
                        {"gemm_layers", r.gemm_layers},
                        {"repetitions", r.repetitions},
                        {"warmup", r.warmup},

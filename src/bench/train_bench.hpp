@@ -40,7 +40,7 @@ struct TrainBenchRecord {
     std::int64_t batch = 0;
     int threads = 0;  // OpenMP threads the steps ran on
     std::string precision;
-    int dfp16_layers = 0, gemm_layers = 0;  // conv/linear layers in DFP16, of all conv/linear
+    int dfp16_layers = 0, dfp8_layers = 0, gemm_layers = 0;  // conv/linear layers in DFP16, of all conv/linear
     double step_ms = 0;                     // median over the samples, per step
     double images_per_s = 0;                // batch / step time
     // The reference's step_ms over this one's; empty when no precision is all FP32.

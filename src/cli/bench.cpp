@@ -45,20 +45,23 @@ const char* ops(const bench::GemmShape& s) {
 }
 
 void print_header() {
-    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s %8s | %6s %6s | %5s %8s\n", "form", "M",
-                "N", "K", "op", "thr", "dfp16", "fp32", "bf16", "dfp8", "x fp32", "x bf16", "chain",
-                "rel.err");
-    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s %8s | %6s %6s | %5s %8s\n", "", "", "", "",
-                "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "pairs", "vs fp32");
+    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s | %6s %6s | %8s %8s %8s | %6s %6s | %5s %8s\n",
+                "form", "M", "N", "K", "op", "thr", "dfp16", "fp32", "bf16", "x fp32", "x bf16",
+                "dfp8", "mxint8", "s8 dnnl", "x fp32", "x fp32", "chain", "rel.err");
+    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s | %6s %6s | %8s %8s %8s | %6s %6s | %5s %8s\n",
+                "", "", "", "", "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "GFLOP/s", "GFLOP/s",
+                "GFLOP/s", "dfp8", "mxint8", "pairs", "vs fp32");
 }
 
 void print_record(const GemmBenchRecord& r) {
     std::printf(
-        "%-6s %5ld %6ld %5ld %2s %3d | %8.1f %8.1f %8.1f %8.1f | %6.2f %6.2f | %5ld %8.1e\n",
+        "%-6s %5ld %6ld %5ld %2s %3d | %8.1f %8.1f %8.1f | %6.2f %6.2f | %8.1f %8.1f %8.1f | %6.2f "
+        "%6.2f | %5ld %8.1e\n",
         r.shape.form.c_str(), r.shape.m, r.shape.n, r.shape.k, ops(r.shape), r.threads,
-        r.dfp16_gflops, r.onednn_fp32_gflops, r.onednn_bf16_gflops, r.dfp8_gflops,
+        r.dfp16_gflops, r.onednn_fp32_gflops, r.onednn_bf16_gflops,
         r.dfp16_gflops / r.onednn_fp32_gflops, r.dfp16_gflops / r.onednn_bf16_gflops,
-        r.dfp16_min_chain_pairs, r.dfp16_rel_error);
+        r.dfp8_gflops, r.mxint8_gflops, r.onednn_s8_gflops, r.dfp8_gflops / r.onednn_fp32_gflops,
+        r.mxint8_gflops / r.onednn_fp32_gflops, r.dfp16_min_chain_pairs, r.dfp16_rel_error);
     std::fflush(stdout);
 }
 
@@ -101,6 +104,9 @@ void run_bench_gemm(const BenchGemmOptions& o) {
                        {"speedup_vs_onednn_fp32", r.dfp16_gflops / r.onednn_fp32_gflops},
                        {"speedup_vs_onednn_bf16", r.dfp16_gflops / r.onednn_bf16_gflops},
                        {"dfp8_speedup_vs_onednn_fp32", r.dfp8_gflops / r.onednn_fp32_gflops},
+                       {"mxint8_gflops", r.mxint8_gflops},
+                       {"mxint8_speedup_vs_onednn_fp32", r.mxint8_gflops / r.onednn_fp32_gflops},
+                       {"onednn_s8_gflops", r.onednn_s8_gflops},
                        {"dfp16_min_chain_pairs", r.dfp16_min_chain_pairs},
                        {"dfp16_rel_error_vs_fp32", r.dfp16_rel_error},
                        {"dfp16_kernel", r.dfp16_kernel},
@@ -248,7 +254,7 @@ void add_bench_train_command(CLI::App& bench) {
     cmd->add_option(
         "--precision", o->precisions,
         "Comma-separated precision specs, each as train --precision takes them and "
-        "starting with fp32 or dfp16, e.g. fp32,dfp16,first=dfp16 (default fp32,dfp16)");
+        "starting with fp32, dfp16 or dfp8, e.g. fp32,dfp16,first=dfp16 (default fp32,dfp16)");
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
     cmd->add_option("--reps", o->config.repetitions,
                     "Samples per precision (the median is reported)");
@@ -289,7 +295,8 @@ void add_bench_command(CLI::App& app) {
                      "Cap on the INT32 chain in K-pairs (count mode: the fixed chain)");
     gemm->add_flag("--count-overflow", o->count_overflow,
                    "Unproven fixed chains on vpdpwssds, counting saturations");
-    gemm->add_flag("--no-dfp8", o->no_dfp8, "Skip the DFP8 (vpdpbusd) measurement");
+    gemm->add_flag("--no-dfp8", o->no_dfp8,
+                   "Skip the 8-bit measurements (DFP8, MXINT8, oneDNN int8)");
     gemm->add_option("--json", o->json_path,
                      "Also write one JSON record per shape, form and thread count");
     gemm->callback([o] { run_bench_gemm(*o); });

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,9 @@
 #include "cli/commands.hpp"
 #include "data/classification.hpp"
 #include "data/prefetch.hpp"
+#include "dist/communicator.hpp"
+#include "dist/data_parallel.hpp"
+#include "dist/grad_exchange.hpp"
 #include "integer/boundary.hpp"
 #include "models/registry.hpp"
 #include "nn/loss.hpp"
@@ -52,12 +56,18 @@ struct TrainOptions {
     int stop_after_epoch = 0;
     data::AugmentOptions augment;
     bool no_prefetch = false;  // changes when batches are made, never what they hold
+    // Data-parallel runs (mpirun -np N); a plain process ignores these.
+    std::string grad_exchange = "fp32";  // exact by default; dfp16 halves the bytes
+    double mpi_timeout = 600;
+    int check_weights_every = 100;
+    bool sync_bn = false;
     // --precision int8 only (NITI): mu per equal share of the run, the 16-bit weight accumulator.
     std::string mu = "4,3,2";
     bool int8_weight_accumulator = false;
 
-    // What must be the same for a resumed run to continue the saved one.
-    nlohmann::json run_config() const {
+    // What must be the same for a resumed run to continue the saved one. `ranks` > 1 only under
+    // mpirun: a single process keeps the config (and checkpoints) it always had.
+    nlohmann::json run_config(int ranks) const {
         nlohmann::json config = {{"model", model},
                                  {"data", data},
                                  {"precision", precision},
@@ -75,6 +85,11 @@ struct TrainOptions {
         // Only when on, so that checkpoints of runs without augmentation keep their config.
         if (augment.crop_pad > 0) config["augment_crop"] = augment.crop_pad;
         if (augment.flip) config["augment_flip"] = true;
+        if (ranks > 1) {
+            config["ranks"] = ranks;
+            config["grad_exchange"] = grad_exchange;
+            if (sync_bn) config["sync_bn"] = true;
+        }
         return config;
     }
 };
@@ -111,6 +126,9 @@ void check_options(const TrainOptions& o) {
     if (o.stop_after_epoch < 0) throw Error("--stop-after-epoch must be >= 0");
     if (o.stop_after_epoch > 0 && o.checkpoint_dir.empty())
         throw Error("--stop-after-epoch needs --checkpoint-dir (else the work would be lost)");
+    dist::parse_grad_exchange(o.grad_exchange);
+    if (!(o.mpi_timeout > 0)) throw Error("--mpi-timeout must be > 0 seconds");
+    if (o.check_weights_every < 0) throw Error("--check-weights-every must be >= 0");
 }
 
 // Creates the folder and proves it writable now, not after the first epoch's work.
@@ -144,9 +162,10 @@ class MetricsFile {
 
 // On a terminal, one line redrawn in place with the epoch's progress, ETA, running loss and
 // accuracy and images/s; elsewhere (logs, CI) nothing: the plain iteration lines stand instead.
+// Not under mpirun, which gives the ranks a terminal even when its own output goes to a file.
 class ProgressBar {
   public:
-    ProgressBar() : enabled_(::isatty(STDOUT_FILENO) != 0) {}
+    explicit ProgressBar(bool allowed) : enabled_(allowed && ::isatty(STDOUT_FILENO) != 0) {}
     bool enabled() const { return enabled_; }
     // At most ten redraws a second.
     bool due(double now) {
@@ -179,7 +198,6 @@ class ProgressBar {
 };
 
 data::TrainTest load_data(const TrainOptions& o) {
-    if (o.threads > 0) omp_set_num_threads(o.threads);
     data::TrainTest d = data::read_dataset(o.data);
     if (o.train_limit > 0) data::truncate(d.train, o.train_limit);
     if (o.test_limit > 0) data::truncate(d.test, o.test_limit);
@@ -238,6 +256,7 @@ void run_train_int8(const TrainOptions& o) {
             "--precision int8: checkpoints (--checkpoint-dir, --resume, --stop-after-epoch) are "
             "not supported by the integer engine yet");
     const std::vector<int> mu = parse_mu(o.mu);
+    if (o.threads > 0) omp_set_num_threads(o.threads);
     const data::TrainTest d = load_data(o);
     nn::Net fp32 =
         models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
@@ -318,18 +337,46 @@ void run_train_int8(const TrainOptions& o) {
 
 void run_train(const TrainOptions& o) {
     check_options(o);
-    if (o.precision == "int8") return run_train_int8(o);
+    // Under mpirun: one rank of synchronous data-parallel SGD; --batch is the global batch.
+    const std::unique_ptr<dist::Communicator> comm =
+        dist::Communicator::join_if_launched(o.mpi_timeout);
+    if (o.precision == "int8") {
+        if (comm) throw Error("--precision int8 trains in one process: run it without mpirun");
+        return run_train_int8(o);
+    }
+    const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+    const bool lead = rank == 0;  // alone prints, writes metrics and checkpoints
+    if (!lead && !std::freopen("/dev/null", "w", stdout))
+        throw Error("rank " + std::to_string(rank) + ": cannot silence stdout");
+    if (o.batch % ranks != 0)
+        throw Error("--batch " + std::to_string(o.batch) +
+                    " (the global batch) must be a multiple of the " + std::to_string(ranks) +
+                    " ranks");
+    const int local_batch = o.batch / ranks;
     const precision::Policy policy = precision::Policy::parse(o.precision);
-    if (!o.checkpoint_dir.empty()) prepare_checkpoint_dir(o.checkpoint_dir);
+    if (!o.checkpoint_dir.empty() && lead) prepare_checkpoint_dir(o.checkpoint_dir);
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    // Ranks on one machine share its cores: by default (no --threads, no OMP_NUM_THREADS) each
+    // takes its part, never all of them.
+    else if (comm && !std::getenv("OMP_NUM_THREADS"))
+        omp_set_num_threads(std::max(1, omp_get_num_procs() / comm->local_size()));
     const data::TrainTest d = load_data(o);
 
     nn::Net net =
         models::build(o.model, {d.train.height, d.train.width, d.train.channels, d.train.classes});
     net.apply_precision(policy);
     train::check_batch_fits(net, {d.train.height, d.train.width, d.train.channels, d.train.classes},
-                            o.batch, std::min<std::int64_t>(o.batch, d.train.size()),
+                            local_batch, std::min<std::int64_t>(local_batch, d.train.size()),
                             train::available_memory());
     train::Sgd sgd(net.params(), {o.momentum, o.weight_decay, o.nesterov});
+    std::unique_ptr<dist::GradientExchange> exchange;
+    if (ranks > 1)
+        exchange = std::make_unique<dist::GradientExchange>(
+            *comm, net, dist::parse_grad_exchange(o.grad_exchange));
+    if (exchange && o.sync_bn) {
+        dist::check_batches_for_sync_bn(d.train.size(), o.batch, ranks);
+        dist::synchronise_batch_norm(*comm, net, *exchange);
+    }
     const std::int64_t iters_per_epoch = (d.train.size() + o.batch - 1) / o.batch;
     const train::LrSchedule lr = make_schedule(o, iters_per_epoch * o.epochs);
 
@@ -337,9 +384,14 @@ void run_train(const TrainOptions& o) {
         o.checkpoint_dir.empty()
             ? ""
             : (std::filesystem::path(o.checkpoint_dir) / kCheckpointName).string();
-    train::RunState state{0, 0, o.run_config()};
+    train::RunState state{0, 0, o.run_config(ranks)};
     if (o.resume) {
         const train::RunState saved = train::load_checkpoint(checkpoint, net, sgd);
+        const int saved_ranks = saved.config.value("ranks", 1);
+        if (saved_ranks != ranks)
+            throw Error("--resume: the checkpoint's run had " + std::to_string(saved_ranks) +
+                        " rank(s), this one has " + std::to_string(ranks) +
+                        " (resume with the same mpirun -np)");
         for (const auto& [key, value] : state.config.items())
             if (!saved.config.contains(key) || saved.config[key] != value)
                 throw Error("--resume: option '" + key + "' is " + value.dump() +
@@ -352,13 +404,19 @@ void run_train(const TrainOptions& o) {
                             "' = " + value.dump() + ", this one does not");
         state = saved;
     }
-    MetricsFile metrics(o.metrics_path, o.resume);
+    MetricsFile metrics(lead ? o.metrics_path : "", o.resume);
 
     std::printf(
         "dfptrain train: %s on %s (%lld train, %lld test images), %d epoch(s), batch %d, %d "
         "thread(s)\n",
         o.model.c_str(), o.data.c_str(), static_cast<long long>(d.train.size()),
         static_cast<long long>(d.test.size()), o.epochs, o.batch, omp_get_max_threads());
+    if (exchange)
+        std::printf(
+            "data-parallel: %d ranks, global batch %d (%d per rank), gradient exchange %s, batch "
+            "norm %s\n",
+            ranks, o.batch, local_batch, o.grad_exchange.c_str(),
+            o.sync_bn ? "synchronised" : "per rank");
     std::printf("precision: %s\n", policy.describe().c_str());
     std::string layers = net.precision_summary();
     while (!layers.empty() && layers.back() == '\n') layers.pop_back();
@@ -374,46 +432,86 @@ void run_train(const TrainOptions& o) {
     };
     std::vector<int> labels;
     nn::Tensor images;
-    ProgressBar progress;
+    ProgressBar progress(!comm);
     for (std::int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
-        data::BatchPrefetcher batches(d.train, data::epoch_order(d.train.size(), o.seed, epoch),
-                                      o.batch, o.augment, o.seed, epoch, !o.no_prefetch);
+        // Every rank draws the same global order and trains on its share of each global batch.
+        std::vector<std::int64_t> order = data::epoch_order(d.train.size(), o.seed, epoch);
+        if (ranks > 1) order = dist::shard_order(order, o.batch, ranks, rank);
+        data::BatchPrefetcher batches(d.train, std::move(order), local_batch, o.augment, o.seed,
+                                      epoch, !o.no_prefetch);
         const double epoch_start = elapsed();
         double loss_sum = 0;
-        std::int64_t correct = 0, seen = 0;
+        std::int64_t correct = 0, seen = 0;  // this rank's samples
         for (std::int64_t first = 0; first < d.train.size(); first += o.batch, ++state.iteration) {
-            const std::int64_t b = std::min<std::int64_t>(o.batch, d.train.size() - first);
-            batches.next(images.data, labels);  // samples first .. first+b-1 of the order
-            images.shape = {static_cast<std::size_t>(b), static_cast<std::size_t>(d.train.height),
-                            static_cast<std::size_t>(d.train.width),
-                            static_cast<std::size_t>(d.train.channels)};
+            const std::int64_t global_b = std::min<std::int64_t>(o.batch, d.train.size() - first);
+            const std::int64_t b = dist::shard_size(global_b, ranks, rank);
             const float rate = static_cast<float>(lr(state.iteration));
-            const auto s = train::train_step(net, sgd, images, labels, rate, state.iteration);
+            train::StepStats s{0, 0};
+            if (exchange) exchange->begin_step(b, global_b);
+            if (b > 0) {
+                batches.next(images.data, labels);  // this rank's share of the global batch
+                images.shape = {static_cast<std::size_t>(b),
+                                static_cast<std::size_t>(d.train.height),
+                                static_cast<std::size_t>(d.train.width),
+                                static_cast<std::size_t>(d.train.channels)};
+                s = train::train_step(net, sgd, images, labels, rate, state.iteration,
+                                      exchange.get());
+            } else {
+                train::train_step_without_samples(net, sgd, rate, state.iteration, *exchange);
+            }
             loss_sum += static_cast<double>(s.loss) * static_cast<double>(b);
             correct += s.correct;
             seen += b;
-            const double ips = static_cast<double>(seen) / (elapsed() - epoch_start);
+            if (exchange && o.check_weights_every > 0 &&
+                (state.iteration + 1) % o.check_weights_every == 0)
+                dist::check_same_weights(*comm, net.params(), state.iteration);
+            // Images of all ranks per second: every rank has done its share of the same batches.
+            const double ips = static_cast<double>(first + global_b) / (elapsed() - epoch_start);
             if (progress.due(elapsed()))
-                progress.draw(epoch + 1, o.epochs, seen, d.train.size(),
+                progress.draw(epoch + 1, o.epochs, first + global_b, d.train.size(),
                               loss_sum / static_cast<double>(seen),
                               static_cast<double>(correct) / static_cast<double>(seen), ips);
             if (o.log_every > 0 && (state.iteration + 1) % o.log_every == 0) {
+                double step_loss = s.loss;
+                double step_top1 = static_cast<double>(s.correct) / static_cast<double>(b);
+                std::string sent;
+                if (exchange) {  // over the global batch; the bytes are rank 0's
+                    double sums[3] = {step_loss * static_cast<double>(b),
+                                      static_cast<double>(s.correct), static_cast<double>(b)};
+                    comm->allreduce_wait(0, sums, 3, MPI_DOUBLE, MPI_SUM, "iteration statistics");
+                    step_loss = sums[0] / sums[2];
+                    step_top1 = sums[1] / sums[2];
+                    sent = ", " + std::to_string(exchange->bytes_sent()) + " bytes sent";
+                }
                 if (!progress.enabled())
-                    std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s\n",
-                                static_cast<long long>(state.iteration + 1), s.loss, rate, ips);
-                metrics.write(
-                    {{"epoch", epoch + 1},
-                     {"iter", state.iteration + 1},
-                     {"loss", s.loss},
-                     {"train_top1", static_cast<double>(s.correct) / static_cast<double>(b)},
-                     {"lr", rate},
-                     {"images_per_s", ips},
-                     {"elapsed_s", elapsed()}});
+                    std::printf("  iteration %lld: loss %.4f, lr %.4g, %.0f images/s%s\n",
+                                static_cast<long long>(state.iteration + 1), step_loss, rate, ips,
+                                sent.c_str());
+                nlohmann::json record = {{"epoch", epoch + 1},
+                                         {"iter", state.iteration + 1},
+                                         {"loss", step_loss},
+                                         {"train_top1", step_top1},
+                                         {"lr", rate},
+                                         {"images_per_s", ips},
+                                         {"elapsed_s", elapsed()}};
+                if (exchange) record["bytes_sent"] = exchange->bytes_sent();
+                metrics.write(record);
             }
         }
         progress.clear();
+        if (exchange) {
+            double sums[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+            comm->allreduce_wait(0, sums, 3, MPI_DOUBLE, MPI_SUM, "epoch statistics");
+            loss_sum = sums[0];
+            correct = static_cast<std::int64_t>(sums[1]);
+            seen = static_cast<std::int64_t>(sums[2]);
+            dist::check_same_weights(*comm, net.params(), state.iteration - 1);
+        }
         const double seconds = elapsed() - epoch_start;
-        const train::Evaluation test = train::evaluate(net, d.test, o.batch);
+        // Rank 0's network (its own batch-norm statistics) is the one evaluated and saved; the
+        // other ranks wait for it in the next exchange.
+        const train::Evaluation test =
+            lead ? train::evaluate(net, d.test, local_batch) : train::Evaluation{};
         const double train_loss = loss_sum / static_cast<double>(seen);
         const double train_top1 = static_cast<double>(correct) / static_cast<double>(seen);
         print_epoch(epoch + 1, o.epochs, train_loss, train_top1, test, seconds, seen);
@@ -427,7 +525,7 @@ void run_train(const TrainOptions& o) {
                        {"images_per_s", static_cast<double>(seen) / seconds},
                        {"elapsed_s", elapsed()}});
         state.epochs_done = epoch + 1;
-        if (!checkpoint.empty()) train::save_checkpoint(checkpoint, net, sgd, state);
+        if (!checkpoint.empty() && lead) train::save_checkpoint(checkpoint, net, sgd, state);
         if (o.stop_after_epoch > 0 && state.epochs_done == o.stop_after_epoch &&
             state.epochs_done < o.epochs) {
             std::printf("stopped after epoch %d as asked; continue with --resume\n",
@@ -456,7 +554,8 @@ void add_train_command(CLI::App& app) {
                     "'dfp16,first=dfp16,gradients.rounding=stochastic' (see README), or int8 "
                     "(NITI's integer-only training; models niti_lenet, vgg_small)");
     cmd->add_option("--epochs", o->epochs, "Passes over the training set");
-    cmd->add_option("--batch", o->batch, "Images per iteration");
+    cmd->add_option("--batch", o->batch,
+                    "Images per iteration (under mpirun -np N: the global batch, a multiple of N)");
     cmd->add_option("--lr", o->lr, "Peak learning rate");
     cmd->add_option("--schedule", o->schedule,
                     "Learning-rate schedule: constant, cosine or step (x0.1 every third)");
@@ -469,7 +568,9 @@ void add_train_command(CLI::App& app) {
     cmd->add_option("--train-limit", o->train_limit,
                     "Use only the first N training images (0: all)");
     cmd->add_option("--test-limit", o->test_limit, "Use only the first N test images (0: all)");
-    cmd->add_option("--threads", o->threads, "OpenMP threads (0: all cores)");
+    cmd->add_option(
+        "--threads", o->threads,
+        "OpenMP threads (0: all cores; under mpirun, the cores / ranks on the machine)");
     cmd->add_option("--log-every", o->log_every,
                     "Print (and --metrics) every N iterations (0: never)");
     cmd->add_option("--metrics", o->metrics_path, "Append JSON lines of metrics to this file");
@@ -491,6 +592,18 @@ void add_train_command(CLI::App& app) {
                   "int8 only: keep 8 more fraction bits per weight (NITI's 16-bit accumulator)");
     cmd->add_flag("--no-prefetch", o->no_prefetch,
                   "Prepare batches in the training thread (same results; for comparisons)");
+    cmd->add_option("--grad-exchange", o->grad_exchange,
+                    "Under mpirun: gradients exchanged as fp32 (default) or dfp16 (one shared "
+                    "exponent per tensor, half the bytes)");
+    cmd->add_option("--mpi-timeout", o->mpi_timeout,
+                    "Under mpirun: seconds to wait for the other ranks before stopping with an "
+                    "error (a rank died or hangs)");
+    cmd->add_flag("--sync-bn", o->sync_bn,
+                  "Under mpirun: batch norm with the statistics of the global batch (default: "
+                  "each rank's own)");
+    cmd->add_option("--check-weights-every", o->check_weights_every,
+                    "Under mpirun: compare a CRC of the weights across ranks every N iterations "
+                    "and at every epoch's end (0: only at epoch ends)");
     cmd->callback([o] { run_train(*o); });
 }
 

@@ -1,6 +1,7 @@
 #include "format/format.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "base/error.hpp"
@@ -85,7 +86,10 @@ Rounding parse_rounding(std::string_view name, std::string_view what) {
 
 int shared_exponent(float max_abs, int bits, int shift) {
     if (max_abs == 0.0f) return 0;
-    return std::ilogb(max_abs) - (bits - 2) + shift;  // ilogb = floor(log2), subnormals too
+    // floor(log2): the exponent field of a normal float; ilogb for subnormals.
+    const std::uint32_t field = std::bit_cast<std::uint32_t>(max_abs) >> 23 & 0xff;
+    const int log2 = field != 0 ? static_cast<int>(field) - 127 : std::ilogb(max_abs);
+    return log2 - (bits - 2) + shift;
 }
 
 BlockLayout::BlockLayout(const Shape& shape, const Format& format)

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -72,6 +73,39 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
     dst.mantissas.resize(numel);
     dst.exponents.assign(layout.exponents(), 0);
 
+    const auto max_mantissa = static_cast<float>(format.max_mantissa());
+    if (format.granularity == Granularity::block) {
+        // Each block's largest magnitude, exponent and mantissas in one visit while the block is
+        // in L1, rows in parallel: blocks are short, so per-block bookkeeping (a second pass, the
+        // layout's divisions) would cost more than the arithmetic.
+        const std::size_t row_len = shape.back(), block = static_cast<std::size_t>(format.block);
+        const std::size_t per_row = (row_len + block - 1) / block;
+        const auto rows = static_cast<std::int64_t>(row_len == 0 ? 0 : numel / row_len);
+        bool non_finite = false;
+#pragma omp parallel for schedule(static) if (parallel) reduction(|| : non_finite)
+        for (std::int64_t row = 0; row < rows; ++row)
+            for (std::size_t j = 0; j < per_row; ++j) {
+                const std::size_t offset = std::size_t(row) * row_len + j * block;
+                const std::size_t count = std::min(block, row_len - j * block);
+                const std::uint32_t mx = k.max_abs_bits(src + offset, count);
+                if (mx >= kNonFiniteBits) {
+                    non_finite = true;
+                    continue;
+                }
+                const int e = shared_exponent(std::bit_cast<float>(mx), format.bits, options.shift);
+                dst.exponents[std::size_t(row) * per_row + j] = e;
+                const QuantizeRun r{pow2(-e), max_mantissa, options.rounding, options.seed, offset};
+                quantize_run(k, src + offset, dst.mantissas.data() + offset, count, r);
+            }
+        if (non_finite)  // name the first non-finite element
+            for (std::int64_t i = 0; i < runs; ++i) {
+                const Run run = layout.run(static_cast<std::size_t>(i));
+                if (k.max_abs_bits(src + run.offset, run.count) >= kNonFiniteBits)
+                    throw_non_finite(name, src, run);
+            }
+        return;
+    }
+
     // Pass 1: the largest magnitude of every run, then of every exponent's block.
     std::vector<std::uint32_t> run_max(layout.runs());
 #pragma omp parallel for schedule(static) if (parallel)
@@ -90,7 +124,6 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
             shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
 
     // Pass 2: round and clamp.
-    const auto max_mantissa = static_cast<float>(format.max_mantissa());
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));

@@ -38,7 +38,9 @@ void dequantize(const M* src, float* dst, std::size_t n, Pow2 scale) {
 Pow2 pow2(int k) {
     if (k > 127) return {std::ldexp(1.0f, 127), std::ldexp(1.0f, k - 127)};
     if (k < -126) return {std::ldexp(1.0f, k + 126), std::ldexp(1.0f, -126)};
-    return {std::ldexp(1.0f, k), 1.0f};
+    // A normal power of two is its exponent field alone (called per block: ldexp was a tenth of
+    // block quantization).
+    return {std::bit_cast<float>(static_cast<std::uint32_t>(k + 127) << 23), 1.0f};
 }
 
 const QuantizeKernels& scalar_quantize_kernels() {

@@ -96,7 +96,7 @@ const GemmContext<int8_t>* context_for<int8_t>(Isa isa) {
 // The ordered implementation list: fastest first, reference last; the first context that exists
 // at or below the requested ISA and supports the requested mode runs.
 template <typename T>
-const GemmContext<T>& pick(const GemmOptions& options, bool need_count) {
+const GemmContext<T>& pick(const GemmOptions& options, bool need_count, bool need_blocked) {
     const Isa cap = options.isa.value_or(active_isa());
     if (cap > cpu_isa())
         throw Error(std::string("GemmOptions::isa: ") + isa_name(cap) +
@@ -106,6 +106,7 @@ const GemmContext<T>& pick(const GemmOptions& options, bool need_count) {
         const GemmContext<T>* ctx = context_for<T>(isa);
         if (ctx == nullptr) continue;
         if (need_count && ctx->f32_count == nullptr) continue;  // no saturating INT32 add
+        if (need_blocked && ctx->f32_blocked == nullptr) continue;
         return *ctx;
     }
     throw Error("GEMM: no kernel for this ISA and mode");  // unreachable: scalar supports all
@@ -117,7 +118,7 @@ int64_t rows_of(Op op, int64_t r_as_is, int64_t r_trans) {
 
 template <typename T>
 void check_operand(const char* name, const DfpMatrix<T>& x, int64_t stored_rows,
-                   int64_t stored_cols, int64_t vector_len, bool s32_out) {
+                   int64_t stored_cols, int64_t vector_len, int64_t k, bool s32_out) {
     if (x.source.fill != nullptr && s32_out)
         throw Error(std::string("GEMM operand ") + name +
                     ": a block source needs FP32 output (raw INT32 output proves its bound from "
@@ -127,6 +128,21 @@ void check_operand(const char* name, const DfpMatrix<T>& x, int64_t stored_rows,
     if (x.ld < std::max<int64_t>(stored_cols, 1))
         throw Error(std::string("GEMM operand ") + name + ": leading dimension " +
                     std::to_string(x.ld) + " < " + std::to_string(stored_cols) + " columns");
+    if (x.k_block != 0) {
+        if (sizeof(T) != 1 || s32_out)
+            throw Error(std::string("GEMM operand ") + name +
+                        ": block-scaled exponents (k_block) need int8 inputs and FP32 output");
+        if (x.k_block < 4 || x.k_block > 128 || (x.k_block & (x.k_block - 1)) != 0)
+            throw Error(std::string("GEMM operand ") + name + ": k_block " +
+                        std::to_string(x.k_block) + " is not a power of two from 4 to 128");
+        const int64_t expected = vector_len * ceil_div(k, x.k_block);
+        if (static_cast<int64_t>(x.exponents.size()) != expected)
+            throw Error(std::string("GEMM operand ") + name + ": " +
+                        std::to_string(x.exponents.size()) + " exponents, expected " +
+                        std::to_string(expected) + " (one per row and block of " +
+                        std::to_string(x.k_block) + " K values)");
+        return;
+    }
     const auto e = x.exponents.size();
     if (!s32_out && e > 1 && static_cast<int64_t>(e) != vector_len)
         throw Error(std::string("GEMM operand ") + name + ": " + std::to_string(e) +
@@ -145,6 +161,25 @@ std::vector<float> scales(const char* name, std::span<const int> exponents, int6
                         " (+ shift " + std::to_string(shift) + ") is outside the FP32 range");
         out[static_cast<size_t>(i)] = std::ldexp(1.0f, e + shift);
     }
+    return out;
+}
+
+// Block-scaled output: 2^e of row r (or column) and K block b at [r * blocks + b], from an
+// operand's exponents per K block, per row or per tensor.
+template <typename T>
+std::vector<float> block_scales(const char* name, const DfpMatrix<T>& x, int64_t len,
+                                int64_t blocks) {
+    std::vector<float> out(static_cast<size_t>(len * blocks));
+    for (int64_t r = 0; r < len; ++r)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const size_t i = static_cast<size_t>(r * blocks + b);
+            const size_t e = x.exponents.size();
+            const int exp = e == 0 ? 0 : x.exponents[x.k_block ? i : e == 1 ? 0 : size_t(r)];
+            if (exp < -149 || exp > 127)
+                throw Error(std::string("GEMM operand ") + name + ": exponent " +
+                            std::to_string(exp) + " is outside the FP32 range");
+            out[i] = std::ldexp(1.0f, exp);
+        }
     return out;
 }
 
@@ -168,6 +203,10 @@ struct Problem {
     bool accumulate;
     const float* row_scale;  // FP32 output, padded
     const float* col_scale;
+    int64_t k_block;  // block-scaled output: K values per exponent block, else 0
+    int64_t kblocks;  // ceil(k / k_block)
+    const float* a_block_scale;  // [m][kblocks], see block_scales
+    const float* b_block_scale;  // [n][kblocks]
 };
 
 struct ThreadResult {
@@ -268,18 +307,27 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         nc_pad * kblocks * kp_max * kg * static_cast<int64_t>(sizeof(T)) <= kResidentBBytes;
     const int64_t bslots = resident ? kblocks : 1;  // packed B blocks kept at once
     const bool sourced = pb.a.source.fill != nullptr || pb.b.source.fill != nullptr;
+    // Block-scaled: one chain (and one column sum and scale per row) per exponent block.
+    const bool blocked = pb.k_block > 0;
+    const int64_t block_kp = blocked ? pb.k_block / kg : 0;
+    const int64_t runs_max = blocked ? ceil_div(kp_max, block_kp) : 1;
 
     static thread_local Scratch scratch;
     T *apack = nullptr, *bpack = nullptr, *filled = nullptr;
     uint64_t *astats = nullptr, *bstats = nullptr;
     int32_t* bsums = nullptr;
+    float *ascales = nullptr, *bscales = nullptr;
     C* tile = nullptr;
     Arena arena;
     arena.add(&apack, mc_pad * kp_max * kg);
     arena.add(&bpack, bslots * nc_pad * kp_max * kg);
     arena.add(&astats, mc_pad / mr * nl_max);
     arena.add(&bstats, bslots * nc_pad / nr * nl_max);
-    arena.add(&bsums, bslots * nc_pad);
+    arena.add(&bsums, bslots * nc_pad * runs_max);
+    if (blocked) {
+        arena.add(&ascales, mc_pad * runs_max);
+        arena.add(&bscales, bslots * nc_pad * runs_max);
+    }
     arena.add(&tile, int64_t{mr} * nr);
     if (sourced) arena.add(&filled, std::max(mc_pad, kPackGroup * nr) * kc);
     if (!arena.carve(scratch)) {
@@ -300,13 +348,29 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         const int nl = norm_levels(kp);
         const bool load_c = pb.accumulate || pc > 0;
         const int64_t slot = resident ? pb_index : 0;
+        const int64_t runs = blocked ? ceil_div(kp, block_kp) : 1;
         T* bpk = bpack + slot * nc_pad * kp_max * kg;
         uint64_t* bst = bstats + slot * nc_pad / nr * nl_max;
-        int32_t* bsm = bsums + slot * nc_pad;
+        int32_t* bsm = bsums + slot * nc_pad * runs_max;
+        float* bsc = blocked ? bscales + slot * nc_pad * runs_max : nullptr;
         const int64_t mb = std::min(ctx.mc, m1 - ic);
         const auto [asrc, lda] = an ? stored_block(pb.a, ic, mb, pc, kb, filled)
                                     : stored_block(pb.a, pc, kb, ic, mb, filled);
-        ctx.pack_a(asrc, lda, an, mb, kb, pb.shift, apack, need_stats ? astats : nullptr, nullptr);
+        ctx.pack_a(asrc, lda, an, mb, kb, pb.shift, apack, need_stats ? astats : nullptr, nullptr,
+                   kp);
+        // The scales of this block's chains, [micro-panel][chain][row], padding rows 1.
+        auto chain_scales = [&](const float* table, int64_t r0, int64_t count, int64_t valid_end,
+                                int w, float* out) {
+            const int64_t b0 = pc / pb.k_block;
+            for (int64_t q = 0; q * w < count; ++q)
+                for (int64_t c = 0; c < runs; ++c)
+                    for (int r = 0; r < w; ++r) {
+                        const int64_t row = r0 + q * w + r;
+                        out[(q * runs + c) * w + r] =
+                            row < valid_end ? table[row * pb.kblocks + b0 + c] : 1.0f;
+                    }
+        };
+        if (blocked) chain_scales(pb.a_block_scale, ic, mb, m1, mr, ascales);
         PrefetchPlan plan;
         for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
             const int64_t nv = std::min<int64_t>(nr, nb - jr);
@@ -320,7 +384,9 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, pc, kb, filled)
                                             : stored_block(pb.b, pc, kb, j, g, filled);
                 ctx.pack_b(bsrc, ldb, bt, g, kb, pb.shift, bpk + jr * kp * kg,
-                           need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr);
+                           need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr * runs,
+                           blocked ? block_kp : kp);
+                if (blocked) chain_scales(pb.b_block_scale, j, g, n1, nr, bsc + jr * runs);
                 const int64_t jn = j + group;  // the next group
                 if (jn < jc + nb && pb.b.source.fill == nullptr)
                     plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn), pb.b.ld,
@@ -335,14 +401,18 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 args.kp = kp;
                 args.a = apack + ir * kp * kg;
                 args.b = bpk + jr * kp * kg;
-                args.b_col_sums = bsm + jr;
+                args.b_col_sums = bsm + jr * runs;
                 args.row_scale = pb.row_scale + i;
                 args.col_scale = pb.col_scale + j;
                 args.load_c = load_c;
                 args.events = &res.events;
                 args.prefetch = static_cast<const char*>(args.a);
                 if (ic == m0) plan.next(args);
-                if (need_stats) {
+                if (blocked) {
+                    args.chain = block_kp;
+                    args.a_chain_scale = ascales + ir * runs;
+                    args.b_chain_scale = bsc + jr * runs;
+                } else if (need_stats) {
                     args.chain =
                         proven_chain(astats + ip * nl, bst + jp * nl, nl, pb.chain_cap, res);
                     res.min_chain = std::min(res.min_chain, args.chain);
@@ -364,7 +434,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds on
                 // columns that are only padding.
                 const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
-                const Ukernel uk = pb.s32_out      ? (narrow ? ctx.s32_narrow : ctx.s32)
+                const Ukernel uk = blocked         ? (narrow ? ctx.f32_blocked_narrow : ctx.f32_blocked)
+                                   : pb.s32_out    ? (narrow ? ctx.s32_narrow : ctx.s32)
                                    : pb.count_mode ? ctx.f32_count
                                    : narrow        ? ctx.f32_narrow
                                                    : ctx.f32;
@@ -467,8 +538,12 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     if (m < 0 || n < 0 || k < 0)
         throw Error("GEMM: negative size m=" + std::to_string(m) + " n=" + std::to_string(n) +
                     " k=" + std::to_string(k));
-    check_operand("A", a, rows_of(a.op, m, k), rows_of(a.op, k, m), m, s32_out);
-    check_operand("B", b, rows_of(b.op, k, n), rows_of(b.op, n, k), n, s32_out);
+    check_operand("A", a, rows_of(a.op, m, k), rows_of(a.op, k, m), m, k, s32_out);
+    check_operand("B", b, rows_of(b.op, k, n), rows_of(b.op, n, k), n, k, s32_out);
+    if (a.k_block && b.k_block && a.k_block != b.k_block)
+        throw Error("GEMM: operands A and B have different k_block (" + std::to_string(a.k_block) +
+                    " and " + std::to_string(b.k_block) + ")");
+    const int64_t k_block = std::max(a.k_block, b.k_block);
     if (m > 0 && n > 0 && c == nullptr) throw Error("GEMM output C: null data");
     if (ldc < std::max<int64_t>(n, 1))
         throw Error("GEMM output C: leading dimension " + std::to_string(ldc) +
@@ -483,7 +558,7 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     const bool count_mode = s16 && !s32_out && options.overflow == OverflowMode::count;
     if (s32_out && s16 && shift != 0)
         throw Error("GemmOptions::input_shift: raw INT32 output is exact only with input_shift 0");
-    const GemmContext<T>& ctx = pick<T>(options, count_mode);
+    const GemmContext<T>& ctx = pick<T>(options, count_mode, k_block > 0);
     if (s16 && ctx.kc > 2 * kMaxStatPairs)  // a context's constant: the statistics need it
         throw Error(std::string("GEMM context ") + ctx.isa_name +
                     ": kc above the statistics' limit");
@@ -495,8 +570,14 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
         return empty;
     }
     if constexpr (s32_out) prove_s32(m, n, k, a, b, c, ldc, options.accumulate);
-    const std::vector<float> rs = scales("A", a.exponents, m, shift, ctx.mr);
-    const std::vector<float> cs = scales("B", b.exponents, n, shift, ctx.nr);
+    // Block-scaled: every exponent goes into the chain scales, the final row/column scales are 1.
+    const int64_t kblocks = k_block ? ceil_div(k, k_block) : 0;
+    const std::vector<float> as = k_block ? block_scales("A", a, m, kblocks) : std::vector<float>{};
+    const std::vector<float> bs = k_block ? block_scales("B", b, n, kblocks) : std::vector<float>{};
+    const std::vector<float> rs = scales("A", k_block ? std::span<const int>{} : a.exponents, m,
+                                         shift, ctx.mr);
+    const std::vector<float> cs = scales("B", k_block ? std::span<const int>{} : b.exponents, n,
+                                         shift, ctx.nr);
     Problem<T, C> pb{m,
                      n,
                      k,
@@ -511,7 +592,11 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                      count_mode ? options.max_chain_pairs : floor_pow2(options.max_chain_pairs),
                      options.accumulate,
                      rs.data(),
-                     cs.data()};
+                     cs.data(),
+                     k_block,
+                     kblocks,
+                     as.data(),
+                     bs.data()};
     return run(pb, options.threads > 0 ? options.threads : omp_get_max_threads());
 }
 

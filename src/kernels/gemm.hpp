@@ -50,6 +50,11 @@ struct BlockSource {
     const void* context = nullptr;
 };
 
+// Block-scaled operands (MXINT8, s8 with FP32 output only): with k_block > 0 the exponents vary
+// along K too, one per row of op(A) (column of op(B)) and block of k_block consecutive K values,
+// at exponents[r * ceil(K / k_block) + K / k_block]. k_block is a power of two from 4 to 128
+// (MX uses 32); both operands use the same k_block when both are block-scaled. Each block's INT32
+// sum is then scaled by its own 2^(eA + eB) and added in FP32 (one FMA per block and element).
 template <typename T>
 struct DfpMatrix {
     const T* data = nullptr;  // unused when `source` is set
@@ -57,6 +62,7 @@ struct DfpMatrix {
     Op op = Op::n;
     std::span<const int> exponents = {};
     BlockSource<T> source = {};  // FP32 output only
+    int k_block = 0;             // 0: exponents per tensor or per row/column, as above
 };
 
 enum class OverflowMode {

@@ -25,7 +25,8 @@
 // in 32-bit lanes, so kc <= 512. The driver proves a chain of 2^l pairs safe for a tile when
 // levels_A[l] * levels_B[l] <= (2^31-1)^2 (Cauchy-Schwarz, see gemm.hpp).
 // Column sums (s8 B only, for the unsigned-offset compensation): per micro-panel, W int32 sums of
-// the column over the kc values of the block.
+// the column over each run of sum_kp K-groups of the block (one run: the whole block; block-scaled
+// operands: one run per exponent block), run-major: [panel][run][W].
 #pragma once
 
 #include <cstdint>
@@ -56,17 +57,22 @@ constexpr int norm_levels(int64_t kp) {
 // Packs rows [0, rows) x K [0, kc) of a matrix X, X(r, k) = src[r * ld + k] when k_contiguous,
 // else src[k * ld + r], into ceil(rows / W) micro-panels at dst (layout above). `shift` (s16 only)
 // rounds to nearest at 2^shift, ties away from zero. `stats` (may be null) receives norm_levels(kp)
-// values per micro-panel; `col_sums` (may be null) W sums per micro-panel.
+// values per micro-panel; `col_sums` (may be null) ceil(kp / sum_kp) x W sums per micro-panel.
 template <typename T>
 using PackFn = void (*)(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc,
-                        int shift, T* dst, uint64_t* stats, int32_t* col_sums);
+                        int shift, T* dst, uint64_t* stats, int32_t* col_sums, int64_t sum_kp);
 
 struct UkernelArgs {
     int64_t kp = 0;           // K-groups in this block
     int64_t chain = 0;        // K-groups per INT32 chain (FP32 output); the last may be shorter
     const void* a = nullptr;  // packed A micro-panel
     const void* b = nullptr;  // packed B micro-panel
-    const int32_t* b_col_sums = nullptr;  // s8: compensation, NR values
+    const int32_t* b_col_sums = nullptr;  // s8: compensation, NR values per chain (block-scaled)
+    // Block-scaled output (s8): per chain c, row i, column j the INT32 chain is scaled by
+    // a_chain_scale[c * MR + i] * b_chain_scale[c * NR + j] (2^(eA + eB) of that K block) and
+    // summed in FP32 with one FMA per chain; row_scale and col_scale are then 1.
+    const float* a_chain_scale = nullptr;
+    const float* b_chain_scale = nullptr;
     void* c = nullptr;  // float or int32_t, MR x NR tile at c, leading dimension ldc
     int64_t ldc = 0;
     const float* row_scale = nullptr;  // FP32 output: 2^(eA_i + shift) for the MR rows
@@ -98,6 +104,10 @@ struct GemmContext {
     int nr_narrow = 0;
     Ukernel f32_narrow = nullptr;
     Ukernel s32_narrow = nullptr;
+    // Block-scaled FP32 output (exponents per K block, MXINT8): chains of args.chain K-groups,
+    // each scaled by its own exponents. s8 only; null where unsupported.
+    Ukernel f32_blocked = nullptr;
+    Ukernel f32_blocked_narrow = nullptr;
 };
 
 // Registries: every context of that ISA for the type, null where the ISA has none.

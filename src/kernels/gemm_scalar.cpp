@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -65,7 +66,7 @@ enum class PackKind { s16, u8_offset, s8_sums };
 
 template <typename T, int W, int KG, PackKind kind>
 void pack_ref(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc, int shift,
-              T* dst, uint64_t* stats, int32_t* col_sums) {
+              T* dst, uint64_t* stats, int32_t* col_sums, int64_t sum_kp) {
     const int64_t kp = ceil_div(kc, KG);
     const int64_t panels = ceil_div(rows, W);
     for (int64_t q = 0; q < panels; ++q) {
@@ -84,28 +85,34 @@ void pack_ref(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t
         if constexpr (kind == PackKind::s16)
             if (stats != nullptr) ref_norm_levels(d, W, kp, stats + q * norm_levels(kp));
         if constexpr (kind == PackKind::s8_sums)
-            if (col_sums != nullptr)
-                for (int r = 0; r < W; ++r) {
-                    int32_t sum = 0;
-                    for (int64_t p = 0; p < kp; ++p)
-                        for (int g = 0; g < KG; ++g) sum += d[(p * W + r) * KG + g];
-                    col_sums[q * W + r] = sum;
-                }
+            if (col_sums != nullptr) {
+                const int64_t runs = ceil_div(kp, sum_kp);
+                for (int64_t run = 0; run < runs; ++run)
+                    for (int r = 0; r < W; ++r) {
+                        int32_t sum = 0;
+                        for (int64_t p = run * sum_kp; p < std::min(kp, (run + 1) * sum_kp); ++p)
+                            for (int g = 0; g < KG; ++g) sum += d[(p * W + r) * KG + g];
+                        col_sums[(q * runs + run) * W + r] = sum;
+                    }
+            }
     }
 }
 
-enum class Mode { f32, f32_count, s32 };
+enum class Mode { f32, f32_count, s32, f32_blocked };
 
 // The reference micro-kernel: C tile (MR x NR) from packed micro-panels a (kp x MR x KG) and b
 // (kp x NR x KG). s16: products of two int16; s8: unsigned a (offset by 128) times signed b, with
-// the compensation -128 * column sum of b applied to each chain (one chain per block for s8).
+// the compensation -128 * column sum of b applied to each chain (one chain per block for s8,
+// except block-scaled output: one chain per exponent block, with its own column sums and scales,
+// summed as fma(chain, scale, sum) in FP32).
 template <typename T, int MR, int NR, int KG, Mode mode>
 void ukernel_ref(const UkernelArgs& args) {
     using A = std::conditional_t<KG == 4, uint8_t, int16_t>;
     const A* a = static_cast<const A*>(args.a);
     const T* b = static_cast<const T*>(args.b);
-    // s8 blocks are one chain: the compensation uses the column sums of the whole block.
-    const int64_t chain = mode == Mode::s32 || KG == 4 ? args.kp : args.chain;
+    const int64_t chain = mode == Mode::f32_blocked                ? args.chain
+                          : mode == Mode::s32 || KG == 4 ? args.kp
+                                                                   : args.chain;
     std::array<int32_t, MR * NR> acc{};
     std::array<float, MR * NR> sum{};
     for (int64_t p0 = 0; p0 < args.kp; p0 += chain) {
@@ -124,13 +131,24 @@ void ukernel_ref(const UkernelArgs& args) {
                     else
                         x = wrap_add(x, dot);
                 }
-        if constexpr (KG == 4)
+        const int64_t c = p0 / chain;
+        if constexpr (KG == 4) {
+            const int32_t* sums = args.b_col_sums + (mode == Mode::f32_blocked ? c * NR : 0);
             for (int i = 0; i < MR; ++i)
                 for (int j = 0; j < NR; ++j)
-                    acc[i * NR + j] = wrap_add(acc[i * NR + j], -int64_t{128} * args.b_col_sums[j]);
+                    acc[i * NR + j] = wrap_add(acc[i * NR + j], -int64_t{128} * sums[j]);
+        }
         if constexpr (mode == Mode::f32_count)
             for (int32_t x : acc) *args.events += (x == kI32Max || x == kI32Min) ? 1 : 0;
-        if constexpr (mode != Mode::s32)
+        if constexpr (mode == Mode::f32_blocked)
+            for (int i = 0; i < MR; ++i)
+                for (int j = 0; j < NR; ++j) {
+                    const float f = static_cast<float>(acc[i * NR + j]);
+                    const float scale = args.a_chain_scale[c * MR + i] * args.b_chain_scale[c * NR + j];
+                    float& s = sum[i * NR + j];
+                    s = p0 == 0 ? f * scale : std::fma(f, scale, s);
+                }
+        else if constexpr (mode != Mode::s32)
             for (int e = 0; e < MR * NR; ++e)
                 sum[e] = p0 == 0 ? static_cast<float>(acc[e]) : sum[e] + static_cast<float>(acc[e]);
     }
@@ -182,6 +200,10 @@ constexpr GemmContext<int8_t> s8_ref_context{
     ukernel_ref<int8_t, MR, NR, 4, Mode::f32>,
     nullptr,
     ukernel_ref<int8_t, MR, NR, 4, Mode::s32>,
+    0,
+    nullptr,
+    nullptr,
+    ukernel_ref<int8_t, MR, NR, 4, Mode::f32_blocked>,
 };
 
 }  // namespace

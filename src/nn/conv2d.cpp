@@ -63,10 +63,17 @@ Conv2d::Conv2d(std::string name, const Conv2dConfig& config)
     : Layer(std::move(name)),
       config_(config),
       weight_(this->name() + ".weight", conv_weight_shape(this->name(), config)),
-      src_q_{this->name() + ".src", {}},
-      weight_q_{this->name() + ".weight", {}},
-      weight_flip_q_{this->name() + ".weight.flipped", {}},
-      diff_dst_q_{this->name() + ".diff_dst", {}} {
+      q16_{{this->name() + ".src", {}},
+           {this->name() + ".weight", {}},
+           {this->name() + ".weight.flipped", {}},
+           {this->name() + ".diff_dst", {}}},
+      q8_{{this->name() + ".src", {}},
+          {this->name() + ".weight", {}},
+          {this->name() + ".weight.flipped", {}},
+          {this->name() + ".diff_dst", {}}},
+      weight_t_q_{this->name() + ".weight.transposed", {}},
+      diff_dst_t_q_{this->name() + ".diff_dst.transposed", {}},
+      src_t_q_{this->name() + ".src.transposed", {}} {
     init_he_uniform(weight_, config.in_channels * config.kernel * config.kernel);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_channels)});
 }
@@ -146,7 +153,13 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
             forward_fp32(g, src[0]->data.data(), dst.data.data());
             break;
         case precision::Compute::dfp16:
-            forward_dfp16(g, src[0]->data.data(), dst.data.data());
+            forward_dfp<std::int16_t>(g, src[0]->data.data(), dst.data.data());
+            break;
+        case precision::Compute::dfp8:
+            if (block_scaled())
+                forward_block_scaled(g, src[0]->data.data(), dst.data.data());
+            else
+                forward_dfp<std::int8_t>(g, src[0]->data.data(), dst.data.data());
             break;
     }
 }
@@ -161,7 +174,13 @@ void Conv2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
             backward_fp32(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
             break;
         case precision::Compute::dfp16:
-            backward_dfp16(g, diff_dst.data.data(), diff_src_data);
+            backward_dfp<std::int16_t>(g, diff_dst.data.data(), diff_src_data);
+            break;
+        case precision::Compute::dfp8:
+            if (block_scaled())
+                backward_block_scaled(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
+            else
+                backward_dfp<std::int8_t>(g, diff_dst.data.data(), diff_src_data);
             break;
     }
 }
@@ -252,66 +271,137 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
 
 namespace {
 // The patch matrix of m (a quantized NHWC tensor) as a GEMM operand filled while packing.
-Dfp16Operand patch_operand(const Dfp16Matrix& m, const PatchSource& patches) {
+template <class M>
+DfpOperand<M> patch_operand(const QuantMatrix<M>& m, const PatchSource<M>& patches) {
     return {m, patches.rows(), patches.cols(), patches.block_source()};
 }
-bool per_tensor(const Dfp16Matrix& m) {
+template <class M>
+bool per_tensor(const QuantMatrix<M>& m) {
     return m.q.format.granularity == Granularity::tensor;
 }
 }  // namespace
 
+template <>
+Conv2d::Quantized<std::int16_t>& Conv2d::quantized() {
+    return q16_;
+}
+template <>
+Conv2d::Quantized<std::int8_t>& Conv2d::quantized() {
+    return q8_;
+}
+
 // FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T, src's patches made while packing unless
 // direct; the weights are quantized from the FP32 master on every forward (SGD updates the master).
-void Conv2d::forward_dfp16(const ConvGeometry& g, const float* src, float* dst) {
+template <class M>
+void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
-    src_q_.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
-    weight_q_.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights,
-                       iteration_);
-    const PatchSource patches{src_q_.q.mantissas.data(), g};
-    dfp16_gemm(*this, "fprop", gemm_src("fprop", patches), kernels::Op::n, weight_q_,
-               kernels::Op::t, dst, false);
+    Quantized<M>& q = quantized<M>();
+    q.src.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
+    q.weight.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights,
+                      iteration_);
+    const PatchSource<M> patches{q.src.q.mantissas.data(), g};
+    dfp_gemm<M>(*this, "fprop", gemm_src("fprop", q.src, patches), kernels::Op::n, q.weight,
+                kernels::Op::t, dst, false);
     if (bias_) add_bias(dst, bias_->value.data(), g.n * g.oh * g.ow, g.k);
 }
 
-Dfp16Operand Conv2d::gemm_src(const char* pass, const PatchSource& patches) const {
-    if (is_direct_gemm(patches.g)) return src_q_;
+template <class M>
+DfpOperand<M> Conv2d::gemm_src(const char* pass, const QuantMatrix<M>& src,
+                               const PatchSource<M>& patches) const {
+    if (is_direct_gemm(patches.g)) return src;
     // A per-pixel or per-channel exponent would vary along the patch rows or K.
-    if (!per_tensor(src_q_))
-        fail(std::string(pass) + ": tensor '" + src_q_.name + "' in format " +
-             src_q_.q.format.name() + " cannot be lowered to patches; use one exponent per tensor");
-    return patch_operand(src_q_, patches);
+    if (!per_tensor(src))
+        fail(std::string(pass) + ": tensor '" + src.name + "' in format " + src.q.format.name() +
+             " cannot be lowered to patches; use one exponent per tensor");
+    return patch_operand(src, patches);
 }
 
-void Conv2d::backward_dfp16(const ConvGeometry& g, const float* diff_dst, float* diff_src) {
+template <class M>
+void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src) {
+    Quantized<M>& q = quantized<M>();
     const std::int64_t rows = g.n * g.oh * g.ow;
-    if (src_q_.q.shape != Shape{std::size_t(g.n * g.h * g.w), std::size_t(g.c)})
-        fail("dfp16 backward without a dfp16 forward on this input");
-    diff_dst_q_.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);
+    if (q.src.q.shape != Shape{std::size_t(g.n * g.h * g.w), std::size_t(g.c)})
+        fail(std::string(precision::compute_name(config_.precision.compute)) +
+             " backward without a forward in that precision on this input");
+    q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);
     if (diff_src) {
         if (is_direct_gemm(g)) {
             // BPROP: diff_src (N*H*W, C) += diff_dst (N*H*W, K) wei (K, C).
-            dfp16_gemm(*this, "bprop", diff_dst_q_, kernels::Op::n, weight_q_, kernels::Op::n,
-                       diff_src, true);
-        } else if (bprop_is_convolution(g) && per_tensor(weight_q_) && per_tensor(diff_dst_q_)) {
+            dfp_gemm<M>(*this, "bprop", q.diff_dst, kernels::Op::n, q.weight, kernels::Op::n,
+                        diff_src, true);
+        } else if (bprop_is_convolution(g) && per_tensor(q.weight) && per_tensor(q.diff_dst)) {
             // BPROP: diff_src (N*H*W, C) += patches of diff_dst (N*H*W, KH*KW*K) x the flipped
             // weights (KH*KW*K, C), a stride-1 convolution (nn/conv_lowering.hpp).
-            flip_weights(weight_q_.q, g, weight_flip_q_.q);
-            const PatchSource patches{diff_dst_q_.q.mantissas.data(), bprop_geometry(g)};
-            dfp16_gemm(*this, "bprop", patch_operand(diff_dst_q_, patches), kernels::Op::n,
-                       weight_flip_q_, kernels::Op::n, diff_src, true);
+            flip_weights(q.weight.q, g, q.weight_flip.q);
+            const PatchSource<M> patches{q.diff_dst.q.mantissas.data(), bprop_geometry(g)};
+            dfp_gemm<M>(*this, "bprop", patch_operand(q.diff_dst, patches), kernels::Op::n,
+                        q.weight_flip, kernels::Op::n, diff_src, true);
         } else {
             // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
             // back onto the pixels.
             diff_col_.resize(std::size_t(rows * g.kernel * g.kernel * g.c));
-            dfp16_gemm(*this, "bprop", diff_dst_q_, kernels::Op::n, weight_q_, kernels::Op::n,
-                       diff_col_.data(), false);
+            dfp_gemm<M>(*this, "bprop", q.diff_dst, kernels::Op::n, q.weight, kernels::Op::n,
+                        diff_col_.data(), false);
             col2im_add(diff_src, diff_col_.data(), g);
         }
     }
     // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized it (its patches).
-    const PatchSource patches{src_q_.q.mantissas.data(), g};
-    dfp16_gemm(*this, "wtgrad", diff_dst_q_, kernels::Op::t, gemm_src("wtgrad", patches),
-               kernels::Op::n, weight_.grad.data(), true);
+    const PatchSource<M> patches{q.src.q.mantissas.data(), g};
+    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", q.src, patches),
+                kernels::Op::n, weight_.grad.data(), true);
+    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
+}
+
+bool Conv2d::block_scaled() const {
+    const precision::LayerPrecision& p = config_.precision;
+    return p.compute == precision::Compute::dfp8 &&
+           (p.weights.format.granularity == Granularity::block ||
+            p.activations.format.granularity == Granularity::block ||
+            p.gradients.format.granularity == Granularity::block);
+}
+
+// FPROP as forward_dfp, on the explicit FP32 patch matrix quantized in blocks along its K.
+void Conv2d::forward_block_scaled(const ConvGeometry& g, const float* src, float* dst) {
+    const precision::LayerPrecision& prec = config_.precision;
+    const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
+    if (!is_direct_gemm(g)) {
+        patches_.resize(std::size_t(rows * patch));
+        im2col(src, g, patches_.data());
+        src = patches_.data();
+    }
+    q8_.src.quantize(src, rows, patch, prec.activations, iteration_);
+    q8_.weight.quantize(weight_.value.data(), g.k, patch, prec.weights, iteration_);
+    dfp_gemm<std::int8_t>(*this, "fprop", q8_.src, kernels::Op::n, q8_.weight, kernels::Op::t, dst,
+                          false);
+    if (bias_) add_bias(dst, bias_->value.data(), rows, g.k);
+}
+
+void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,
+                                   float* diff_src) {
+    const precision::LayerPrecision& prec = config_.precision;
+    const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
+    if (diff_src) {
+        // BPROP: (N*OH*OW, KH*KW*C) = diff_dst (N*OH*OW, K) x wei (K, KH*KW*C), K the reduction:
+        // diff_dst in blocks along its rows, the weights transposed.
+        q8_.diff_dst.quantize(diff_dst, rows, g.k, prec.gradients, iteration_);
+        weight_t_q_.quantize_transposed(weight_.value.data(), g.k, patch, prec.weights, iteration_);
+        const bool direct = is_direct_gemm(g);
+        if (!direct) diff_col_.resize(std::size_t(rows * patch));
+        dfp_gemm<std::int8_t>(*this, "bprop", q8_.diff_dst, kernels::Op::n, weight_t_q_,
+                              kernels::Op::t, direct ? diff_src : diff_col_.data(), direct);
+        if (!direct) col2im_add(diff_src, diff_col_.data(), g);
+    }
+    // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T x patches, N*OH*OW the reduction: both
+    // transposed so that their blocks run along it.
+    if (!is_direct_gemm(g)) {
+        patches_.resize(std::size_t(rows * patch));
+        im2col(src, g, patches_.data());
+        src = patches_.data();
+    }
+    diff_dst_t_q_.quantize_transposed(diff_dst, rows, g.k, prec.gradients, iteration_);
+    src_t_q_.quantize_transposed(src, rows, patch, prec.activations, iteration_);
+    dfp_gemm<std::int8_t>(*this, "wtgrad", diff_dst_t_q_, kernels::Op::n, src_t_q_, kernels::Op::t,
+                          weight_.grad.data(), true);
     if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
 }
 

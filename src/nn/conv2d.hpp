@@ -1,6 +1,6 @@
 // 2-D convolution over NHWC activations; weights (K, KH, KW, C) ("ohwi"), optional bias (K).
 // FP32 runs on oneDNN primitives, created once per input shape and cached; DFP16 on the integer
-// GEMM (nn/dfp16_gemm.hpp), 1x1 stride-1 convolutions directly, others on patches made while the
+// GEMM (nn/dfp_gemm.hpp), 1x1 stride-1 convolutions directly, others on patches made while the
 // GEMM packs (nn/conv_lowering.hpp).
 #pragma once
 
@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "nn/dfp16_gemm.hpp"
+#include "nn/dfp_gemm.hpp"
 #include "nn/layer.hpp"
 
 namespace dfp::nn {
 
+template <class M>
 struct PatchSource;
 
 struct Conv2dConfig {
@@ -63,22 +64,42 @@ class Conv2d : public Layer {
     void forward_fp32(const ConvGeometry& g, const float* src, float* dst);
     void backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
                        float* diff_src);
-    void forward_dfp16(const ConvGeometry& g, const float* src, float* dst);
-    void backward_dfp16(const ConvGeometry& g, const float* diff_dst, float* diff_src);
-    // The src operand of FPROP and WTGRAD: src_q_ itself for a direct GEMM, else its patches.
-    Dfp16Operand gemm_src(const char* pass, const PatchSource& patches) const;
+    // The integer paths: DFP16 (M = int16) and DFP8 (M = int8). src (N*H*W, C) and the weights
+    // (K, KH*KW*C) as forward quantized them, reused by backward; the weights flipped for a BPROP
+    // convolution; diff_dst (N*OH*OW, K).
+    template <class M>
+    struct Quantized {
+        QuantMatrix<M> src, weight, weight_flip, diff_dst;
+    };
+    template <class M>
+    Quantized<M>& quantized();
+    template <class M>
+    void forward_dfp(const ConvGeometry& g, const float* src, float* dst);
+    template <class M>
+    void backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src);
+    // The src operand of FPROP and WTGRAD: q.src itself for a direct GEMM, else its patches.
+    template <class M>
+    DfpOperand<M> gemm_src(const char* pass, const QuantMatrix<M>& src,
+                           const PatchSource<M>& patches) const;
 
     Conv2dConfig config_;
     Param weight_;
     std::optional<Param> bias_;
     std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;
     std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
-    // DFP16 only. src (N*H*W, C) and the weights (K, KH*KW*C) as forward quantized them, reused
-    // by backward; the weights flipped for a BPROP convolution; diff_dst (N*OH*OW, K); a strided
-    // BPROP's patch gradients before col2im.
-    Dfp16Matrix src_q_, weight_q_, weight_flip_q_, diff_dst_q_;
+    Quantized<std::int16_t> q16_;
+    Quantized<std::int8_t> q8_;
+    // DFP8 with block formats (MXINT8): every GEMM operand has its blocks along that GEMM's K, so
+    // each pass quantizes its own operands from FP32 (the patch matrix, or a transpose): the
+    // weights transposed for BPROP, diff_dst transposed and the patches transposed for WTGRAD.
+    bool block_scaled() const;
+    void forward_block_scaled(const ConvGeometry& g, const float* src, float* dst);
+    void backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,
+                               float* diff_src);
+    QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
+    std::vector<float> patches_;  // the FP32 patch matrix (block-scaled, lowered convolutions)
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
-    std::vector<float> diff_col_;
+    std::vector<float> diff_col_;  // a strided BPROP's patch gradients before col2im
 };
 
 }  // namespace dfp::nn

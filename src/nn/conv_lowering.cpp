@@ -16,8 +16,9 @@ bool is_direct_gemm(const ConvGeometry& g) {
     return g.kernel == 1 && g.stride == 1 && g.pad == 0;
 }
 
-void PatchSource::fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
-                       std::int64_t cols, std::int16_t* dst) {
+template <class M>
+void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows,
+                          std::int64_t col0, std::int64_t cols, M* dst) {
     const PatchSource& p = *static_cast<const PatchSource*>(self);
     const ConvGeometry& g = p.g;
     // Every row splits the columns the same way, into runs of channels of one tap: find them once
@@ -37,12 +38,12 @@ void PatchSource::fill(const void* self, std::int64_t row0, std::int64_t rows, s
         }
         std::int64_t n = row0 / (g.oh * g.ow), oh = row0 / g.ow % g.oh, ow = row0 % g.ow;
         for (std::int64_t row = 0; row < rows; ++row) {
-            const std::int16_t* image = p.src + n * g.h * g.w * g.c;
-            std::int16_t* out = dst + row * cols + (chunk - col0);
+            const M* image = p.src + n * g.h * g.w * g.c;
+            M* out = dst + row * cols + (chunk - col0);
             for (std::int64_t i = 0; i < nruns; ++i) {
                 const Run& run = runs[i];
                 const std::int64_t ih = input_coord(oh, run.r, g), iw = input_coord(ow, run.s, g);
-                const std::size_t bytes = std::size_t(run.len) * sizeof(std::int16_t);
+                const std::size_t bytes = std::size_t(run.len) * sizeof(M);
                 if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w)
                     std::memset(out, 0, bytes);
                 else
@@ -58,19 +59,15 @@ void PatchSource::fill(const void* self, std::int64_t row0, std::int64_t rows, s
     }
 }
 
-void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
+namespace {
+template <class T>
+void lower(const T* s, const ConvGeometry& g, T* out) {
     const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
-    col.shape = {std::size_t(rows), std::size_t(patch)};
-    col.format = src.format;
-    col.exponents = src.exponents;
-    col.mantissas.resize(std::size_t(rows * patch));
-    const std::int16_t* s = src.mantissas.data();
-    std::int16_t* out = col.mantissas.data();
-    const std::size_t pixel_bytes = std::size_t(g.c) * sizeof(std::int16_t);
+    const std::size_t pixel_bytes = std::size_t(g.c) * sizeof(T);
 #pragma omp parallel for schedule(static) if (rows * patch >= kMinParallelElements)
     for (std::int64_t row = 0; row < rows; ++row) {
         const std::int64_t n = row / (g.oh * g.ow), oh = row / g.ow % g.oh, ow = row % g.ow;
-        std::int16_t* dst = out + row * patch;
+        T* dst = out + row * patch;
         for (std::int64_t r = 0; r < g.kernel; ++r) {
             const std::int64_t ih = input_coord(oh, r, g);
             for (std::int64_t t = 0; t < g.kernel; ++t, dst += g.c) {
@@ -82,6 +79,21 @@ void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
             }
         }
     }
+}
+
+}  // namespace
+
+void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col) {
+    const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
+    col.shape = {std::size_t(rows), std::size_t(patch)};
+    col.format = src.format;
+    col.exponents = src.exponents;
+    col.mantissas.resize(std::size_t(rows * patch));
+    lower(src.mantissas.data(), g, col.mantissas.data());
+}
+
+void im2col(const float* src, const ConvGeometry& g, float* col) {
+    lower(src, g, col);
 }
 
 bool bprop_is_convolution(const ConvGeometry& g) {
@@ -100,18 +112,24 @@ ConvGeometry bprop_geometry(const ConvGeometry& g) {
     return b;
 }
 
-void flip_weights(const Dfp16Tensor& wei, const ConvGeometry& g, Dfp16Tensor& flipped) {
+template <class M>
+void flip_weights(const DfpTensor<M>& wei, const ConvGeometry& g, DfpTensor<M>& flipped) {
     const std::int64_t taps = g.kernel * g.kernel;
     flipped.shape = {std::size_t(taps * g.k), std::size_t(g.c)};
     flipped.format = wei.format;
     flipped.exponents = wei.exponents;
     flipped.mantissas.resize(wei.mantissas.size());
-    const std::size_t row_bytes = std::size_t(g.c) * sizeof(std::int16_t);
+    const std::size_t row_bytes = std::size_t(g.c) * sizeof(M);
     for (std::int64_t tap = 0; tap < taps; ++tap)
         for (std::int64_t k = 0; k < g.k; ++k)
             std::memcpy(flipped.mantissas.data() + (tap * g.k + k) * g.c,
                         wei.mantissas.data() + (k * taps + taps - 1 - tap) * g.c, row_bytes);
 }
+
+template struct PatchSource<std::int16_t>;
+template struct PatchSource<std::int8_t>;
+template void flip_weights(const Dfp16Tensor&, const ConvGeometry&, Dfp16Tensor&);
+template void flip_weights(const Dfp8Tensor&, const ConvGeometry&, Dfp8Tensor&);
 
 void col2im_add(float* diff_src, const float* dcol, const ConvGeometry& g) {
     const std::int64_t patch = g.kernel * g.kernel * g.c;

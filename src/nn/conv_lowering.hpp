@@ -24,12 +24,13 @@ namespace dfp::nn {
 // True when the convolution is a plain GEMM on the NHWC tensor: 1x1, stride 1, no padding.
 bool is_direct_gemm(const ConvGeometry& g);
 
-// The patch matrix (N*OH*OW, KH*KW*C) of an NHWC int16 tensor src (N, H, W, C): row (n, oh, ow),
-// column (r, s, c) holds src (n, oh*stride - pad + r, ow*stride - pad + s, c), or 0 in the padding
-// (exact: zero in any exponent). Column order (r, s, c) matches the weights' (K, KH, KW, C). The
-// mantissas keep src's exponent, so src needs one exponent per tensor.
+// The patch matrix (N*OH*OW, KH*KW*C) of an NHWC int16 or int8 tensor src (N, H, W, C): row
+// (n, oh, ow), column (r, s, c) holds src (n, oh*stride - pad + r, ow*stride - pad + s, c), or 0 in
+// the padding (exact: zero in any exponent). Column order (r, s, c) matches the weights' (K, KH,
+// KW, C). The mantissas keep src's exponent, so src needs one exponent per tensor.
+template <class M>
 struct PatchSource {
-    const std::int16_t* src;
+    const M* src;
     ConvGeometry g;
 
     std::int64_t rows() const { return g.n * g.oh * g.ow; }
@@ -37,12 +38,15 @@ struct PatchSource {
     // kernels::BlockSource::Fill: rows [row0, row0 + rows) x columns [col0, col0 + cols) of the
     // patch matrix into dst (leading dimension cols). `self` is the PatchSource. Thread-safe.
     static void fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
-                     std::int64_t cols, std::int16_t* dst);
-    kernels::BlockSource<std::int16_t> block_source() const { return {&fill, this}; }
+                     std::int64_t cols, M* dst);
+    kernels::BlockSource<M> block_source() const { return {&fill, this}; }
 };
 
 // The explicit patch matrix: col takes src's format and exponent (the scalar twin of PatchSource).
 void im2col(const Dfp16Tensor& src, const ConvGeometry& g, Dfp16Tensor& col);
+// The FP32 patch matrix of an FP32 NHWC tensor: block-scaled (MXINT8) operands take their
+// exponents along the patch matrix's K, so they are quantized from it.
+void im2col(const float* src, const ConvGeometry& g, float* col);
 
 // True when BPROP runs as the stride-1 convolution of diff_dst (bprop_geometry, flip_weights).
 bool bprop_is_convolution(const ConvGeometry& g);
@@ -51,7 +55,8 @@ bool bprop_is_convolution(const ConvGeometry& g);
 ConvGeometry bprop_geometry(const ConvGeometry& g);
 // wei (K, KH, KW, C) -> flipped (KH*KW*K, C): row (r, s, k) holds wei (k, KH-1-r, KW-1-s, :), the
 // B operand of the BPROP convolution. Same format and exponents (one per tensor).
-void flip_weights(const Dfp16Tensor& wei, const ConvGeometry& g, Dfp16Tensor& flipped);
+template <class M>
+void flip_weights(const DfpTensor<M>& wei, const ConvGeometry& g, DfpTensor<M>& flipped);
 
 // diff_src (N, H, W, C) += every patch gradient in dcol (N*OH*OW, KH*KW*C) added onto the pixel
 // it was read from; the padding's entries are dropped. The adjoint of im2col.

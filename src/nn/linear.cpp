@@ -35,9 +35,13 @@ Linear::Linear(std::string name, const LinearConfig& config)
     : Layer(std::move(name)),
       config_(config),
       weight_(this->name() + ".weight", linear_weight_shape(this->name(), config)),
-      src_q_{this->name() + ".src", {}},
-      weight_q_{this->name() + ".weight", {}},
-      diff_dst_q_{this->name() + ".diff_dst", {}} {
+      q16_{{this->name() + ".src", {}}, {this->name() + ".weight", {}},
+           {this->name() + ".diff_dst", {}}},
+      q8_{{this->name() + ".src", {}}, {this->name() + ".weight", {}},
+          {this->name() + ".diff_dst", {}}},
+      weight_t_q_{this->name() + ".weight.transposed", {}},
+      diff_dst_t_q_{this->name() + ".diff_dst.transposed", {}},
+      src_t_q_{this->name() + ".src.transposed", {}} {
     init_he_uniform(weight_, config.in_features);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_features)});
 }
@@ -67,14 +71,58 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& ctx) {
                   dst.data.data(), out);
             break;
         case precision::Compute::dfp16:
-            // The weights are quantized from the FP32 master on every forward: SGD updates the
-            // master between iterations.
-            src_q_.quantize(src[0]->data.data(), n, in, prec.activations, iteration_);
-            weight_q_.quantize(weight_.value.data(), out, in, prec.weights, iteration_);
-            dfp16_gemm(*this, "fprop", src_q_, Op::n, weight_q_, Op::t, dst.data.data(), false);
+            forward_dfp(*src[0], dst, n, q16_);
+            break;
+        case precision::Compute::dfp8:
+            forward_dfp(*src[0], dst, n, q8_);
             break;
     }
     if (bias_) add_bias(dst.data.data(), bias_->value.data(), n, out);
+}
+
+template <class M>
+void Linear::forward_dfp(const Tensor& src, Tensor& dst, std::int64_t n, Quantized<M>& q) {
+    const precision::LayerPrecision& prec = config_.precision;
+    const std::int64_t in = config_.in_features, out = config_.out_features;
+    // The weights are quantized from the FP32 master on every forward: SGD updates the master
+    // between iterations.
+    q.src.quantize(src.data.data(), n, in, prec.activations, iteration_);
+    q.weight.quantize(weight_.value.data(), out, in, prec.weights, iteration_);
+    dfp_gemm<M>(*this, "fprop", q.src, Op::n, q.weight, Op::t, dst.data.data(), false);
+}
+
+template <class M>
+void Linear::backward_dfp(const Tensor& diff_dst, Tensor* diff_src, std::int64_t n,
+                          Quantized<M>& q) {
+    const std::int64_t in = config_.in_features, out = config_.out_features;
+    if (q.src.q.shape != Shape{std::size_t(n), std::size_t(in)})
+        fail(std::string(precision::compute_name(config_.precision.compute)) +
+             " backward without a forward in that precision on this input");
+    q.diff_dst.quantize(diff_dst.data.data(), n, out, config_.precision.gradients, iteration_);
+    if (diff_src)  // BPROP: diff_src (N, I) += diff_dst (N, O) wei (O, I)
+        dfp_gemm<M>(*this, "bprop", q.diff_dst, Op::n, q.weight, Op::n, diff_src->data.data(),
+                    true);
+    // WTGRAD: wei.grad (O, I) += diff_dst^T (O, N) src (N, I), src as forward quantized it.
+    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, Op::t, q.src, Op::n, weight_.grad.data(), true);
+}
+
+// Forward is forward_dfp's (src and weights have their blocks along I, the reduction); backward
+// quantizes each operand along its own reduction: O for BPROP, N for WTGRAD.
+void Linear::backward_block_scaled(const Tensor& src, const Tensor& diff_dst, Tensor* diff_src,
+                                   std::int64_t n) {
+    const precision::LayerPrecision& prec = config_.precision;
+    const std::int64_t in = config_.in_features, out = config_.out_features;
+    if (diff_src) {  // BPROP: diff_src (N, I) += diff_dst (N, O) wei (O, I)
+        q8_.diff_dst.quantize(diff_dst.data.data(), n, out, prec.gradients, iteration_);
+        weight_t_q_.quantize_transposed(weight_.value.data(), out, in, prec.weights, iteration_);
+        dfp_gemm<std::int8_t>(*this, "bprop", q8_.diff_dst, Op::n, weight_t_q_, Op::t,
+                              diff_src->data.data(), true);
+    }
+    // WTGRAD: wei.grad (O, I) += diff_dst^T (O, N) src (N, I)
+    diff_dst_t_q_.quantize_transposed(diff_dst.data.data(), n, out, prec.gradients, iteration_);
+    src_t_q_.quantize_transposed(src.data.data(), n, in, prec.activations, iteration_);
+    dfp_gemm<std::int8_t>(*this, "wtgrad", diff_dst_t_q_, Op::n, src_t_q_, Op::t,
+                          weight_.grad.data(), true);
 }
 
 void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -93,15 +141,15 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
                   in);
             break;
         case precision::Compute::dfp16:
-            if (src_q_.q.shape != Shape{std::size_t(n), std::size_t(in)})
-                fail("dfp16 backward without a dfp16 forward on this input");
-            diff_dst_q_.quantize(dd, n, out, prec.gradients, iteration_);
-            if (diff_src[0])  // BPROP: diff_src (N, I) += diff_dst (N, O) wei (O, I)
-                dfp16_gemm(*this, "bprop", diff_dst_q_, Op::n, weight_q_, Op::n,
-                           diff_src[0]->data.data(), true);
-            // WTGRAD: wei.grad (O, I) += diff_dst^T (O, N) src (N, I), src as forward quantized it.
-            dfp16_gemm(*this, "wtgrad", diff_dst_q_, Op::t, src_q_, Op::n, weight_.grad.data(),
-                       true);
+            backward_dfp(diff_dst, diff_src[0], n, q16_);
+            break;
+        case precision::Compute::dfp8:
+            if (prec.weights.format.granularity == Granularity::block ||
+                prec.activations.format.granularity == Granularity::block ||
+                prec.gradients.format.granularity == Granularity::block)
+                backward_block_scaled(*src[0], diff_dst, diff_src[0], n);
+            else
+                backward_dfp(diff_dst, diff_src[0], n, q8_);
             break;
     }
     if (bias_) add_column_sums(bias_->grad.data(), dd, n, out);

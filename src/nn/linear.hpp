@@ -1,6 +1,6 @@
 // Fully connected layer: dst (N, O) = src (N, I) wei^T + bias, where src is any {N, ...} tensor
 // flattened per sample (NHWC order); wei (O, I), bias (O) optional. FP32 runs on oneDNN's sgemm;
-// DFP16 on the integer GEMM (nn/dfp16_gemm.hpp) with the bias added in FP32.
+// DFP16 on the integer GEMM (nn/dfp_gemm.hpp) with the bias added in FP32.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/dfp16_gemm.hpp"
+#include "nn/dfp_gemm.hpp"
 #include "nn/layer.hpp"
 
 namespace dfp::nn {
@@ -43,8 +43,23 @@ class Linear : public Layer {
     LinearConfig config_;
     Param weight_;
     std::optional<Param> bias_;
-    // DFP16 only: the operands as last quantized. src and weight from forward, reused by backward.
-    Dfp16Matrix src_q_, weight_q_, diff_dst_q_;
+    // The integer paths (DFP16: M = int16, DFP8: int8): the operands as last quantized. src and
+    // weight from forward, reused by backward.
+    template <class M>
+    struct Quantized {
+        QuantMatrix<M> src, weight, diff_dst;
+    };
+    template <class M>
+    void forward_dfp(const Tensor& src, Tensor& dst, std::int64_t n, Quantized<M>& q);
+    template <class M>
+    void backward_dfp(const Tensor& diff_dst, Tensor* diff_src, std::int64_t n, Quantized<M>& q);
+    void backward_block_scaled(const Tensor& src, const Tensor& diff_dst, Tensor* diff_src,
+                               std::int64_t n);
+    Quantized<std::int16_t> q16_;
+    Quantized<std::int8_t> q8_;
+    // DFP8 with block formats (MXINT8): backward's operands with their blocks along the
+    // reduction, the weights transposed for BPROP, diff_dst and src transposed for WTGRAD.
+    QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
 };
 

@@ -68,7 +68,7 @@ void Net::release_grad(int node) {
     g = Tensor();
 }
 
-void Net::backward(const Tensor& diff_dst) {
+void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& layer_done) {
     if (nodes() < 2) throw Error("Net::backward: the network has no layers");
     if (diff_dst.shape != nodes_.back().value.shape)
         throw Error("Net::backward: the output gradient has shape " + shape_string(diff_dst.shape) +
@@ -103,6 +103,7 @@ void Net::backward(const Tensor& diff_dst) {
             node.layer->backward(srcs, node.value, node.grad, diff_srcs);
         }
         release_grad(i);
+        if (layer_done) layer_done(*node.layer);
     }
 }
 

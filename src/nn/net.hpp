@@ -11,6 +11,7 @@
 // across nodes and steps.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -37,7 +38,9 @@ class Net {
     // Runs every layer on src; returns the output node's value.
     const Tensor& forward(const Tensor& src, const Context& ctx);
     // After forward: back-propagates diff_dst = dL/d(output) and adds every parameter gradient.
-    void backward(const Tensor& diff_dst);
+    // layer_done (if set) is called after each layer's backward, when its parameter gradients
+    // are final: data-parallel training starts exchanging them while earlier layers still run.
+    void backward(const Tensor& diff_dst, const std::function<void(Layer&)>& layer_done = {});
     // Sets every parameter gradient to zero.
     void zero_grad();
 

@@ -56,10 +56,13 @@ inline float masked(const float* diff_dst, const float* relu_dst, std::int64_t e
     return dy;
 }
 
+// sum (synchronised batch norm) turns the sums into those of all processes, whose rows number
+// global_rows, before the means.
 template <bool kRelu>
 void backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
               const float* src, const float* mean, const float* rstd, const float* gamma,
-              std::int64_t m, std::int64_t c, bool batch_stats, const float* relu_dst) {
+              std::int64_t m, std::int64_t c, bool batch_stats, const float* relu_dst,
+              const BatchNorm2d::SumAcrossProcesses& sum = {}, double global_rows = 0) {
     // With xhat = (src - mean) rstd: dbeta = sum dy, dgamma = sum dy xhat, and for batch
     // statistics dx = gamma rstd (dy - dbeta / M - xhat dgamma / M); for constant ones
     // dx = gamma rstd dy.
@@ -78,12 +81,22 @@ void backward(float* diff_src, float* diff_gamma, float* diff_beta, const float*
         diff_beta[ch] += float(sd[ch]);
         diff_gamma[ch] += float(sdx[ch]);
     }
+    double rows = double(m);
+    if (sum) {
+        // Every process takes part, with or without diff_src.
+        std::vector<double> sums(sum_dy);
+        sums.insert(sums.end(), sum_dy_xhat.begin(), sum_dy_xhat.end());
+        sum(sums, true);
+        std::copy_n(sums.begin(), c, sum_dy.begin());
+        std::copy_n(sums.begin() + c, c, sum_dy_xhat.begin());
+        rows = global_rows;
+    }
     if (!diff_src) return;
     std::vector<float> mean_dy(std::size_t(c), 0.0f), mean_dy_xhat(std::size_t(c), 0.0f);
     if (batch_stats)
         for (std::int64_t ch = 0; ch < c; ++ch) {
-            mean_dy[std::size_t(ch)] = float(sd[ch] / double(m));
-            mean_dy_xhat[std::size_t(ch)] = float(sdx[ch] / double(m));
+            mean_dy[std::size_t(ch)] = float(sd[ch] / rows);
+            mean_dy_xhat[std::size_t(ch)] = float(sdx[ch] / rows);
         }
     const float* mdy = mean_dy.data();
     const float* mdx = mean_dy_xhat.data();
@@ -188,6 +201,53 @@ BatchNorm2d::OnednnPlan& BatchNorm2d::plan(const Shape& shape) {
     return *slot;
 }
 
+// Two rounds of sums, as batchnorm_forward_train's two passes: the mean, then the squared
+// deviations from it (no cancellation when |mean| >> std).
+void BatchNorm2d::forward_synchronised(const Tensor& src, Tensor& dst) {
+    const std::int64_t c = config_.channels, m = std::int64_t(src.numel()) / c;
+    const float* x = src.data.data();
+    std::vector<double> sums(std::size_t(c) + 1, 0.0);
+    double* s = sums.data();
+#pragma omp parallel for reduction(+ : s[:c]) schedule(static) if (m * c >= kMinParallelElements)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch) s[ch] += x[i * c + ch];
+    sums[std::size_t(c)] = double(m);
+    sum_(sums, false);
+    global_rows_ = sums[std::size_t(c)];
+    for (std::int64_t ch = 0; ch < c; ++ch) mean_[ch] = float(sums[ch] / global_rows_);
+    std::vector<double> squares(std::size_t(c), 0.0);
+    double* q = squares.data();
+    const float* mu = mean_.data();
+#pragma omp parallel for reduction(+ : q[:c]) schedule(static) if (m * c >= kMinParallelElements)
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const double d = double(x[i * c + ch]) - mu[ch];
+            q[ch] += d * d;
+        }
+    sum_(squares, false);
+    variance_.resize(std::size_t(c));
+    for (std::int64_t ch = 0; ch < c; ++ch) variance_[ch] = float(squares[ch] / global_rows_);
+    if (update_statistics(dst, global_rows_))
+        batchnorm_forward_stats(dst.data.data(), x, mean_.data(), rstd_.data(), gamma_.value.data(),
+                                beta_.value.data(), m, c, config_.relu);
+}
+
+bool BatchNorm2d::update_statistics(Tensor& dst, double rows) {
+    const float unbias = float(rows) / float(rows - 1);
+    for (std::int64_t ch = 0; ch < config_.channels; ++ch) {
+        // A NaN or Inf in src: the fused ReLU might turn the NaN outputs into zeros, so the
+        // output is made NaN outright, and the NaN check names the layer that made it.
+        if (!std::isfinite(mean_[ch]) || !std::isfinite(variance_[ch])) {
+            std::fill(dst.data.begin(), dst.data.end(), std::numeric_limits<float>::quiet_NaN());
+            return false;
+        }
+        rstd_[ch] = 1.0f / std::sqrt(variance_[ch] + config_.eps);
+        running_mean_[ch] += config_.momentum * (mean_[ch] - running_mean_[ch]);
+        running_var_[ch] += config_.momentum * (variance_[ch] * unbias - running_var_[ch]);
+    }
+    return true;
+}
+
 void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_srcs(src, 1);
     expect_nhwc(*src[0], config_.channels);
@@ -208,6 +268,7 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     if (m < 2)
         fail("train mode needs more than one value per channel, got shape " +
              shape_string(src[0]->shape));
+    if (sum_) return forward_synchronised(*src[0], dst);
     OnednnPlan& p = plan(src[0]->shape);
     variance_.resize(std::size_t(c));
     std::unordered_map<int, dnnl::memory> args{
@@ -220,18 +281,7 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     if (config_.relu) args[DNNL_ARG_WORKSPACE] = p.workspace;
     p.fwd.execute(cpu_stream(), args);
     cpu_stream().wait();
-    const float unbias = float(m) / float(m - 1);
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-        // A NaN or Inf in src: the fused ReLU might turn the NaN outputs into zeros, so the
-        // output is made NaN outright, and the NaN check names the layer that made it.
-        if (!std::isfinite(mean_[ch]) || !std::isfinite(variance_[ch])) {
-            std::fill(dst.data.begin(), dst.data.end(), std::numeric_limits<float>::quiet_NaN());
-            return;
-        }
-        rstd_[ch] = 1.0f / std::sqrt(variance_[ch] + config_.eps);
-        running_mean_[ch] += config_.momentum * (mean_[ch] - running_mean_[ch]);
-        running_var_[ch] += config_.momentum * (variance_[ch] * unbias - running_var_[ch]);
-    }
+    update_statistics(dst, double(m));
 }
 
 void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -247,6 +297,16 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
                            gamma_.value.data(), m, c, false,
                            config_.relu ? dst.data.data() : nullptr);
         return;
+    }
+    if (sum_) {
+        const float* relu_dst = config_.relu ? dst.data.data() : nullptr;
+        const auto run = [&](auto relu) {
+            nn::backward<decltype(relu)::value>(
+                diff_src_data, gamma_.grad.data(), beta_.grad.data(), diff_dst.data.data(),
+                src[0]->data.data(), mean_.data(), rstd_.data(), gamma_.value.data(), m, c, true,
+                relu_dst, sum_, global_rows_);
+        };
+        return relu_dst ? run(std::true_type{}) : run(std::false_type{});
     }
     OnednnPlan& p = plan(src[0]->shape);
     try {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +61,15 @@ class BatchNorm2d : public Layer {
                 {name() + ".running_var", &running_var_}};
     }
 
+    // Synchronised batch normalisation, for data-parallel training (dist/): `sum` replaces, in
+    // place, this process's per-channel sums by their total over all processes. Train mode then
+    // normalises with the mean and variance of the global batch, and backward subtracts the global
+    // means of its gradient terms. `gradients` says which sums a call carries: statistics of the
+    // data (plain sums), or gradient terms (dist/ weights them as it weights gradients). Runs on
+    // the reference functions, not oneDNN. Null (the default): this process's batch alone.
+    using SumAcrossProcesses = std::function<void(std::vector<double>& sums, bool gradients)>;
+    void set_sum_across_processes(SumAcrossProcesses sum) { sum_ = std::move(sum); }
+
     Param& gamma() { return gamma_; }
     Param& beta() { return beta_; }
     // Running statistics (C): state saved with a checkpoint, not trained.
@@ -69,6 +79,10 @@ class BatchNorm2d : public Layer {
   private:
     struct OnednnPlan;  // in norm.cpp
     OnednnPlan& plan(const Shape& src);
+    void forward_synchronised(const Tensor& src, Tensor& dst);
+    // rstd and the running statistics from mean_ and variance_ of a batch of `rows` values per
+    // channel; false, with dst all NaN, when they are not finite.
+    bool update_statistics(Tensor& dst, double rows);
 
     BatchNormConfig config_;
     Param gamma_, beta_;
@@ -79,6 +93,8 @@ class BatchNorm2d : public Layer {
     std::vector<float> mean_, variance_, rstd_;
     std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;  // by (N, H, W)
     std::vector<float> diff_src_scratch_, diff_gamma_, diff_beta_;  // oneDNN writes; layers add
+    SumAcrossProcesses sum_;
+    double global_rows_ = 0;  // of the last synchronised forward: N*H*W over all processes
 };
 
 // Local response normalisation across channels (AlexNet, GoogLeNet-v1; Caffe's ACROSS_CHANNELS):

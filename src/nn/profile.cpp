@@ -49,11 +49,11 @@ Section layer_section(const Layer& layer, bool backward) {
     const std::string_view kind = layer.kind();
     if (kind == "conv2d") {
         if (!backward) return Section::conv_fprop;
-        // Only the DFP16 path runs its WTGRAD on its own GEMM call, which dfp16_gemm charges to
+        // Only the integer paths run their WTGRAD on its own GEMM call, which dfp_gemm charges to
         // conv_wtgrad; oneDNN's FP32 backward cannot be split from outside the layer.
         const precision::LayerPrecision* p = layer.precision();
-        return p && p->compute == precision::Compute::dfp16 ? Section::conv_bprop
-                                                            : Section::conv_backward;
+        return p && p->compute != precision::Compute::fp32 ? Section::conv_bprop
+                                                           : Section::conv_backward;
     }
     if (kind == "linear") return backward ? Section::linear_backward : Section::linear_forward;
     if (kind == "batchnorm2d") return Section::batchnorm;

@@ -1,5 +1,6 @@
 #include "precision/policy.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "base/error.hpp"
@@ -10,7 +11,8 @@ namespace {
 Compute parse_compute(std::string_view s, std::string_view item) {
     if (s == "fp32") return Compute::fp32;
     if (s == "dfp16") return Compute::dfp16;
-    throw Error("--precision item '" + std::string(item) + "': expected fp32 or dfp16, got '" +
+    if (s == "dfp8") return Compute::dfp8;
+    throw Error("--precision item '" + std::string(item) + "': expected fp32, dfp16 or dfp8, got '" +
                 std::string(s) + "'");
 }
 
@@ -64,7 +66,15 @@ std::string tensor_describe(const TensorFormat& t) {
 }  // namespace
 
 const char* compute_name(Compute c) {
-    return c == Compute::fp32 ? "fp32" : "dfp16";
+    switch (c) {
+        case Compute::fp32:
+            return "fp32";
+        case Compute::dfp16:
+            return "dfp16";
+        case Compute::dfp8:
+            return "dfp8";
+    }
+    return "?";
 }
 
 bool glob_match(std::string_view pattern, std::string_view name) {
@@ -99,6 +109,14 @@ Policy Policy::dfp16() {
     return p;
 }
 
+Policy Policy::dfp8() {
+    Policy p = dfp16();
+    p.base_.compute = Compute::dfp8;
+    for (TensorFormat* t : {&p.base_.weights, &p.base_.activations, &p.base_.gradients})
+        t->format.bits = 8;
+    return p;
+}
+
 Policy Policy::parse(std::string_view spec) {
     std::vector<std::string_view> items;
     for (std::size_t start = 0; start <= spec.size();) {
@@ -107,14 +125,15 @@ Policy Policy::parse(std::string_view spec) {
         start = comma + 1;
     }
     if (items.empty() || items[0].empty())
-        throw Error("--precision: empty spec (expected fp32 or dfp16 first)");
-    Policy p = parse_compute(items[0], items[0]) == Compute::fp32 ? fp32() : dfp16();
+        throw Error("--precision: empty spec (expected fp32, dfp16 or dfp8 first)");
+    const Compute base = parse_compute(items[0], items[0]);
+    Policy p = base == Compute::fp32 ? fp32() : base == Compute::dfp16 ? dfp16() : dfp8();
     for (std::size_t i = 1; i < items.size(); ++i) {
         const std::string_view item = items[i];
         const std::size_t eq = item.find('=');
         if (eq == std::string_view::npos || eq == 0)
             throw Error("--precision item '" + std::string(item) +
-                        "': expected SELECTOR=fp32|dfp16 or CLASS.KEY=VALUE");
+                        "': expected SELECTOR=fp32|dfp16|dfp8 or CLASS.KEY=VALUE");
         const std::string_view lhs = item.substr(0, eq), rhs = item.substr(eq + 1);
         const std::size_t dot = lhs.find('.');
         const std::string_view cls = dot == std::string_view::npos ? "" : lhs.substr(0, dot);
@@ -143,6 +162,11 @@ LayerPrecision Policy::for_layer(std::string_view name, std::size_t index,
                          glob_match(o.selector, name);
         if (hit) lp.compute = o.compute;
     }
+    if (lp.compute == Compute::dfp8)  // int8 mantissas
+        for (TensorFormat* t : {&lp.weights, &lp.activations, &lp.gradients}) {
+            t->format.bits = std::min(t->format.bits, 8);
+            t->quantize.shift = std::min(t->quantize.shift, t->format.bits - 2);
+        }
     return lp;
 }
 

@@ -1,13 +1,17 @@
 // The precision policy: for every convolution and fully-connected layer, whether its three
-// passes (FPROP, BPROP, WTGRAD) run in FP32 (oneDNN) or DFP16 (the integer GEMM), and how each
-// class of its tensors (weights, activations, gradients) becomes DFP. Batch-norm, ReLU, pooling
-// and the loss stay FP32 in every policy, as in the paper.
+// passes (FPROP, BPROP, WTGRAD) run in FP32 (oneDNN), DFP16 (the int16 GEMM) or DFP8 (the int8
+// GEMM), and how each class of its tensors (weights, activations, gradients) becomes DFP.
+// Batch-norm, ReLU, pooling and the loss stay FP32 in every policy, as in the paper.
 //
 // Spec (the command line's --precision): comma-separated items, applied in order:
-//   fp32 | dfp16                      the default for every layer (must come first)
-//   SELECTOR=fp32|dfp16               override for the layers SELECTOR names; the last match wins
+//   fp32 | dfp16 | dfp8               the default for every layer (must come first); dfp8 is the
+//                                     DFP16 scheme with 8-bit mantissas (bits=8, the first and
+//                                     last layer FP32)
+//   SELECTOR=fp32|dfp16|dfp8          override for the layers SELECTOR names; the last match wins
 //   CLASS.KEY=VALUE                   a setting for weights, activations, gradients or all:
 //       bits=2..16  granularity=tensor|axis|block  axis=N  block=N  shift=N  rounding=NAME
+// A dfp8 layer quantizes to min(bits, 8) bits. granularity=block on a dfp8 layer is MXINT8:
+// blocks of `block` (default 32) along the reduction dimension of each GEMM pass.
 // SELECTOR: a layer name, a pattern with '*' (e.g. "res2*"), or first / last (the first or last
 // conv/linear layer of the network). Example:
 // "dfp16,first=fp32,last=fp32,gradients.rounding=stochastic".
@@ -21,7 +25,7 @@
 
 namespace dfp::precision {
 
-enum class Compute { fp32, dfp16 };
+enum class Compute { fp32, dfp16, dfp8 };
 const char* compute_name(Compute c);
 
 // How one class of tensors becomes DFP: the format (bits, exponent blocks) and the rounding.
@@ -45,6 +49,8 @@ class Policy {
     // shift 0: the paper's code quantizes with s = 2 to make long INT32 chains likely safe; the
     // integer GEMM here proves its chains safe from the data instead (kernels/gemm.hpp).
     static Policy dfp16();
+    // dfp16() with 8-bit mantissas on the int8 GEMM.
+    static Policy dfp8();
     // Parses a spec (above); throws dfp::Error naming the item at fault.
     static Policy parse(std::string_view spec);
 

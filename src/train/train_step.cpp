@@ -10,7 +10,7 @@
 namespace dfp::train {
 
 StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span<const int> labels,
-                     float lr, std::int64_t iteration) {
+                     float lr, std::int64_t iteration, GradientHook* hook) {
     const std::string at = "iteration " + std::to_string(iteration) + ": ";
     const std::string stopped = "; training stopped before the update";
     // A DFP16 layer meets a NaN or Inf when it quantizes (dfp::Error naming the tensor) before
@@ -39,9 +39,24 @@ StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span
     const std::int64_t correct =
         nn::profiled(nn::Section::loss, [&] { return nn::count_correct(*logits, labels); });
     net.zero_grad();
-    named([&] { net.backward(dlogits); });
+    named([&] {
+        if (!hook) return net.backward(dlogits);
+        net.backward(dlogits, [hook](nn::Layer& layer) { hook->layer_done(layer); });
+        hook->finish();
+    });
     nn::profiled(nn::Section::sgd_update, [&] { sgd.step(lr, iteration); });
     return {loss, correct};
+}
+
+void train_step_without_samples(nn::Net& net, Sgd& sgd, float lr, std::int64_t iteration,
+                                GradientHook& hook) {
+    net.zero_grad();
+    try {
+        hook.finish();
+    } catch (const Error& e) {
+        throw Error("iteration " + std::to_string(iteration) + ": " + e.what());
+    }
+    nn::profiled(nn::Section::sgd_update, [&] { sgd.step(lr, iteration); });
 }
 
 }  // namespace dfp::train

@@ -17,7 +17,7 @@ namespace {
 
 constexpr int kMr = 8, kNr = 32, kNrv = kNr / 16;  // zmm vectors per row of the tile
 
-enum class Mode { f32, f32_count, s32 };
+enum class Mode { f32, f32_count, s32, f32_blocked };
 
 // ---- micro-kernels ----
 
@@ -50,6 +50,17 @@ enum class Mode { f32, f32_count, s32 };
     "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                     \
     "vaddps " #r "*64(%[t]), %%zmm" #r ", %%zmm" #r "\n\t"       \
     "vmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
+// Block-scaled: the chain converted, times its scale tile `sc` (same layout as t), stored in t or
+// added to t with one FMA (zmm28 holds the tile's row).
+#define DFP_CVT_SCALE_STORE(r)                                   \
+    "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                     \
+    "vmulps " #r "*64(%[sc]), %%zmm" #r ", %%zmm" #r "\n\t"      \
+    "vmovaps %%zmm" #r ", " #r "*64(%[t])\n\t"
+#define DFP_CVT_SCALE_ADD(r)                                     \
+    "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"                     \
+    "vmovaps " #r "*64(%[t]), %%zmm28\n\t"                       \
+    "vfmadd231ps " #r "*64(%[sc]), %%zmm" #r ", %%zmm28\n\t"     \
+    "vmovaps %%zmm28, " #r "*64(%[t])\n\t"
 // s8: subtract 128 * column sums (comp: 2 vectors, already multiplied) from every accumulator.
 #define DFP_COMP(r) "vpsubd (" #r "%%2)*64(%[comp]), %%zmm" #r ", %%zmm" #r "\n\t"
 #define DFP_LOAD_B2 "vmovdqa64 (%[b]), %%zmm30\n\tvmovdqa64 64(%[b]), %%zmm31\n\t"
@@ -68,9 +79,10 @@ enum class Mode { f32, f32_count, s32 };
                  "jnz 1b\n\t"                                                              \
                  epilogue                                                                  \
                  : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n), [pf] "+r"(pf)                    \
-                 : [t] "r"(t), [comp] "r"(comp), [pfs] "r"(pfs)                            \
+                 : [t] "r"(t), [comp] "r"(comp), [pfs] "r"(pfs), [sc] "r"(sc)              \
                  : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm29",  \
+                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm28",  \
+                   "xmm29",                                                                \
                    "xmm30", "xmm31", "cc", "memory")
 #define DFP_CHAIN2(insn, epilogue) DFP_CHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
 #define DFP_CHAIN1(insn, epilogue) DFP_CHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
@@ -81,18 +93,25 @@ enum class Epilogue {
     i32,        // the INT32 sums (s32 output, count mode)
     f32_first,  // the sums converted to FP32
     f32_add,    // the sums converted to FP32 and added to t
+    f32_scaled_first,  // block-scaled: the sums converted to FP32 times sc
+    f32_scaled_add,    // block-scaled: the sums converted to FP32 times sc, added to t
 };
 
 // NV: vectors of 16 columns per row, 2 (the 8 x 32 tile) or 1 (its left half, for edges).
 template <int NV, bool s8, bool saturate, Epilogue ep>
 __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __m512i* b, int64_t n,
                                                       void* t, const __m512i* comp, const char*& pf,
-                                                      int64_t pfs) {
+                                                      int64_t pfs, const float* sc = nullptr) {
     static_assert(NV == 1 || NV == 2);
-    static_assert(!s8 || ep != Epilogue::f32_add, "s8 blocks are one chain");
+    static_assert(!s8 || ep != Epilogue::f32_add, "s8 blocks are one chain unless block-scaled");
     static_assert(!saturate || ep == Epilogue::i32, "count mode inspects the INT32 sums");
+    static_assert(s8 || (ep != Epilogue::f32_scaled_first && ep != Epilogue::f32_scaled_add));
     if constexpr (NV == 2) {
-        if constexpr (s8 && ep == Epilogue::i32)
+        if constexpr (ep == Epilogue::f32_scaled_first)
+            DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_SCALE_STORE));
+        else if constexpr (ep == Epilogue::f32_scaled_add)
+            DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_SCALE_ADD));
+        else if constexpr (s8 && ep == Epilogue::i32)
             DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_STORE_I32));
         else if constexpr (s8)
             DFP_CHAIN2("vpdpbusd", DFP_ALL16(DFP_COMP) DFP_ALL16(DFP_CVT_STORE));
@@ -105,7 +124,11 @@ __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __
         else
             DFP_CHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
     } else {
-        if constexpr (s8 && ep == Epilogue::i32)
+        if constexpr (ep == Epilogue::f32_scaled_first)
+            DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_CVT_SCALE_STORE));
+        else if constexpr (ep == Epilogue::f32_scaled_add)
+            DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_CVT_SCALE_ADD));
+        else if constexpr (s8 && ep == Epilogue::i32)
             DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_STORE_I32));
         else if constexpr (s8)
             DFP_CHAIN1("vpdpbusd", DFP_EVEN8(DFP_COMP) DFP_EVEN8(DFP_CVT_STORE));
@@ -127,6 +150,8 @@ __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __
 #undef DFP_COMP
 #undef DFP_CVT_ADD
 #undef DFP_CVT_STORE
+#undef DFP_CVT_SCALE_ADD
+#undef DFP_CVT_SCALE_STORE
 #undef DFP_STORE_I32
 #undef DFP_ZERO
 #undef DFP_EVEN8
@@ -145,8 +170,10 @@ void ukernel_8x32(const UkernelArgs& args) {
     const __m512i* b = static_cast<const __m512i*>(args.b);
     const int64_t kp = args.kp;
     // s8 and INT32 output: one chain per block (s8 cannot overflow in a block, see gemm.hpp; INT32
-    // output wraps harmlessly).
-    const int64_t chain = mode == Mode::s32 || s8 ? kp : args.chain;
+    // output wraps harmlessly); block-scaled: one chain per exponent block.
+    const int64_t chain = mode == Mode::f32_blocked     ? args.chain
+                          : mode == Mode::s32 || s8 ? kp
+                                                        : args.chain;
     // The C tile is read once per block, at the end: start fetching it now (it is often in L3).
     for (int i = 0; i < kMr; ++i) {
         const char* c = static_cast<const char*>(args.c) + i * args.ldc * 4;
@@ -165,7 +192,27 @@ void ukernel_8x32(const UkernelArgs& args) {
         const int64_t n = std::min(kp, p0 + chain) - p0;
         const int32_t* ap = a + p0 * kMr;
         const __m512i* bp = b + p0 * kNrv;
-        if constexpr (mode == Mode::f32) {
+        if constexpr (mode == Mode::f32_blocked) {
+            // This chain's compensation and scale tile 2^(eA_i + eB_j).
+            alignas(64) float sc[kMr * kNr];
+            const int64_t c = p0 / chain;
+            for (int v = 0; v < NV; ++v)
+                comp[v] = _mm512_slli_epi32(
+                    _mm512_loadu_si512(args.b_col_sums + c * kNr + 16 * v), 7);
+            for (int i = 0; i < kMr; ++i) {
+                const __m512 as = _mm512_set1_ps(args.a_chain_scale[c * kMr + i]);
+                for (int v = 0; v < NV; ++v)
+                    _mm512_store_ps(sc + i * kNr + 16 * v,
+                                    _mm512_mul_ps(as, _mm512_loadu_ps(args.b_chain_scale +
+                                                                      c * kNr + 16 * v)));
+            }
+            if (p0 == 0)
+                chain_8x32<NV, true, false, Epilogue::f32_scaled_first>(
+                    ap, bp, n, sum, comp, pf, args.prefetch_stride, sc);
+            else
+                chain_8x32<NV, true, false, Epilogue::f32_scaled_add>(
+                    ap, bp, n, sum, comp, pf, args.prefetch_stride, sc);
+        } else if constexpr (mode == Mode::f32) {
             if (s8 || p0 == 0)
                 chain_8x32<NV, s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf,
                                                                args.prefetch_stride);
@@ -437,7 +484,7 @@ void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
 
 template <int W>
 void pack_s16(const int16_t* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc,
-              int shift, int16_t* dst, uint64_t* stats, int32_t*) {
+              int shift, int16_t* dst, uint64_t* stats, int32_t*, int64_t) {
     const int64_t kp = ceil_div(kc, 2);
     const int nl = norm_levels(kp);
     if (!k_contiguous) pack_s16_r_contiguous<W>(src, ld, rows, kc, shift, dst);
@@ -534,7 +581,7 @@ void pack_s8_r_contiguous(const int8_t* src, int64_t ld, int64_t rows, int64_t k
 // ones per K-group and 16 columns (sums of 4 signed bytes per lane).
 template <int W, bool is_a>
 void pack_s8(const int8_t* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc, int,
-             int8_t* dst, uint64_t*, int32_t* col_sums) {
+             int8_t* dst, uint64_t*, int32_t* col_sums, int64_t sum_kp) {
     const int64_t kp = ceil_div(kc, 4);
     if (!k_contiguous) pack_s8_r_contiguous<W, is_a>(src, ld, rows, kc, dst);
     for (int64_t q = 0; q * W < rows; ++q) {
@@ -551,13 +598,15 @@ void pack_s8(const int8_t* src, int64_t ld, bool k_contiguous, int64_t rows, int
             static_assert(is_a || W % 16 == 0);
             if (col_sums == nullptr) continue;
             const __m512i ones = _mm512_set1_epi8(1);
-            for (int h = 0; h < W / 16; ++h) {
-                __m512i sum = _mm512_setzero_si512();
-                for (int64_t p = 0; p < kp; ++p)
-                    sum =
-                        _mm512_dpbusd_epi32(sum, ones, _mm512_load_si512(d + (p * W + 16 * h) * 4));
-                _mm512_storeu_si512(col_sums + q * W + 16 * h, sum);
-            }
+            const int64_t runs = ceil_div(kp, sum_kp);
+            for (int64_t run = 0; run < runs; ++run)
+                for (int h = 0; h < W / 16; ++h) {
+                    __m512i sum = _mm512_setzero_si512();
+                    for (int64_t p = run * sum_kp; p < std::min(kp, (run + 1) * sum_kp); ++p)
+                        sum = _mm512_dpbusd_epi32(sum, ones,
+                                                  _mm512_load_si512(d + (p * W + 16 * h) * 4));
+                    _mm512_storeu_si512(col_sums + (q * runs + run) * W + 16 * h, sum);
+                }
         }
     }
 }
@@ -579,6 +628,8 @@ constexpr GemmContext<int8_t> kS8{
     kNr / 2,
     ukernel_8x32<true, Mode::f32, 1>,
     ukernel_8x32<true, Mode::s32, 1>,
+    ukernel_8x32<true, Mode::f32_blocked>,
+    ukernel_8x32<true, Mode::f32_blocked, 1>,
 };
 
 }  // namespace
