@@ -63,7 +63,9 @@ Int8Tensor random_int8(const Shape& shape, int exponent, std::uint32_t seed, int
     return t;
 }
 
-std::vector<float> values(const Int8Tensor& t) { return integer::dequantize(t).data; }
+std::vector<float> values(const Int8Tensor& t) {
+    return integer::dequantize(t).data;
+}
 
 // ---- narrowing ----
 
@@ -85,18 +87,18 @@ TEST(IntegerNarrow, MatchesTheReferenceForEveryBitLength) {
         }
         for (const std::int32_t v : {0, 1, -1, 127, -127, 128, -128})
             if (reference_bit_length(v) <= b) src.push_back(v);
-        const int k = std::max(reference_bit_length(*std::max_element(
-                                   src.begin(), src.end(),
-                                   [](std::int64_t x, std::int64_t y) {
-                                       return std::abs(x) < std::abs(y);
-                                   })) - 7,
-                               0);
+        const int k = std::max(
+            reference_bit_length(*std::max_element(
+                src.begin(), src.end(),
+                [](std::int64_t x, std::int64_t y) { return std::abs(x) < std::abs(y); })) -
+                7,
+            0);
         Int8Tensor dst;
         integer::narrow_to_int8(src.data(), {src.size()}, -3, dst);
         ASSERT_EQ(dst.exponent, -3 + k) << "b " << b;
         for (std::size_t i = 0; i < src.size(); ++i) {
-            const std::int64_t want = std::clamp<std::int64_t>(
-                reference_pseudo_shift(src[i], k), -127, 127);
+            const std::int64_t want =
+                std::clamp<std::int64_t>(reference_pseudo_shift(src[i], k), -127, 127);
             ASSERT_EQ(dst.data[i], want) << "b " << b << " k " << k << " value " << src[i];
         }
         std::printf("narrow b %2d k %2d %zu values PASS\n", b, k, src.size());
@@ -113,9 +115,13 @@ TEST(IntegerNarrow, FastPathEqualsItsScalarTwin) {
             std::uniform_int_distribution<std::int64_t> dist(-hi, hi);
             std::vector<std::int32_t> src(static_cast<std::size_t>(n));
             for (auto& v : src) v = static_cast<std::int32_t>(dist(gen));
-            const std::vector<std::int32_t> edges = {
-                0, 127, -127, 128, -128, std::numeric_limits<std::int32_t>::max(),
-                std::numeric_limits<std::int32_t>::min()};
+            const std::vector<std::int32_t> edges = {0,
+                                                     127,
+                                                     -127,
+                                                     128,
+                                                     -128,
+                                                     std::numeric_limits<std::int32_t>::max(),
+                                                     std::numeric_limits<std::int32_t>::min()};
             for (std::size_t e = 0; e < edges.size() && e < src.size(); ++e)
                 if (reference_bit_length(edges[e]) <= b) src[e] = edges[e];
             if (b == 32) src[0] = std::numeric_limits<std::int32_t>::min();
@@ -207,8 +213,7 @@ TEST(IntegerLoss, GradientMatchesItsFormulaAndTheSoftmax) {
         EXPECT_LE(worst, bound) << "exponent " << exponent;
         // Against the true softmax: the gradient's sign is right wherever the reference's is
         // clear of the rounding, and the target's entry is never positive.
-        for (std::size_t n = 0; n < labels.size(); ++n)
-            EXPECT_LE(diff.data[n * 10 + labels[n]], 0);
+        for (std::size_t n = 0; n < labels.size(); ++n) EXPECT_LE(diff.data[n * 10 + labels[n]], 0);
         std::printf("integer CE gradient exponent %3d worst %.5f bound %.5f PASS\n", exponent,
                     worst, bound);
     }
@@ -270,7 +275,8 @@ TEST(IntegerUpdate, SixteenBitAccumulatorKeepsSmallSteps) {
     // mu 1 + 8 fraction bits: the largest step (-256 here) is 1 int8 step; +-64 only a quarter.
     const std::vector<std::int32_t> grad = {-256, 64, -256};
     integer::update_weight(w, grad.data(), {1, true});
-    EXPECT_EQ(w.accumulator, (std::vector<std::int16_t>{10 * 256 + 256, -10 * 256 - 64, 127 * 256}));
+    EXPECT_EQ(w.accumulator,
+              (std::vector<std::int16_t>{10 * 256 + 256, -10 * 256 - 64, 127 * 256}));
     // The int8 weight is the accumulator rounded pseudo-stochastically: -2624 has rem 64 = hi 4,
     // lo 0 of the 8 discarded bits, so it rounds up to -11 (pseudo-stochastic rounding's
     // "probability" 1/4 is deterministic).
@@ -294,7 +300,8 @@ void expect_within_one_step(const std::vector<float>& got, const std::vector<flo
     for (const float v : want) largest = std::max(largest, std::abs(v));
     const float bound = std::ldexp(1.0f, exponent) + std::ldexp(largest, -22);
     float worst = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+    for (std::size_t i = 0; i < got.size(); ++i)
+        worst = std::max(worst, std::abs(got[i] - want[i]));
     EXPECT_LE(worst, bound) << what;
     std::printf("%-28s worst %.4g bound %.4g PASS\n", what, worst, bound);
 }
@@ -310,7 +317,9 @@ void expect_gradient_exact(std::span<const std::int32_t> got, int exponent,
             << what << " " << i;
 }
 
-nn::Tensor fp32(const Int8Tensor& t) { return integer::dequantize(t); }
+nn::Tensor fp32(const Int8Tensor& t) {
+    return integer::dequantize(t);
+}
 
 TEST(IntegerLayers, ConvolutionMatchesFp32OnAwkwardShapes) {
     struct Case {
@@ -318,16 +327,18 @@ TEST(IntegerLayers, ConvolutionMatchesFp32OnAwkwardShapes) {
     };
     for (const Case& cs : {Case{2, 7, 6, 3, 5, 3, 2, 1}, Case{1, 9, 9, 1, 20, 5, 1, 0},
                            Case{3, 5, 5, 17, 33, 3, 1, 1}, Case{2, 4, 4, 8, 2, 1, 1, 0}}) {
-        nn::Conv2d ref("conv", {.in_channels = cs.c, .out_channels = cs.k, .kernel = cs.kernel,
-                                .stride = cs.stride, .pad = cs.pad, .bias = false});
+        nn::Conv2d ref("conv", {.in_channels = cs.c,
+                                .out_channels = cs.k,
+                                .kernel = cs.kernel,
+                                .stride = cs.stride,
+                                .pad = cs.pad,
+                                .bias = false});
         const Int8Tensor wei = random_int8(ref.weight().shape, -7, 3);
         ref.weight().value = values(wei);
-        integer::IntConv2d conv("conv",
-                                {cs.c, cs.k, cs.kernel, cs.stride, cs.pad},
+        integer::IntConv2d conv("conv", {cs.c, cs.k, cs.kernel, cs.stride, cs.pad},
                                 integer::Int8Weight{"conv.weight", wei, {}});
-        const Int8Tensor src = random_int8({std::size_t(cs.n), std::size_t(cs.h),
-                                            std::size_t(cs.w), std::size_t(cs.c)},
-                                           -5, 4);
+        const Int8Tensor src = random_int8(
+            {std::size_t(cs.n), std::size_t(cs.h), std::size_t(cs.w), std::size_t(cs.c)}, -5, 4);
         Int8Tensor dst;
         conv.forward(src, dst);
         const nn::Tensor src_f = fp32(src);
@@ -372,8 +383,8 @@ TEST(IntegerLayers, LinearMatchesFp32) {
     ref.backward(srcs, dst_f, fp32(diff_dst), diffs);
     expect_within_one_step(values(diff_src), diff_src_f.data, diff_src.exponent,
                            "linear backward data");
-    expect_gradient_exact(fc.weight_gradient(), src.exponent + diff_dst.exponent,
-                          ref.weight().grad, "linear weight gradient");
+    expect_gradient_exact(fc.weight_gradient(), src.exponent + diff_dst.exponent, ref.weight().grad,
+                          "linear weight gradient");
 }
 
 TEST(IntegerLayers, ReluAndMaxPoolEqualFp32) {

@@ -56,10 +56,12 @@ IntNet from_net(nn::Net& net, const std::string& model) {
         } else if (auto* pool = dynamic_cast<nn::MaxPool2d*>(&layer)) {
             const nn::Pool2dConfig& c = pool->config();
             if (c.pad != 0 || c.ceil_mode) refuse("is padded or in ceil mode");
-            out.add(std::make_unique<IntMaxPool2d>(layer.name(), IntPoolConfig{c.kernel, c.stride}));
+            out.add(
+                std::make_unique<IntMaxPool2d>(layer.name(), IntPoolConfig{c.kernel, c.stride}));
         } else {
-            refuse("has no integer version (integer layers: bias-free conv2d and linear, relu, "
-                   "maxpool2d)");
+            refuse(
+                "has no integer version (integer layers: bias-free conv2d and linear, relu, "
+                "maxpool2d)");
         }
     }
     if (out.layers().empty()) throw Error("model '" + model + "' has no layers");
@@ -72,9 +74,8 @@ void quantize_images(const nn::Tensor& images, Int8Tensor& dst) {
 
 nn::Tensor dequantize(const Int8Tensor& src) {
     nn::Tensor out(src.shape);
-    std::transform(src.data.begin(), src.data.end(), out.data.begin(), [&](std::int8_t v) {
-        return std::ldexp(static_cast<float>(v), src.exponent);
-    });
+    std::transform(src.data.begin(), src.data.end(), out.data.begin(),
+                   [&](std::int8_t v) { return std::ldexp(static_cast<float>(v), src.exponent); });
     return out;
 }
 

@@ -22,7 +22,9 @@ using kernels::Op;
 
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
 
-std::int64_t dim(const Shape& s, std::size_t i) { return static_cast<std::int64_t>(s[i]); }
+std::int64_t dim(const Shape& s, std::size_t i) {
+    return static_cast<std::int64_t>(s[i]);
+}
 
 // C (m, n) = op(A) op(B), exact in INT32 (the GEMM refuses, with a dfp::Error, a product it
 // cannot prove to fit).
@@ -32,11 +34,10 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const std::int8_t* a, 
                           DfpMatrix<std::int8_t>{.data = b, .ld = ldb, .op = op_b}, c, n);
 }
 
-
 // The patch matrix (N*OH*OW, kernel*kernel*C) of src (N, H, W, C): row (n, oh, ow), column
 // (r, s, ch) as the weights' (K, KH, KW, C); zeros in the padding (exact in any exponent).
-void im2col(const std::int8_t* src, const ConvGeometry& g, std::int64_t kernel,
-            std::int64_t stride, std::int64_t pad, std::vector<std::int8_t>& col) {
+void im2col(const std::int8_t* src, const ConvGeometry& g, std::int64_t kernel, std::int64_t stride,
+            std::int64_t pad, std::vector<std::int8_t>& col) {
     const std::int64_t patch = kernel * kernel * g.c;
     col.resize(static_cast<std::size_t>(g.rows() * patch));
 #pragma omp parallel for if (g.rows() * patch >= kParallelElements)
@@ -62,10 +63,9 @@ void IntLayer::fail(const std::string& what) const {
 
 IntConv2d::IntConv2d(std::string name, const IntConvConfig& config, Int8Weight weight)
     : IntLayer(std::move(name)), config_(config), weight_(std::move(weight)) {
-    const Shape expected = {static_cast<std::size_t>(config.out_channels),
-                            static_cast<std::size_t>(config.kernel),
-                            static_cast<std::size_t>(config.kernel),
-                            static_cast<std::size_t>(config.in_channels)};
+    const Shape expected = {
+        static_cast<std::size_t>(config.out_channels), static_cast<std::size_t>(config.kernel),
+        static_cast<std::size_t>(config.kernel), static_cast<std::size_t>(config.in_channels)};
     if (weight_.value.shape != expected || config.stride < 1 || config.pad < 0)
         fail("weight " + shape_string(weight_.value.shape) + " does not fit the configuration " +
              shape_string(expected) + " (stride >= 1, pad >= 0)");
@@ -77,7 +77,10 @@ void IntConv2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
         dim(src.shape, 1) + 2 * c.pad < c.kernel || dim(src.shape, 2) + 2 * c.pad < c.kernel)
         fail("expects NHWC input with " + std::to_string(c.in_channels) +
              " channels at least as large as the kernel, got " + shape_string(src.shape));
-    const ConvGeometry g{dim(src.shape, 0), dim(src.shape, 1), dim(src.shape, 2), c.in_channels,
+    const ConvGeometry g{dim(src.shape, 0),
+                         dim(src.shape, 1),
+                         dim(src.shape, 2),
+                         c.in_channels,
                          (dim(src.shape, 1) + 2 * c.pad - c.kernel) / c.stride + 1,
                          (dim(src.shape, 2) + 2 * c.pad - c.kernel) / c.stride + 1};
     const std::int64_t patch = c.kernel * c.kernel * g.c;
@@ -94,17 +97,18 @@ void IntConv2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
 void IntConv2d::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int8Tensor& diff_dst,
                          Int8Tensor* diff_src) {
     const IntConvConfig& c = config_;
-    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
-                                          " is not shaped like dst " + shape_string(dst.shape));
-    const ConvGeometry g{dim(src.shape, 0), dim(src.shape, 1), dim(src.shape, 2), c.in_channels,
-                         dim(dst.shape, 1), dim(dst.shape, 2)};
+    if (diff_dst.shape != dst.shape)
+        fail("diff_dst " + shape_string(diff_dst.shape) + " is not shaped like dst " +
+             shape_string(dst.shape));
+    const ConvGeometry g{dim(src.shape, 0), dim(src.shape, 1), dim(src.shape, 2),
+                         c.in_channels,     dim(dst.shape, 1), dim(dst.shape, 2)};
     const std::int64_t patch = c.kernel * c.kernel * g.c;
     // WTGRAD: (K, patch) = diff_dst^T (K, rows) x patches (rows, patch).
     grad_.resize(weight_.value.numel());
-    gemm(c.out_channels, patch, g.rows(), diff_dst.data.data(), c.out_channels, Op::t,
-         col_.data(), patch, Op::n, grad_.data());
+    gemm(c.out_channels, patch, g.rows(), diff_dst.data.data(), c.out_channels, Op::t, col_.data(),
+         patch, Op::n, grad_.data());
     if (!diff_src) return;
-    pixels_.assign(src.numel(), 0);
+    pixels_.resize(src.numel());
     if (c.stride == 1 && c.pad < c.kernel)
         backward_data_as_convolution(g, diff_dst);
     else
@@ -125,7 +129,8 @@ void IntConv2d::backward_data_as_convolution(const ConvGeometry& g, const Int8Te
     for (std::int64_t k = 0; k < c.out_channels; ++k)
         for (std::int64_t rs = 0; rs < kk; ++rs)
             for (std::int64_t ch = 0; ch < g.c; ++ch)
-                flipped_[(ch * kk + (kk - 1 - rs)) * c.out_channels + k] = wei[(k * kk + rs) * g.c + ch];
+                flipped_[(ch * kk + (kk - 1 - rs)) * c.out_channels + k] =
+                    wei[(k * kk + rs) * g.c + ch];
     const ConvGeometry bprop{g.n, g.oh, g.ow, c.out_channels, g.h, g.w};
     im2col(diff_dst.data.data(), bprop, c.kernel, 1, c.kernel - 1 - c.pad, col_bprop_);
     gemm(bprop.rows(), g.c, patch, col_bprop_.data(), patch, Op::n, flipped_.data(), patch, Op::t,
@@ -139,6 +144,7 @@ void IntConv2d::backward_data_by_col2im(const ConvGeometry& g, const Int8Tensor&
     const std::int64_t patch = c.kernel * c.kernel * g.c;
     std::vector<std::int32_t>& dcol = acc_;
     dcol.resize(static_cast<std::size_t>(g.rows() * patch));
+    std::fill(pixels_.begin(), pixels_.end(), 0);
     gemm(g.rows(), patch, c.out_channels, diff_dst.data.data(), c.out_channels, Op::n,
          weight_.value.data.data(), patch, Op::n, dcol.data());
     // One image per thread: the patches of different images never touch the same pixel.
@@ -158,7 +164,9 @@ void IntConv2d::backward_data_by_col2im(const ConvGeometry& g, const Int8Tensor&
             }
 }
 
-void IntConv2d::update(const UpdateRule& rule) { update_weight(weight_, grad_.data(), rule); }
+void IntConv2d::update(const UpdateRule& rule) {
+    update_weight(weight_, grad_.data(), rule);
+}
 
 IntLinear::IntLinear(std::string name, Int8Weight weight)
     : IntLayer(std::move(name)), weight_(std::move(weight)) {
@@ -173,8 +181,7 @@ void IntLinear::forward(const Int8Tensor& src, Int8Tensor& dst) {
         fail("expects {N, ...} input with " + std::to_string(in) + " values per sample, got " +
              shape_string(src.shape));
     acc_.resize(static_cast<std::size_t>(n * out));
-    gemm(n, out, in, src.data.data(), in, Op::n, weight_.value.data.data(), in, Op::t,
-         acc_.data());
+    gemm(n, out, in, src.data.data(), in, Op::n, weight_.value.data.data(), in, Op::t, acc_.data());
     acc_exponent_ = src.exponent + weight_.value.exponent;
     narrow_to_int8(acc_.data(), {static_cast<std::size_t>(n), static_cast<std::size_t>(out)},
                    src.exponent + weight_.value.exponent, dst);
@@ -182,8 +189,9 @@ void IntLinear::forward(const Int8Tensor& src, Int8Tensor& dst) {
 
 void IntLinear::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int8Tensor& diff_dst,
                          Int8Tensor* diff_src) {
-    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
-                                          " is not shaped like dst " + shape_string(dst.shape));
+    if (diff_dst.shape != dst.shape)
+        fail("diff_dst " + shape_string(diff_dst.shape) + " is not shaped like dst " +
+             shape_string(dst.shape));
     const std::int64_t out = dim(weight_.value.shape, 0), in = dim(weight_.value.shape, 1);
     const std::int64_t n = dim(dst.shape, 0);
     grad_.resize(weight_.value.numel());
@@ -195,7 +203,9 @@ void IntLinear::backward(const Int8Tensor& src, const Int8Tensor& dst, const Int
     narrow_to_int8(acc_.data(), src.shape, diff_dst.exponent + weight_.value.exponent, *diff_src);
 }
 
-void IntLinear::update(const UpdateRule& rule) { update_weight(weight_, grad_.data(), rule); }
+void IntLinear::update(const UpdateRule& rule) {
+    update_weight(weight_, grad_.data(), rule);
+}
 
 void IntRelu::forward(const Int8Tensor& src, Int8Tensor& dst) {
     dst.resize(src.shape);
@@ -204,15 +214,15 @@ void IntRelu::forward(const Int8Tensor& src, Int8Tensor& dst) {
                    [](std::int8_t v) { return std::max<std::int8_t>(v, 0); });
 }
 
-void IntRelu::backward(const Int8Tensor& /*src*/, const Int8Tensor& dst,
-                       const Int8Tensor& diff_dst, Int8Tensor* diff_src) {
+void IntRelu::backward(const Int8Tensor& /*src*/, const Int8Tensor& dst, const Int8Tensor& diff_dst,
+                       Int8Tensor* diff_src) {
     if (!diff_src) return;
-    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
-                                          " is not shaped like dst " + shape_string(dst.shape));
+    if (diff_dst.shape != dst.shape)
+        fail("diff_dst " + shape_string(diff_dst.shape) + " is not shaped like dst " +
+             shape_string(dst.shape));
     diff_src->resize(dst.shape);
     diff_src->exponent = diff_dst.exponent;
-    std::transform(dst.data.begin(), dst.data.end(), diff_dst.data.begin(),
-                   diff_src->data.begin(),
+    std::transform(dst.data.begin(), dst.data.end(), diff_dst.data.begin(), diff_src->data.begin(),
                    [](std::int8_t y, std::int8_t d) { return y > 0 ? d : std::int8_t{0}; });
 }
 
@@ -231,11 +241,11 @@ void IntMaxPool2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
     const std::int64_t n = dim(src.shape, 0), h = dim(src.shape, 1), w = dim(src.shape, 2),
                        c = dim(src.shape, 3);
     const std::int64_t oh = (h - k) / st + 1, ow = (w - k) / st + 1;
-    dst.resize({src.shape[0], static_cast<std::size_t>(oh), static_cast<std::size_t>(ow),
-                src.shape[3]});
+    dst.resize(
+        {src.shape[0], static_cast<std::size_t>(oh), static_cast<std::size_t>(ow), src.shape[3]});
     dst.exponent = src.exponent;
     argmax_.resize(dst.numel());
-#pragma omp parallel for if (static_cast<std::int64_t>(dst.numel()) >= kParallelElements)
+#pragma omp parallel for if (static_cast <std::int64_t>(dst.numel()) >= kParallelElements)
     for (std::int64_t row = 0; row < n * oh * ow; ++row) {
         const std::int64_t b = row / (oh * ow), oy = row / ow % oh, ox = row % ow;
         for (std::int64_t ch = 0; ch < c; ++ch) {
@@ -254,8 +264,9 @@ void IntMaxPool2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
 void IntMaxPool2d::backward(const Int8Tensor& src, const Int8Tensor& dst,
                             const Int8Tensor& diff_dst, Int8Tensor* diff_src) {
     if (!diff_src) return;
-    if (diff_dst.shape != dst.shape) fail("diff_dst " + shape_string(diff_dst.shape) +
-                                          " is not shaped like dst " + shape_string(dst.shape));
+    if (diff_dst.shape != dst.shape)
+        fail("diff_dst " + shape_string(diff_dst.shape) + " is not shaped like dst " +
+             shape_string(dst.shape));
     acc_.assign(src.numel(), 0);
     for (std::size_t i = 0; i < diff_dst.numel(); ++i) acc_[argmax_[i]] += diff_dst.data[i];
     narrow_to_int8(acc_.data(), src.shape, diff_dst.exponent, *diff_src);

@@ -30,8 +30,8 @@ class IntLayer {
     // dst (resized here) from src. Throws dfp::Error naming the layer when src does not fit.
     virtual void forward(const Int8Tensor& src, Int8Tensor& dst) = 0;
     // After forward on the same src and dst: diff_src (when non-null; resized here) from diff_dst.
-    virtual void backward(const Int8Tensor& src, const Int8Tensor& dst,
-                          const Int8Tensor& diff_dst, Int8Tensor* diff_src) = 0;
+    virtual void backward(const Int8Tensor& src, const Int8Tensor& dst, const Int8Tensor& diff_dst,
+                          Int8Tensor* diff_src) = 0;
     // Applies the weight gradient of the last backward (layers with weights only).
     virtual void update(const UpdateRule& /*rule*/) {}
     virtual Int8Weight* weight() { return nullptr; }

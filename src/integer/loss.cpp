@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::int64_t kLog2E = 47274;  // log2(e) * 2^15, rounded
 constexpr int kLog2EFractionBits = 15;
-constexpr int kLargestPower = 10;   // the largest logit becomes 2^10
+constexpr int kLargestPower = 10;    // the largest logit becomes 2^10
 constexpr int kTaylorExponent = -7;  // at or below: |logit| < 1, the Taylor series
 constexpr int kSmallestExponent = -40;
 
@@ -38,8 +38,8 @@ void unnormalised(const std::int8_t* a, std::int64_t k, int exponent, std::int64
     const int shift = kLog2EFractionBits - exponent;  // > 0 unless exponent >= 15
     for (std::int64_t i = 0; i < k; ++i) {
         const std::int64_t x = (a[i] - amax) * kLog2E;  // <= 0; arithmetic shifts floor it
-        const std::int64_t t = shift > 0 ? x >> std::min(shift, 62)
-                                         : (x == 0 ? 0 : -(kLargestPower + 1));
+        const std::int64_t t =
+            shift > 0 ? x >> std::min(shift, 62) : (x == 0 ? 0 : -(kLargestPower + 1));
         const std::int64_t power = std::max<std::int64_t>(t + kLargestPower, 0);
         u[i] = (std::int64_t{1} << power) - 1;
     }
@@ -68,9 +68,8 @@ void cross_entropy_gradient(const Int8Tensor& logits, std::span<const int> label
             const auto magnitude = static_cast<std::uint64_t>(g < 0 ? -g : g);
             const auto index = static_cast<std::uint64_t>(row + i);
             const auto m = std::min<std::int64_t>(
-                static_cast<std::int64_t>(round_shift(magnitude, kLossGradientShift,
-                                                      Rounding::stochastic,
-                                                      random_bits(seed, index))),
+                static_cast<std::int64_t>(round_shift(
+                    magnitude, kLossGradientShift, Rounding::stochastic, random_bits(seed, index))),
                 kInt8Max);
             diff.data[static_cast<std::size_t>(row + i)] = static_cast<std::int8_t>(g < 0 ? -m : m);
         }

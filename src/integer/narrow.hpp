@@ -20,7 +20,8 @@ int max_bit_length(const std::int32_t* src, std::int64_t n);
 // symmetric in the sign. |v| < 2^62.
 inline std::int64_t shift_pseudo_stochastic(std::int64_t v, int k) {
     const auto magnitude = static_cast<std::uint64_t>(v < 0 ? -v : v);
-    const auto m = static_cast<std::int64_t>(round_shift(magnitude, k, Rounding::pseudo_stochastic, 0));
+    const auto m =
+        static_cast<std::int64_t>(round_shift(magnitude, k, Rounding::pseudo_stochastic, 0));
     return v < 0 ? -m : m;
 }
 

@@ -25,12 +25,13 @@ void update_weight(Int8Weight& w, const std::int32_t* grad, const UpdateRule& ru
     if (w.accumulator.size() != static_cast<std::size_t>(n)) {
         w.accumulator.resize(static_cast<std::size_t>(n));
         for (std::int64_t i = 0; i < n; ++i)
-            w.accumulator[i] = static_cast<std::int16_t>(value[i] * (1 << kAccumulatorFractionBits));
+            w.accumulator[i] =
+                static_cast<std::int16_t>(value[i] * (1 << kAccumulatorFractionBits));
     }
     for (std::int64_t i = 0; i < n; ++i) {
-        const std::int64_t acc = std::clamp<std::int64_t>(
-            w.accumulator[i] - shift_pseudo_stochastic(grad[i], k), -kAccumulatorMax,
-            kAccumulatorMax);
+        const std::int64_t acc =
+            std::clamp<std::int64_t>(w.accumulator[i] - shift_pseudo_stochastic(grad[i], k),
+                                     -kAccumulatorMax, kAccumulatorMax);
         w.accumulator[i] = static_cast<std::int16_t>(acc);
         // |acc| <= 127 * 2^8, so the shifted value is at most 127 even when rounded up.
         value[i] = static_cast<std::int8_t>(shift_pseudo_stochastic(acc, kAccumulatorFractionBits));

@@ -13,12 +13,10 @@ namespace {
 // conv (no bias) - ReLU; returns the ReLU's node.
 int conv_relu(nn::Net& net, int src, const std::string& name, std::int64_t in, std::int64_t out,
               std::int64_t kernel, std::int64_t pad) {
-    const int x = net.add<nn::Conv2d>({src}, name,
-                                      nn::Conv2dConfig{.in_channels = in,
-                                                       .out_channels = out,
-                                                       .kernel = kernel,
-                                                       .pad = pad,
-                                                       .bias = false});
+    const int x = net.add<nn::Conv2d>(
+        {src}, name,
+        nn::Conv2dConfig{
+            .in_channels = in, .out_channels = out, .kernel = kernel, .pad = pad, .bias = false});
     return net.add<nn::Relu>({x}, "relu" + name.substr(4));
 }
 
