@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/isa.hpp"
 #include "data/classification.hpp"
 #include "integer/boundary.hpp"
 #include "integer/loss.hpp"
@@ -105,32 +106,36 @@ TEST(IntegerNarrow, MatchesTheReferenceForEveryBitLength) {
     }
 }
 
-TEST(IntegerNarrow, FastPathEqualsItsScalarTwin) {
-    // Every bit length, awkward sizes (one element, odd tails, enough for the threaded path),
-    // the extremes INT32_MIN / INT32_MAX and +-127/128 in every case.
-    std::mt19937 gen(3);
-    for (const std::int64_t n : {1, 7, 33, 40000})
-        for (int b = 0; b <= 32; ++b) {
-            const std::int64_t hi = b == 0 ? 0 : (std::int64_t{1} << std::min(b, 31)) - 1;
-            std::uniform_int_distribution<std::int64_t> dist(-hi, hi);
-            std::vector<std::int32_t> src(static_cast<std::size_t>(n));
-            for (auto& v : src) v = static_cast<std::int32_t>(dist(gen));
-            const std::vector<std::int32_t> edges = {0,
-                                                     127,
-                                                     -127,
-                                                     128,
-                                                     -128,
-                                                     std::numeric_limits<std::int32_t>::max(),
-                                                     std::numeric_limits<std::int32_t>::min()};
-            for (std::size_t e = 0; e < edges.size() && e < src.size(); ++e)
-                if (reference_bit_length(edges[e]) <= b) src[e] = edges[e];
-            if (b == 32) src[0] = std::numeric_limits<std::int32_t>::min();
-            std::vector<std::int8_t> fast(src.size()), ref(src.size());
-            const int k = integer::narrow_int32(src.data(), n, fast.data());
-            ASSERT_EQ(k, integer::narrow_int32_reference(src.data(), n, ref.data()));
-            ASSERT_EQ(fast, ref) << "n " << n << " b " << b;
-        }
-    std::printf("narrow_int32 fast == scalar twin for n 1, 7, 33, 40000, bit lengths 0..32 PASS\n");
+TEST(IntegerNarrow, FastPathsEqualTheirScalarTwin) {
+    // Every ISA this CPU runs, every bit length, awkward sizes (one element, tails under a mask,
+    // the threaded chunks), the extremes INT32_MIN / INT32_MAX and +-127/128 in every case.
+    for (const Isa isa : {Isa::scalar, Isa::avx512}) {
+        if (isa > active_isa()) continue;
+        std::mt19937 gen(3);
+        for (const std::int64_t n : {1, 7, 33, 40000})
+            for (int b = 0; b <= 32; ++b) {
+                const std::int64_t hi = b == 0 ? 0 : (std::int64_t{1} << std::min(b, 31)) - 1;
+                std::uniform_int_distribution<std::int64_t> dist(-hi, hi);
+                std::vector<std::int32_t> src(static_cast<std::size_t>(n));
+                for (auto& v : src) v = static_cast<std::int32_t>(dist(gen));
+                const std::vector<std::int32_t> edges = {0,
+                                                         127,
+                                                         -127,
+                                                         128,
+                                                         -128,
+                                                         std::numeric_limits<std::int32_t>::max(),
+                                                         std::numeric_limits<std::int32_t>::min()};
+                for (std::size_t e = 0; e < edges.size() && e < src.size(); ++e)
+                    if (reference_bit_length(edges[e]) <= b) src[e] = edges[e];
+                if (b == 32) src[0] = std::numeric_limits<std::int32_t>::min();
+                std::vector<std::int8_t> fast(src.size()), ref(src.size());
+                const int k = integer::narrow_int32(src.data(), n, fast.data(), isa);
+                ASSERT_EQ(k, integer::narrow_int32_reference(src.data(), n, ref.data()));
+                ASSERT_EQ(fast, ref) << isa_name(isa) << " n " << n << " b " << b;
+            }
+        std::printf("narrow_int32 %s == scalar twin, n 1, 7, 33, 40000, bit lengths 0..32 PASS\n",
+                    isa_name(isa));
+    }
 }
 
 TEST(IntegerNarrow, ByHand) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "integer/narrow_kernels.hpp"
+
 namespace dfp::integer {
 namespace {
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
@@ -25,15 +27,13 @@ int max_bit_length(const std::int32_t* src, std::int64_t n) {
     return static_cast<int>(std::bit_width(bits));
 }
 
-int narrow_int32(const std::int32_t* src, std::int64_t n, std::int8_t* dst) {
-    const int k = std::max(max_bit_length(src, n) - kInt8MagnitudeBits, 0);
+void narrow_shift_portable(const std::int32_t* src, std::int64_t n, int k, std::int8_t* dst) {
     // round_shift's pseudo-stochastic rule with k fixed: remainder rem = |v| mod 2^k, hi = its top
     // ceil(k/2) bits, lo = its low floor(k/2) bits (doubled for odd k); up iff hi > lo. hi and lo
     // are below 2^17, so signed 32-bit compares serve.
     const std::uint32_t rem_mask = k == 0 ? 0 : (std::uint32_t{1} << k) - 1;
     const int lo_bits = k / 2, odd = k % 2;
     const std::uint32_t lo_mask = (std::uint32_t{1} << lo_bits) - 1;
-#pragma omp parallel for if (n >= kParallelElements)
     for (std::int64_t i = 0; i < n; ++i) {
         const auto u = static_cast<std::uint32_t>(src[i]);
         const std::uint32_t magnitude = src[i] < 0 ? 0u - u : u;
@@ -45,6 +45,16 @@ int narrow_int32(const std::int32_t* src, std::int64_t n, std::int8_t* dst) {
             std::min<std::uint32_t>((magnitude >> k) + (hi > lo ? 1u : 0u), kInt8Max));
         dst[i] = static_cast<std::int8_t>(src[i] < 0 ? -m : m);
     }
+}
+
+int narrow_int32(const std::int32_t* src, std::int64_t n, std::int8_t* dst, Isa isa) {
+    const int k = std::max(max_bit_length(src, n) - kInt8MagnitudeBits, 0);
+    const auto shift = isa >= Isa::avx512 ? narrow_shift_avx512 : narrow_shift_portable;
+    // Chunks of whole cache lines, so that threads never share one of dst.
+    constexpr std::int64_t kChunk = std::int64_t{1} << 12;
+#pragma omp parallel for if (n >= kParallelElements)
+    for (std::int64_t i = 0; i < n; i += kChunk)
+        shift(src + i, std::min(kChunk, n - i), k, dst + i);
     return k;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "base/isa.hpp"
 #include "format/rounding.hpp"
 #include "integer/tensor.hpp"
 
@@ -26,9 +27,10 @@ inline std::int64_t shift_pseudo_stochastic(std::int64_t v, int k) {
 }
 
 // dst[i] = clamp(shift_pseudo_stochastic(src[i], k), +-127) for n values; returns
-// k = max(b - 7, 0). In 32-bit lanes that the compiler vectorises; narrow_int32_reference is its
-// scalar twin on round_shift, and the tests compare the two bit for bit.
-int narrow_int32(const std::int32_t* src, std::int64_t n, std::int8_t* dst);
+// k = max(b - 7, 0). In 32-bit lanes (AVX-512 where `isa` allows, narrow_kernels.hpp);
+// narrow_int32_reference is its scalar twin on round_shift, and the tests compare the two bit for
+// bit on every ISA.
+int narrow_int32(const std::int32_t* src, std::int64_t n, std::int8_t* dst, Isa isa = active_isa());
 int narrow_int32_reference(const std::int32_t* src, std::int64_t n, std::int8_t* dst);
 // Narrows src (shape's elements, exponent src_exponent) into dst: dst.exponent = src_exponent + k.
 void narrow_to_int8(const std::int32_t* src, const Shape& shape, int src_exponent, Int8Tensor& dst);
