@@ -228,9 +228,9 @@ void IntRelu::backward(const Int8Tensor& /*src*/, const Int8Tensor& dst, const I
 
 IntMaxPool2d::IntMaxPool2d(std::string name, const IntPoolConfig& config)
     : IntLayer(std::move(name)), config_(config) {
-    if (config.kernel < 1 || config.stride < 1)
-        fail("kernel and stride must be >= 1, got " + std::to_string(config.kernel) + " and " +
-             std::to_string(config.stride));
+    if (config.kernel < 1 || config.kernel > kMaxPoolKernel || config.stride < 1)
+        fail("kernel must be 1.." + std::to_string(kMaxPoolKernel) + " and stride >= 1, got " +
+             std::to_string(config.kernel) + " and " + std::to_string(config.stride));
 }
 
 void IntMaxPool2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
@@ -245,19 +245,26 @@ void IntMaxPool2d::forward(const Int8Tensor& src, Int8Tensor& dst) {
         {src.shape[0], static_cast<std::size_t>(oh), static_cast<std::size_t>(ow), src.shape[3]});
     dst.exponent = src.exponent;
     argmax_.resize(dst.numel());
+    // Window pixels outside, channels inside (contiguous, so the compare and select vectorise);
+    // each channel still visits its window in row order, so the first maximum wins.
 #pragma omp parallel for if (static_cast <std::int64_t>(dst.numel()) >= kParallelElements)
     for (std::int64_t row = 0; row < n * oh * ow; ++row) {
         const std::int64_t b = row / (oh * ow), oy = row / ow % oh, ox = row % ow;
-        for (std::int64_t ch = 0; ch < c; ++ch) {
-            std::int64_t best = ((b * h + oy * st) * w + ox * st) * c + ch;
-            for (std::int64_t r = 0; r < k; ++r)
-                for (std::int64_t s = 0; s < k; ++s) {
-                    const std::int64_t i = ((b * h + oy * st + r) * w + ox * st + s) * c + ch;
-                    if (src.data[i] > src.data[best]) best = i;
+        const std::int8_t* window = src.data.data() + ((b * h + oy * st) * w + ox * st) * c;
+        std::int8_t* best = dst.data.data() + row * c;
+        std::uint8_t* where = argmax_.data() + row * c;
+        std::copy_n(window, c, best);
+        std::fill_n(where, c, std::uint8_t{0});
+        for (std::int64_t r = 0; r < k; ++r)
+            for (std::int64_t s = 0; s < k; ++s) {
+                const std::int8_t* pixel = window + (r * w + s) * c;
+                const auto position = static_cast<std::uint8_t>(r * k + s);
+                for (std::int64_t ch = 0; ch < c; ++ch) {
+                    const bool above = pixel[ch] > best[ch];
+                    best[ch] = above ? pixel[ch] : best[ch];
+                    where[ch] = above ? position : where[ch];
                 }
-            dst.data[row * c + ch] = src.data[best];
-            argmax_[row * c + ch] = best;
-        }
+            }
     }
 }
 
@@ -267,8 +274,17 @@ void IntMaxPool2d::backward(const Int8Tensor& src, const Int8Tensor& dst,
     if (diff_dst.shape != dst.shape)
         fail("diff_dst " + shape_string(diff_dst.shape) + " is not shaped like dst " +
              shape_string(dst.shape));
+    const std::int64_t k = config_.kernel, st = config_.stride;
+    const std::int64_t h = dim(src.shape, 1), w = dim(src.shape, 2), c = dim(src.shape, 3);
+    const std::int64_t oh = dim(dst.shape, 1), ow = dim(dst.shape, 2);
     acc_.assign(src.numel(), 0);
-    for (std::size_t i = 0; i < diff_dst.numel(); ++i) acc_[argmax_[i]] += diff_dst.data[i];
+    for (std::int64_t row = 0; row < dim(dst.shape, 0) * oh * ow; ++row) {
+        const std::int64_t b = row / (oh * ow), oy = row / ow % oh, ox = row % ow;
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const std::int64_t r = argmax_[row * c + ch] / k, s = argmax_[row * c + ch] % k;
+            acc_[((b * h + oy * st + r) * w + ox * st + s) * c + ch] += diff_dst.data[row * c + ch];
+        }
+    }
     narrow_to_int8(acc_.data(), src.shape, diff_dst.exponent, *diff_src);
 }
 

@@ -111,7 +111,9 @@ class IntRelu : public IntLayer {
                   Int8Tensor* diff_src) override;
 };
 
-// Unpadded windows, output side floor((side - kernel) / stride) + 1.
+// Unpadded windows, output side floor((side - kernel) / stride) + 1; kernel <= 16, so that a
+// window position fits a byte.
+inline constexpr std::int64_t kMaxPoolKernel = 16;
 struct IntPoolConfig {
     std::int64_t kernel = 2, stride = 2;
 };
@@ -128,7 +130,7 @@ class IntMaxPool2d : public IntLayer {
 
   private:
     IntPoolConfig config_;
-    std::vector<std::int64_t> argmax_;  // src index of each dst element
+    std::vector<std::uint8_t> argmax_;  // window position r * kernel + s of each dst element
     std::vector<std::int32_t> acc_;
 };
 
