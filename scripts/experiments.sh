@@ -206,9 +206,12 @@ kernels() {
 }
 
 # --- eightbit (issue 7) --------------------------------------------------------------------------
-# The accuracy runs as in the accuracy section (same options), lenet5 for 10 epochs, in every
-# precision; mxint8 is dfp8 with blocks of 32 along each GEMM's reduction. Accuracy does not depend
-# on the thread count, so these runs may use one thread (--threads 1) beside other work.
+# Every precision on the same network for the same epochs: lenet5 (SGD as in the accuracy section)
+# and NITI's niti_lenet (BN-free and bias-free: FP32 diverges at lr 0.05, so its SGD runs use 0.01),
+# 10 epochs, 3 seeds. mxint8 is dfp8 with blocks of 32 along each GEMM's reduction; int8 is NITI's
+# integer-only training (no SGD options: its learning rate is the mu schedule, default 4,3,2), on
+# niti_lenet only (the integer engine takes BN-free, bias-free chains). Accuracy does not depend on
+# the thread count, so these runs may use one thread (--threads 1) beside other work.
 spec_of() {  # LABEL: the --precision spec of a precision label
   case "$1" in
     mxint8) echo "dfp8,all.granularity=block,all.block=32" ;;
@@ -217,20 +220,23 @@ spec_of() {  # LABEL: the --precision spec of a precision label
 }
 eightbit() {
   begin_section eightbit
-  local dir="$results/eightbit" seeds=(1 2 3) model precision seed epochs=10 log_every=100
-  local limits=()
+  local dir="$results/eightbit" seeds=(1 2 3) model precision seed epochs=10 log_every=100 lr
+  local limits=() precisions sgd
   if ((quick)); then
     seeds=(1)
     epochs=1 log_every=2
     limits=(--train-limit 512 --test-limit 256)
   fi
-  for model in lenet5; do
+  for model in lenet5 niti_lenet; do
+    lr=0.05 precisions=(fp32 dfp16 dfp8 mxint8)
+    [ "$model" = niti_lenet ] && lr=0.01 precisions=(fp32 dfp16 dfp8 mxint8 int8)
     for seed in "${seeds[@]}"; do
-      for precision in fp32 dfp16 dfp8 mxint8; do
+      for precision in "${precisions[@]}"; do
+        sgd=(--lr "$lr" --schedule cosine --momentum 0.9 --weight-decay 0.0005)
+        [ "$precision" = int8 ] && sgd=(--mu 4,3,2)
         run "$model/$precision/$seed" "$dfptrain" train --model "$model" --data fashion-mnist \
-          --precision "$(spec_of "$precision")" --epochs "$epochs" --batch 64 --lr 0.05 \
-          --schedule cosine --momentum 0.9 --weight-decay 0.0005 --seed "$seed" \
-          --threads "$threads" --log-every "$log_every" "${limits[@]}" \
+          --precision "$(spec_of "$precision")" --epochs "$epochs" --batch 64 "${sgd[@]}" \
+          --seed "$seed" --threads "$threads" --log-every "$log_every" "${limits[@]}" \
           --metrics "$dir/${model}_${precision}_seed${seed}.jsonl"
       done
     done

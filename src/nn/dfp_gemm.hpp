@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "format/dfp_tensor.hpp"
@@ -22,6 +23,7 @@ namespace dfp::nn {
 // tensor, per row (axis 0) or column (axis 1), or per block along the rows (block).
 template <class M>
 struct QuantMatrix {
+    QuantMatrix(std::string name) : name(std::move(name)) {}
     std::string name;  // "<layer>.<role>", e.g. "conv2.src": names the tensor in errors
     DfpTensor<M> q;
 

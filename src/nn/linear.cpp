@@ -35,13 +35,13 @@ Linear::Linear(std::string name, const LinearConfig& config)
     : Layer(std::move(name)),
       config_(config),
       weight_(this->name() + ".weight", linear_weight_shape(this->name(), config)),
-      q16_{{this->name() + ".src", {}}, {this->name() + ".weight", {}},
-           {this->name() + ".diff_dst", {}}},
-      q8_{{this->name() + ".src", {}}, {this->name() + ".weight", {}},
-          {this->name() + ".diff_dst", {}}},
-      weight_t_q_{this->name() + ".weight.transposed", {}},
-      diff_dst_t_q_{this->name() + ".diff_dst.transposed", {}},
-      src_t_q_{this->name() + ".src.transposed", {}} {
+      q16_{{this->name() + ".src"}, {this->name() + ".weight"},
+           {this->name() + ".diff_dst"}},
+      q8_{{this->name() + ".src"}, {this->name() + ".weight"},
+          {this->name() + ".diff_dst"}},
+      weight_t_q_{this->name() + ".weight.transposed"},
+      diff_dst_t_q_{this->name() + ".diff_dst.transposed"},
+      src_t_q_{this->name() + ".src.transposed"} {
     init_he_uniform(weight_, config.in_features);
     if (config.bias) bias_.emplace(this->name() + ".bias", Shape{std::size_t(config.out_features)});
 }
