@@ -4,7 +4,8 @@
 #   accuracy    Fashion-MNIST, lenet5 and resnet20, fp32 vs dfp16, identical hyper-parameters,
 #               3 seeds each (dfptrain train --metrics)
 #   throughput  training images/s at 224x224 (synthetic) for resnet50, googlenet, vgg16, alexnet,
-#               fp32 vs dfp16 (and dfp8, issue 7) and where the time goes (dfptrain bench train), beside PyTorch's own
+#               fp32 vs dfp16 (and dfp8, issue 7) and where the time goes; NITI int8 vs fp32
+#               on vgg_small (short dfptrain train runs) (dfptrain bench train), beside PyTorch's own
 #               FP32 and bf16-autocast ResNet-50 step (scripts/pytorch_reference.py)
 #   kernels     DFP16 conv passes against the measured INT16 VNNI peak, oneDNN FP32 and bf16
 #               (dfptrain bench peak / conv / gemm; DFP8, MXINT8 and oneDNN int8 beside them)
@@ -180,6 +181,16 @@ throughput() {
     note _skipped_bench_train "this build of dfptrain has no 'bench train' subcommand (dfptrain bench --help)"
     echo "experiments: dfptrain bench train is not available; the page will say so"
   fi
+  # NITI's integer-only int8 has its own training loop (no bench train): one short epoch of
+  # `dfptrain train` on synthetic data per precision, on its BN-free vgg_small (issue 7's target).
+  local p sgd
+  for p in fp32 dfp16 dfp8 int8; do
+    sgd=(--lr 0.01)
+    [ "$p" = int8 ] && sgd=(--mu 4,3,2)
+    run "speed/vgg_small/$p" "$dfptrain" train --model vgg_small --data synthetic:1x28x28:10 \
+      --precision "$p" --epochs 1 --batch 64 "${sgd[@]}" --train-limit "$( ((quick)) && echo 256 || echo 3200)" \
+      --test-limit 64 --threads "$threads" --log-every 0 --metrics "$dir/speed_vgg_small_$p.jsonl"
+  done
   if ((pytorch)); then
     run pytorch/resnet50 "$py" scripts/pytorch_reference.py --model resnet50 "${torch_opts[@]}" \
       --json "$dir/pytorch_resnet50.json"

@@ -525,6 +525,7 @@ def throughput_section(sec, results, terminal, tmp, targets):
                 out.append("\n" + limit_text(fp, df, full=True) + "\n")
         out.append("\n" + code_block(sec.cmds("bench_train/")))
 
+    out.append(int8_speed(sec, targets))
     out.append("\n### Outside reference: PyTorch ResNet-50 training step\n")
     if not torch_recs:
         why = sec.facts.get("skipped_pytorch", "no pytorch_resnet50.json")
@@ -565,6 +566,33 @@ def throughput_section(sec, results, terminal, tmp, targets):
                             f"PyTorch bf16: {num(bf and bf['images_per_s'])} images/s",
                             "n/a", "dfptrain's ResNet-50 DFP16 step not measured"])
         out.append("\n" + code_block(sec.cmds("pytorch/")))
+    return "\n".join(out)
+
+
+def int8_speed(sec, targets):
+    """Issue 7: NITI's integer-only int8 against FP32 (and dfp8) on vgg_small, from short
+    `dfptrain train` runs on synthetic data (the integer engine has no `bench train`)."""
+    runs = {}
+    for path in glob.glob(os.path.join(sec.dir, "speed_vgg_small_*.jsonl")):
+        prec = os.path.basename(path)[len("speed_vgg_small_"):-len(".jsonl")]
+        epochs = [r for r in read_jsonl(path) if "test_top1" in r]
+        if epochs:
+            runs[prec] = epochs[-1]["images_per_s"]
+    if not runs:
+        return ""
+    out = ["\n### NITI int8 on vgg_small (issue 7)\n",
+           "Training images/s of one epoch of `dfptrain train` on synthetic 28x28x1 data (the "
+           "integer engine has its own training loop, so `bench train` does not cover it; this "
+           "counts the whole loop, data included, for every precision alike).\n"]
+    fp = runs.get("fp32")
+    rows = [[p, num(v), ratio(v / fp) if fp else "n/a"] for p, v in sorted(runs.items())]
+    out.append(table(["precision", "images/s", "x FP32"], rows))
+    if fp and "int8" in runs:
+        sp = runs["int8"] / fp
+        targets.append(["int8 (NITI) >= 2.5x dfptrain FP32, vgg_small (issue 7)", ratio(sp),
+                        "met" if sp >= 2.5 else "missed",
+                        f"{100 * (1 - sp / 2.5):.0f}% below" if sp < 2.5 else "above"])
+    out.append("\n" + code_block(sec.cmds("speed/")))
     return "\n".join(out)
 
 
