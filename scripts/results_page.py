@@ -597,7 +597,8 @@ def int8_speed(sec, targets):
 
 
 def limit_text(fp, df, full=False):
-    """What bounds the DFP16/FP32 ratio, from the two breakdowns."""
+    """What bounds the integer precision's ratio to FP32, from the two breakdowns."""
+    name = str(df["precision"]).split(",")[0].upper()
     bf, bd = fp.get("breakdown_ms") or {}, df.get("breakdown_ms") or {}
     if not bf or not bd:
         return "no breakdown recorded"
@@ -611,16 +612,16 @@ def limit_text(fp, df, full=False):
         return (f"convolutions {ratio(conv_f / conv_d if conv_d else None)} faster than FP32's; "
                 f"quantization {100 * quant / df['step_ms']:.0f}% and the rest (batch-norm, "
                 f"ReLU, pooling, fully-connected, SGD, ...) {100 * rest_d / df['step_ms']:.0f}% "
-                "of the DFP16 "
+                f"of the {name} "
                 f"step, which caps the ratio at {ratio(bound)} even with free convolutions "
                 "and quantization")
-    return (f"Convolutions: {conv_f:.1f} ms FP32 vs {conv_d:.1f} ms DFP16 "
+    return (f"Convolutions: {conv_f:.1f} ms FP32 vs {conv_d:.1f} ms {name} "
             f"({ratio(conv_f / conv_d if conv_d else None)}; "
-            f"{ratio(conv_f / (conv_d + quant) if conv_d + quant else None)} with DFP16's "
-            f"quantization, {quant:.1f} ms, counted in). The rest of the DFP16 step (batch-norm, ReLU, pooling, fully-connected, loss, "
+            f"{ratio(conv_f / (conv_d + quant) if conv_d + quant else None)} with {name}'s "
+            f"quantization, {quant:.1f} ms, counted in). The rest of the {name} step (batch-norm, ReLU, pooling, fully-connected, loss, "
             f"SGD, other) takes "
             f"{rest_d:.1f} ms, so even free convolutions and quantization would give at most "
-            f"{ratio(bound)}. Largest parts of the DFP16 step: "
+            f"{ratio(bound)}. Largest parts of the {name} step: "
             + ", ".join(f"{k} {100 * v / df['step_ms']:.0f}%" for v, k in top) + ".")
 
 
