@@ -1,7 +1,7 @@
 // 2-D convolution over NHWC activations; weights (K, KH, KW, C) ("ohwi"), optional bias (K).
-// FP32 runs on oneDNN primitives, created once per input shape and cached; DFP16 on the integer
-// GEMM (nn/dfp_gemm.hpp), 1x1 stride-1 convolutions directly, others on patches made while the
-// GEMM packs (nn/conv_lowering.hpp).
+// FP32 runs on oneDNN primitives, created once per input shape and cached; DFP16 and DFP8 on the
+// integer GEMM (nn/dfp_gemm.hpp), 1x1 stride-1 convolutions directly, others on patches made while
+// the GEMM packs (nn/conv_lowering.hpp); block-scaled DFP8 (MXINT8) on explicit FP32 patches.
 #pragma once
 
 #include <array>

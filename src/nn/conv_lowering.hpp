@@ -1,8 +1,8 @@
-// Convolution as GEMM for the DFP16 passes of Conv2d. A 1x1, stride-1, unpadded convolution is a
-// plain GEMM on the NHWC tensor viewed as (N*H*W, C). Every other shape multiplies the patch
-// matrix ("im2col") of the int16 activations, which is never stored: PatchSource hands the GEMM's
-// packer the blocks it packs (a few hundred KiB, in L2) straight from the NHWC tensor, so the
-// KH*KW-times-larger matrix never goes through memory.
+// Convolution as GEMM for the DFP16 and DFP8 passes of Conv2d. A 1x1, stride-1, unpadded
+// convolution is a plain GEMM on the NHWC tensor viewed as (N*H*W, C). Every other shape
+// multiplies the patch matrix ("im2col") of the int16 (int8) activations, which is never stored:
+// PatchSource hands the GEMM's packer the blocks it packs (a few hundred KiB, in L2) straight from
+// the NHWC tensor, so the KH*KW-times-larger matrix never goes through memory.
 //
 // BPROP of a stride-1 convolution is itself a stride-1 convolution: of diff_dst, padded by
 // KH-1-pad, with the weights flipped in space and their K and C swapped (flip_weights), so it runs

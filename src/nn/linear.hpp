@@ -1,6 +1,6 @@
 // Fully connected layer: dst (N, O) = src (N, I) wei^T + bias, where src is any {N, ...} tensor
 // flattened per sample (NHWC order); wei (O, I), bias (O) optional. FP32 runs on oneDNN's sgemm;
-// DFP16 on the integer GEMM (nn/dfp_gemm.hpp) with the bias added in FP32.
+// DFP16 and DFP8 on the integer GEMM (nn/dfp_gemm.hpp) with the bias added in FP32.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Where a training step spends its time, by kind of work (`dfptrain bench train`). A Profiler
 // charges wall time to one Section at a time: Net charges each layer call to its kind and pass,
-// DFP16 layers charge quantization and their WTGRAD GEMM (nn/dfp_gemm.cpp), train_step charges
+// DFP16 and DFP8 layers charge quantization and their WTGRAD GEMM (nn/dfp_gemm.cpp), train_step charges
 // the loss and the SGD update. Sections nest and the time is exclusive: the quantization inside a
 // DFP16 convolution's forward counts as quantization, not as conv fprop. So the sections partition
 // the time between the outermost enter() and its leave(): they add up to it, nothing is counted
