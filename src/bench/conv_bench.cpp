@@ -12,6 +12,7 @@
 
 #include "base/error.hpp"
 #include "bench/timing.hpp"
+#include "format/quantize.hpp"
 
 namespace dfp::bench {
 
@@ -151,19 +152,6 @@ struct ConvBenchCase::OnednnS8 {
     memory src, wei, dst;
 };
 
-namespace {
-// x quantized to int8 with one power-of-two scale (the DFP8 rule), and that scale's exponent.
-std::vector<std::int8_t> to_s8(const std::vector<float>& x, int* exponent) {
-    float mx = 0;
-    for (float v : x) mx = std::max(mx, std::abs(v));
-    *exponent = mx > 0 ? int(std::floor(std::log2(mx))) - 6 : 0;
-    std::vector<std::int8_t> out(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i)
-        out[i] = std::int8_t(std::clamp(std::nearbyint(std::ldexp(x[i], -*exponent)), -127.0f, 127.0f));
-    return out;
-}
-}  // namespace
-
 ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::LayerPrecision& dfp16,
                              std::uint32_t seed)
     : dfp16_(layer.name, conv2d_config(layer, dfp16)),
@@ -222,9 +210,13 @@ ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::Layer
     }
     OnednnS8& q = *s8_;
     try {
-        int es = 0, ew = 0;
-        src_s8_ = to_s8(src_.data, &es);
-        wei_s8_ = to_s8(fp32_.weight().value, &ew);
+        // DFP8, one exponent per tensor: oneDNN takes it as one output scale.
+        src_s8_ = quantize<std::int8_t>(src_.data.data(), {src_.data.size()}, dfp8_tensor(), {},
+                                        "bench.src");
+        wei_s8_ = quantize<std::int8_t>(fp32_.weight().value.data(),
+                                        {fp32_.weight().value.size()}, dfp8_tensor(), {},
+                                        "bench.weight");
+        const int es = src_s8_.exponents.at(0), ew = wei_s8_.exponents.at(0);
         const memory::desc src_md(src_dims, DataType::s8, Tag::nhwc),
             wei_md(wei_dims, DataType::s8, Tag::any), dst_md(dst_dims, DataType::f32, Tag::nhwc);
         dnnl::primitive_attr attr;
@@ -235,8 +227,9 @@ ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::Layer
                                             dst_md, strides, padding, padding),
             attr, q.engine);
         q.fwd = dnnl::convolution_forward(q.pd);
-        q.src = memory(src_md, q.engine, src_s8_.data());
-        memory user_wei(memory::desc(wei_dims, DataType::s8, Tag::ohwi), q.engine, wei_s8_.data());
+        q.src = memory(src_md, q.engine, src_s8_.mantissas.data());
+        memory user_wei(memory::desc(wei_dims, DataType::s8, Tag::ohwi), q.engine,
+                        wei_s8_.mantissas.data());
         q.wei = memory(q.pd.weights_desc(), q.engine);
         dnnl::reorder(user_wei, q.wei).execute(q.stream, user_wei, q.wei);
         q.dst = memory(dst_md, q.engine);

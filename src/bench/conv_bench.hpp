@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "format/dfp_tensor.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/tensor.hpp"
 #include "precision/policy.hpp"
@@ -99,7 +100,7 @@ class ConvBenchCase {
     nn::Tensor dfp16_dst_, dfp16_diff_src_, fp32_dst_, fp32_diff_src_, dfp8_dst_, dfp8_diff_src_;
     std::unique_ptr<OnednnBf16> bf16_;
     std::unique_ptr<OnednnS8> s8_;
-    std::vector<std::int8_t> src_s8_, wei_s8_;  // oneDNN int8's data
+    Dfp8Tensor src_s8_, wei_s8_;  // oneDNN int8's data
 };
 
 struct ConvBenchRecord {

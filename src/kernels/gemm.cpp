@@ -149,17 +149,22 @@ void check_operand(const char* name, const DfpMatrix<T>& x, int64_t stored_rows,
                     " exponents, expected 1 or " + std::to_string(vector_len));
 }
 
+// 2^(e + shift) as FP32, or dfp::Error naming the operand when it is outside the FP32 range.
+float pow2_scale(const char* name, int e, int shift) {
+    constexpr int kMinExp = -149, kMaxExp = 127;  // smallest subnormal, largest normal power
+    if (e + shift < kMinExp || e + shift > kMaxExp)
+        throw Error(std::string("GEMM operand ") + name + ": exponent " + std::to_string(e) +
+                    " (+ shift " + std::to_string(shift) + ") is outside the FP32 range");
+    return std::ldexp(1.0f, e + shift);
+}
+
 // 2^(e + shift) for each of `len` rows (or columns), padded with 1 to a multiple of `tile`.
 std::vector<float> scales(const char* name, std::span<const int> exponents, int64_t len, int shift,
                           int tile) {
     std::vector<float> out(static_cast<size_t>(round_up(len, tile)), 1.0f);
-    constexpr int kMinExp = -149, kMaxExp = 127;  // smallest subnormal, largest normal power
     for (int64_t i = 0; i < len; ++i) {
         const int e = exponents.empty() ? 0 : exponents[exponents.size() == 1 ? 0 : i];
-        if (e + shift < kMinExp || e + shift > kMaxExp)
-            throw Error(std::string("GEMM operand ") + name + ": exponent " + std::to_string(e) +
-                        " (+ shift " + std::to_string(shift) + ") is outside the FP32 range");
-        out[static_cast<size_t>(i)] = std::ldexp(1.0f, e + shift);
+        out[static_cast<size_t>(i)] = pow2_scale(name, e, shift);
     }
     return out;
 }
@@ -175,10 +180,7 @@ std::vector<float> block_scales(const char* name, const DfpMatrix<T>& x, int64_t
             const size_t i = static_cast<size_t>(r * blocks + b);
             const size_t e = x.exponents.size();
             const int exp = e == 0 ? 0 : x.exponents[x.k_block ? i : e == 1 ? 0 : size_t(r)];
-            if (exp < -149 || exp > 127)
-                throw Error(std::string("GEMM operand ") + name + ": exponent " +
-                            std::to_string(exp) + " is outside the FP32 range");
-            out[i] = std::ldexp(1.0f, exp);
+            out[i] = pow2_scale(name, exp, 0);
         }
     return out;
 }

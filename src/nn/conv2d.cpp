@@ -156,7 +156,7 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
             forward_dfp<std::int16_t>(g, src[0]->data.data(), dst.data.data());
             break;
         case precision::Compute::dfp8:
-            if (block_scaled())
+            if (block_scaled(config_.precision))
                 forward_block_scaled(g, src[0]->data.data(), dst.data.data());
             else
                 forward_dfp<std::int8_t>(g, src[0]->data.data(), dst.data.data());
@@ -177,7 +177,7 @@ void Conv2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
             backward_dfp<std::int16_t>(g, diff_dst.data.data(), diff_src_data);
             break;
         case precision::Compute::dfp8:
-            if (block_scaled())
+            if (block_scaled(config_.precision))
                 backward_block_scaled(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
             else
                 backward_dfp<std::int8_t>(g, diff_dst.data.data(), diff_src_data);
@@ -352,14 +352,6 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* d
     if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
 }
 
-bool Conv2d::block_scaled() const {
-    const precision::LayerPrecision& p = config_.precision;
-    return p.compute == precision::Compute::dfp8 &&
-           (p.weights.format.granularity == Granularity::block ||
-            p.activations.format.granularity == Granularity::block ||
-            p.gradients.format.granularity == Granularity::block);
-}
-
 // FPROP as forward_dfp, on the explicit FP32 patch matrix quantized in blocks along its K.
 void Conv2d::forward_block_scaled(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
@@ -380,26 +372,24 @@ void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, cons
                                    float* diff_src) {
     const precision::LayerPrecision& prec = config_.precision;
     const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
+    if (q8_.src.q.shape != Shape{std::size_t(rows), std::size_t(patch)})
+        fail("dfp8 backward without a dfp8 forward on this input");
+    const bool direct = is_direct_gemm(g);
     if (diff_src) {
         // BPROP: (N*OH*OW, KH*KW*C) = diff_dst (N*OH*OW, K) x wei (K, KH*KW*C), K the reduction:
         // diff_dst in blocks along its rows, the weights transposed.
         q8_.diff_dst.quantize(diff_dst, rows, g.k, prec.gradients, iteration_);
         weight_t_q_.quantize_transposed(weight_.value.data(), g.k, patch, prec.weights, iteration_);
-        const bool direct = is_direct_gemm(g);
         if (!direct) diff_col_.resize(std::size_t(rows * patch));
         dfp_gemm<std::int8_t>(*this, "bprop", q8_.diff_dst, kernels::Op::n, weight_t_q_,
                               kernels::Op::t, direct ? diff_src : diff_col_.data(), direct);
         if (!direct) col2im_add(diff_src, diff_col_.data(), g);
     }
     // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T x patches, N*OH*OW the reduction: both
-    // transposed so that their blocks run along it.
-    if (!is_direct_gemm(g)) {
-        patches_.resize(std::size_t(rows * patch));
-        im2col(src, g, patches_.data());
-        src = patches_.data();
-    }
+    // transposed so that their blocks run along it. The patches are forward's, still in patches_.
     diff_dst_t_q_.quantize_transposed(diff_dst, rows, g.k, prec.gradients, iteration_);
-    src_t_q_.quantize_transposed(src, rows, patch, prec.activations, iteration_);
+    src_t_q_.quantize_transposed(direct ? src : patches_.data(), rows, patch, prec.activations,
+                                 iteration_);
     dfp_gemm<std::int8_t>(*this, "wtgrad", diff_dst_t_q_, kernels::Op::n, src_t_q_, kernels::Op::t,
                           weight_.grad.data(), true);
     if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);

@@ -92,12 +92,11 @@ class Conv2d : public Layer {
     // DFP8 with block formats (MXINT8): every GEMM operand has its blocks along that GEMM's K, so
     // each pass quantizes its own operands from FP32 (the patch matrix, or a transpose): the
     // weights transposed for BPROP, diff_dst transposed and the patches transposed for WTGRAD.
-    bool block_scaled() const;
     void forward_block_scaled(const ConvGeometry& g, const float* src, float* dst);
     void backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,
                                float* diff_src);
     QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
-    std::vector<float> patches_;  // the FP32 patch matrix (block-scaled, lowered convolutions)
+    std::vector<float> patches_;  // forward's FP32 patch matrix, reused by WTGRAD (block-scaled)
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     std::vector<float> diff_col_;  // a strided BPROP's patch gradients before col2im
 };

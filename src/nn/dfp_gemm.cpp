@@ -103,6 +103,13 @@ void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, Op o
     }
 }
 
+bool block_scaled(const precision::LayerPrecision& p) {
+    return p.compute == precision::Compute::dfp8 &&
+           (p.weights.format.granularity == Granularity::block ||
+            p.activations.format.granularity == Granularity::block ||
+            p.gradients.format.granularity == Granularity::block);
+}
+
 template struct QuantMatrix<std::int16_t>;
 template struct QuantMatrix<std::int8_t>;
 template void dfp_gemm(const Layer&, const char*, const DfpOperand<std::int16_t>&, Op,

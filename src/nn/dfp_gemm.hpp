@@ -68,4 +68,8 @@ template <class M>
 void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, kernels::Op op_a,
               const DfpOperand<M>& b, kernels::Op op_b, float* c, bool accumulate);
 
+// A DFP8 layer with a block format for any of its tensors (MXINT8): each GEMM pass then
+// quantizes its operands in blocks along its own reduction (Conv2d, Linear).
+bool block_scaled(const precision::LayerPrecision& p);
+
 }  // namespace dfp::nn

@@ -144,9 +144,7 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
             backward_dfp(diff_dst, diff_src[0], n, q16_);
             break;
         case precision::Compute::dfp8:
-            if (prec.weights.format.granularity == Granularity::block ||
-                prec.activations.format.granularity == Granularity::block ||
-                prec.gradients.format.granularity == Granularity::block)
+            if (block_scaled(prec))
                 backward_block_scaled(*src[0], diff_dst, diff_src[0], n);
             else
                 backward_dfp(diff_dst, diff_src[0], n, q8_);
