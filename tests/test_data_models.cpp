@@ -1,4 +1,5 @@
 // Classification data (order, batches, standardisation, bad files) and the LeNet-5 model.
+#include <span>
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -44,11 +45,11 @@ TEST(Data, StandardizeUsesTrainingStatisticsForBothSets) {
 
 TEST(Data, GatherBatchCopiesTheChosenSamples) {
     const data::ImageDataset d{1, 2, 1, 3, {0, 1, 10, 11, 20, 21}, {0, 1, 2}};
-    std::vector<float> images;
+    AlignedVector<float> images;
     std::vector<int> labels;
     const std::vector<std::int64_t> idx{2, 0};
     data::gather_batch(d, idx, images, labels);
-    EXPECT_EQ(images, (std::vector<float>{20, 21, 0, 1}));
+    EXPECT_EQ(images, (AlignedVector<float>{20, 21, 0, 1}));
     EXPECT_EQ(labels, (std::vector<int>{2, 0}));
 }
 

@@ -1,5 +1,6 @@
 // The data-parallel arithmetic without MPI: shards of the epoch order, and both gradient exchanges
 // run for N simulated ranks (alltoall and allgather become copies), against the exact average.
+#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -174,7 +175,7 @@ TEST(DistSyncBn, OneProcessEqualsTheLayersOwnTrainMode) {
     plain.backward(srcs, dst_plain, diff_dst, diff_plain_ptr);
     synced.backward(srcs, dst_synced, diff_dst, diff_synced_ptr);
     EXPECT_EQ(calls, 3) << "two sums in forward (mean, squared deviations), one in backward";
-    const auto expect_near = [](const std::vector<float>& a, const std::vector<float>& b,
+    const auto expect_near = [](std::span<const float> a, std::span<const float> b,
                                 const char* what) {
         ASSERT_EQ(a.size(), b.size());
         float worst = 0, largest = 0;

@@ -2,6 +2,7 @@
 // scalar reference written from PAPERS.md's text, the integer cross-entropy gradient against its
 // formula in double, the update, the integer layers against the FP32 layers, and an integer
 // LeNet learning a small training set.
+#include <span>
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -65,7 +66,8 @@ Int8Tensor random_int8(const Shape& shape, int exponent, std::uint32_t seed, int
 }
 
 std::vector<float> values(const Int8Tensor& t) {
-    return integer::dequantize(t).data;
+    const nn::Tensor x = integer::dequantize(t);
+    return {x.data.begin(), x.data.end()};
 }
 
 // ---- narrowing ----
@@ -298,7 +300,7 @@ TEST(IntegerUpdate, SixteenBitAccumulatorKeepsSmallSteps) {
 
 // |int8 result - FP32 result| within one output step (the narrowing's rounding) plus FP32's own
 // rounding of sums of up to 2^31 (2^-22 of the largest magnitude).
-void expect_within_one_step(const std::vector<float>& got, const std::vector<float>& want,
+void expect_within_one_step(std::span<const float> got, std::span<const float> want,
                             int exponent, const char* what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     float largest = 0;
@@ -404,14 +406,14 @@ TEST(IntegerLayers, ReluAndMaxPoolEqualFp32) {
         const nn::Tensor* srcs[] = {&src_f};
         nn::Tensor dst_f;
         ref.forward(srcs, dst_f, {});
-        EXPECT_EQ(values(dst), dst_f.data);
+        EXPECT_EQ(values(dst), std::vector<float>(dst_f.data.begin(), dst_f.data.end()));
         const Int8Tensor diff_dst = random_int8(dst.shape, -3, 10, 40);
         Int8Tensor diff_src;
         pool.backward(src, dst, diff_dst, &diff_src);
         nn::Tensor diff_src_f(src_f.shape);
         nn::Tensor* diffs[] = {&diff_src_f};
         ref.backward(srcs, dst_f, fp32(diff_dst), diffs);
-        EXPECT_EQ(values(diff_src), diff_src_f.data) << "kernel " << kernel;
+        EXPECT_EQ(values(diff_src), std::vector<float>(diff_src_f.data.begin(), diff_src_f.data.end())) << "kernel " << kernel;
     }
     integer::IntRelu relu("relu");
     const Int8Tensor src = random_int8({4, 9}, 0, 12);

@@ -3,6 +3,7 @@
 // |onednn - ref| <= 1e-5 * max|ref| per tensor (FP32 sums of at most a few hundred terms of
 // magnitude <= 1 in oneDNN's order vs double in the reference; relative error ~1e-6). Each case
 // also requires most reference outputs to be non-zero, so an all-zero result cannot pass.
+#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,7 +32,7 @@ std::vector<float> uniform(std::size_t n, unsigned seed) {
 }
 
 // max |a - ref| / max |ref|, after checking that at least half of ref is non-zero.
-double relative_error(const std::vector<float>& a, const std::vector<float>& ref) {
+double relative_error(std::span<const float> a, std::span<const float> ref) {
     EXPECT_EQ(a.size(), ref.size());
     const auto nonzero = std::count_if(ref.begin(), ref.end(), [](float x) { return x != 0.0f; });
     EXPECT_GE(2 * nonzero, static_cast<long>(ref.size())) << "reference mostly zero";
@@ -60,7 +61,7 @@ TEST_P(NnConv2dVsReference, ForwardBackwardDataBackwardWeights) {
                          .bias = t.bias});
     if (t.bias) conv.bias()->value = uniform(std::size_t(t.k), 1);
     Tensor src({std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
-    src.data = uniform(src.numel(), 2);
+    src.data = aligned_copy<float>(uniform(src.numel(), 2));
     const Tensor* srcs[] = {&src};
     Tensor dst;
     conv.forward(srcs, dst, {});
@@ -74,10 +75,10 @@ TEST_P(NnConv2dVsReference, ForwardBackwardDataBackwardWeights) {
 
     // Gradient buffers start at the same non-zero values in both, since both add.
     Tensor diff_dst(dst.shape);
-    diff_dst.data = uniform(diff_dst.numel(), 3);
+    diff_dst.data = aligned_copy<float>(uniform(diff_dst.numel(), 3));
     Tensor diff_src(src.shape);
-    diff_src.data = uniform(diff_src.numel(), 4);
-    std::vector<float> ref_diff_src = diff_src.data;
+    diff_src.data = aligned_copy<float>(uniform(diff_src.numel(), 4));
+    std::vector<float> ref_diff_src(diff_src.data.begin(), diff_src.data.end());
     conv.weight().grad = uniform(conv.weight().grad.size(), 5);
     std::vector<float> ref_diff_wei = conv.weight().grad;
     std::vector<float> ref_diff_bias;
@@ -119,7 +120,7 @@ TEST(NnConv2d, ReusesPlansAcrossBatchSizes) {
     Conv2d conv("conv", {.in_channels = 3, .out_channels = 4, .kernel = 3, .pad = 1});
     for (std::size_t n : {2u, 1u, 2u}) {
         Tensor src({n, 5, 5, 3});
-        src.data = uniform(src.numel(), unsigned(n));
+        src.data = aligned_copy<float>(uniform(src.numel(), unsigned(n)));
         const Tensor* srcs[] = {&src};
         Tensor dst;
         conv.forward(srcs, dst, {});
@@ -150,7 +151,7 @@ TEST(NnLinear, ForwardMatchesReference) {
     Linear fc("fc", {.in_features = 37, .out_features = 11});
     fc.bias()->value = uniform(11, 7);
     Tensor src({5, 37});
-    src.data = uniform(src.numel(), 8);
+    src.data = aligned_copy<float>(uniform(src.numel(), 8));
     const Tensor* srcs[] = {&src};
     Tensor dst;
     fc.forward(srcs, dst, {});

@@ -14,6 +14,7 @@
 // pass: FPROP dst, BPROP diff_src, WTGRAD weight.grad, the last two as the increments that
 // backward adds. Typical errors are 2-3x lower (max|x| nearer 4 sigma, and not always at the
 // bottom of its octave). 8-bit formats (step >= max|x| / 128) give errors above 1e-2 and must fail.
+#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -56,7 +57,7 @@ std::vector<float> normal(std::size_t n, unsigned seed) {
 // ||(got - start) - (want - start)|| / ||want - start||: the error of what a pass wrote or added,
 // after checking that at least a quarter of it is non-zero (an all-zero result cannot pass; a 1x1
 // stride-2 convolution's BPROP reaches only a quarter of the pixels).
-double relative_error(const std::vector<float>& got, const std::vector<float>& want,
+double relative_error(std::span<const float> got, std::span<const float> want,
                       const std::vector<float>& start) {
     EXPECT_EQ(got.size(), want.size());
     double diff2 = 0.0, want2 = 0.0;
@@ -97,16 +98,16 @@ PassErrors compare_with_fp32(Layer& dfp, Layer& fp32, const Shape& src_shape) {
     const std::vector<float> bias_grad_start =
         fp32.params().size() > 1 ? fp32.params()[1]->grad : std::vector<float>{};
     Tensor src(src_shape);
-    src.data = normal(src.numel(), 3);
+    src.data = aligned_copy<float>(normal(src.numel(), 3));
     const Tensor* srcs[] = {&src};
     Tensor dst_dfp, dst_fp32;
     dfp.forward(srcs, dst_dfp, {});
     fp32.forward(srcs, dst_fp32, {});
     Tensor diff_dst(dst_fp32.shape);
-    diff_dst.data = normal(diff_dst.numel(), 4);
+    diff_dst.data = aligned_copy<float>(normal(diff_dst.numel(), 4));
     Tensor diff_src_dfp(src.shape), diff_src_fp32(src.shape);
-    diff_src_dfp.data = diff_src_fp32.data = normal(src.numel(), 5);
-    const std::vector<float> diff_src_start = diff_src_fp32.data;
+    diff_src_dfp.data = diff_src_fp32.data = aligned_copy<float>(normal(src.numel(), 5));
+    const std::vector<float> diff_src_start(diff_src_fp32.data.begin(), diff_src_fp32.data.end());
     Tensor* diff_dfp[] = {&diff_src_dfp};
     Tensor* diff_fp32[] = {&diff_src_fp32};
     dfp.backward(srcs, dst_dfp, diff_dst, diff_dfp);
@@ -226,7 +227,7 @@ TEST(Dfp8Layers, Int8PathGivesTheBitsOfEightBitMantissasOnTheInt16Path) {
     ASSERT_EQ(dfp8.compute, precision::Compute::dfp8);
     auto same = [](Layer& x, Layer& y, const Shape& src_shape) {
         Tensor src(src_shape);
-        src.data = normal(src.numel(), 3);
+        src.data = aligned_copy<float>(normal(src.numel(), 3));
         for (std::size_t i = 0; i < x.params().size(); ++i) {
             x.params()[i]->value = y.params()[i]->value = normal(x.params()[i]->value.size(), 7);
             x.params()[i]->grad = y.params()[i]->grad = normal(x.params()[i]->grad.size(), 8);
@@ -236,7 +237,7 @@ TEST(Dfp8Layers, Int8PathGivesTheBitsOfEightBitMantissasOnTheInt16Path) {
         x.forward(srcs, dx, {});
         y.forward(srcs, dy, {});
         Tensor diff_dst(dx.shape);
-        diff_dst.data = normal(diff_dst.numel(), 4);
+        diff_dst.data = aligned_copy<float>(normal(diff_dst.numel(), 4));
         Tensor gx(src.shape), gy(src.shape);
         Tensor* dxs[] = {&gx};
         Tensor* dys[] = {&gy};
@@ -268,7 +269,7 @@ TEST(Dfp8Layers, BlockScaledLinearQuantizesEveryPassAlongItsReduction) {
     const precision::LayerPrecision mx = dfp16_precision("dfp8,all.granularity=block");
     Linear layer("fc", {.in_features = in, .out_features = out, .bias = false, .precision = mx});
     Tensor src({std::size_t(n), std::size_t(in)});
-    src.data = normal(src.numel(), 3);
+    src.data = aligned_copy<float>(normal(src.numel(), 3));
     for (std::int64_t r = 0; r < n; ++r)
         for (std::int64_t c = 0; c < in; ++c) src.data[std::size_t(r * in + c)] *= std::ldexp(1.0f, int(c % 25) - 12);
     Param& w = *layer.params()[0];
@@ -276,7 +277,7 @@ TEST(Dfp8Layers, BlockScaledLinearQuantizesEveryPassAlongItsReduction) {
     std::fill(w.grad.begin(), w.grad.end(), 0.0f);
     const Tensor* srcs[] = {&src};
     Tensor dst, diff_dst({std::size_t(n), std::size_t(out)});
-    diff_dst.data = normal(diff_dst.numel(), 6);
+    diff_dst.data = aligned_copy<float>(normal(diff_dst.numel(), 6));
     layer.forward(srcs, dst, {});
     Tensor diff_src({std::size_t(n), std::size_t(in)});
     Tensor* dsrcs[] = {&diff_src};
@@ -284,19 +285,19 @@ TEST(Dfp8Layers, BlockScaledLinearQuantizesEveryPassAlongItsReduction) {
 
     // x (rows, k) quantized in blocks of 32 along k, dequantized.
     const Format format{.bits = 8, .granularity = Granularity::block, .block = 32};
-    auto mx_values = [&](const std::vector<float>& x, std::int64_t rows, std::int64_t k) {
+    auto mx_values = [&](std::span<const float> x, std::int64_t rows, std::int64_t k) {
         return dequantize(quantize<std::int8_t>(x.data(), {std::size_t(rows), std::size_t(k)},
                                                  format, {}, "x"));
     };
-    auto transpose = [](const std::vector<float>& x, std::int64_t rows, std::int64_t cols) {
+    auto transpose = [](std::span<const float> x, std::int64_t rows, std::int64_t cols) {
         std::vector<float> t(x.size());
         for (std::int64_t r = 0; r < rows; ++r)
             for (std::int64_t c = 0; c < cols; ++c) t[std::size_t(c * rows + r)] = x[std::size_t(r * cols + c)];
         return t;
     };
     // c (m, p) = a (m, k) b (p, k)^T in double; the worst |c - got| relative to sum |a b|.
-    auto worst = [](const std::vector<float>& a, const std::vector<float>& b, std::int64_t m,
-                    std::int64_t p, std::int64_t k, const std::vector<float>& got) {
+    auto worst = [](std::span<const float> a, std::span<const float> b, std::int64_t m,
+                    std::int64_t p, std::int64_t k, std::span<const float> got) {
         double err = 0;
         for (std::int64_t i = 0; i < m; ++i)
             for (std::int64_t j = 0; j < p; ++j) {
@@ -339,7 +340,7 @@ TEST(Dfp16Linear, StochasticRoundingIsFreshEachIterationAndReproducible) {
     const precision::LayerPrecision stochastic = dfp16_precision("dfp16,all.rounding=stochastic");
     Linear fc("fc", {.in_features = 64, .out_features = 16, .precision = stochastic});
     Tensor src({8, 64});
-    src.data = normal(src.numel(), 3);
+    src.data = aligned_copy<float>(normal(src.numel(), 3));
     const Tensor* srcs[] = {&src};
     Tensor at0, again0, at1;
     fc.forward(srcs, at0, {Mode::train, 0});
@@ -354,7 +355,7 @@ TEST(Dfp16Linear, AxisFormatsWhereTheGemmCanScaleAndNamedErrorsWhereNot) {
     const precision::LayerPrecision per_row = dfp16_precision("dfp16,activations.granularity=axis");
     Linear fc("fc7", {.in_features = 37, .out_features = 11, .precision = per_row});
     Tensor src({4, 37});
-    src.data = normal(src.numel(), 6);
+    src.data = aligned_copy<float>(normal(src.numel(), 6));
     const Tensor* srcs[] = {&src};
     Tensor dst;
     fc.forward(srcs, dst, {});
@@ -364,7 +365,7 @@ TEST(Dfp16Linear, AxisFormatsWhereTheGemmCanScaleAndNamedErrorsWhereNot) {
     EXPECT_LE(relative_error(dst.data, ref, {}), kRelBound);
     // ... but WTGRAD sums over the samples, so their exponents would vary along its K.
     Tensor diff_dst(dst.shape);
-    diff_dst.data = normal(diff_dst.numel(), 7);
+    diff_dst.data = aligned_copy<float>(normal(diff_dst.numel(), 7));
     try {
         Tensor* no_diff_src[] = {nullptr};
         fc.backward(srcs, dst, diff_dst, no_diff_src);
@@ -383,7 +384,7 @@ TEST(Dfp16Conv2d, LoweringRefusesPerChannelActivationsNamingTheTensor) {
     Conv2d conv("conv4", conv_config(t, dfp16_precision("dfp16,activations.granularity=axis,"
                                                         "activations.axis=1")));
     Tensor src({std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
-    src.data = normal(src.numel(), 11);
+    src.data = aligned_copy<float>(normal(src.numel(), 11));
     const Tensor* srcs[] = {&src};
     Tensor dst;
     try {
@@ -519,7 +520,7 @@ TEST(Dfp16Policy, NanEnteringADfp16LayerIsAnErrorNamingTheTensor) {
     build_small_net(net);
     net.apply_precision(precision::Policy::dfp16());
     Tensor src({2, 5, 5, 3});
-    src.data = normal(src.numel(), 9);
+    src.data = aligned_copy<float>(normal(src.numel(), 9));
     net.forward(src, {});
     // conv1 (FP32) passes the NaN on through relu1; conv2 (DFP16) meets it when quantizing.
     src.data[40] = std::numeric_limits<float>::quiet_NaN();

@@ -12,6 +12,7 @@
 // checker fails on a wrong gradient.
 //
 // Every gradient buffer starts at 0.25, not 0, so the checks also prove that backward adds.
+#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -49,14 +50,14 @@ std::vector<float> uniform(std::size_t n, float lo, float hi, unsigned seed) {
 
 Tensor random_tensor(Shape shape, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
     Tensor t(std::move(shape));
-    t.data = uniform(t.numel(), lo, hi, seed);
+    t.data = aligned_copy<float>(uniform(t.numel(), lo, hi, seed));
     return t;
 }
 
 // One tensor to check: its values (perturbed in place) and the analytic gradient.
 struct Checked {
     std::string what;
-    std::vector<float>* values;
+    std::span<float> values;  // perturbed in place
     std::vector<float> analytic;
 };
 
@@ -67,20 +68,20 @@ double worst_error(const std::string& title, const std::function<double()>& loss
     double worst = 0.0;
     for (Checked& c : checked) {
         double worst_here = 0.0, max_abs_diff = 0.0;
-        for (std::size_t i = 0; i < c.values->size(); ++i) {
-            const float saved = (*c.values)[i];
-            (*c.values)[i] = saved + kEps;
+        for (std::size_t i = 0; i < c.values.size(); ++i) {
+            const float saved = c.values[i];
+            c.values[i] = saved + kEps;
             const double up = loss();
-            (*c.values)[i] = saved - kEps;
+            c.values[i] = saved - kEps;
             const double down = loss();
-            (*c.values)[i] = saved;
+            c.values[i] = saved;
             const double numeric = (up - down) / (2.0 * kEps);
             const double diff = std::abs(c.analytic[i] - numeric);
             max_abs_diff = std::max(max_abs_diff, diff);
             worst_here = std::max(worst_here, diff / (kAbsTol + kRelTol * std::abs(numeric)));
         }
         std::printf("gradcheck %-36s %-16s n=%-5zu max|diff|=%.2e  %s\n", title.c_str(),
-                    c.what.c_str(), c.values->size(), max_abs_diff,
+                    c.what.c_str(), c.values.size(), max_abs_diff,
                     worst_here <= 1.0 ? "PASS" : "FAIL");
         worst = std::max(worst, worst_here);
     }
@@ -93,8 +94,8 @@ double dot(const Tensor& a, const Tensor& b) {
     return s;
 }
 
-std::vector<float> minus_start(const std::vector<float>& g) {
-    std::vector<float> out(g);
+std::vector<float> minus_start(std::span<const float> g) {
+    std::vector<float> out(g.begin(), g.end());
     for (auto& x : out) x -= kGradStart;
     return out;
 }
@@ -121,8 +122,8 @@ double check_layer(const std::string& title, Layer& layer, std::vector<Tensor> s
     std::vector<Checked> checked;
     for (std::size_t i = 0; i < srcs.size(); ++i)
         checked.push_back(
-            {"src" + std::to_string(i), &srcs[i].data, minus_start(diff_srcs[i].data)});
-    for (Param* p : layer.params()) checked.push_back({p->name, &p->value, minus_start(p->grad)});
+            {"src" + std::to_string(i), srcs[i].data, minus_start(diff_srcs[i].data)});
+    for (Param* p : layer.params()) checked.push_back({p->name, p->value, minus_start(p->grad)});
     const auto loss = [&] {
         Tensor out;
         layer.forward(src_ptrs, out, ctx);
@@ -177,7 +178,7 @@ TEST(NnGradcheck, SoftmaxCrossEntropy) {
     const std::vector<int> labels = {0, 6, 3, 3};
     Tensor dlogits;
     softmax_cross_entropy(logits, labels, dlogits);
-    std::vector<Checked> checked = {{"logits", &logits.data, dlogits.data}};
+    std::vector<Checked> checked = {{"logits", logits.data, {dlogits.data.begin(), dlogits.data.end()}}};
     Tensor scratch;
     const auto loss = [&] { return double(softmax_cross_entropy(logits, labels, scratch)); };
     EXPECT_LE(worst_error("softmax_cross_entropy 4x7", loss, checked), 1.0);
@@ -280,7 +281,7 @@ TEST(NnGradcheck, NetWithFanOutAddAndConcat) {
     for (Param* p : net.params()) std::fill(p->grad.begin(), p->grad.end(), kGradStart);
     net.backward(probe);
     std::vector<Checked> checked;
-    for (Param* p : net.params()) checked.push_back({p->name, &p->value, minus_start(p->grad)});
+    for (Param* p : net.params()) checked.push_back({p->name, p->value, minus_start(p->grad)});
     const auto loss = [&] { return dot(net.forward(src, ctx), probe); };
     EXPECT_LE(worst_error("net conv-bn-{conv,conv}-add-concat-pool-fc", loss, checked), 1.0);
 }

@@ -246,15 +246,15 @@ TEST(NnPool, ValuesByHand) {
     for (std::size_t i = 0; i < 9; ++i) src.data[i] = float(i + 1);
     MaxPool2d maxpool("max", {.kernel = 2, .stride = 2, .ceil_mode = true});
     AvgPool2d avgpool("avg", {.kernel = 2, .stride = 2, .ceil_mode = true});
-    EXPECT_EQ(run(maxpool, {&src}).data, (std::vector<float>{5, 6, 8, 9}));
-    EXPECT_EQ(run(avgpool, {&src}).data, (std::vector<float>{3, 4.5f, 7.5f, 9}));
+    EXPECT_EQ(run(maxpool, {&src}).data, (AlignedVector<float>{5, 6, 8, 9}));
+    EXPECT_EQ(run(avgpool, {&src}).data, (AlignedVector<float>{3, 4.5f, 7.5f, 9}));
     MaxPool2d floor_pool("max_floor", {.kernel = 2, .stride = 2});
     EXPECT_EQ(run(floor_pool, {&src}).shape, (Shape{1, 1, 1, 1}));
     // Padding 1 with a 3x3 window: exclude-padding average of the 2x2 corner.
     AvgPool2d padded("avg_pad", {.kernel = 3, .stride = 2, .pad = 1});
     EXPECT_FLOAT_EQ(run(padded, {&src}).data[0], (1 + 2 + 4 + 5) / 4.0f);
     GlobalAvgPool gap("gap");
-    EXPECT_EQ(run(gap, {&src}).data, (std::vector<float>{5}));
+    EXPECT_EQ(run(gap, {&src}).data, (AlignedVector<float>{5}));
     expect_error([] { MaxPool2d("bad_pool", {.kernel = 2, .pad = 2}); }, "maxpool2d 'bad_pool'");
     const Tensor small({1, 1, 1, 1});
     expect_error([&] { run(avgpool, {&small}); }, "avgpool2d 'avg'");

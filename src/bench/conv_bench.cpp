@@ -306,7 +306,9 @@ ConvOutputs ConvBenchCase::conv2d_outputs(nn::Conv2d& conv, nn::Tensor& dst, nn:
     std::fill(diff_src.data.begin(), diff_src.data.end(), 0.0f);
     run_conv2d(conv, ConvStep::forward, dst, diff_src);
     run_conv2d(conv, ConvStep::backward, dst, diff_src);
-    return {dst.data, diff_src.data, conv.weight().grad};
+    return {{dst.data.begin(), dst.data.end()},
+            {diff_src.data.begin(), diff_src.data.end()},
+            conv.weight().grad};
 }
 
 ConvOutputs ConvBenchCase::outputs(ConvImpl impl) {

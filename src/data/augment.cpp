@@ -59,7 +59,7 @@ void augment_image(const float* src, float* dst, std::int64_t height, std::int64
     }
 }
 
-void augment_batch(std::vector<float>& images, std::int64_t height, std::int64_t width,
+void augment_batch(std::span<float> images, std::int64_t height, std::int64_t width,
                    std::int64_t channels, std::span<const std::int64_t> samples,
                    const AugmentOptions& options, std::uint64_t seed, std::int64_t epoch) {
     if (!options.enabled()) return;

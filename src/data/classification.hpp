@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned.hpp"
 #include "format/format.hpp"
 
 namespace dfp::data {
@@ -65,6 +66,6 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 
 // Copies the samples `indices` into images (B, H, W, C) and labels (B).
 void gather_batch(const ImageDataset& data, std::span<const std::int64_t> indices,
-                  std::vector<float>& images, std::vector<int>& labels);
+                  AlignedVector<float>& images, std::vector<int>& labels);
 
 }  // namespace dfp::data

@@ -15,7 +15,7 @@
 namespace dfp::integer {
 namespace {
 
-void quantize_values(const std::vector<float>& values, const Shape& shape, const std::string& name,
+void quantize_values(std::span<const float> values, const Shape& shape, const std::string& name,
                      Int8Tensor& dst) {
     const Dfp8Tensor q = quantize<std::int8_t>(values.data(), shape, dfp8_tensor(), {}, name);
     dst.shape = shape;

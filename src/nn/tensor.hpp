@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/aligned.hpp"
 #include "format/format.hpp"
 
 namespace dfp::nn {
@@ -14,7 +15,7 @@ namespace dfp::nn {
 // {N, H, W, C} (channels last, as DESIGN.md fixes); Linear produces {N, F}.
 struct Tensor {
     Shape shape;
-    std::vector<float> data;
+    AlignedVector<float> data;  // cache-line aligned: kernels write whole lines
 
     Tensor() = default;
     explicit Tensor(Shape s) : shape(std::move(s)), data(shape_numel(shape)) {}
