@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -352,6 +353,85 @@ TEST(NnNet, GradientBuffersAreReusedAlongTheChainAndAcrossSteps) {
         net.forward(src, {});
         net.backward(diff);
         EXPECT_EQ(net.gradient_buffers(), 3u) << "step " << step;
+    }
+}
+
+// backward_into with every diff_src marked fresh (and filled with NaN, so a value read or kept
+// from it shows) gives exactly what backward adds to zeros, for the layers that override it
+// (every lowering of the integer convolution, oneDNN and reference batch-norm, the fused ReLUs)
+// and for the default (Linear, pooling), parameter gradients included.
+TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
+    const auto conv = [](const char* name, int kernel, int stride, const char* precision) {
+        auto layer = std::make_unique<Conv2d>(
+            name, Conv2dConfig{.in_channels = 6, .out_channels = 5, .kernel = kernel,
+                               .stride = stride, .pad = kernel / 2});
+        layer->set_precision(precision::Policy::parse(precision).for_layer(name, 1, 3));
+        return layer;
+    };
+    struct Case {
+        std::unique_ptr<Layer> layer;
+        std::vector<Shape> srcs;
+        Context ctx = {};
+    };
+    const Shape map{2, 7, 5, 6};
+    std::vector<Case> cases;
+    for (const char* p : {"fp32", "dfp16", "dfp8", "dfp8,all.granularity=block"}) {
+        cases.push_back({conv("c1x1", 1, 1, p), {map}});
+        cases.push_back({conv("c3x3", 3, 1, p), {map}});
+        cases.push_back({conv("c3x3s2", 3, 2, p), {map}});
+    }
+    cases.push_back({std::make_unique<BatchNorm2d>("bn", BatchNormConfig{.channels = 6}), {map}});
+    cases.push_back({std::make_unique<BatchNorm2d>(
+                         "bn_relu", BatchNormConfig{.channels = 6, .relu = true}),
+                     {map}});
+    cases.push_back({std::make_unique<BatchNorm2d>("bn_eval", BatchNormConfig{.channels = 6}),
+                     {map},
+                     {Mode::eval, 0}});
+    cases.push_back({std::make_unique<Relu>("relu"), {map}});
+    cases.push_back({std::make_unique<Add>("add"), {map, map, map}});
+    cases.push_back({std::make_unique<Add>("add_relu", true), {map, map}});
+    cases.push_back({std::make_unique<Concat>("cat"), {map, {2, 7, 5, 3}}});
+    cases.push_back(
+        {std::make_unique<Linear>("fc", LinearConfig{.in_features = 7 * 5 * 6, .out_features = 4}),
+         {map}});
+    cases.push_back({std::make_unique<MaxPool2d>("pool", Pool2dConfig{.ceil_mode = true}), {map}});
+    unsigned seed = 200;
+    for (Case& c : cases) {
+        Layer& layer = *c.layer;
+        std::vector<Tensor> srcs;
+        for (const Shape& s : c.srcs) srcs.push_back(random_tensor(s, ++seed));
+        std::vector<const Tensor*> src_ptrs;
+        for (const Tensor& t : srcs) src_ptrs.push_back(&t);
+        Tensor dst;
+        layer.forward(src_ptrs, dst, c.ctx);
+        const Tensor diff_dst = random_tensor(dst.shape, ++seed);
+        const auto gradients = [&](bool into) {
+            for (Param* p : layer.params()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+            std::vector<Tensor> diff(srcs.size());
+            std::vector<Tensor*> diff_ptrs;
+            Overwrite fresh;
+            for (std::size_t i = 0; i < srcs.size(); ++i) {
+                diff[i] = Tensor(srcs[i].shape);
+                std::fill(diff[i].data.begin(), diff[i].data.end(),
+                          into ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+                diff_ptrs.push_back(&diff[i]);
+                fresh.set(i);
+            }
+            if (into)
+                layer.backward_into(src_ptrs, dst, diff_dst, diff_ptrs, fresh);
+            else
+                layer.backward(src_ptrs, dst, diff_dst, diff_ptrs);
+            std::vector<std::vector<float>> out;
+            for (const Tensor& t : diff) out.emplace_back(t.data.begin(), t.data.end());
+            for (Param* p : layer.params()) out.push_back(p->grad);
+            return out;
+        };
+        const auto added = gradients(false), written = gradients(true);
+        ASSERT_EQ(added.size(), written.size());
+        for (std::size_t i = 0; i < added.size(); ++i)
+            EXPECT_EQ(added[i], written[i]) << layer.name() << " "
+                                            << (layer.precision() ? precision::compute_name(layer.precision()->compute) : "")
+                                            << " gradient " << i;
     }
 }
 

@@ -10,8 +10,10 @@ namespace dfp::nn {
 
 // dst, src are (n)
 void relu_forward(float* dst, const float* src, std::int64_t n);
-// diff_src += diff_dst where dst > 0. diff_src, dst, diff_dst are (n)
-void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std::int64_t n);
+// diff_src += diff_dst where dst > 0 (with add false: diff_src = that, 0 elsewhere). diff_src, dst,
+// diff_dst are (n)
+void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std::int64_t n,
+                   bool add = true);
 
 // Inverted dropout: element i is kept when its random bits, from the counter-based RNG at
 // (seed, key), are >= p * 2^32, and scaled by 1 / (1 - p). The mask is never stored: backward
@@ -28,6 +30,8 @@ class Relu : public Layer {
     const char* kind() const override { return "relu"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
 };
 
 // Train mode drops with probability p, keyed by the layer name and the low 32 bits of

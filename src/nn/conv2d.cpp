@@ -1,5 +1,6 @@
 #include "nn/conv2d.hpp"
 
+#include <algorithm>
 #include <dnnl.hpp>
 #include <unordered_map>
 
@@ -165,22 +166,29 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
 }
 
 void Conv2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void Conv2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                           Overwrite overwrite) {
     expect_srcs(src, 1);
     const ConvGeometry g = geometry(src[0]->shape);
     expect_shape(diff_dst, dst.shape, "diff_dst");
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
+    const bool add = !overwrite[0];
     switch (config_.precision.compute) {
         case precision::Compute::fp32:
-            backward_fp32(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
+            backward_fp32(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data, add);
             break;
         case precision::Compute::dfp16:
-            backward_dfp<std::int16_t>(g, diff_dst.data.data(), diff_src_data);
+            backward_dfp<std::int16_t>(g, diff_dst.data.data(), diff_src_data, add);
             break;
         case precision::Compute::dfp8:
             if (block_scaled(config_.precision))
-                backward_block_scaled(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data);
+                backward_block_scaled(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data,
+                                      add);
             else
-                backward_dfp<std::int8_t>(g, diff_dst.data.data(), diff_src_data);
+                backward_dfp<std::int8_t>(g, diff_dst.data.data(), diff_src_data, add);
             break;
     }
 }
@@ -204,7 +212,7 @@ void Conv2d::forward_fp32(const ConvGeometry& g, const float* src, float* dst) {
 }
 
 void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
-                           float* diff_src) {
+                           float* diff_src, bool add) {
     OnednnPlan& p = plan(g);
     dnnl::stream& stream = cpu_stream();
     try {
@@ -246,13 +254,15 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
             p.wei_to_bwd_data.execute(stream, wei, p.bwd_data_wei);
             wei = p.bwd_data_wei;
         }
-        diff_src_scratch_.resize(std::size_t(g.n * g.h * g.w * g.c));
-        p.bwd_data.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_mem},
-                                    {DNNL_ARG_WEIGHTS, wei},
-                                    {DNNL_ARG_DIFF_SRC,
-                                     memory(p.src_md, cpu_engine(), diff_src_scratch_.data())}});
+        // oneDNN overwrites its output: into diff_src itself when that is fresh.
+        if (add) diff_src_scratch_.resize(std::size_t(g.n * g.h * g.w * g.c));
+        p.bwd_data.execute(
+            stream, {{DNNL_ARG_DIFF_DST, diff_dst_mem},
+                     {DNNL_ARG_WEIGHTS, wei},
+                     {DNNL_ARG_DIFF_SRC,
+                      memory(p.src_md, cpu_engine(), add ? diff_src_scratch_.data() : diff_src)}});
         stream.wait();
-        accumulate(diff_src, diff_src_scratch_.data(), g.n * g.h * g.w * g.c);
+        if (add) accumulate(diff_src, diff_src_scratch_.data(), g.n * g.h * g.w * g.c);
     }
 
     memory user_diff_wei(p.user_wei_md, cpu_engine(), p.diff_wei_user.data());
@@ -317,7 +327,7 @@ DfpOperand<M> Conv2d::gemm_src(const char* pass, const QuantMatrix<M>& src,
 }
 
 template <class M>
-void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src) {
+void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src, bool add) {
     Quantized<M>& q = quantized<M>();
     const std::int64_t rows = g.n * g.oh * g.ow;
     if (q.src.q.shape != Shape{std::size_t(g.n * g.h * g.w), std::size_t(g.c)})
@@ -326,22 +336,23 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* d
     q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);
     if (diff_src) {
         if (is_direct_gemm(g)) {
-            // BPROP: diff_src (N*H*W, C) += diff_dst (N*H*W, K) wei (K, C).
+            // BPROP: diff_src (N*H*W, C) (+)= diff_dst (N*H*W, K) wei (K, C).
             dfp_gemm<M>(*this, "bprop", q.diff_dst, kernels::Op::n, q.weight, kernels::Op::n,
-                        diff_src, true);
+                        diff_src, add);
         } else if (bprop_is_convolution(g) && per_tensor(q.weight) && per_tensor(q.diff_dst)) {
             // BPROP: diff_src (N*H*W, C) += patches of diff_dst (N*H*W, KH*KW*K) x the flipped
             // weights (KH*KW*K, C), a stride-1 convolution (nn/conv_lowering.hpp).
             flip_weights(q.weight.q, g, q.weight_flip.q);
             const PatchSource<M> patches{q.diff_dst.q.mantissas.data(), bprop_geometry(g)};
             dfp_gemm<M>(*this, "bprop", patch_operand(q.diff_dst, patches), kernels::Op::n,
-                        q.weight_flip, kernels::Op::n, diff_src, true);
+                        q.weight_flip, kernels::Op::n, diff_src, add);
         } else {
             // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
             // back onto the pixels.
             diff_col_.resize(std::size_t(rows * g.kernel * g.kernel * g.c));
             dfp_gemm<M>(*this, "bprop", q.diff_dst, kernels::Op::n, q.weight, kernels::Op::n,
                         diff_col_.data(), false);
+            if (!add) std::fill_n(diff_src, g.n * g.h * g.w * g.c, 0.0f);
             col2im_add(diff_src, diff_col_.data(), g);
         }
     }
@@ -369,7 +380,7 @@ void Conv2d::forward_block_scaled(const ConvGeometry& g, const float* src, float
 }
 
 void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,
-                                   float* diff_src) {
+                                   float* diff_src, bool add) {
     const precision::LayerPrecision& prec = config_.precision;
     const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
     if (q8_.src.q.shape != Shape{std::size_t(rows), std::size_t(patch)})
@@ -382,8 +393,11 @@ void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, cons
         weight_t_q_.quantize_transposed(weight_.value.data(), g.k, patch, prec.weights, iteration_);
         if (!direct) diff_col_.resize(std::size_t(rows * patch));
         dfp_gemm<std::int8_t>(*this, "bprop", q8_.diff_dst, kernels::Op::n, weight_t_q_,
-                              kernels::Op::t, direct ? diff_src : diff_col_.data(), direct);
-        if (!direct) col2im_add(diff_src, diff_col_.data(), g);
+                              kernels::Op::t, direct ? diff_src : diff_col_.data(), direct && add);
+        if (!direct) {
+            if (!add) std::fill_n(diff_src, g.n * g.h * g.w * g.c, 0.0f);
+            col2im_add(diff_src, diff_col_.data(), g);
+        }
     }
     // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T x patches, N*OH*OW the reduction: both
     // transposed so that their blocks run along it. The patches are forward's, still in patches_.

@@ -46,6 +46,9 @@ class Conv2d : public Layer {
 
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    // Writes a fresh diff_src directly: oneDNN's result, or the BPROP GEMM without loading C.
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
     std::vector<Param*> params() override;
     const precision::LayerPrecision* precision() const override { return &config_.precision; }
     void set_precision(const precision::LayerPrecision& precision) override {
@@ -62,8 +65,9 @@ class Conv2d : public Layer {
     struct OnednnPlan;  // oneDNN primitives for one (N, H, W), in conv2d.cpp
     OnednnPlan& plan(const ConvGeometry& g);
     void forward_fp32(const ConvGeometry& g, const float* src, float* dst);
+    // diff_src (may be null) is added to, or written when `add` is false.
     void backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
-                       float* diff_src);
+                       float* diff_src, bool add);
     // The integer paths: DFP16 (M = int16) and DFP8 (M = int8). src (N*H*W, C) and the weights
     // (K, KH*KW*C) as forward quantized them, reused by backward; the weights flipped for a BPROP
     // convolution; diff_dst (N*OH*OW, K).
@@ -76,7 +80,7 @@ class Conv2d : public Layer {
     template <class M>
     void forward_dfp(const ConvGeometry& g, const float* src, float* dst);
     template <class M>
-    void backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src);
+    void backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src, bool add);
     // The src operand of FPROP and WTGRAD: q.src itself for a direct GEMM, else its patches.
     template <class M>
     DfpOperand<M> gemm_src(const char* pass, const QuantMatrix<M>& src,
@@ -94,7 +98,7 @@ class Conv2d : public Layer {
     // weights transposed for BPROP, diff_dst transposed and the patches transposed for WTGRAD.
     void forward_block_scaled(const ConvGeometry& g, const float* src, float* dst);
     void backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,
-                               float* diff_src);
+                               float* diff_src, bool add);
     QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
     std::vector<float> patches_;  // forward's FP32 patch matrix, reused by WTGRAD (block-scaled)
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too

@@ -33,15 +33,23 @@ void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
 }
 
 void Add::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void Add::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                        Overwrite overwrite) {
     expect_srcs(src, -2);
     expect_shape(diff_dst, dst.shape, "diff_dst");
     const std::int64_t n = std::int64_t(diff_dst.numel());
     const float* dd = diff_dst.data.data();
     const float* y = dst.data.data();
-    for (Tensor* ds : diff_src) {
+    for (std::size_t i = 0; i < diff_src.size(); ++i) {
+        Tensor* ds = diff_src[i];
         if (!ds) continue;
         if (relu_)  // relu_backward's mask, applied on the fly
-            relu_backward(ds->data.data(), y, dd, n);
+            relu_backward(ds->data.data(), y, dd, n, !overwrite[i]);
+        else if (overwrite[i])
+            std::copy_n(dd, n, ds->data.data());
         else
             accumulate(ds->data.data(), dd, n);
     }
@@ -81,6 +89,11 @@ void Concat::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
 }
 
 void Concat::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void Concat::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                           Overwrite overwrite) {
     expect_shape(dst, joined_shape(src), "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
     const std::int64_t c_dst = std::int64_t(dst.shape.back());
@@ -94,7 +107,11 @@ void Concat::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
             const std::int64_t c = std::int64_t(src[i]->shape.back());
             if (diff_src[i]) {
                 float* dx = diff_src[i]->data.data() + r * c;
-                for (std::int64_t ch = 0; ch < c; ++ch) dx[ch] += dy[r * c_dst + offset + ch];
+                const float* from = dy + r * c_dst + offset;
+                if (overwrite[i])
+                    std::copy_n(from, c, dx);
+                else
+                    for (std::int64_t ch = 0; ch < c; ++ch) dx[ch] += from[ch];
             }
             offset += c;
         }

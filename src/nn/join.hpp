@@ -16,6 +16,8 @@ class Add : public Layer {
     const char* kind() const override { return "add"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
 
   private:
     bool relu_;
@@ -28,6 +30,8 @@ class Concat : public Layer {
     const char* kind() const override { return "concat"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
 
   private:
     // The shape of dst; throws dfp::Error when the srcs do not fit together.

@@ -1,5 +1,6 @@
 #include "nn/layer.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/error.hpp"
@@ -47,6 +48,14 @@ void init_he_uniform(Param& p, std::int64_t fan_in) {
         const float u = static_cast<float>(random_bits(seed, i) >> 8) * kUnit;
         p.value[i] = (2.0f * u - 1.0f) * bound;
     }
+}
+
+void Layer::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                          Overwrite overwrite) {
+    for (std::size_t i = 0; i < diff_src.size(); ++i)
+        if (overwrite[i] && diff_src[i])
+            std::fill(diff_src[i]->data.begin(), diff_src[i]->data.end(), 0.0f);
+    backward(src, dst, diff_dst, diff_src);
 }
 
 void accumulate(float* dst, const float* src, std::int64_t n) {

@@ -30,6 +30,15 @@ using Srcs = std::span<const Tensor* const>;
 // One entry per src; null where the gradient is not needed (e.g. the network's input).
 using DiffSrcs = std::span<Tensor* const>;
 
+// Which diff_src entries Layer::backward_into writes rather than adds to: bit i for entry i.
+struct Overwrite {
+    std::uint64_t bits = 0;
+    bool operator[](std::size_t i) const { return i < 64 && (bits >> i & 1) != 0; }
+    void set(std::size_t i) {
+        if (i < 64) bits |= std::uint64_t{1} << i;
+    }
+};
+
 class Layer {
   public:
     explicit Layer(std::string name) : name_(std::move(name)) {}
@@ -47,6 +56,13 @@ class Layer {
     // shaped like its src) and dL/dparam into each parameter's grad, given diff_dst = dL/ddst.
     virtual void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst,
                           DiffSrcs diff_src) = 0;
+    // Net::backward's entry: backward, except that each diff_src[i] with overwrite[i] holds
+    // unspecified values (a pooled buffer no other consumer has written yet) and is written
+    // rather than added to. That spares a gradient-sized zero fill and, in the layer, a read (an
+    // oneDNN result copied in, or a GEMM that loads C). The default zero-fills those entries and
+    // calls backward; layers whose kernels can write directly override it.
+    virtual void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
+                               DiffSrcs diff_src, Overwrite overwrite);
     virtual std::vector<Param*> params() { return {}; }
     // State that is not trained but must survive a checkpoint (BatchNorm's running statistics),
     // named "<layer>.<role>".

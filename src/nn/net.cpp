@@ -58,7 +58,7 @@ Tensor& Net::acquire_grad(int node) {
         free_grads_.erase(best);
     }
     g.shape = nodes_[node].value.shape;
-    g.data.assign(n, 0.0f);  // layers add into their sources' gradients
+    g.data.resize(n);
     return g;
 }
 
@@ -76,7 +76,8 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
                     shape_string(nodes_.back().value.shape));
     // A node's gradient lives from the backward of its last consumer (the first to run) to its
     // own backward, then its buffer goes back to a pool: a chain of layers holds two gradients at
-    // a time instead of one per node, and the pool's buffers are reused from step to step.
+    // a time instead of one per node, and the pool's buffers are reused from step to step. The
+    // first consumer to run writes the gradient (Layer::backward_into), later ones add to it.
     std::vector<bool> held(std::size_t(nodes()), false);
     acquire_grad(output()).data = diff_dst.data;
     held[std::size_t(output())] = true;
@@ -87,20 +88,29 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
         Node& node = nodes_[i];
         srcs.clear();
         diff_srcs.clear();
-        for (int s : node.srcs) {
+        Overwrite overwrite;
+        for (std::size_t j = 0; j < node.srcs.size(); ++j) {
+            const int s = node.srcs[j];
             srcs.push_back(&nodes_[s].value);
-            if (s != kInput && !held[std::size_t(s)]) {
-                acquire_grad(s);
-                held[std::size_t(s)] = true;
-            }
             diff_srcs.push_back(s == kInput ? nullptr : &nodes_[s].grad);
+            if (s == kInput || held[std::size_t(s)]) continue;
+            acquire_grad(s);
+            held[std::size_t(s)] = true;
+            // A node feeding this layer twice (Add(x, x)) is zeroed here and added to twice.
+            if (std::count(node.srcs.begin(), node.srcs.end(), s) > 1)
+                std::fill(nodes_[s].grad.data.begin(), nodes_[s].grad.data.end(), 0.0f);
+            else
+                overwrite.set(j);
         }
-        // A node no layer consumes (a dead branch) gets a zero gradient, as before.
-        if (!held[std::size_t(i)]) acquire_grad(i);
+        // A node no layer consumes (a dead branch) gets a zero gradient.
+        if (!held[std::size_t(i)]) {
+            Tensor& g = acquire_grad(i);
+            std::fill(g.data.begin(), g.data.end(), 0.0f);
+        }
         {
             const ProfileScope scope(profiler,
                                      profiler ? layer_section(*node.layer, true) : Section::other);
-            node.layer->backward(srcs, node.value, node.grad, diff_srcs);
+            node.layer->backward_into(srcs, node.value, node.grad, diff_srcs, overwrite);
         }
         release_grad(i);
         if (layer_done) layer_done(*node.layer);

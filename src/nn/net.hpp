@@ -73,7 +73,8 @@ class Net {
         Tensor value, grad;
     };
     void check_node(int node) const;
-    // The gradient buffer of `node`, from the pool, shaped like its value and zeroed; and back.
+    // The gradient buffer of `node`, from the pool, shaped like its value (values unspecified:
+    // its first writer overwrites it); and back.
     Tensor& acquire_grad(int node);
     void release_grad(int node);
 

@@ -285,12 +285,20 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
 }
 
 void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
+                                DiffSrcs diff_src, Overwrite overwrite) {
     expect_srcs(src, 1);
     expect_nhwc(*src[0], config_.channels);
     expect_shape(dst, src[0]->shape, "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
+    // The reference functions add: a fresh diff_src starts from zero for them.
+    const bool write = overwrite[0] && diff_src_data;
+    if (write && (mode_ == Mode::eval || sum_)) std::fill_n(diff_src_data, m * c, 0.0f);
     if (mode_ == Mode::eval) {
         batchnorm_backward(diff_src_data, gamma_.grad.data(), beta_.grad.data(),
                            diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
@@ -320,7 +328,7 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
     } catch (const dnnl::error& e) {
         fail(std::string("oneDNN cannot set up the backward batch normalisation: ") + e.what());
     }
-    diff_src_scratch_.resize(std::size_t(m * c));
+    if (!write) diff_src_scratch_.resize(std::size_t(m * c));
     diff_gamma_.resize(std::size_t(c));
     diff_beta_.resize(std::size_t(c));
     std::unordered_map<int, dnnl::memory> args{
@@ -330,13 +338,13 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
         {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
         {DNNL_ARG_SCALE, wrap(p.stat_md, gamma_.value.data())},
         {DNNL_ARG_SHIFT, wrap(p.stat_md, beta_.value.data())},
-        {DNNL_ARG_DIFF_SRC, wrap(p.data_md, diff_src_scratch_.data())},
+        {DNNL_ARG_DIFF_SRC, wrap(p.data_md, write ? diff_src_data : diff_src_scratch_.data())},
         {DNNL_ARG_DIFF_SCALE, wrap(p.stat_md, diff_gamma_.data())},
         {DNNL_ARG_DIFF_SHIFT, wrap(p.stat_md, diff_beta_.data())}};
     if (config_.relu) args[DNNL_ARG_WORKSPACE] = p.workspace;
     p.bwd.execute(cpu_stream(), args);
     cpu_stream().wait();
-    if (diff_src_data) accumulate(diff_src_data, diff_src_scratch_.data(), m * c);
+    if (diff_src_data && !write) accumulate(diff_src_data, diff_src_scratch_.data(), m * c);
     accumulate(gamma_.grad.data(), diff_gamma_.data(), c);
     accumulate(beta_.grad.data(), diff_beta_.data(), c);
 }

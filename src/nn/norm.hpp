@@ -55,6 +55,9 @@ class BatchNorm2d : public Layer {
     const char* kind() const override { return "batchnorm2d"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    // Train mode writes a fresh diff_src directly with oneDNN's backward.
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
     std::vector<Param*> params() override { return {&gamma_, &beta_}; }
     std::vector<NamedBuffer> buffers() override {
         return {{name() + ".running_mean", &running_mean_},

@@ -175,7 +175,8 @@ void ukernel_8x32(const UkernelArgs& args) {
                           : mode == Mode::s32 || s8 ? kp
                                                         : args.chain;
     // The C tile is read once per block, at the end: start fetching it now (it is often in L3).
-    // A row of the tile is NV * 64 bytes, on NV + 1 cache lines when C is not 64-byte aligned.
+    // A row of the tile is NV * 64 bytes, on NV + 1 cache lines when C is not 64-byte aligned
+    // (a parameter gradient, or a caller's buffer).
     for (int i = 0; i < kMr; ++i) {
         const char* c = static_cast<const char*>(args.c) + i * args.ldc * 4;
         for (int v = 0; v < NV; ++v) _mm_prefetch(c + 64 * v, _MM_HINT_T0);
