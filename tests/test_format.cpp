@@ -250,6 +250,55 @@ TEST(Format, ResultDoesNotDependOnThreadsOrIsa) {
         }
 }
 
+// An expected exponent changes how often src is read, never the result: right, wrong either way,
+// absurd or absent, every rounding, int16 and int8, on each ISA; a NaN is still named.
+TEST(Format, ExpectedExponentNeverChangesTheResult) {
+    std::mt19937 rng(6);
+    std::normal_distribution<float> normal;
+    std::vector<float> x(200003);  // several runs of BlockLayout::kTensorChunk, a short last one
+    for (float& v : x) v = 3.0f * normal(rng);
+    const Shape shape{x.size()};
+    for (Isa isa : isas())
+        for (Rounding mode : {Rounding::nearest_even, Rounding::stochastic, Rounding::truncate}) {
+            QuantizeOptions o;
+            o.rounding = mode;
+            o.seed = 7;
+            const auto want16 = quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
+            const auto want8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
+            const int e16 = want16.exponents.at(0), e8 = want8.exponents.at(0);
+            for (const int delta : {0, -1, 1, -200, 100000}) {
+                o.expected_exponent = e16 + delta;
+                const auto got16 = quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
+                EXPECT_EQ(got16.mantissas, want16.mantissas) << isa_name(isa) << " " << delta;
+                EXPECT_EQ(got16.exponents, want16.exponents);
+                o.expected_exponent = e8 + delta;
+                const auto got8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
+                EXPECT_EQ(got8.mantissas, want8.mantissas) << isa_name(isa) << " " << delta;
+                EXPECT_EQ(got8.exponents, want8.exponents);
+            }
+            // Reusing the destination, as the layers do: stale mantissas must not survive.
+            DfpTensor<std::int16_t> reused = want16;
+            std::vector<float> y(x);
+            y[12345] *= 64.0f;  // the maximum moves up: a wrong guess
+            o.expected_exponent = e16;
+            quantize_into(y.data(), shape, dfp16_tensor(), o, "y", reused, isa);
+            o.expected_exponent.reset();
+            const auto fresh = quantize<std::int16_t>(y.data(), shape, dfp16_tensor(), o, "y", isa);
+            EXPECT_EQ(reused.mantissas, fresh.mantissas);
+            EXPECT_EQ(reused.exponents, fresh.exponents);
+        }
+    std::vector<float> bad(x);
+    bad[150001] = NAN;
+    QuantizeOptions o;
+    o.expected_exponent = 1;
+    try {
+        (void)quantize<std::int16_t>(bad.data(), shape, dfp16_tensor(), o, "act");
+        FAIL() << "no error for NaN";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("element 150001"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Format, StochasticRoundingDependsOnTheSeed) {
     std::vector<float> x(1000, 0.5f);
     x[0] = 16384.0f;  // E_s = 0, so every 0.5 is a coin flip

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,11 @@ struct QuantizeOptions {
     Rounding rounding = Rounding::nearest_even;
     int shift = 0;           // extra headroom s, 0..bits-2 (the paper's code uses 2 for DFP16)
     std::uint64_t seed = 0;  // stochastic rounding: result depends on (seed, element index) only
+    // A guess of the exponent of a one-exponent tensor (granularity tensor), e.g. the one the
+    // same tensor got last step. When right, quantization reads src once instead of twice (each
+    // run's maximum, then its rounding while the run is in cache); when wrong it rounds again
+    // with the right one. The result never depends on it. Ignored by other granularities.
+    std::optional<int> expected_exponent = {};
 };
 
 const char* rounding_name(Rounding r);

@@ -106,12 +106,21 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
         return;
     }
 
-    // Pass 1: the largest magnitude of every run, then of every exponent's block.
+    // Pass 1: the largest magnitude of every run, then of every exponent's block. With an
+    // expected exponent, each finite run is also rounded with it while it is in cache (L2).
     std::vector<std::uint32_t> run_max(layout.runs());
+    const std::optional<int> guess = format.granularity == Granularity::tensor &&
+                                             options.expected_exponent >= kMinExponent &&
+                                             options.expected_exponent <= kMaxExponent
+                                         ? options.expected_exponent
+                                         : std::nullopt;
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
         run_max[i] = k.max_abs_bits(src + run.offset, run.count);
+        if (guess && run_max[i] < kNonFiniteBits)
+            quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count,
+                         {pow2(-*guess), max_mantissa, options.rounding, options.seed, run.offset});
     }
     std::vector<std::uint32_t> block_max(layout.exponents(), 0);
     for (std::int64_t i = 0; i < runs; ++i) {
@@ -122,6 +131,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
     for (std::size_t e = 0; e < block_max.size(); ++e)
         dst.exponents[e] =
             shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
+    if (guess && dst.exponents[0] == *guess) return;
 
     // Pass 2: round and clamp.
 #pragma omp parallel for schedule(static) if (parallel)

@@ -50,6 +50,9 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
                    std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
                        << 32;
+    // Activations and gradients change little from step to step: last step's exponent is a good
+    // guess, which saves the quantizer a pass over src.
+    if (q.exponents.size() == 1) options.expected_exponent = q.exponents[0];
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q);
 }
 
