@@ -1,10 +1,11 @@
 // Layer behaviour beyond gradients: BatchNorm train vs eval and its running statistics, Dropout's
-// mask (rate, reproducibility, eval identity), pooling and LRN values by hand, the loss, and the
-// Net's checks and error messages.
+// mask (rate, reproducibility, eval identity), pooling and LRN values by hand, the oneDNN LRN
+// against its reference, the loss, and the Net's checks and error messages.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <random>
@@ -270,6 +271,80 @@ TEST(NnLrn, ValueByHand) {
     EXPECT_FLOAT_EQ(dst.data[0], 1.0f / std::sqrt(2.0f + 0.1f * 5.0f));
     EXPECT_FLOAT_EQ(dst.data[1], 2.0f / std::sqrt(2.0f + 0.1f * 14.0f));
     EXPECT_FLOAT_EQ(dst.data[2], 3.0f / std::sqrt(2.0f + 0.1f * 13.0f));
+    expect_error([] { Lrn("even_lrn", {.size = 4}); }, "lrn 'even_lrn'");
+}
+
+// max |a - ref| / max |ref|, after checking that at least half of ref is non-zero.
+double relative_error(const std::vector<float>& a, const std::vector<float>& ref) {
+    EXPECT_EQ(a.size(), ref.size());
+    const auto nonzero = std::count_if(ref.begin(), ref.end(), [](float x) { return x != 0.0f; });
+    EXPECT_GE(2 * nonzero, std::ptrdiff_t(ref.size())) << "reference mostly zero";
+    double max_diff = 0.0, max_ref = 0.0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+        max_diff = std::max(max_diff, std::abs(double(a[i]) - ref[i]));
+        max_ref = std::max(max_ref, std::abs(double(ref[i])));
+    }
+    return max_diff / max_ref;
+}
+
+// The layer runs on oneDNN; lrn_forward and lrn_backward are its reference. Random data on
+// channel counts that are not multiples of 16 (7, 37, 67) and one that is (64), every odd window
+// up to 5 and one wide enough that oneDNN 2.6 picks its reference kernels (no workspace), k = 1
+// and 2, a small and a large alpha: src is drawn with amplitude 2 / sqrt(alpha), so
+// alpha x^2 ~ 1.3 and the normalisation term is of the order of k. Both modes: an eval-mode
+// forward runs oneDNN's inference LRN and leaves no workspace, so backward runs the reference.
+// Tolerance: max |onednn - ref| <= kLrnRelTol max |ref| per tensor. Both are FP32 and differ by
+// the order of window sums of at most `size` terms and by powf against oneDNN's power: a few ulps;
+// measured <= 2.7e-7 here (oneDNN's AVX-512, AVX2 and SSE4.1 kernels alike). Passing alpha * size
+// to oneDNN (the other convention) is off by ~0.5.
+constexpr double kLrnRelTol = 2e-6;
+constexpr std::int64_t kLrnRefOnlySize = 33;  // oneDNN 2.6's JIT LRN takes sizes up to 15
+
+// One row per case; false when a tensor is off.
+bool lrn_matches_reference(std::int64_t c, const LrnConfig& cfg, Mode mode, unsigned seed) {
+    Lrn lrn("lrn", cfg);
+    const float amplitude = 2.0f / std::sqrt(cfg.alpha);
+    const Tensor src = random_tensor({2, 3, 5, std::size_t(c)}, seed, -amplitude, amplitude);
+    const std::int64_t m = std::int64_t(src.numel()) / c;
+    const Tensor dst = run(lrn, {&src}, {mode, 0});
+    std::vector<float> ref(src.numel());
+    lrn_forward(ref.data(), src.data.data(), m, c, cfg);
+
+    // Both add: diff_src starts at the same random values in both.
+    const Tensor diff_dst = random_tensor(dst.shape, seed + 1);
+    Tensor diff_src = random_tensor(src.shape, seed + 2);
+    const std::vector<float> start = diff_src.data;
+    std::vector<float> ref_diff_src = start;
+    const Tensor* srcs[] = {&src};
+    Tensor* diffs[] = {&diff_src};
+    lrn.backward(srcs, dst, diff_dst, diffs);
+    lrn_backward(ref_diff_src.data(), diff_dst.data.data(), ref.data(), src.data.data(), m, c, cfg);
+    // Compared on what each added, so that the start values cannot hide a small error.
+    for (std::size_t i = 0; i < start.size(); ++i) {
+        diff_src.data[i] -= start[i];
+        ref_diff_src[i] -= start[i];
+    }
+
+    const double e_fwd = relative_error(dst.data, ref);
+    const double e_bwd = relative_error(diff_src.data, ref_diff_src);
+    const bool pass = e_fwd <= kLrnRelTol && e_bwd <= kLrnRelTol;
+    std::printf("lrn f32 onednn %s 2x3x5x%ld size %ld k %g alpha %g  fwd %.1e bwd %.1e  %s\n",
+                mode == Mode::train ? "train" : "eval ", long(c), long(cfg.size), double(cfg.k),
+                double(cfg.alpha), e_fwd, e_bwd, pass ? "PASS" : "FAIL");
+    return pass;
+}
+
+TEST(NnLrn, OnednnMatchesTheReferenceFunctions) {
+    const std::int64_t sizes[] = {1, 3, 5, kLrnRefOnlySize};
+    unsigned seed = 200;
+    for (std::int64_t c : {7, 37, 64, 67})
+        for (std::int64_t size : sizes)
+            for (float k : {1.0f, 2.0f})
+                for (float alpha : {1e-4f, 2.0f})
+                    for (Mode mode : {Mode::train, Mode::eval}) {
+                        const LrnConfig cfg{.size = size, .alpha = alpha, .beta = 0.75f, .k = k};
+                        EXPECT_TRUE(lrn_matches_reference(c, cfg, mode, seed += 3));
+                    }
 }
 
 TEST(NnJoin, AddAndConcatShapesAndErrors) {

@@ -408,6 +408,15 @@ void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, cons
     }
 }
 
+struct Lrn::OnednnPlan {
+    dnnl::memory::desc data_md;  // (N, C, H, W) in NHWC order
+    dnnl::lrn_forward::primitive_desc train_pd;
+    dnnl::lrn_forward train;
+    dnnl::lrn_forward infer;  // made on the first eval-mode forward
+    dnnl::lrn_backward bwd;   // made on the first backward
+    dnnl::memory workspace;   // of the last train-mode forward, for backward
+};
+
 Lrn::Lrn(std::string name, const LrnConfig& config) : Layer(std::move(name)), config_(config) {
     if (config.size < 1 || config.size % 2 == 0 || !(config.k > 0.0f) || !(config.alpha >= 0.0f))
         fail("needs an odd size >= 1, k > 0 and alpha >= 0, got size " +
@@ -415,14 +424,63 @@ Lrn::Lrn(std::string name, const LrnConfig& config) : Layer(std::move(name)), co
              std::to_string(config.alpha));
 }
 
-void Lrn::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
+Lrn::~Lrn() = default;
+
+namespace {
+// oneDNN's across-channels LRN divides alpha by local_size (Caffe's convention, as LrnConfig's);
+// NnLrn.OnednnMatchesTheReferenceFunctions checks it.
+dnnl::lrn_forward::desc lrn_forward_desc(dnnl::prop_kind kind, const dnnl::memory::desc& md,
+                                         const LrnConfig& cfg) {
+    return {kind, dnnl::algorithm::lrn_across_channels, md, cfg.size, cfg.alpha, cfg.beta, cfg.k};
+}
+}  // namespace
+
+Lrn::OnednnPlan& Lrn::plan(const Shape& shape) {
+    auto& slot = plans_[shape];
+    if (slot) return *slot;
+    auto p = std::make_unique<OnednnPlan>();
+    try {
+        using dnnl::memory;
+        const memory::dim n = memory::dim(shape[0]), h = memory::dim(shape[1]),
+                          w = memory::dim(shape[2]), c = memory::dim(shape[3]);
+        p->data_md = memory::desc({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
+        p->train_pd = dnnl::lrn_forward::primitive_desc(
+            lrn_forward_desc(dnnl::prop_kind::forward_training, p->data_md, config_), cpu_engine());
+        p->train = dnnl::lrn_forward(p->train_pd);
+        p->workspace = memory(p->train_pd.workspace_desc(), cpu_engine());
+    } catch (const dnnl::error& e) {
+        fail("oneDNN cannot set up local response normalisation of input " + shape_string(shape) +
+             ": " + e.what());
+    }
+    slot = std::move(p);
+    return *slot;
+}
+
+void Lrn::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_srcs(src, 1);
     expect_nhwc(*src[0]);
-    const std::int64_t c = std::int64_t(src[0]->shape[3]);
     dst.resize(src[0]->shape);
-    if (c > 0)
-        lrn_forward(dst.data.data(), src[0]->data.data(), std::int64_t(dst.numel()) / c, c,
-                    config_);
+    workspace_shape_.clear();
+    if (dst.numel() == 0) return;
+    OnednnPlan& p = plan(src[0]->shape);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
+                                               {DNNL_ARG_DST, wrap(p.data_md, dst.data.data())}};
+    if (ctx.mode == Mode::train) {
+        args[DNNL_ARG_WORKSPACE] = p.workspace;
+        p.train.execute(cpu_stream(), args);
+        workspace_shape_ = src[0]->shape;
+    } else {
+        try {
+            if (!p.infer)
+                p.infer = dnnl::lrn_forward(dnnl::lrn_forward::primitive_desc(
+                    lrn_forward_desc(dnnl::prop_kind::forward_inference, p.data_md, config_),
+                    cpu_engine()));
+        } catch (const dnnl::error& e) {
+            fail(std::string("oneDNN cannot set up the inference LRN: ") + e.what());
+        }
+        p.infer.execute(cpu_stream(), args);
+    }
+    cpu_stream().wait();
 }
 
 void Lrn::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -430,10 +488,30 @@ void Lrn::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs
     expect_nhwc(*src[0]);
     expect_shape(dst, src[0]->shape, "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
-    const std::int64_t c = std::int64_t(src[0]->shape[3]);
-    if (diff_src[0] && c > 0)
-        lrn_backward(diff_src[0]->data.data(), diff_dst.data.data(), dst.data.data(),
-                     src[0]->data.data(), std::int64_t(dst.numel()) / c, c, config_);
+    if (!diff_src[0] || dst.numel() == 0) return;
+    const std::int64_t c = std::int64_t(src[0]->shape[3]), m = std::int64_t(dst.numel()) / c;
+    // The reference recomputes what it needs: it runs when there is no workspace for this src,
+    // and for size 1, where oneDNN 2.6.3's AVX-512 backward LRN crashes creating its kernel.
+    if (workspace_shape_ != src[0]->shape || config_.size == 1)
+        return lrn_backward(diff_src[0]->data.data(), diff_dst.data.data(), dst.data.data(),
+                            src[0]->data.data(), m, c, config_);
+    OnednnPlan& p = plan(src[0]->shape);
+    try {
+        if (!p.bwd)
+            p.bwd = dnnl::lrn_backward(dnnl::lrn_backward::primitive_desc(
+                dnnl::lrn_backward::desc(dnnl::algorithm::lrn_across_channels, p.data_md, p.data_md,
+                                         config_.size, config_.alpha, config_.beta, config_.k),
+                cpu_engine(), p.train_pd));
+    } catch (const dnnl::error& e) {
+        fail(std::string("oneDNN cannot set up the backward LRN: ") + e.what());
+    }
+    diff_src_scratch_.resize(dst.numel());
+    p.bwd.execute(cpu_stream(), {{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
+                                 {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
+                                 {DNNL_ARG_WORKSPACE, p.workspace},
+                                 {DNNL_ARG_DIFF_SRC, wrap(p.data_md, diff_src_scratch_.data())}});
+    cpu_stream().wait();
+    accumulate(diff_src[0]->data.data(), diff_src_scratch_.data(), m * c);
 }
 
 }  // namespace dfp::nn

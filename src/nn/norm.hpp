@@ -117,15 +117,26 @@ void lrn_forward(float* dst, const float* src, std::int64_t m, std::int64_t c,
 void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, const float* src,
                   std::int64_t m, std::int64_t c, const LrnConfig& config);
 
+// Runs on oneDNN's LRN (across channels, NHWC), created once per input shape and cached; a train
+// mode forward keeps oneDNN's workspace for backward. lrn_forward and lrn_backward above are its
+// reference; backward runs lrn_backward when the last forward left no workspace for src's shape
+// (an eval-mode forward, or one of another shape) and for size 1 (oneDNN 2.6.3 crashes there).
 class Lrn : public Layer {
   public:
     Lrn(std::string name, const LrnConfig& config);
+    ~Lrn() override;
     const char* kind() const override { return "lrn"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
 
   private:
+    struct OnednnPlan;  // in norm.cpp
+    OnednnPlan& plan(const Shape& src);
+
     LrnConfig config_;
+    std::map<Shape, std::unique_ptr<OnednnPlan>> plans_;  // by src shape (N, H, W, C)
+    Shape workspace_shape_;  // of the last forward if it ran in train mode, else empty
+    std::vector<float> diff_src_scratch_;  // oneDNN writes; layers add
 };
 
 }  // namespace dfp::nn
