@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -275,7 +276,7 @@ TEST(NnLrn, ValueByHand) {
 }
 
 // max |a - ref| / max |ref|, after checking that at least half of ref is non-zero.
-double relative_error(const std::vector<float>& a, const std::vector<float>& ref) {
+double relative_error(std::span<const float> a, std::span<const float> ref) {
     EXPECT_EQ(a.size(), ref.size());
     const auto nonzero = std::count_if(ref.begin(), ref.end(), [](float x) { return x != 0.0f; });
     EXPECT_GE(2 * nonzero, std::ptrdiff_t(ref.size())) << "reference mostly zero";
@@ -313,7 +314,7 @@ bool lrn_matches_reference(std::int64_t c, const LrnConfig& cfg, Mode mode, unsi
     // Both add: diff_src starts at the same random values in both.
     const Tensor diff_dst = random_tensor(dst.shape, seed + 1);
     Tensor diff_src = random_tensor(src.shape, seed + 2);
-    const std::vector<float> start = diff_src.data;
+    const std::vector<float> start(diff_src.data.begin(), diff_src.data.end());
     std::vector<float> ref_diff_src = start;
     const Tensor* srcs[] = {&src};
     Tensor* diffs[] = {&diff_src};
@@ -463,6 +464,8 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
                      {map},
                      {Mode::eval, 0}});
     cases.push_back({std::make_unique<Relu>("relu"), {map}});
+    cases.push_back({std::make_unique<Lrn>("lrn", LrnConfig{.alpha = 0.5f}), {map}});
+    cases.push_back({std::make_unique<Lrn>("lrn1", LrnConfig{.size = 1, .alpha = 0.5f}), {map}});
     cases.push_back({std::make_unique<Add>("add"), {map, map, map}});
     cases.push_back({std::make_unique<Add>("add_relu", true), {map, map}});
     cases.push_back({std::make_unique<Concat>("cat"), {map, {2, 7, 5, 3}}});

@@ -484,6 +484,11 @@ void Lrn::forward(Srcs src, Tensor& dst, const Context& ctx) {
 }
 
 void Lrn::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void Lrn::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                        Overwrite overwrite) {
     expect_srcs(src, 1);
     expect_nhwc(*src[0]);
     expect_shape(dst, src[0]->shape, "dst");
@@ -492,9 +497,13 @@ void Lrn::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs
     const std::int64_t c = std::int64_t(src[0]->shape[3]), m = std::int64_t(dst.numel()) / c;
     // The reference recomputes what it needs: it runs when there is no workspace for this src,
     // and for size 1, where oneDNN 2.6.3's AVX-512 backward LRN crashes creating its kernel.
-    if (workspace_shape_ != src[0]->shape || config_.size == 1)
-        return lrn_backward(diff_src[0]->data.data(), diff_dst.data.data(), dst.data.data(),
-                            src[0]->data.data(), m, c, config_);
+    float* out = diff_src[0]->data.data();
+    const bool write = overwrite[0];
+    if (workspace_shape_ != src[0]->shape || config_.size == 1) {
+        if (write) std::fill_n(out, m * c, 0.0f);  // the reference adds
+        return lrn_backward(out, diff_dst.data.data(), dst.data.data(), src[0]->data.data(), m, c,
+                            config_);
+    }
     OnednnPlan& p = plan(src[0]->shape);
     try {
         if (!p.bwd)
@@ -505,13 +514,14 @@ void Lrn::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs
     } catch (const dnnl::error& e) {
         fail(std::string("oneDNN cannot set up the backward LRN: ") + e.what());
     }
-    diff_src_scratch_.resize(dst.numel());
-    p.bwd.execute(cpu_stream(), {{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
-                                 {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
-                                 {DNNL_ARG_WORKSPACE, p.workspace},
-                                 {DNNL_ARG_DIFF_SRC, wrap(p.data_md, diff_src_scratch_.data())}});
+    if (!write) diff_src_scratch_.resize(dst.numel());
+    p.bwd.execute(cpu_stream(),
+                  {{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
+                   {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
+                   {DNNL_ARG_WORKSPACE, p.workspace},
+                   {DNNL_ARG_DIFF_SRC, wrap(p.data_md, write ? out : diff_src_scratch_.data())}});
     cpu_stream().wait();
-    accumulate(diff_src[0]->data.data(), diff_src_scratch_.data(), m * c);
+    if (!write) accumulate(out, diff_src_scratch_.data(), m * c);
 }
 
 }  // namespace dfp::nn

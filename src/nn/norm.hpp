@@ -128,6 +128,9 @@ class Lrn : public Layer {
     const char* kind() const override { return "lrn"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    // Writes a fresh diff_src directly with oneDNN's backward.
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
 
   private:
     struct OnednnPlan;  // in norm.cpp
