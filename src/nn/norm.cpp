@@ -171,9 +171,6 @@ dnnl::normalization_flags onednn_flags(bool relu) {
     using F = dnnl::normalization_flags;
     return F::use_scale | F::use_shift | (relu ? F::fuse_norm_relu : F::none);
 }
-dnnl::memory wrap(const dnnl::memory::desc& md, const float* data) {
-    return dnnl::memory(md, cpu_engine(), const_cast<float*>(data));
-}
 }  // namespace
 
 BatchNorm2d::OnednnPlan& BatchNorm2d::plan(const Shape& shape) {
