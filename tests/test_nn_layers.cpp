@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -261,6 +262,144 @@ TEST(NnPool, ValuesByHand) {
     expect_error([] { MaxPool2d("bad_pool", {.kernel = 2, .pad = 2}); }, "maxpool2d 'bad_pool'");
     const Tensor small({1, 1, 1, 1});
     expect_error([&] { run(avgpool, {&small}); }, "avgpool2d 'avg'");
+}
+
+// Values drawn from a few integers: many ties in every max window, and sums that are exact in
+// any order.
+Tensor integer_tensor(Shape shape, unsigned seed, int lo, int hi) {
+    Tensor t(std::move(shape));
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> d(lo, hi);
+    for (auto& x : t.data) x = float(d(rng));
+    return t;
+}
+
+double max_abs_diff(std::span<const float> a, std::span<const float> b) {
+    double worst = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+    return worst;
+}
+
+// Average pooling's layer and reference differ only by the order of their sums (at most 9 terms)
+// and how they divide.
+constexpr double kAvgPoolTolerance = 1e-6;
+
+void expect_near_avgpool(std::span<const float> got, std::span<const float> ref) {
+    for (std::size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(got[i], ref[i], kAvgPoolTolerance * (1.0 + std::abs(ref[i]))) << "at " << i;
+}
+
+// One row: the layer (oneDNN) against the reference functions, forward on random floats, then
+// backward adding into a non-zero diff_src. Max pooling is compared bit for bit both ways; its
+// backward runs on integer data (values -2..2, so most windows hold ties) and integer gradients
+// (exact sums in any order): oneDNN must route each window's gradient to the element the reference
+// picks (the first maximum in row-major window order), and lose none to the padding.
+void expect_pool_matches_reference(bool max, const Pool2dConfig& config, const Shape& shape,
+                                   unsigned seed) {
+    MaxPool2d max_pool("max", config);
+    AvgPool2d avg_pool("avg", config);
+    Pool2d& pool = max ? static_cast<Pool2d&>(max_pool) : avg_pool;
+    char what[80];
+    std::snprintf(what, sizeof what, "%s k%ld s%ld p%ld %-5s %zux%zux%zux%zu", max ? "max" : "avg",
+                  long(config.kernel), long(config.stride), long(config.pad),
+                  config.ceil_mode ? "ceil" : "floor", shape[0], shape[1], shape[2], shape[3]);
+    SCOPED_TRACE(what);
+    const PoolGeometry g = pool.geometry(shape);
+    const Shape dst_shape{shape[0], std::size_t(g.oh), std::size_t(g.ow), shape[3]};
+
+    const Tensor src = random_tensor(shape, seed);
+    const Tensor dst = run(pool, {&src});
+    ASSERT_EQ(dst.shape, dst_shape);
+    AlignedVector<float> ref(dst.numel());
+    std::vector<std::int32_t> argmax(dst.numel());
+    if (max) {
+        maxpool_forward(ref.data(), argmax.data(), src.data.data(), g);
+        ASSERT_EQ(dst.data, ref);
+    } else {
+        avgpool_forward(ref.data(), src.data.data(), g);
+        expect_near_avgpool(dst.data, ref);
+    }
+    const double fwd_diff = max_abs_diff(dst.data, ref);
+
+    const Tensor bsrc = max ? integer_tensor(shape, seed + 1, -2, 2) : src;
+    const Tensor bdst = run(pool, {&bsrc});
+    const Tensor diff_dst = integer_tensor(dst_shape, seed + 2, -8, 8);
+    const Tensor start = integer_tensor(shape, seed + 3, -4, 4);
+    Tensor diff_src = start, ref_diff_src = start;
+    const Tensor* srcs[] = {&bsrc};
+    Tensor* diffs[] = {&diff_src};
+    pool.backward(srcs, bdst, diff_dst, diffs);
+    if (max) {
+        maxpool_forward(ref.data(), argmax.data(), bsrc.data.data(), g);
+        ASSERT_EQ(bdst.data, ref);
+        maxpool_backward(ref_diff_src.data.data(), argmax.data(), diff_dst.data.data(), g);
+        ASSERT_EQ(diff_src.data, ref_diff_src.data);
+        double added = 0.0, routed = 0.0;
+        for (std::size_t i = 0; i < start.numel(); ++i) added += diff_src.data[i] - start.data[i];
+        for (float d : diff_dst.data) routed += d;
+        ASSERT_EQ(added, routed);
+    } else {
+        avgpool_backward(ref_diff_src.data.data(), diff_dst.data.data(), g);
+        expect_near_avgpool(diff_src.data, ref_diff_src.data);
+    }
+    std::printf("pool onednn %s fwd max|diff|=%.1e bwd max|diff|=%.1e PASS\n", what, fwd_diff,
+                max_abs_diff(diff_src.data, ref_diff_src.data));
+}
+
+// Awkward shapes (channels 3, 17, 67; H and W odd and even, as a 3x3 stride-2 window's ceil mode
+// matters only for even sizes), kernel 2 and 3, stride 1 and 2, pad 0 and 1, ceil mode on and
+// off, max and average: 96 rows.
+TEST(NnPool, OnednnMatchesTheReferenceFunctions) {
+    const Shape shapes[] = {{2, 7, 8, 3}, {2, 10, 5, 17}, {2, 11, 12, 67}};
+    unsigned seed = 100;
+    int ceil_adds_windows = 0;
+    for (const Shape& shape : shapes)
+        for (const std::int64_t kernel : {2, 3})
+            for (const std::int64_t stride : {1, 2})
+                for (const std::int64_t pad : {0, 1}) {
+                    const PoolGeometry floor =
+                        MaxPool2d("floor", {kernel, stride, pad, false}).geometry(shape);
+                    const PoolGeometry ceil =
+                        MaxPool2d("ceil", {kernel, stride, pad, true}).geometry(shape);
+                    ceil_adds_windows += ceil.oh * ceil.ow > floor.oh * floor.ow;
+                    for (const bool ceil_mode : {false, true})
+                        for (const bool max : {true, false})
+                            expect_pool_matches_reference(max, {kernel, stride, pad, ceil_mode},
+                                                          shape, seed += 4);
+                }
+    EXPECT_GE(ceil_adds_windows, 6);  // of 24 configurations
+}
+
+// oneDNN's max pooling skips NaN and starts each window at lowest(); inputs holding NaN, -Inf or
+// lowest() run on the reference instead, so a NaN still reaches the NaN check and a window of
+// -Inf still routes its gradient to an element of src. Same bits as the reference both ways.
+TEST(NnPool, MaxPoolOfNanAndInfinityIsTheReference) {
+    const Pool2dConfig config{.kernel = 3, .stride = 2, .pad = 1, .ceil_mode = true};
+    const Shape shape{1, 6, 6, 20};
+    for (const float odd :
+         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity(),
+          std::numeric_limits<float>::lowest()}) {
+        SCOPED_TRACE(odd);
+        MaxPool2d pool("max", config);
+        Tensor src = random_tensor(shape, 90);
+        src.data[7 * 20 + 5] = odd;  // one pixel of channel 5
+        for (std::size_t i = 6; i < src.numel(); i += 20) src.data[i] = odd;  // all of channel 6
+        const Tensor dst = run(pool, {&src});
+        const PoolGeometry g = pool.geometry(shape);
+        std::vector<float> ref(dst.numel());
+        std::vector<std::int32_t> argmax(dst.numel());
+        maxpool_forward(ref.data(), argmax.data(), src.data.data(), g);
+        ASSERT_EQ(std::memcmp(dst.data.data(), ref.data(), ref.size() * sizeof(float)), 0);
+        EXPECT_EQ(std::isnan(odd), std::isnan(dst.data[5]));  // the window holding pixel 7
+        const Tensor diff_dst = integer_tensor(dst.shape, 91, -8, 8);
+        Tensor diff_src(shape), ref_diff_src(shape);
+        const Tensor* srcs[] = {&src};
+        Tensor* diffs[] = {&diff_src};
+        pool.backward(srcs, dst, diff_dst, diffs);
+        maxpool_backward(ref_diff_src.data.data(), argmax.data(), diff_dst.data.data(), g);
+        EXPECT_EQ(diff_src.data, ref_diff_src.data);
+    }
 }
 
 TEST(NnLrn, ValueByHand) {

@@ -1,4 +1,4 @@
-// The one oneDNN CPU engine and stream that the FP32 layers (Conv2d, BatchNorm2d) run on.
+// The one oneDNN CPU engine and stream that the FP32 layers (Conv2d, BatchNorm2d, pooling) run on.
 #pragma once
 
 #include <dnnl.hpp>

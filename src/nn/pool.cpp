@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
+
+#include "nn/onednn.hpp"
 
 namespace dfp::nn {
 
@@ -137,23 +140,127 @@ void avgpool_backward(float* diff_src, const float* diff_dst, const PoolGeometry
         }
 }
 
-Pool2d::Pool2d(std::string name, const char* kind, const Pool2dConfig& config)
-    : Layer(std::move(name)), kind_(kind), config_(config) {
+Pool2d::Pool2d(std::string name, Algorithm algorithm, const Pool2dConfig& config)
+    : Layer(std::move(name)), algorithm_(algorithm), config_(config) {
     check_config(*this, config);
 }
+
+const char* Pool2d::kind() const {
+    return algorithm_ == Algorithm::max ? "maxpool2d" : "avgpool2d";
+}
+
+Pool2d::~Pool2d() = default;
 
 PoolGeometry Pool2d::geometry(const Shape& src) const {
     return pool_geometry(*this, config_, src);
 }
 
+struct Pool2d::OnednnPlan {
+    dnnl::algorithm algorithm;
+    dnnl::memory::desc src_md, dst_md;  // (N, C, H, W) and (N, C, OH, OW) in NHWC order
+    dnnl::memory::dims strides, kernel, padding_l, padding_r;
+    dnnl::pooling_forward::primitive_desc fwd_pd;
+    dnnl::pooling_forward fwd;
+    dnnl::pooling_backward bwd;  // made on the first backward
+    dnnl::memory workspace;      // max pooling: each window's argmax, forward to backward
+};
+
+namespace {
+// oneDNN's output size is (len + pad_l + pad_r - kernel) / stride + 1, rounded down. The right
+// padding that makes it pooled_size: pad, or in ceil mode what the last window reaches past src.
+// That window starts inside src, so this is less than the kernel, as oneDNN requires.
+std::int64_t right_padding(std::int64_t len, std::int64_t out, const PoolGeometry& g) {
+    return std::max(g.pad, (out - 1) * g.stride + g.kernel - len - g.pad);
+}
+}  // namespace
+
+Pool2d::OnednnPlan& Pool2d::plan(const PoolGeometry& g) {
+    auto& slot = plans_[{g.n, g.h, g.w, g.c}];
+    if (slot) return *slot;
+    auto p = std::make_unique<OnednnPlan>();
+    try {
+        using dnnl::memory;
+        // Average pooling excludes the padding from its divisor, as avgpool_forward does.
+        p->algorithm = algorithm_ == Algorithm::max ? dnnl::algorithm::pooling_max
+                                                    : dnnl::algorithm::pooling_avg_exclude_padding;
+        p->src_md =
+            memory::desc({g.n, g.c, g.h, g.w}, memory::data_type::f32, memory::format_tag::nhwc);
+        p->dst_md =
+            memory::desc({g.n, g.c, g.oh, g.ow}, memory::data_type::f32, memory::format_tag::nhwc);
+        p->strides = {g.stride, g.stride};
+        p->kernel = {g.kernel, g.kernel};
+        p->padding_l = {g.pad, g.pad};
+        p->padding_r = {right_padding(g.h, g.oh, g), right_padding(g.w, g.ow, g)};
+        p->fwd_pd = dnnl::pooling_forward::primitive_desc(
+            dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, p->algorithm, p->src_md,
+                                        p->dst_md, p->strides, p->kernel, p->padding_l,
+                                        p->padding_r),
+            cpu_engine());
+        p->fwd = dnnl::pooling_forward(p->fwd_pd);
+        if (algorithm_ == Algorithm::max)
+            p->workspace = memory(p->fwd_pd.workspace_desc(), cpu_engine());
+    } catch (const dnnl::error& e) {
+        fail(
+            "oneDNN cannot set up pooling of input " +
+            shape_string({std::size_t(g.n), std::size_t(g.h), std::size_t(g.w), std::size_t(g.c)}) +
+            ": " + e.what());
+    }
+    slot = std::move(p);
+    return *slot;
+}
+
+void Pool2d::onednn_forward(float* dst, const float* src, const PoolGeometry& g) {
+    OnednnPlan& p = plan(g);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, wrap(p.src_md, src)},
+                                               {DNNL_ARG_DST, wrap(p.dst_md, dst)}};
+    if (p.workspace) args[DNNL_ARG_WORKSPACE] = p.workspace;
+    p.fwd.execute(cpu_stream(), args);
+    cpu_stream().wait();
+}
+
+void Pool2d::onednn_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g) {
+    OnednnPlan& p = plan(g);
+    try {
+        if (!p.bwd)
+            p.bwd = dnnl::pooling_backward(dnnl::pooling_backward::primitive_desc(
+                dnnl::pooling_backward::desc(p.algorithm, p.src_md, p.dst_md, p.strides, p.kernel,
+                                             p.padding_l, p.padding_r),
+                cpu_engine(), p.fwd_pd));
+    } catch (const dnnl::error& e) {
+        fail(std::string("oneDNN cannot set up the backward pooling: ") + e.what());
+    }
+    const std::int64_t n = g.n * g.h * g.w * g.c;
+    diff_src_scratch_.resize(std::size_t(n));
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_DIFF_DST, wrap(p.dst_md, diff_dst)},
+        {DNNL_ARG_DIFF_SRC, wrap(p.src_md, diff_src_scratch_.data())}};
+    if (p.workspace) args[DNNL_ARG_WORKSPACE] = p.workspace;
+    p.bwd.execute(cpu_stream(), args);
+    cpu_stream().wait();
+    accumulate(diff_src, diff_src_scratch_.data(), n);
+}
+
+namespace {
+// True when every one of the n values of src is above lowest(): no NaN, -Inf or -FLT_MAX.
+bool all_above_lowest(const float* src, std::int64_t n) {
+    std::int64_t below = 0;
+#pragma omp parallel for simd reduction(+ : below) schedule(static) if (n >= kMinParallelElements)
+    for (std::int64_t i = 0; i < n; ++i) below += !(src[i] > std::numeric_limits<float>::lowest());
+    return below == 0;
+}
+}  // namespace
+
 void MaxPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     expect_srcs(src, 1);
     const PoolGeometry g = geometry(src[0]->shape);
+    dst.resize(dst_shape(g));
+    const float* x = src[0]->data.data();
+    onednn_ = all_above_lowest(x, std::int64_t(src[0]->numel()));
+    if (onednn_) return onednn_forward(dst.data.data(), x, g);
     if (g.h * g.w > std::numeric_limits<std::int32_t>::max())
         fail("input " + shape_string(src[0]->shape) + " has more than 2^31 pixels per image");
-    dst.resize(dst_shape(g));
     argmax_.resize(dst.numel());
-    maxpool_forward(dst.data.data(), argmax_.data(), src[0]->data.data(), g);
+    maxpool_forward(dst.data.data(), argmax_.data(), x, g);
 }
 
 void MaxPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -161,7 +268,10 @@ void MaxPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, Di
     const PoolGeometry g = geometry(src[0]->shape);
     expect_shape(dst, dst_shape(g), "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
-    if (diff_src[0])
+    if (!diff_src[0]) return;
+    if (onednn_)
+        onednn_backward(diff_src[0]->data.data(), diff_dst.data.data(), g);
+    else
         maxpool_backward(diff_src[0]->data.data(), argmax_.data(), diff_dst.data.data(), g);
 }
 
@@ -169,7 +279,7 @@ void AvgPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     expect_srcs(src, 1);
     const PoolGeometry g = geometry(src[0]->shape);
     dst.resize(dst_shape(g));
-    avgpool_forward(dst.data.data(), src[0]->data.data(), g);
+    onednn_forward(dst.data.data(), src[0]->data.data(), g);
 }
 
 void AvgPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -177,7 +287,7 @@ void AvgPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, Di
     const PoolGeometry g = geometry(src[0]->shape);
     expect_shape(dst, dst_shape(g), "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
-    if (diff_src[0]) avgpool_backward(diff_src[0]->data.data(), diff_dst.data.data(), g);
+    if (diff_src[0]) onednn_backward(diff_src[0]->data.data(), diff_dst.data.data(), g);
 }
 
 void GlobalAvgPool::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {

@@ -1,7 +1,10 @@
 // Pooling over NHWC feature maps: max, average, and global average.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,9 @@ struct PoolGeometry {
     std::int64_t oh, ow;  // dst (N, OH, OW, C)
 };
 
+// The reference functions: plain loops, the tests' oracle for the oneDNN layers below, and the path
+// MaxPool2d takes for inputs oneDNN would pool differently.
+
 // dst (N,OH,OW,C) = max over each window of src (N,H,W,C), padding ignored, NaN if any; argmax
 // (N,OH,OW,C) = the index ih * W + iw of the first maximum within its image.
 void maxpool_forward(float* dst, std::int32_t* argmax, const float* src, const PoolGeometry& g);
@@ -36,36 +42,65 @@ void avgpool_forward(float* dst, const float* src, const PoolGeometry& g);
 // diff_src (N,H,W,C) += diff_dst (N,OH,OW,C) spread evenly over each window's elements.
 void avgpool_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g);
 
-// What max and average pooling share: the window configuration and the geometry it gives.
+// What max and average pooling share: the window configuration, the geometry it gives, and oneDNN's
+// pooling (NHWC f32; max, or average excluding padding), its primitives created once per input
+// shape and cached. Ceil mode is a larger right padding, which clips only the last window, whose
+// start lies inside src (pooled_size drops any other): max pooling ignores padding, and the
+// average divides by the count of elements inside src, as the reference functions do.
 class Pool2d : public Layer {
   public:
-    // `kind` is the derived layer's (its constructor checks the configuration and names it).
-    Pool2d(std::string name, const char* kind, const Pool2dConfig& config);
-    const char* kind() const override { return kind_; }
+    ~Pool2d() override;
+    const char* kind() const override;
     // The geometry for src of this shape; throws dfp::Error naming the layer when it does not fit.
     PoolGeometry geometry(const Shape& src) const;
     const Pool2dConfig& config() const { return config_; }
 
   protected:
-    const char* kind_;
+    enum class Algorithm { max, average };
+    // The constructor checks the configuration and names the layer's kind by `algorithm`.
+    Pool2d(std::string name, Algorithm algorithm, const Pool2dConfig& config);
+    // dst (N,OH,OW,C) = oneDNN's pooling of src (N,H,W,C); max pooling keeps each window's argmax
+    // in the plan's workspace for onednn_backward. Eval mode runs the same training primitive:
+    // forward_inference, which writes no workspace, measured no faster, and this way backward
+    // stays valid after either mode.
+    void onednn_forward(float* dst, const float* src, const PoolGeometry& g);
+    // diff_src (N,H,W,C) += oneDNN's backward of diff_dst (N,OH,OW,C), after onednn_forward of this
+    // shape.
+    void onednn_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g);
+
+  private:
+    struct OnednnPlan;  // in pool.cpp
+    OnednnPlan& plan(const PoolGeometry& g);
+
+    Algorithm algorithm_;
     Pool2dConfig config_;
+    std::map<std::array<std::int64_t, 4>, std::unique_ptr<OnednnPlan>> plans_;  // by (N, H, W, C)
+    std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
 };
 
+// Runs on oneDNN when every src value is above lowest() (-FLT_MAX). oneDNN starts each window at
+// lowest() and takes a value only when it is strictly greater, so it would skip a NaN (which must
+// reach the NaN check), and for a window of -Inf or lowest() values it gives lowest() and routes
+// the gradient into the padding. Inputs with such values run on maxpool_forward and
+// maxpool_backward instead; checking costs one read of src.
 class MaxPool2d : public Pool2d {
   public:
     MaxPool2d(std::string name, const Pool2dConfig& config)
-        : Pool2d(std::move(name), "maxpool2d", config) {}
+        : Pool2d(std::move(name), Algorithm::max, config) {}
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
 
   private:
-    std::vector<std::int32_t> argmax_;  // of the last forward
+    bool onednn_ = true;                // the path of the last forward
+    std::vector<std::int32_t> argmax_;  // of the last forward, when it ran on maxpool_forward
 };
 
+// Runs on oneDNN (avg_exclude_padding) for every input: NaN and Inf propagate through its sums as
+// through the reference's.
 class AvgPool2d : public Pool2d {
   public:
     AvgPool2d(std::string name, const Pool2dConfig& config)
-        : Pool2d(std::move(name), "avgpool2d", config) {}
+        : Pool2d(std::move(name), Algorithm::average, config) {}
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
 };
