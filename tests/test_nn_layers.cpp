@@ -1,6 +1,7 @@
 // Layer behaviour beyond gradients: BatchNorm train vs eval and its running statistics, Dropout's
-// mask (rate, reproducibility, eval identity), pooling and LRN values by hand, the oneDNN LRN
-// against its reference, the loss, and the Net's checks and error messages.
+// mask (rate, reproducibility, eval identity), pooling and LRN values by hand, the oneDNN LRN and
+// pooling layers against their reference functions, the loss, and the Net's checks and error
+// messages.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -321,6 +322,7 @@ void expect_pool_matches_reference(bool max, const Pool2dConfig& config, const S
         expect_near_avgpool(dst.data, ref);
     }
     const double fwd_diff = max_abs_diff(dst.data, ref);
+    ASSERT_EQ(run(pool, {&src}, {Mode::eval, 0}).data, dst.data);  // the same primitive
 
     const Tensor bsrc = max ? integer_tensor(shape, seed + 1, -2, 2) : src;
     const Tensor bdst = run(pool, {&bsrc});
