@@ -401,6 +401,13 @@ TEST(NnPool, MaxPoolOfNanAndInfinityIsTheReference) {
         pool.backward(srcs, dst, diff_dst, diffs);
         maxpool_backward(ref_diff_src.data.data(), argmax.data(), diff_dst.data.data(), g);
         EXPECT_EQ(diff_src.data, ref_diff_src.data);
+        // Into a fresh buffer (NaN-filled, so a value kept from it shows).
+        std::fill(diff_src.data.begin(), diff_src.data.end(),
+                  std::numeric_limits<float>::quiet_NaN());
+        Overwrite fresh;
+        fresh.set(0);
+        pool.backward_into(srcs, dst, diff_dst, diffs, fresh);
+        EXPECT_EQ(diff_src.data, ref_diff_src.data);
     }
 }
 
@@ -575,8 +582,8 @@ TEST(NnNet, GradientBuffersAreReusedAlongTheChainAndAcrossSteps) {
 
 // backward_into with every diff_src marked fresh (and filled with NaN, so a value read or kept
 // from it shows) gives exactly what backward adds to zeros, for the layers that override it
-// (every lowering of the integer convolution, oneDNN and reference batch-norm, the fused ReLUs)
-// and for the default (Linear, pooling), parameter gradients included.
+// (every lowering of the integer convolution, oneDNN and reference batch-norm, the fused ReLUs,
+// max and average pooling) and for the default (Linear), parameter gradients included.
 TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
     const auto conv = [](const char* name, int kernel, int stride, const char* precision) {
         auto layer = std::make_unique<Conv2d>(
@@ -614,6 +621,12 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
         {std::make_unique<Linear>("fc", LinearConfig{.in_features = 7 * 5 * 6, .out_features = 4}),
          {map}});
     cases.push_back({std::make_unique<MaxPool2d>("pool", Pool2dConfig{.ceil_mode = true}), {map}});
+    cases.push_back(
+        {std::make_unique<MaxPool2d>(
+             "pool3", Pool2dConfig{.kernel = 3, .stride = 2, .pad = 1, .ceil_mode = true}),
+         {map}});
+    cases.push_back(
+        {std::make_unique<AvgPool2d>("avgpool", Pool2dConfig{.ceil_mode = true}), {map}});
     unsigned seed = 200;
     for (Case& c : cases) {
         Layer& layer = *c.layer;

@@ -218,7 +218,8 @@ void Pool2d::onednn_forward(float* dst, const float* src, const PoolGeometry& g)
     cpu_stream().wait();
 }
 
-void Pool2d::onednn_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g) {
+void Pool2d::onednn_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g,
+                             bool write) {
     OnednnPlan& p = plan(g);
     try {
         if (!p.bwd)
@@ -230,14 +231,14 @@ void Pool2d::onednn_backward(float* diff_src, const float* diff_dst, const PoolG
         fail(std::string("oneDNN cannot set up the backward pooling: ") + e.what());
     }
     const std::int64_t n = g.n * g.h * g.w * g.c;
-    diff_src_scratch_.resize(std::size_t(n));
+    if (!write) diff_src_scratch_.resize(std::size_t(n));
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_DIFF_DST, wrap(p.dst_md, diff_dst)},
-        {DNNL_ARG_DIFF_SRC, wrap(p.src_md, diff_src_scratch_.data())}};
+        {DNNL_ARG_DIFF_SRC, wrap(p.src_md, write ? diff_src : diff_src_scratch_.data())}};
     if (p.workspace) args[DNNL_ARG_WORKSPACE] = p.workspace;
     p.bwd.execute(cpu_stream(), args);
     cpu_stream().wait();
-    accumulate(diff_src, diff_src_scratch_.data(), n);
+    if (!write) accumulate(diff_src, diff_src_scratch_.data(), n);
 }
 
 namespace {
@@ -264,15 +265,20 @@ void MaxPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
 }
 
 void MaxPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void MaxPool2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
+                              DiffSrcs diff_src, Overwrite overwrite) {
     expect_srcs(src, 1);
     const PoolGeometry g = geometry(src[0]->shape);
     expect_shape(dst, dst_shape(g), "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
     if (!diff_src[0]) return;
-    if (onednn_)
-        onednn_backward(diff_src[0]->data.data(), diff_dst.data.data(), g);
-    else
-        maxpool_backward(diff_src[0]->data.data(), argmax_.data(), diff_dst.data.data(), g);
+    float* out = diff_src[0]->data.data();
+    if (onednn_) return onednn_backward(out, diff_dst.data.data(), g, overwrite[0]);
+    if (overwrite[0]) std::fill_n(out, diff_src[0]->numel(), 0.0f);  // the reference adds
+    maxpool_backward(out, argmax_.data(), diff_dst.data.data(), g);
 }
 
 void AvgPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
@@ -283,11 +289,17 @@ void AvgPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
 }
 
 void AvgPool2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
+    backward_into(src, dst, diff_dst, diff_src, {});
+}
+
+void AvgPool2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
+                              DiffSrcs diff_src, Overwrite overwrite) {
     expect_srcs(src, 1);
     const PoolGeometry g = geometry(src[0]->shape);
     expect_shape(dst, dst_shape(g), "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
-    if (diff_src[0]) onednn_backward(diff_src[0]->data.data(), diff_dst.data.data(), g);
+    if (diff_src[0])
+        onednn_backward(diff_src[0]->data.data(), diff_dst.data.data(), g, overwrite[0]);
 }
 
 void GlobalAvgPool::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {

@@ -65,8 +65,8 @@ class Pool2d : public Layer {
     // faster (32x112x112x64, 3x3 stride 2, 1 thread: 12.3 ms against 11.8).
     void onednn_forward(float* dst, const float* src, const PoolGeometry& g);
     // diff_src (N,H,W,C) += oneDNN's backward of diff_dst (N,OH,OW,C), after onednn_forward of this
-    // shape.
-    void onednn_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g);
+    // shape; `write`: diff_src = it instead (Layer::backward_into's fresh buffer).
+    void onednn_backward(float* diff_src, const float* diff_dst, const PoolGeometry& g, bool write);
 
   private:
     struct OnednnPlan;  // in pool.cpp
@@ -75,7 +75,7 @@ class Pool2d : public Layer {
     Algorithm algorithm_;
     Pool2dConfig config_;
     std::map<std::array<std::int64_t, 4>, std::unique_ptr<OnednnPlan>> plans_;  // by (N, H, W, C)
-    std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
+    std::vector<float> diff_src_scratch_;  // oneDNN writes; backward adds
 };
 
 // Runs on oneDNN when every src value is above lowest() (-FLT_MAX). oneDNN starts each window at
@@ -89,6 +89,8 @@ class MaxPool2d : public Pool2d {
         : Pool2d(std::move(name), Algorithm::max, config) {}
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
 
   private:
     bool onednn_ = true;                // the path of the last forward
@@ -103,6 +105,8 @@ class AvgPool2d : public Pool2d {
         : Pool2d(std::move(name), Algorithm::average, config) {}
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
+    void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
+                       Overwrite overwrite) override;
 };
 
 // dst (N,1,1,C) = mean of src (N,H,W,C) over H and W.
