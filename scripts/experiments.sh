@@ -26,8 +26,9 @@
 #   --no-pytorch  skip the PyTorch reference (and python3-torch); the page says it is missing
 #   --batch B     batch of the throughput section, dfptrain and PyTorch alike (default 32)
 #   --threads N   threads of every run (default: all cores, nproc)
-# The full run takes about 45 min (accuracy), 10 min each (throughput, kernels; measured
-# 2026-11-30) and 40 min (eightbit, measured at one thread beside other work) on 2 quiet cores. Run it on a quiet machine: the throughput and kernel figures are timings, and
+# The full run takes about 45 min (accuracy), 5 min (throughput), 1 min (kernels; both measured
+# 2026-11-30 with --skip-setup) and 40 min (eightbit, measured at one thread beside other work) on
+# 2 quiet cores. Run it on a quiet machine: the throughput and kernel figures are timings, and
 # OpenMP runs on all cores collapse when another process holds one (seen here: resnet20 training
 # at 24 images/s on 2 threads beside another job, against 340 on 1 thread).
 set -euo pipefail
