@@ -451,7 +451,31 @@ void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
     const int64_t panels = ceil_div(rows, W);
     for (int64_t p = 0; p < kp; ++p) {
         const bool odd_tail = 2 * p + 1 >= kc;  // odd kc: the pair's second value is a zero
-        for (int64_t q = 0; q < panels; ++q) {
+        int64_t q = 0;
+        if constexpr (W == 8) {
+            // Four panels (32 rows) per 64-byte load of each K row: 128-bit lane L of the
+            // interleaved vectors is panel q + L's pair p (rows 0..3 in lo, 4..7 in hi).
+            for (; rows - q * W >= 4 * W; q += 4) {
+                const int16_t* k0 = src + 2 * p * ld + q * W;
+                const __m512i x0 = round_shift(_mm512_loadu_si512(k0), shift);
+                const __m512i x1 = odd_tail ? _mm512_setzero_si512()
+                                            : round_shift(_mm512_loadu_si512(k0 + ld), shift);
+                const __m512i lo = _mm512_unpacklo_epi16(x0, x1),
+                              hi = _mm512_unpackhi_epi16(x0, x1);
+                const __m512i p01 = _mm512_permutex2var_epi64(
+                    lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
+                const __m512i p23 = _mm512_permutex2var_epi64(
+                    lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
+                const auto out = [&](int64_t panel) {
+                    return reinterpret_cast<__m256i*>(d + (panel * kp + p) * W * 2);
+                };
+                _mm256_store_si256(out(q), _mm512_castsi512_si256(p01));
+                _mm256_store_si256(out(q + 1), _mm512_extracti64x4_epi64(p01, 1));
+                _mm256_store_si256(out(q + 2), _mm512_castsi512_si256(p23));
+                _mm256_store_si256(out(q + 3), _mm512_extracti64x4_epi64(p23, 1));
+            }
+        }
+        for (; q < panels; ++q) {
             const int16_t* k0 = src + 2 * p * ld + q * W;
             int16_t* out = d + (q * kp + p) * W * 2;
             const int64_t rq = rows - q * W;
