@@ -603,6 +603,7 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
         cases.push_back({conv("c1x1", 1, 1, p), {map}});
         cases.push_back({conv("c3x3", 3, 1, p), {map}});
         cases.push_back({conv("c3x3s2", 3, 2, p), {map}});
+        cases.push_back({conv("c1x1s2", 1, 2, p), {map}});  // reaches a quarter of the pixels
     }
     cases.push_back({std::make_unique<BatchNorm2d>("bn", BatchNormConfig{.channels = 6}), {map}});
     cases.push_back({std::make_unique<BatchNorm2d>(
@@ -664,6 +665,57 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
             EXPECT_EQ(added[i], written[i]) << layer.name() << " "
                                             << (layer.precision() ? precision::compute_name(layer.precision()->compute) : "")
                                             << " gradient " << i;
+    }
+}
+
+// Net::backward hands pooled gradient buffers to their first writer without zeroing them: after
+// a backward that leaves NaN in every pooled buffer, a second one must give exactly the gradients
+// of a fresh Net. The DAG has fan-out, a node fed twice to one Add, a dead branch, a 1x1 stride-2
+// convolution (it writes only a quarter of its diff_src's pixels) and a Concat of 65 inputs (more
+// than an Overwrite mask marks).
+TEST(NnNet, StaleGradientBuffersNeverLeakIntoTheNextBackward) {
+    const auto build = [](Net& net) {
+        const int c1 = net.add<Conv2d>({Net::kInput}, "c1",
+                                       Conv2dConfig{.in_channels = 3, .out_channels = 4,
+                                                    .kernel = 3, .pad = 1});
+        const int bn = net.add<BatchNorm2d>({c1}, "bn", BatchNormConfig{.channels = 4, .relu = true});
+        const int twice = net.add<Add>({bn, bn}, "twice");
+        net.add<Relu>({twice}, "dead");  // consumed by nobody
+        const int down = net.add<Conv2d>(
+            {twice}, "down", Conv2dConfig{.in_channels = 4, .out_channels = 2, .stride = 2});
+        std::vector<int> branches;
+        for (int b = 0; b < 65; ++b) {
+            std::string name = "b";
+            name += std::to_string(b);
+            branches.push_back(net.add<Conv2d>(
+                {down}, name, Conv2dConfig{.in_channels = 2, .out_channels = 1, .bias = false}));
+        }
+        const int cat = net.add<Concat>(branches, "cat");
+        const int pool = net.add<MaxPool2d>({cat}, "pool", Pool2dConfig{.ceil_mode = true});
+        net.add<Linear>({pool}, "fc", LinearConfig{.in_features = 2 * 2 * 65, .out_features = 3});
+    };
+    for (const char* precision : {"fp32", "dfp16"}) {
+        Net reused, fresh;
+        build(reused);
+        build(fresh);
+        const Tensor src = random_tensor({2, 7, 7, 3}, 70);
+        const Tensor& out = reused.forward(src, {});
+        Tensor poison(out.shape);
+        std::fill(poison.data.begin(), poison.data.end(), std::numeric_limits<float>::quiet_NaN());
+        reused.backward(poison);  // in FP32 (DFP16 refuses NaN): every pooled buffer holds NaN
+        reused.apply_precision(precision::Policy::parse(precision));
+        fresh.apply_precision(precision::Policy::parse(precision));
+        const Tensor probe = random_tensor(out.shape, 71);
+        reused.zero_grad();
+        reused.forward(src, {});
+        reused.backward(probe);
+        fresh.zero_grad();
+        fresh.forward(src, {});
+        fresh.backward(probe);
+        const std::vector<Param*> a = reused.params(), b = fresh.params();
+        ASSERT_EQ(a.size(), b.size());
+        for (std::size_t i = 0; i < a.size(); ++i)
+            EXPECT_EQ(a[i]->grad, b[i]->grad) << precision << " " << a[i]->name;
     }
 }
 

@@ -340,7 +340,7 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* d
             dfp_gemm<M>(*this, "bprop", q.diff_dst, kernels::Op::n, q.weight, kernels::Op::n,
                         diff_src, add);
         } else if (bprop_is_convolution(g) && per_tensor(q.weight) && per_tensor(q.diff_dst)) {
-            // BPROP: diff_src (N*H*W, C) += patches of diff_dst (N*H*W, KH*KW*K) x the flipped
+            // BPROP: diff_src (N*H*W, C) (+)= patches of diff_dst (N*H*W, KH*KW*K) x the flipped
             // weights (KH*KW*K, C), a stride-1 convolution (nn/conv_lowering.hpp).
             flip_weights(q.weight.q, g, q.weight_flip.q);
             const PatchSource<M> patches{q.diff_dst.q.mantissas.data(), bprop_geometry(g)};

@@ -90,7 +90,7 @@ class Conv2d : public Layer {
     Param weight_;
     std::optional<Param> bias_;
     std::map<std::array<std::int64_t, 3>, std::unique_ptr<OnednnPlan>> plans_;
-    std::vector<float> diff_src_scratch_;  // oneDNN writes; the layer contract adds
+    std::vector<float> diff_src_scratch_;  // oneDNN's BPROP output when diff_src is added to
     Quantized<std::int16_t> q16_;
     Quantized<std::int8_t> q8_;
     // DFP8 with block formats (MXINT8): every GEMM operand has its blocks along that GEMM's K, so

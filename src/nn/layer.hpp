@@ -31,11 +31,13 @@ using Srcs = std::span<const Tensor* const>;
 using DiffSrcs = std::span<Tensor* const>;
 
 // Which diff_src entries Layer::backward_into writes rather than adds to: bit i for entry i.
+// Entries from kMax on are always added to (their buffers must then hold zeros or a sum).
 struct Overwrite {
+    static constexpr std::size_t kMax = 64;
     std::uint64_t bits = 0;
-    bool operator[](std::size_t i) const { return i < 64 && (bits >> i & 1) != 0; }
+    bool operator[](std::size_t i) const { return i < kMax && (bits >> i & 1) != 0; }
     void set(std::size_t i) {
-        if (i < 64) bits |= std::uint64_t{1} << i;
+        if (i < kMax) bits |= std::uint64_t{1} << i;
     }
 };
 

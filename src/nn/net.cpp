@@ -96,8 +96,9 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
             if (s == kInput || held[std::size_t(s)]) continue;
             acquire_grad(s);
             held[std::size_t(s)] = true;
-            // A node feeding this layer twice (Add(x, x)) is zeroed here and added to twice.
-            if (std::count(node.srcs.begin(), node.srcs.end(), s) > 1)
+            // A node feeding this layer twice (Add(x, x)) is zeroed here and added to twice, as
+            // is an input past the ones an Overwrite mask can mark.
+            if (j >= Overwrite::kMax || std::count(node.srcs.begin(), node.srcs.end(), s) > 1)
                 std::fill(nodes_[s].grad.data.begin(), nodes_[s].grad.data.end(), 0.0f);
             else
                 overwrite.set(j);
