@@ -255,14 +255,12 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
             wei = p.bwd_data_wei;
         }
         // oneDNN overwrites its output: into diff_src itself when that is fresh.
-        if (add) diff_src_scratch_.resize(std::size_t(g.n * g.h * g.w * g.c));
-        p.bwd_data.execute(
-            stream, {{DNNL_ARG_DIFF_DST, diff_dst_mem},
-                     {DNNL_ARG_WEIGHTS, wei},
-                     {DNNL_ARG_DIFF_SRC,
-                      memory(p.src_md, cpu_engine(), add ? diff_src_scratch_.data() : diff_src)}});
+        const GradOutput out(diff_src, g.n * g.h * g.w * g.c, !add, diff_src_scratch_);
+        p.bwd_data.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_mem},
+                                    {DNNL_ARG_WEIGHTS, wei},
+                                    {DNNL_ARG_DIFF_SRC, memory(p.src_md, cpu_engine(), out.data())}});
         stream.wait();
-        if (add) accumulate(diff_src, diff_src_scratch_.data(), g.n * g.h * g.w * g.c);
+        out.finish();
     }
 
     memory user_diff_wei(p.user_wei_md, cpu_engine(), p.diff_wei_user.data());

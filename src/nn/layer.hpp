@@ -106,6 +106,28 @@ std::uint64_t name_seed(std::string_view name);
 void init_he_uniform(Param& p, std::int64_t fan_in);
 // dst (n) += src (n): how layers whose kernels overwrite honour the adding contract of backward.
 void accumulate(float* dst, const float* src, std::int64_t n);
+
+// Where a kernel that overwrites its output (oneDNN's backward) puts a gradient of n values:
+// diff_src itself when backward_into may write it, else `scratch`, which finish() then adds into
+// diff_src. A null diff_src (not needed, but the kernel writes one anyway) goes to scratch.
+class GradOutput {
+  public:
+    GradOutput(float* diff_src, std::int64_t n, bool overwrite, std::vector<float>& scratch)
+        : diff_src_(diff_src), n_(n), in_place_(overwrite && diff_src != nullptr),
+          scratch_(scratch) {
+        if (!in_place_) scratch_.resize(static_cast<std::size_t>(n));
+    }
+    float* data() const { return in_place_ ? diff_src_ : scratch_.data(); }
+    void finish() const {
+        if (!in_place_ && diff_src_ != nullptr) accumulate(diff_src_, scratch_.data(), n_);
+    }
+
+  private:
+    float* diff_src_;
+    std::int64_t n_;
+    bool in_place_;
+    std::vector<float>& scratch_;
+};
 // dst (rows, cols) += bias (cols) on every row: the FP32 bias of Conv2d and Linear.
 void add_bias(float* dst, const float* bias, std::int64_t rows, std::int64_t cols);
 // diff_bias (cols) += the column sums of diff_dst (rows, cols).

@@ -325,7 +325,7 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     } catch (const dnnl::error& e) {
         fail(std::string("oneDNN cannot set up the backward batch normalisation: ") + e.what());
     }
-    if (!write) diff_src_scratch_.resize(std::size_t(m * c));
+    const GradOutput grad(diff_src_data, m * c, write, diff_src_scratch_);
     diff_gamma_.resize(std::size_t(c));
     diff_beta_.resize(std::size_t(c));
     std::unordered_map<int, dnnl::memory> args{
@@ -335,13 +335,13 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
         {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
         {DNNL_ARG_SCALE, wrap(p.stat_md, gamma_.value.data())},
         {DNNL_ARG_SHIFT, wrap(p.stat_md, beta_.value.data())},
-        {DNNL_ARG_DIFF_SRC, wrap(p.data_md, write ? diff_src_data : diff_src_scratch_.data())},
+        {DNNL_ARG_DIFF_SRC, wrap(p.data_md, grad.data())},
         {DNNL_ARG_DIFF_SCALE, wrap(p.stat_md, diff_gamma_.data())},
         {DNNL_ARG_DIFF_SHIFT, wrap(p.stat_md, diff_beta_.data())}};
     if (config_.relu) args[DNNL_ARG_WORKSPACE] = p.workspace;
     p.bwd.execute(cpu_stream(), args);
     cpu_stream().wait();
-    if (diff_src_data && !write) accumulate(diff_src_data, diff_src_scratch_.data(), m * c);
+    grad.finish();
     accumulate(gamma_.grad.data(), diff_gamma_.data(), c);
     accumulate(beta_.grad.data(), diff_beta_.data(), c);
 }
@@ -511,14 +511,13 @@ void Lrn::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, Dif
     } catch (const dnnl::error& e) {
         fail(std::string("oneDNN cannot set up the backward LRN: ") + e.what());
     }
-    if (!write) diff_src_scratch_.resize(dst.numel());
-    p.bwd.execute(cpu_stream(),
-                  {{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
-                   {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
-                   {DNNL_ARG_WORKSPACE, p.workspace},
-                   {DNNL_ARG_DIFF_SRC, wrap(p.data_md, write ? out : diff_src_scratch_.data())}});
+    const GradOutput grad(out, m * c, write, diff_src_scratch_);
+    p.bwd.execute(cpu_stream(), {{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
+                                 {DNNL_ARG_DIFF_DST, wrap(p.data_md, diff_dst.data.data())},
+                                 {DNNL_ARG_WORKSPACE, p.workspace},
+                                 {DNNL_ARG_DIFF_SRC, wrap(p.data_md, grad.data())}});
     cpu_stream().wait();
-    if (!write) accumulate(out, diff_src_scratch_.data(), m * c);
+    grad.finish();
 }
 
 }  // namespace dfp::nn

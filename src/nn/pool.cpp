@@ -231,14 +231,13 @@ void Pool2d::onednn_backward(float* diff_src, const float* diff_dst, const PoolG
         fail(std::string("oneDNN cannot set up the backward pooling: ") + e.what());
     }
     const std::int64_t n = g.n * g.h * g.w * g.c;
-    if (!write) diff_src_scratch_.resize(std::size_t(n));
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_DIFF_DST, wrap(p.dst_md, diff_dst)},
-        {DNNL_ARG_DIFF_SRC, wrap(p.src_md, write ? diff_src : diff_src_scratch_.data())}};
+    const GradOutput grad(diff_src, n, write, diff_src_scratch_);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, wrap(p.dst_md, diff_dst)},
+                                               {DNNL_ARG_DIFF_SRC, wrap(p.src_md, grad.data())}};
     if (p.workspace) args[DNNL_ARG_WORKSPACE] = p.workspace;
     p.bwd.execute(cpu_stream(), args);
     cpu_stream().wait();
-    if (!write) accumulate(diff_src, diff_src_scratch_.data(), n);
+    grad.finish();
 }
 
 namespace {
