@@ -1,5 +1,4 @@
 // Classification data (order, batches, standardisation, bad files) and the LeNet-5 model.
-#include <span>
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -9,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <span>
 
 #include "base/error.hpp"
 #include "data/classification.hpp"

@@ -1,6 +1,5 @@
 // The data-parallel arithmetic without MPI: shards of the epoch order, and both gradient exchanges
 // run for N simulated ranks (alltoall and allgather become copies), against the exact average.
-#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "base/error.hpp"

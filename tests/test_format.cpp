@@ -263,16 +263,19 @@ TEST(Format, ExpectedExponentNeverChangesTheResult) {
             QuantizeOptions o;
             o.rounding = mode;
             o.seed = 7;
-            const auto want16 = quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
+            const auto want16 =
+                quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
             const auto want8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
             const int e16 = want16.exponents.at(0), e8 = want8.exponents.at(0);
             for (const int delta : {0, -1, 1, -200, 100000}) {
                 o.expected_exponent = e16 + delta;
-                const auto got16 = quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
+                const auto got16 =
+                    quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
                 EXPECT_EQ(got16.mantissas, want16.mantissas) << isa_name(isa) << " " << delta;
                 EXPECT_EQ(got16.exponents, want16.exponents);
                 o.expected_exponent = e8 + delta;
-                const auto got8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
+                const auto got8 =
+                    quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
                 EXPECT_EQ(got8.mantissas, want8.mantissas) << isa_name(isa) << " " << delta;
                 EXPECT_EQ(got8.exponents, want8.exponents);
             }

@@ -2,7 +2,6 @@
 // scalar reference written from PAPERS.md's text, the integer cross-entropy gradient against its
 // formula in double, the update, the integer layers against the FP32 layers, and an integer
 // LeNet learning a small training set.
-#include <span>
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -12,6 +11,7 @@
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -300,8 +300,8 @@ TEST(IntegerUpdate, SixteenBitAccumulatorKeepsSmallSteps) {
 
 // |int8 result - FP32 result| within one output step (the narrowing's rounding) plus FP32's own
 // rounding of sums of up to 2^31 (2^-22 of the largest magnitude).
-void expect_within_one_step(std::span<const float> got, std::span<const float> want,
-                            int exponent, const char* what) {
+void expect_within_one_step(std::span<const float> got, std::span<const float> want, int exponent,
+                            const char* what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     float largest = 0;
     for (const float v : want) largest = std::max(largest, std::abs(v));
@@ -413,7 +413,9 @@ TEST(IntegerLayers, ReluAndMaxPoolEqualFp32) {
         nn::Tensor diff_src_f(src_f.shape);
         nn::Tensor* diffs[] = {&diff_src_f};
         ref.backward(srcs, dst_f, fp32(diff_dst), diffs);
-        EXPECT_EQ(values(diff_src), std::vector<float>(diff_src_f.data.begin(), diff_src_f.data.end())) << "kernel " << kernel;
+        EXPECT_EQ(values(diff_src),
+                  std::vector<float>(diff_src_f.data.begin(), diff_src_f.data.end()))
+            << "kernel " << kernel;
     }
     integer::IntRelu relu("relu");
     const Int8Tensor src = random_int8({4, 9}, 0, 12);

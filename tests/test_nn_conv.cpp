@@ -3,13 +3,13 @@
 // |onednn - ref| <= 1e-5 * max|ref| per tensor (FP32 sums of at most a few hundred terms of
 // magnitude <= 1 in oneDNN's order vs double in the reference; relative error ~1e-6). Each case
 // also requires most reference outputs to be non-zero, so an all-zero result cannot pass.
-#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 

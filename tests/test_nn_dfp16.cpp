@@ -14,7 +14,6 @@
 // pass: FPROP dst, BPROP diff_src, WTGRAD weight.grad, the last two as the increments that
 // backward adds. Typical errors are 2-3x lower (max|x| nearer 4 sigma, and not always at the
 // bottom of its octave). 8-bit formats (step >= max|x| / 128) give errors above 1e-2 and must fail.
-#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include <limits>
 #include <ostream>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -292,7 +292,8 @@ TEST(Dfp8Layers, BlockScaledLinearQuantizesEveryPassAlongItsReduction) {
     auto transpose = [](std::span<const float> x, std::int64_t rows, std::int64_t cols) {
         std::vector<float> t(x.size());
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t c = 0; c < cols; ++c) t[std::size_t(c * rows + r)] = x[std::size_t(r * cols + c)];
+            for (std::int64_t c = 0; c < cols; ++c)
+                t[std::size_t(c * rows + r)] = x[std::size_t(r * cols + c)];
         return t;
     };
     // c (m, p) = a (m, k) b (p, k)^T in double; the worst |c - got| relative to sum |a b|.

@@ -12,7 +12,6 @@
 // checker fails on a wrong gradient.
 //
 // Every gradient buffer starts at 0.25, not 0, so the checks also prove that backward adds.
-#include <span>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include <cstdio>
 #include <functional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -178,7 +178,8 @@ TEST(NnGradcheck, SoftmaxCrossEntropy) {
     const std::vector<int> labels = {0, 6, 3, 3};
     Tensor dlogits;
     softmax_cross_entropy(logits, labels, dlogits);
-    std::vector<Checked> checked = {{"logits", logits.data, {dlogits.data.begin(), dlogits.data.end()}}};
+    std::vector<Checked> checked = {
+        {"logits", logits.data, {dlogits.data.begin(), dlogits.data.end()}}};
     Tensor scratch;
     const auto loss = [&] { return double(softmax_cross_entropy(logits, labels, scratch)); };
     EXPECT_LE(worst_error("softmax_cross_entropy 4x7", loss, checked), 1.0);

@@ -586,9 +586,11 @@ TEST(NnNet, GradientBuffersAreReusedAlongTheChainAndAcrossSteps) {
 // max and average pooling) and for the default (Linear), parameter gradients included.
 TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
     const auto conv = [](const char* name, int kernel, int stride, const char* precision) {
-        auto layer = std::make_unique<Conv2d>(
-            name, Conv2dConfig{.in_channels = 6, .out_channels = 5, .kernel = kernel,
-                               .stride = stride, .pad = kernel / 2});
+        auto layer = std::make_unique<Conv2d>(name, Conv2dConfig{.in_channels = 6,
+                                                                 .out_channels = 5,
+                                                                 .kernel = kernel,
+                                                                 .stride = stride,
+                                                                 .pad = kernel / 2});
         layer->set_precision(precision::Policy::parse(precision).for_layer(name, 1, 3));
         return layer;
     };
@@ -606,9 +608,9 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
         cases.push_back({conv("c1x1s2", 1, 2, p), {map}});  // reaches a quarter of the pixels
     }
     cases.push_back({std::make_unique<BatchNorm2d>("bn", BatchNormConfig{.channels = 6}), {map}});
-    cases.push_back({std::make_unique<BatchNorm2d>(
-                         "bn_relu", BatchNormConfig{.channels = 6, .relu = true}),
-                     {map}});
+    cases.push_back(
+        {std::make_unique<BatchNorm2d>("bn_relu", BatchNormConfig{.channels = 6, .relu = true}),
+         {map}});
     cases.push_back({std::make_unique<BatchNorm2d>("bn_eval", BatchNormConfig{.channels = 6}),
                      {map},
                      {Mode::eval, 0}});
@@ -662,9 +664,10 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
         const auto added = gradients(false), written = gradients(true);
         ASSERT_EQ(added.size(), written.size());
         for (std::size_t i = 0; i < added.size(); ++i)
-            EXPECT_EQ(added[i], written[i]) << layer.name() << " "
-                                            << (layer.precision() ? precision::compute_name(layer.precision()->compute) : "")
-                                            << " gradient " << i;
+            EXPECT_EQ(added[i], written[i])
+                << layer.name() << " "
+                << (layer.precision() ? precision::compute_name(layer.precision()->compute) : "")
+                << " gradient " << i;
     }
 }
 
@@ -675,10 +678,11 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
 // than an Overwrite mask marks).
 TEST(NnNet, StaleGradientBuffersNeverLeakIntoTheNextBackward) {
     const auto build = [](Net& net) {
-        const int c1 = net.add<Conv2d>({Net::kInput}, "c1",
-                                       Conv2dConfig{.in_channels = 3, .out_channels = 4,
-                                                    .kernel = 3, .pad = 1});
-        const int bn = net.add<BatchNorm2d>({c1}, "bn", BatchNormConfig{.channels = 4, .relu = true});
+        const int c1 = net.add<Conv2d>(
+            {Net::kInput}, "c1",
+            Conv2dConfig{.in_channels = 3, .out_channels = 4, .kernel = 3, .pad = 1});
+        const int bn =
+            net.add<BatchNorm2d>({c1}, "bn", BatchNormConfig{.channels = 4, .relu = true});
         const int twice = net.add<Add>({bn, bn}, "twice");
         net.add<Relu>({twice}, "dead");  // consumed by nobody
         const int down = net.add<Conv2d>(

@@ -256,9 +256,10 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
         }
         // oneDNN overwrites its output: into diff_src itself when that is fresh.
         const GradOutput out(diff_src, g.n * g.h * g.w * g.c, !add, diff_src_scratch_);
-        p.bwd_data.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_mem},
-                                    {DNNL_ARG_WEIGHTS, wei},
-                                    {DNNL_ARG_DIFF_SRC, memory(p.src_md, cpu_engine(), out.data())}});
+        p.bwd_data.execute(stream,
+                           {{DNNL_ARG_DIFF_DST, diff_dst_mem},
+                            {DNNL_ARG_WEIGHTS, wei},
+                            {DNNL_ARG_DIFF_SRC, memory(p.src_md, cpu_engine(), out.data())}});
         stream.wait();
         out.finish();
     }

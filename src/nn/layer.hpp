@@ -113,7 +113,9 @@ void accumulate(float* dst, const float* src, std::int64_t n);
 class GradOutput {
   public:
     GradOutput(float* diff_src, std::int64_t n, bool overwrite, std::vector<float>& scratch)
-        : diff_src_(diff_src), n_(n), in_place_(overwrite && diff_src != nullptr),
+        : diff_src_(diff_src),
+          n_(n),
+          in_place_(overwrite && diff_src != nullptr),
           scratch_(scratch) {
         if (!in_place_) scratch_.resize(static_cast<std::size_t>(n));
     }
@@ -128,6 +130,7 @@ class GradOutput {
     bool in_place_;
     std::vector<float>& scratch_;
 };
+
 // dst (rows, cols) += bias (cols) on every row: the FP32 bias of Conv2d and Linear.
 void add_bias(float* dst, const float* bias, std::int64_t rows, std::int64_t cols);
 // diff_bias (cols) += the column sums of diff_dst (rows, cols).

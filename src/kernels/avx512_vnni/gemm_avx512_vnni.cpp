@@ -462,10 +462,10 @@ void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
                                             : round_shift(_mm512_loadu_si512(k0 + ld), shift);
                 const __m512i lo = _mm512_unpacklo_epi16(x0, x1),
                               hi = _mm512_unpackhi_epi16(x0, x1);
-                const __m512i p01 = _mm512_permutex2var_epi64(
-                    lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
-                const __m512i p23 = _mm512_permutex2var_epi64(
-                    lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
+                const __m512i p01 =
+                    _mm512_permutex2var_epi64(lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
+                const __m512i p23 =
+                    _mm512_permutex2var_epi64(lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
                 const auto out = [&](int64_t panel) {
                     return reinterpret_cast<__m256i*>(d + (panel * kp + p) * W * 2);
                 };
