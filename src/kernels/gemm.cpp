@@ -234,10 +234,10 @@ int64_t proven_chain(const uint64_t* sa, const uint64_t* sb, int levels, int64_t
 // B micro-panels packed per call in the first A block.
 constexpr int64_t kPackGroup = 4;
 
-// The prefetch streams for the tiles computed before the next group of B micro-panels is packed:
-// that group's source lines (rows x kb of X, X as in PackFn), one per K-group of the micro-kernel,
-// down a column of lines (stride ld); tile s takes line s % lines of the chunk s / lines of kp
-// runs. Spread this way the reads of a strided source neither stall the packer nor flood the
+// The prefetch streams for the tiles computed before the next group of B micro-panels (or the next
+// A block) is packed: its source lines (rows x kb of X, X as in PackFn), one per K-group of the
+// micro-kernel, down a column of lines (stride ld); tile s takes line s % lines of the chunk
+// s / lines of kp runs. Spread this way the reads of a strided source neither stall the packer nor flood the
 // miss queues as a burst of prefetches would. Tiles past the lines needed prefetch nothing new.
 class PrefetchPlan {
   public:
@@ -253,12 +253,14 @@ class PrefetchPlan {
     }
     void stop() { s_ = needed_ = 0; }
     // The stream of the next tile (in tile order).
-    void next(UkernelArgs& args) {
-        if (s_ >= needed_) return;  // args keep their default: prefetch the A panel, stride 0
+    // Returns false when the plan is done (args keep their default: the A panel, stride 0).
+    bool next(UkernelArgs& args) {
+        if (s_ >= needed_) return false;
         args.prefetch = src_ + chunk_ * chunk_bytes_ + std::min(line_ * kLine, run_ - 1);
         args.prefetch_stride = stride_;
         ++s_;
         if (++line_ == lines_) line_ = 0, ++chunk_;
+        return true;
     }
 
   private:
@@ -342,8 +344,11 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     // op(B)(k, j): as stored B[k][j] (j contiguous), transposed B[j][k] (k contiguous).
     const bool bt = pb.b.op == Op::t;
 
-    // One A block (rows ic.., K block pb_index) against the B block of columns jc..jc+nb.
-    auto block = [&](int64_t jc, int64_t nb, int64_t pb_index, int64_t ic) {
+    // One A block (rows ic.., K block pb_index) against the B block of columns jc..jc+nb; its
+    // tiles prefetch the source of the next B group (first A block), then of the A block
+    // (next_ic, next_p) that follows in the loop order, if any (next_p < 0: none).
+    auto block = [&](int64_t jc, int64_t nb, int64_t pb_index, int64_t ic, int64_t next_ic,
+                     int64_t next_p) {
         const int64_t pc = pb_index * kc;
         const int64_t kb = std::min(kc, pb.k - pc);
         const int64_t kp = ceil_div(kb, kg);
@@ -373,7 +378,13 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                     }
         };
         if (blocked) chain_scales(pb.a_block_scale, ic, mb, m1, mr, ascales);
-        PrefetchPlan plan;
+        PrefetchPlan plan, aplan;
+        if (next_p >= 0 && pb.a.source.fill == nullptr) {
+            const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
+            const int64_t nmb = std::min(ctx.mc, m1 - next_ic);
+            aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + npc : npc * pb.a.ld + next_ic),
+                        pb.a.ld, an, nmb, nkb, kp);
+        }
         for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
             const int64_t nv = std::min<int64_t>(nr, nb - jr);
             // B is packed during the first A block, kPackGroup micro-panels at a time (a strided
@@ -409,7 +420,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 args.load_c = load_c;
                 args.events = &res.events;
                 args.prefetch = static_cast<const char*>(args.a);
-                if (ic == m0) plan.next(args);
+                if (!(ic == m0 && plan.next(args))) aplan.next(args);
                 if (blocked) {
                     args.chain = block_kp;
                     args.a_chain_scale = ascales + ir * runs;
@@ -453,10 +464,18 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         const int64_t nb = std::min(ctx.nc, n1 - jc);
         if (resident) {
             for (int64_t ic = m0; ic < m1; ic += ctx.mc)
-                for (int64_t p = 0; p < kblocks; ++p) block(jc, nb, p, ic);
+                for (int64_t p = 0; p < kblocks; ++p)
+                    if (p + 1 < kblocks)
+                        block(jc, nb, p, ic, ic, p + 1);
+                    else
+                        block(jc, nb, p, ic, ic + ctx.mc, ic + ctx.mc < m1 ? 0 : -1);
         } else {
             for (int64_t p = 0; p < kblocks; ++p)
-                for (int64_t ic = m0; ic < m1; ic += ctx.mc) block(jc, nb, p, ic);
+                for (int64_t ic = m0; ic < m1; ic += ctx.mc)
+                    if (ic + ctx.mc < m1)
+                        block(jc, nb, p, ic, ic + ctx.mc, p);
+                    else
+                        block(jc, nb, p, ic, m0, p + 1 < kblocks ? p + 1 : -1);
         }
     }
 }

@@ -80,7 +80,8 @@ struct UkernelArgs {
     bool load_c = false;               // add to the tile of C, else overwrite it
     int64_t* events = nullptr;         // count mode: saturated chain results are added here
     // A hint: one cache line to prefetch into L2 per K-group, at prefetch + p * prefetch_stride
-    // (bytes). The driver points it at the source of the B micro-panels it packs next.
+    // (bytes). The driver points it at the source of the B micro-panels it packs next, then at
+    // that of the next A block (the activations of a 1x1 convolution stream from memory).
     const char* prefetch = nullptr;
     int64_t prefetch_stride = 0;
 };
