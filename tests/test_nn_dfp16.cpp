@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -447,6 +448,24 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
                         same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];
             }
         EXPECT_TRUE(same) << "PatchSource " << t.what;
+        // Its region (the prefetch hint) covers all it reads: a source that differs outside the
+        // region fills the same bits.
+        bool covered = true;
+        for (std::int64_t r0 = 0; r0 < rows; r0 += 9) {
+            const std::int64_t nr = std::min<std::int64_t>(rows - r0, 1 + r0 % 23);
+            const auto [begin, bytes] = PatchSource<std::int16_t>::region(&patches, r0, nr);
+            const auto* base = reinterpret_cast<const char*>(src_q.mantissas.data());
+            ASSERT_GE(begin, base);
+            ASSERT_LE(begin + bytes, base + src_q.mantissas.size() * sizeof(std::int16_t));
+            std::vector<std::int16_t> outside(src_q.mantissas.size(), 7777);
+            std::memcpy(reinterpret_cast<char*>(outside.data()) + (begin - base), begin,
+                        std::size_t(bytes));
+            const PatchSource masked{outside.data(), g};
+            std::vector<std::int16_t> block(std::size_t(nr * patch));
+            PatchSource<std::int16_t>::fill(&masked, r0, nr, 0, patch, block.data());
+            covered &= std::equal(block.begin(), block.end(), col.mantissas.begin() + r0 * patch);
+        }
+        EXPECT_TRUE(covered) << "PatchSource::region " << t.what;
 
         const std::vector<float> diff_dst = integers(dst.size());
         std::vector<float> diff_col(std::size_t(rows * patch));

@@ -251,6 +251,16 @@ class PrefetchPlan {
         src_ = reinterpret_cast<const char*>(src);
         s_ = line_ = chunk_ = 0;
     }
+    // A contiguous range of `bytes`, as a column of lines.
+    void start_range(const char* begin, int64_t bytes, int64_t kp) {
+        run_ = kLine;
+        lines_ = 1;
+        needed_ = ceil_div(ceil_div(bytes, kLine), kp);
+        chunk_bytes_ = kp * kLine;
+        stride_ = kLine;
+        src_ = begin;
+        s_ = line_ = chunk_ = 0;
+    }
     void stop() { s_ = needed_ = 0; }
     // The stream of the next tile (in tile order).
     // Returns false when the plan is done (args keep their default: the A panel, stride 0).
@@ -379,11 +389,17 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         };
         if (blocked) chain_scales(pb.a_block_scale, ic, mb, m1, mr, ascales);
         PrefetchPlan plan, aplan;
-        if (next_p >= 0 && pb.a.source.fill == nullptr) {
+        if (next_p >= 0) {
             const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
             const int64_t nmb = std::min(ctx.mc, m1 - next_ic);
-            aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + npc : npc * pb.a.ld + next_ic),
-                        pb.a.ld, an, nmb, nkb, kp);
+            if (pb.a.source.fill == nullptr) {
+                aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + npc : npc * pb.a.ld + next_ic),
+                            pb.a.ld, an, nmb, nkb, kp);
+            } else if (pb.a.source.region != nullptr && (an ? next_ic != ic : next_p != pb_index)) {
+                const auto [begin, bytes] = an ? pb.a.source.region(pb.a.source.context, next_ic, nmb)
+                                               : pb.a.source.region(pb.a.source.context, npc, nkb);
+                aplan.start_range(begin, bytes, kp);
+            }
         }
         for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
             const int64_t nv = std::min<int64_t>(nr, nb - jr);

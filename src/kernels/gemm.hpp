@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "base/isa.hpp"
 
@@ -42,12 +43,17 @@ enum class Op { n, t };
 // leading dimension cols, into dst. The GEMM's threads call it concurrently, so it must be
 // thread-safe. Convolutions use it to lower their input as they go instead of through a full
 // im2col buffer (nn/conv_lowering.hpp): the blocks then live in L2 only.
+// `region` (optional) gives the memory that filling stored rows [row0, row0 + rows) reads, as one
+// byte range: the GEMM prefetches it for the next block while the current one computes.
 template <typename T>
 struct BlockSource {
     using Fill = void (*)(const void* context, int64_t row0, int64_t rows, int64_t col0,
                           int64_t cols, T* dst);
+    using Region = std::pair<const char*, int64_t> (*)(const void* context, int64_t row0,
+                                                       int64_t rows);
     Fill fill = nullptr;
     const void* context = nullptr;
+    Region region = nullptr;
 };
 
 // Block-scaled operands (MXINT8, s8 with FP32 output only): with k_block > 0 the exponents vary

@@ -59,6 +59,23 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
     }
 }
 
+template <class M>
+std::pair<const char*, std::int64_t> PatchSource<M>::region(const void* self, std::int64_t row0,
+                                                            std::int64_t rows) {
+    const PatchSource& p = *static_cast<const PatchSource*>(self);
+    const ConvGeometry& g = p.g;
+    const std::int64_t last = row0 + std::max<std::int64_t>(rows, 1) - 1;
+    // (image, input row) of the first and one past the last pixel row read.
+    const std::int64_t n0 = row0 / (g.oh * g.ow), oh0 = row0 / g.ow % g.oh;
+    const std::int64_t n1 = last / (g.oh * g.ow), oh1 = last / g.ow % g.oh;
+    const std::int64_t begin = n0 * g.h + std::clamp<std::int64_t>(input_coord(oh0, 0, g), 0, g.h);
+    const std::int64_t end =
+        n1 * g.h + std::clamp<std::int64_t>(input_coord(oh1, g.kernel - 1, g) + 1, 0, g.h);
+    const std::int64_t row_bytes = g.w * g.c * std::int64_t(sizeof(M));
+    return {reinterpret_cast<const char*>(p.src) + begin * row_bytes,
+            std::max<std::int64_t>(end - begin, 0) * row_bytes};
+}
+
 namespace {
 template <class T>
 void lower(const T* s, const ConvGeometry& g, T* out) {

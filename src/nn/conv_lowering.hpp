@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "format/dfp_tensor.hpp"
 #include "kernels/gemm.hpp"
@@ -39,7 +40,11 @@ struct PatchSource {
     // patch matrix into dst (leading dimension cols). `self` is the PatchSource. Thread-safe.
     static void fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
                      std::int64_t cols, M* dst);
-    kernels::BlockSource<M> block_source() const { return {&fill, this}; }
+    // kernels::BlockSource::Region: the input pixels from the top row read by row0 to the bottom
+    // row read by row0 + rows - 1, whole rows of the image (an upper bound of what fill reads).
+    static std::pair<const char*, std::int64_t> region(const void* self, std::int64_t row0,
+                                                       std::int64_t rows);
+    kernels::BlockSource<M> block_source() const { return {&fill, this, &region}; }
 };
 
 // The explicit patch matrix: col takes src's format and exponent (the scalar twin of PatchSource).
