@@ -237,8 +237,9 @@ constexpr int64_t kPackGroup = 4;
 // The prefetch streams for the tiles computed before the next group of B micro-panels (or the next
 // A block) is packed: its source lines (rows x kb of X, X as in PackFn), one per K-group of the
 // micro-kernel, down a column of lines (stride ld); tile s takes line s % lines of the chunk
-// s / lines of kp runs. Spread this way the reads of a strided source neither stall the packer nor flood the
-// miss queues as a burst of prefetches would. Tiles past the lines needed prefetch nothing new.
+// s / lines of kp runs. Spread this way the reads of a strided source neither stall the packer nor
+// flood the miss queues as a burst of prefetches would. Tiles past the lines needed prefetch
+// nothing new.
 class PrefetchPlan {
   public:
     template <typename T>
@@ -396,8 +397,9 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + npc : npc * pb.a.ld + next_ic),
                             pb.a.ld, an, nmb, nkb, kp);
             } else if (pb.a.source.region != nullptr && (an ? next_ic != ic : next_p != pb_index)) {
-                const auto [begin, bytes] = an ? pb.a.source.region(pb.a.source.context, next_ic, nmb)
-                                               : pb.a.source.region(pb.a.source.context, npc, nkb);
+                const auto [begin, bytes] =
+                    an ? pb.a.source.region(pb.a.source.context, next_ic, nmb)
+                       : pb.a.source.region(pb.a.source.context, npc, nkb);
                 aplan.start_range(begin, bytes, kp);
             }
         }
