@@ -671,6 +671,37 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
     }
 }
 
+// The two-input Add (the residual join) writes or adds each gradient as its Overwrite bit says, in
+// one pass for both: every mask, with and without the fused ReLU, against the formula.
+TEST(NnLayers, TwoInputAddBackwardWritesOrAddsEachGradient) {
+    const Shape map{3, 5, 7, 9};  // 945 values: no multiple of a vector
+    for (const bool relu : {false, true}) {
+        Add add("add", relu);
+        const Tensor a = random_tensor(map, 1), b = random_tensor(map, 2);
+        const std::vector<const Tensor*> srcs{&a, &b};
+        Tensor dst;
+        add.forward(srcs, dst, {});
+        const Tensor diff_dst = random_tensor(map, 3);
+        for (unsigned mask = 0; mask < 4; ++mask) {
+            Overwrite overwrite;
+            std::vector<Tensor> diff{random_tensor(map, 4), random_tensor(map, 5)};
+            const std::vector<Tensor> before = diff;
+            for (int i = 0; i < 2; ++i)
+                if (mask >> i & 1) overwrite.set(std::size_t(i));
+            const std::vector<Tensor*> diff_srcs{&diff[0], &diff[1]};
+            add.backward_into(srcs, dst, diff_dst, diff_srcs, overwrite);
+            for (int i = 0; i < 2; ++i) {
+                bool ok = true;
+                for (std::size_t e = 0; e < dst.numel(); ++e) {
+                    const float g = relu && !(dst.data[e] > 0.0f) ? 0.0f : diff_dst.data[e];
+                    ok &= diff[i].data[e] == ((mask >> i & 1) ? g : before[i].data[e] + g);
+                }
+                EXPECT_TRUE(ok) << "relu " << relu << " mask " << mask << " input " << i;
+            }
+        }
+    }
+}
+
 // Net::backward hands pooled gradient buffers to their first writer without zeroing them: after
 // a backward that leaves NaN in every pooled buffer, a second one must give exactly the gradients
 // of a fresh Net. The DAG has fan-out, a node fed twice to one Add, a dead branch, a 1x1 stride-2

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "nn/activation.hpp"
 
@@ -36,6 +37,21 @@ void Add::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs
     backward_into(src, dst, diff_dst, diff_src, {});
 }
 
+namespace {
+// The residual join's backward in one pass: g = diff_dst (masked by dst > 0 after a fused ReLU)
+// written to or added onto both gradients, so diff_dst and dst are read once, not once per input.
+template <bool kRelu, bool kAdd0, bool kAdd1>
+void add_backward2(float* d0, float* d1, const float* y, const float* dy, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float v = dy[i];  // loaded unconditionally: a select, not a branch (relu_backward)
+        const float g = kRelu ? (y[i] > 0.0f ? v : 0.0f) : v;
+        d0[i] = kAdd0 ? d0[i] + g : g;
+        d1[i] = kAdd1 ? d1[i] + g : g;
+    }
+}
+}  // namespace
+
 void Add::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
                         Overwrite overwrite) {
     expect_srcs(src, -2);
@@ -43,6 +59,23 @@ void Add::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, Dif
     const std::int64_t n = std::int64_t(diff_dst.numel());
     const float* dd = diff_dst.data.data();
     const float* y = dst.data.data();
+    if (diff_src.size() == 2 && diff_src[0] && diff_src[1] && diff_src[0] != diff_src[1]) {
+        const auto run = [&](auto relu, auto add0, auto add1) {
+            add_backward2<relu(), add0(), add1()>(diff_src[0]->data.data(),
+                                                  diff_src[1]->data.data(), y, dd, n);
+        };
+        using T = std::true_type;
+        using F = std::false_type;
+        const bool a0 = !overwrite[0], a1 = !overwrite[1];
+        if (relu_) {
+            if (a0) a1 ? run(T{}, T{}, T{}) : run(T{}, T{}, F{});
+            else a1 ? run(T{}, F{}, T{}) : run(T{}, F{}, F{});
+        } else {
+            if (a0) a1 ? run(F{}, T{}, T{}) : run(F{}, T{}, F{});
+            else a1 ? run(F{}, F{}, T{}) : run(F{}, F{}, F{});
+        }
+        return;
+    }
     for (std::size_t i = 0; i < diff_src.size(); ++i) {
         Tensor* ds = diff_src[i];
         if (!ds) continue;
