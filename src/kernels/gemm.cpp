@@ -390,6 +390,11 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         };
         if (blocked) chain_scales(pb.a_block_scale, ic, mb, m1, mr, ascales);
         PrefetchPlan plan, aplan;
+        // Filled once per block (zeroing the struct per tile showed in profiles), per tile below.
+        UkernelArgs args;
+        args.kp = kp;
+        args.load_c = load_c;
+        args.events = &res.events;
         if (next_p >= 0) {
             const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
             const int64_t nmb = std::min(ctx.mc, m1 - next_ic);
@@ -428,16 +433,13 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
             for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) {
                 const int64_t mv = std::min<int64_t>(mr, mb - ir);
                 const int64_t i = ic + ir, j = jc + jr;
-                UkernelArgs args;
-                args.kp = kp;
                 args.a = apack + ir * kp * kg;
                 args.b = bpk + jr * kp * kg;
                 args.b_col_sums = bsm + jr * runs;
                 args.row_scale = pb.row_scale + i;
                 args.col_scale = pb.col_scale + j;
-                args.load_c = load_c;
-                args.events = &res.events;
                 args.prefetch = static_cast<const char*>(args.a);
+                args.prefetch_stride = 0;
                 if (!(ic == m0 && plan.next(args))) aplan.next(args);
                 if (blocked) {
                     args.chain = block_kp;
@@ -510,10 +512,14 @@ GemmReport run(Problem<T, C> pb, int threads) {
     {
         const int t = omp_get_thread_num();
         const int64_t t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
+        // A result on this thread's stack: the threads' entries of `results` share cache lines,
+        // and the tile loop updates its result per tile.
+        ThreadResult mine;
         if (split_n)
-            run_range(pb, 0, pb.m, t0 * ctx.nr, std::min(pb.n, t1 * ctx.nr), results[t]);
+            run_range(pb, 0, pb.m, t0 * ctx.nr, std::min(pb.n, t1 * ctx.nr), mine);
         else
-            run_range(pb, t0 * ctx.mr, std::min(pb.m, t1 * ctx.mr), 0, pb.n, results[t]);
+            run_range(pb, t0 * ctx.mr, std::min(pb.m, t1 * ctx.mr), 0, pb.n, mine);
+        results[static_cast<size_t>(t)] = mine;
     }
     GemmReport report;
     report.kernel = std::string(sizeof(T) == 2 ? "s16s16" : "s8s8") +
