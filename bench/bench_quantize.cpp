@@ -1,6 +1,7 @@
 // Throughput of FP32 -> DFP16 quantization and DFP16 -> FP32 dequantization of whole tensors:
 // bytes_per_second counts the FP32 side (4 bytes per element). Arguments: ISA (scalar or
-// avx512), threads, rounding mode, elements.
+// avx512), threads, rounding mode, elements; Quantize16 also `guess`: 1 passes the last
+// exponent as QuantizeOptions::expected_exponent, as the layers do from step to step.
 //   ./build/dfp_bench --benchmark_filter=Quantize --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true     (one command line)
 #include <benchmark/benchmark.h>
@@ -41,6 +42,7 @@ void BM_Quantize16(benchmark::State& state) {
     for (auto _ : state) {
         quantize_into(x.data(), {n}, dfp16_tensor(), o, "x", q, isa);
         benchmark::DoNotOptimize(q.mantissas.data());
+        if (state.range(4)) o.expected_exponent = q.exponents[0];
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
 }
@@ -85,7 +87,8 @@ void quantize_args(benchmark::internal::Benchmark* b) {
         for (Isa isa : {Isa::scalar, Isa::avx512})
             for (int threads : {1, 2})
                 for (Rounding r : {Rounding::nearest_even, Rounding::stochastic})
-                    b->Args({static_cast<long>(isa), threads, static_cast<long>(r), n});
+                    for (int guess : {0, 1})
+                        b->Args({static_cast<long>(isa), threads, static_cast<long>(r), n, guess});
 }
 
 void dequantize_args(benchmark::internal::Benchmark* b) {
@@ -97,7 +100,7 @@ void dequantize_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Quantize16)
     ->Apply(quantize_args)
     ->UseRealTime()
-    ->ArgNames({"isa", "threads", "rounding", "n"});
+    ->ArgNames({"isa", "threads", "rounding", "n", "guess"});
 BENCHMARK(BM_Quantize8)
     ->ArgsProduct({{1, 2}, {0, 32}, {1l << 18, 1l << 24}})
     ->UseRealTime()

@@ -53,14 +53,18 @@ void expect_same_quantize(const QuantizeKernels& fast, const std::vector<float>&
                           const QuantizeRun& r) {
     const auto& ref = scalar_quantize_kernels();
     std::vector<M> a(src.size() + 1, 77), b(src.size() + 1, 77);  // one guard element
+    std::uint32_t max_a = 0, max_b = 0;
     if constexpr (sizeof(M) == 2) {
-        ref.quantize_s16(src.data(), a.data(), src.size(), r);
-        fast.quantize_s16(src.data(), b.data(), src.size(), r);
+        max_a = ref.quantize_s16(src.data(), a.data(), src.size(), r);
+        max_b = fast.quantize_s16(src.data(), b.data(), src.size(), r);
     } else {
-        ref.quantize_s8(src.data(), a.data(), src.size(), r);
-        fast.quantize_s8(src.data(), b.data(), src.size(), r);
+        max_a = ref.quantize_s8(src.data(), a.data(), src.size(), r);
+        max_b = fast.quantize_s8(src.data(), b.data(), src.size(), r);
     }
     ASSERT_EQ(b.back(), 77) << "kernel wrote past the end";
+    // Both return the largest magnitude they read, as max_abs_bits does.
+    ASSERT_EQ(max_a, ref.max_abs_bits(src.data(), src.size()));
+    ASSERT_EQ(max_b, max_a);
     for (std::size_t i = 0; i < src.size(); ++i)
         ASSERT_EQ(a[i], b[i]) << "element " << i << " of " << src.size() << " x=" << src[i]
                               << " mode " << rounding_name(r.rounding) << " scale " << r.scale.first
@@ -133,6 +137,14 @@ TEST(QuantizeKernels, MaxAbsBitsFlagsNanAndInf) {
             std::vector<float> v(37, 1.0f);
             v[33] = bad;
             EXPECT_GE(k->max_abs_bits(v.data(), v.size()), kNonFiniteBits) << k->name;
+            // The quantizers report it too (their mantissas are then unspecified).
+            std::vector<std::int16_t> q16(v.size());
+            std::vector<std::int8_t> q8(v.size());
+            const QuantizeRun r{pow2(-3), 32767.0f, Rounding::stochastic, 1, 0};
+            EXPECT_GE(k->quantize_s16(v.data(), q16.data(), v.size(), r), kNonFiniteBits)
+                << k->name;
+            EXPECT_GE(k->quantize_s8(v.data(), q8.data(), v.size(), r), kNonFiniteBits)
+                << k->name;
         }
         std::vector<float> v(37, -3.0f);
         EXPECT_EQ(std::bit_cast<float>(k->max_abs_bits(v.data(), v.size())), 3.0f) << k->name;

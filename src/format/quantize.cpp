@@ -30,13 +30,14 @@ constexpr int storage_bits() {
                 (std::isnan(src[i]) ? "NaN" : "Inf") + "; cannot quantize a non-finite value");
 }
 
+// Returns max_abs_bits of the run (see QuantizeKernels).
 template <class M>
-void quantize_run(const QuantizeKernels& k, const float* src, M* dst, std::size_t n,
-                  const QuantizeRun& r) {
+std::uint32_t quantize_run(const QuantizeKernels& k, const float* src, M* dst, std::size_t n,
+                           const QuantizeRun& r) {
     if constexpr (sizeof(M) == 2)
-        k.quantize_s16(src, dst, n, r);
+        return k.quantize_s16(src, dst, n, r);
     else
-        k.quantize_s8(src, dst, n, r);
+        return k.quantize_s8(src, dst, n, r);
 }
 
 template <class M>
@@ -107,7 +108,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
     }
 
     // Pass 1: the largest magnitude of every run, then of every exponent's block. With an
-    // expected exponent, each finite run is also rounded with it while it is in cache (L2).
+    // expected exponent, each run is also rounded with it in the same reads.
     std::vector<std::uint32_t> run_max(layout.runs());
     const std::optional<int> guess = format.granularity == Granularity::tensor &&
                                              options.expected_exponent >= kMinExponent &&
@@ -117,10 +118,11 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
-        run_max[i] = k.max_abs_bits(src + run.offset, run.count);
-        if (guess && run_max[i] < kNonFiniteBits)
-            quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count,
-                         {pow2(-*guess), max_mantissa, options.rounding, options.seed, run.offset});
+        run_max[i] =
+            guess ? quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count,
+                                 {pow2(-*guess), max_mantissa, options.rounding, options.seed,
+                                  run.offset})
+                  : k.max_abs_bits(src + run.offset, run.count);
     }
     std::vector<std::uint32_t> block_max(layout.exponents(), 0);
     for (std::int64_t i = 0; i < runs; ++i) {

@@ -33,9 +33,13 @@ struct QuantizeRun {
 struct QuantizeKernels {
     const char* name;
     std::uint32_t (*max_abs_bits)(const float* src, std::size_t n);
-    // dst[i] = sign(src[i]) * min(round(|src[i]| * 2^-E_s), max_mantissa); src finite.
-    void (*quantize_s16)(const float* src, std::int16_t* dst, std::size_t n, const QuantizeRun& r);
-    void (*quantize_s8)(const float* src, std::int8_t* dst, std::size_t n, const QuantizeRun& r);
+    // dst[i] = sign(src[i]) * min(round(|src[i]| * 2^-E_s), max_mantissa), and returns
+    // max_abs_bits(src, n) from the same reads (quantizing with a guessed exponent then needs one
+    // pass over src). When that is >= kNonFiniteBits, dst is unspecified.
+    std::uint32_t (*quantize_s16)(const float* src, std::int16_t* dst, std::size_t n,
+                                  const QuantizeRun& r);
+    std::uint32_t (*quantize_s8)(const float* src, std::int8_t* dst, std::size_t n,
+                                 const QuantizeRun& r);
     // dst[i] = src[i] * 2^E_s
     void (*dequantize_s16)(const std::int16_t* src, float* dst, std::size_t n, Pow2 scale);
     void (*dequantize_s8)(const std::int8_t* src, float* dst, std::size_t n, Pow2 scale);

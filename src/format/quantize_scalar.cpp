@@ -16,7 +16,9 @@ std::uint32_t max_abs_bits(const float* src, std::size_t n) {
 }
 
 template <class M>
-void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+std::uint32_t quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+    const std::uint32_t max_bits = max_abs_bits(src, n);
+    if (max_bits >= kNonFiniteBits) return max_bits;  // a NaN would not convert to int
     for (std::size_t i = 0; i < n; ++i) {
         const float y = std::fabs(src[i]) * r.scale.first * r.scale.second;
         const std::uint32_t rand =
@@ -25,6 +27,7 @@ void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
             static_cast<int>(std::min(round_scaled(y, r.rounding, rand), r.max_mantissa));
         dst[i] = static_cast<M>(std::signbit(src[i]) ? -m : m);
     }
+    return max_bits;
 }
 
 template <class M>

@@ -16,15 +16,17 @@ __mmask16 tail_mask(std::size_t n) {
     return static_cast<__mmask16>((1u << n) - 1u);
 }
 
+// The largest |x| bits so far, updated with 16 more.
+inline __m512i max_abs(__m512i m, __m512 x) {
+    return _mm512_max_epu32(m, _mm512_and_si512(_mm512_castps_si512(x),
+                                                _mm512_set1_epi32(0x7fffffff)));
+}
+
 std::uint32_t max_abs_bits(const float* src, std::size_t n) {
-    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
     __m512i m = _mm512_setzero_si512();
     std::size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(src + i), abs_mask));
-    if (i < n)
-        m = _mm512_max_epu32(
-            m, _mm512_and_si512(_mm512_maskz_loadu_epi32(tail_mask(n - i), src + i), abs_mask));
+    for (; i + kLanes <= n; i += kLanes) m = max_abs(m, _mm512_loadu_ps(src + i));
+    if (i < n) m = max_abs(m, _mm512_maskz_loadu_ps(tail_mask(n - i), src + i));
     return _mm512_reduce_max_epu32(m);
 }
 
@@ -92,36 +94,40 @@ void store(M* dst, __m512i v, __mmask16 mask) {
 }
 
 template <Rounding kMode, class M>
-void quantize_mode(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+std::uint32_t quantize_mode(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const std::uint32_t key = rng_key(r.seed, static_cast<std::uint32_t>(r.index0 >> 32));
     const auto index_lo0 = static_cast<std::uint32_t>(r.index0);
+    __m512i mx = _mm512_setzero_si512();
     std::size_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
         const __m512i index_lo =
             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
-        store(dst + i, quantize16<kMode>(_mm512_loadu_ps(src + i), r, index_lo, key), 0xffff);
+        const __m512 x = _mm512_loadu_ps(src + i);
+        mx = max_abs(mx, x);
+        store(dst + i, quantize16<kMode>(x, r, index_lo, key), 0xffff);
     }
     if (i < n) {
         const __mmask16 mask = tail_mask(n - i);
         const __m512i index_lo =
             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
-        store(dst + i, quantize16<kMode>(_mm512_maskz_loadu_ps(mask, src + i), r, index_lo, key),
-              mask);
+        const __m512 x = _mm512_maskz_loadu_ps(mask, src + i);
+        mx = max_abs(mx, x);
+        store(dst + i, quantize16<kMode>(x, r, index_lo, key), mask);
     }
+    return _mm512_reduce_max_epu32(mx);
 }
 
 template <class M>
-void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
+std::uint32_t quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
     // The RNG key changes where the high 32 bits of the index do: split the run there.
     const std::uint64_t boundary = (r.index0 | 0xffffffffull) + 1;
     if (r.rounding == Rounding::stochastic && r.index0 + n > boundary) {
         const std::size_t head = boundary - r.index0;
-        quantize(src, dst, head, r);
+        const std::uint32_t head_max = quantize(src, dst, head, r);
         QuantizeRun rest = r;
         rest.index0 = boundary;
-        quantize(src + head, dst + head, n - head, rest);
-        return;
+        return std::max(head_max, quantize(src + head, dst + head, n - head, rest));
     }
     switch (r.rounding) {
         case Rounding::nearest_even:
@@ -137,6 +143,7 @@ void quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
         case Rounding::pseudo_stochastic:
             return quantize_mode<Rounding::pseudo_stochastic>(src, dst, n, r);
     }
+    return 0;  // unreachable: every mode is a case
 }
 
 template <class M>
