@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -452,6 +453,52 @@ TEST(Gemm, ThreadCountDoesNotChangeABit) {
     opt.threads = 2;
     gemm_s16s16f32(m, n, k, a, b, c2.data(), n, opt);
     EXPECT_EQ(c1, c2);
+}
+
+// A weight-gradient shape (K far longer than M and N) is summed in two K slices: still within FP32
+// rounding of the exact product, on every ISA and transpose, adding to C when asked, and the
+// same bits for 1, 2 or 3 threads (the slicing depends on the shape only). K = 4099: odd, and
+// the slice boundary is not a multiple of any block.
+TEST(Gemm, KSlicedProductsMatchDoubleForAnyThreadCount) {
+    std::mt19937 rng(12);
+    for (Isa isa : isas())
+        for (Op oa : {Op::n, Op::t})
+            for (Op ob : {Op::n, Op::t}) {
+                const int64_t m = 37, n = 70, k = 4099;
+                int ea = 0, eb = 0;
+                std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+                std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+                const DfpMatrix<int16_t> a{av.data(), oa == Op::n ? k : m, oa, {&ea, 1}};
+                const DfpMatrix<int16_t> b{bv.data(), ob == Op::n ? n : k, ob, {&eb, 1}};
+                const char* ops =
+                    oa == Op::n ? (ob == Op::n ? "NN" : "NT") : (ob == Op::n ? "TN" : "TT");
+                GemmOptions opt;
+                opt.isa = isa;
+                std::vector<float> first;
+                for (int threads : {1, 2, 3}) {
+                    opt.threads = threads;
+                    opt.accumulate = false;
+                    std::vector<float> c(static_cast<size_t>(m * n), 9.0f);
+                    const GemmReport rep = gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);
+                    if (first.empty()) {
+                        first = c;
+                        expect_f32_close(m, n, k, a, b, c, rep, ops);
+                    }
+                    ASSERT_EQ(std::memcmp(c.data(), first.data(), c.size() * 4), 0)
+                        << isa_name(isa) << " " << ops << " threads " << threads;
+                    // Accumulating onto C0 = -C gives zeros up to FP32 rounding of the sums,
+                    // small next to the largest |C|.
+                    for (float& x : c) x = -x;
+                    opt.accumulate = true;
+                    gemm_s16s16f32(m, n, k, a, b, c.data(), n, opt);
+                    float worst = 0, largest = 0;
+                    for (size_t e = 0; e < c.size(); ++e) {
+                        worst = std::max(worst, std::abs(c[e]));
+                        largest = std::max(largest, std::abs(first[e]));
+                    }
+                    EXPECT_LT(worst, 1e-5f * largest) << isa_name(isa) << " " << ops << " accumulate";
+                }
+            }
 }
 
 TEST(Gemm, S8Fp32MatchesDouble) {

@@ -209,6 +209,7 @@ struct Problem {
     int64_t kblocks;  // ceil(k / k_block)
     const float* a_block_scale;  // [m][kblocks], see block_scales
     const float* b_block_scale;  // [n][kblocks]
+    int64_t k_offset = 0;        // K index 0 of this problem in the operands (a K slice)
 };
 
 struct ThreadResult {
@@ -360,7 +361,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     // (next_ic, next_p) that follows in the loop order, if any (next_p < 0: none).
     auto block = [&](int64_t jc, int64_t nb, int64_t pb_index, int64_t ic, int64_t next_ic,
                      int64_t next_p) {
-        const int64_t pc = pb_index * kc;
+        const int64_t pc = pb_index * kc, sk = pb.k_offset + pc;  // sk: in the operands
         const int64_t kb = std::min(kc, pb.k - pc);
         const int64_t kp = ceil_div(kb, kg);
         const int nl = norm_levels(kp);
@@ -372,14 +373,14 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         int32_t* bsm = bsums + slot * nc_pad * runs_max;
         float* bsc = blocked ? bscales + slot * nc_pad * runs_max : nullptr;
         const int64_t mb = std::min(ctx.mc, m1 - ic);
-        const auto [asrc, lda] = an ? stored_block(pb.a, ic, mb, pc, kb, filled)
-                                    : stored_block(pb.a, pc, kb, ic, mb, filled);
+        const auto [asrc, lda] = an ? stored_block(pb.a, ic, mb, sk, kb, filled)
+                                    : stored_block(pb.a, sk, kb, ic, mb, filled);
         ctx.pack_a(asrc, lda, an, mb, kb, pb.shift, apack, need_stats ? astats : nullptr, nullptr,
                    kp);
         // The scales of this block's chains, [micro-panel][chain][row], padding rows 1.
         auto chain_scales = [&](const float* table, int64_t r0, int64_t count, int64_t valid_end,
                                 int w, float* out) {
-            const int64_t b0 = pc / pb.k_block;
+            const int64_t b0 = sk / pb.k_block;
             for (int64_t q = 0; q * w < count; ++q)
                 for (int64_t c = 0; c < runs; ++c)
                     for (int r = 0; r < w; ++r) {
@@ -397,14 +398,14 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         args.events = &res.events;
         if (next_p >= 0) {
             const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
-            const int64_t nmb = std::min(ctx.mc, m1 - next_ic);
+            const int64_t nsk = pb.k_offset + npc, nmb = std::min(ctx.mc, m1 - next_ic);
             if (pb.a.source.fill == nullptr) {
-                aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + npc : npc * pb.a.ld + next_ic),
+                aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + nsk : nsk * pb.a.ld + next_ic),
                             pb.a.ld, an, nmb, nkb, kp);
             } else if (pb.a.source.region != nullptr && (an ? next_ic != ic : next_p != pb_index)) {
                 const auto [begin, bytes] =
                     an ? pb.a.source.region(pb.a.source.context, next_ic, nmb)
-                       : pb.a.source.region(pb.a.source.context, npc, nkb);
+                       : pb.a.source.region(pb.a.source.context, nsk, nkb);
                 aplan.start_range(begin, bytes, kp);
             }
         }
@@ -417,15 +418,15 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
             const int64_t group = kPackGroup * nr;
             if (ic == m0 && jp % kPackGroup == 0) {
                 const int64_t j = jc + jr, g = std::min(group, nb - jr);
-                const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, pc, kb, filled)
-                                            : stored_block(pb.b, pc, kb, j, g, filled);
+                const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, sk, kb, filled)
+                                            : stored_block(pb.b, sk, kb, j, g, filled);
                 ctx.pack_b(bsrc, ldb, bt, g, kb, pb.shift, bpk + jr * kp * kg,
                            need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr * runs,
                            blocked ? block_kp : kp);
                 if (blocked) chain_scales(pb.b_block_scale, j, g, n1, nr, bsc + jr * runs);
                 const int64_t jn = j + group;  // the next group
                 if (jn < jc + nb && pb.b.source.fill == nullptr)
-                    plan.start(pb.b.data + (bt ? jn * pb.b.ld + pc : pc * pb.b.ld + jn), pb.b.ld,
+                    plan.start(pb.b.data + (bt ? jn * pb.b.ld + sk : sk * pb.b.ld + jn), pb.b.ld,
                                bt, std::min(group, jc + nb - jn), kb, kp);
                 else
                     plan.stop();
@@ -500,26 +501,76 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     }
 }
 
+// K slices: a product whose K is far longer than M and N (a weight gradient: K is the pixels) is
+// cut into two halves along K, each summed into its own C and the second added onto the first at
+// the end. Threads split the slices (and the tiles within one), so each packs its share of both
+// operands; split along M or N, every thread would pack all of the operand it does not split,
+// which for a weight gradient is as large as the other. The slicing depends on the shape alone,
+// never on the thread count, so the result does not either.
+constexpr int64_t kMinSliceK = 1024;
+
+template <typename T, typename C>
+int k_slices(const Problem<T, C>& pb) {
+    const bool fits = !pb.s32_out && pb.k_block == 0 && pb.k >= 2 * kMinSliceK &&
+                      2 * std::max(pb.m, pb.n) <= pb.k;
+    return fits ? 2 : 1;
+}
+
 template <typename T, typename C>
 GemmReport run(Problem<T, C> pb, int threads) {
     const GemmContext<T>& ctx = *pb.ctx;
+    const int slices = k_slices(pb);
     const int64_t tiles_m = ceil_div(pb.m, ctx.mr), tiles_n = ceil_div(pb.n, ctx.nr);
     const bool split_n = tiles_n >= tiles_m;
     const int64_t tiles = split_n ? tiles_n : tiles_m;
-    const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, tiles));
+    const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, tiles * slices));
+    // Slice s > 0 sums into partial[s - 1], M x N, leading dimension N.
+    const std::unique_ptr<C[]> partial(new C[static_cast<size_t>((slices - 1) * pb.m * pb.n)]);
+    const auto slice = [&](int s) {
+        Problem<T, C> p = pb;
+        const int64_t quantum = 32 * ctx.kg;
+        const int64_t k0 = std::min(pb.k, round_up(pb.k * s / slices, quantum));
+        const int64_t k1 = std::min(pb.k, round_up(pb.k * (s + 1) / slices, quantum));
+        p.k_offset = k0;
+        p.k = k1 - k0;
+        if (s > 0) {
+            p.c = partial.get() + (s - 1) * pb.m * pb.n;
+            p.ldc = pb.n;
+            p.accumulate = false;
+        }
+        return p;
+    };
     std::vector<ThreadResult> results(static_cast<size_t>(nt));
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num();
-        const int64_t t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
         // A result on this thread's stack: the threads' entries of `results` share cache lines,
         // and the tile loop updates its result per tile.
         ThreadResult mine;
-        if (split_n)
-            run_range(pb, 0, pb.m, t0 * ctx.nr, std::min(pb.n, t1 * ctx.nr), mine);
-        else
-            run_range(pb, t0 * ctx.mr, std::min(pb.m, t1 * ctx.mr), 0, pb.n, mine);
+        // Thread t takes slice t % slices with the others of that slice (all slices when alone).
+        for (int s = nt >= slices ? t % slices : 0; s < slices; s += nt >= slices ? slices : 1) {
+            const Problem<T, C> p = slice(s);
+            const int members = nt >= slices ? (nt - s + slices - 1) / slices : 1;
+            const int member = nt >= slices ? t / slices : 0;
+            const int64_t t0 = tiles * member / members, t1 = tiles * (member + 1) / members;
+            if (p.k == 0)  // cannot happen with kMinSliceK, but a slice must then be zeros
+                for (int64_t i = 0; i < p.m; ++i) std::fill_n(p.c + i * p.ldc, p.n, C{0});
+            else if (split_n)
+                run_range(p, 0, p.m, t0 * ctx.nr, std::min(p.n, t1 * ctx.nr), mine);
+            else
+                run_range(p, t0 * ctx.mr, std::min(p.m, t1 * ctx.mr), 0, p.n, mine);
+        }
         results[static_cast<size_t>(t)] = mine;
+        if (slices > 1) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < pb.m; ++i)
+                for (int s = 1; s < slices; ++s) {
+                    const C* from = partial.get() + ((s - 1) * pb.m + i) * pb.n;
+                    C* to = pb.c + i * pb.ldc;
+                    for (int64_t j = 0; j < pb.n; ++j) to[j] += from[j];
+                }
+        }
     }
     GemmReport report;
     report.kernel = std::string(sizeof(T) == 2 ? "s16s16" : "s8s8") +
