@@ -13,7 +13,8 @@
 //
 // Threads own disjoint tile ranges of C (split along the dimension with more tiles), each packs
 // its own panels: no barriers, no shared writes; the duplicated packing of the other operand is
-// small next to the multiply-adds (it is the operand with fewer tiles).
+// small next to the multiply-adds (it is the operand with fewer tiles), except when K dwarfs M and
+// N (weight gradients): then K is cut in two slices summed apart (k_slices, below).
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
