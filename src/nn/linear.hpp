@@ -61,6 +61,7 @@ class Linear : public Layer {
     // reduction, the weights transposed for BPROP, diff_dst and src transposed for WTGRAD.
     QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
+    std::vector<float> dst_t_;     // FP32 forward: dst transposed (out, N)
 };
 
 }  // namespace dfp::nn
