@@ -49,7 +49,7 @@ void BM_ukernel_s16_f32(benchmark::State& state) {
     std::free(a);
     std::free(b);
 }
-BENCHMARK(BM_ukernel_s16_f32)->Arg(8)->Arg(16)->Arg(32)->Arg(64)->Arg(256);
+BENCHMARK(BM_ukernel_s16_f32)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(32)->Arg(64)->Arg(256);
 
 void BM_gemm(benchmark::State& state, GemmImpl impl) {
     const std::vector<GemmShape> shapes = default_gemm_shapes();
