@@ -672,15 +672,22 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
 }
 
 // The two-input Add (the residual join) writes or adds each gradient as its Overwrite bit says, in
-// one pass for both: every mask, with and without the fused ReLU, against the formula.
+// one pass for both: every mask, with and without the fused ReLU, against the formula; forward
+// too. The large map (16 MiB and 3 values) takes the streaming-store path and its tail.
 TEST(NnLayers, TwoInputAddBackwardWritesOrAddsEachGradient) {
-    const Shape map{3, 5, 7, 9};  // 945 values: no multiple of a vector
+    for (const Shape& map : {Shape{3, 5, 7, 9}, Shape{(std::size_t{1} << 22) + 3}})
     for (const bool relu : {false, true}) {
         Add add("add", relu);
         const Tensor a = random_tensor(map, 1), b = random_tensor(map, 2);
         const std::vector<const Tensor*> srcs{&a, &b};
         Tensor dst;
         add.forward(srcs, dst, {});
+        bool forward_ok = true;
+        for (std::size_t e = 0; e < dst.numel(); ++e) {
+            const float sum = a.data[e] + b.data[e];
+            forward_ok &= dst.data[e] == (relu && sum < 0.0f ? 0.0f : sum);
+        }
+        EXPECT_TRUE(forward_ok) << "relu " << relu << " forward, " << dst.numel() << " values";
         const Tensor diff_dst = random_tensor(map, 3);
         for (unsigned mask = 0; mask < 4; ++mask) {
             Overwrite overwrite;
@@ -696,7 +703,8 @@ TEST(NnLayers, TwoInputAddBackwardWritesOrAddsEachGradient) {
                     const float g = relu && !(dst.data[e] > 0.0f) ? 0.0f : diff_dst.data[e];
                     ok &= diff[i].data[e] == ((mask >> i & 1) ? g : before[i].data[e] + g);
                 }
-                EXPECT_TRUE(ok) << "relu " << relu << " mask " << mask << " input " << i;
+                EXPECT_TRUE(ok) << "relu " << relu << " mask " << mask << " input " << i << ", "
+                                << dst.numel() << " values";
             }
         }
     }

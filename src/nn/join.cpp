@@ -2,21 +2,62 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <immintrin.h>
 #include <type_traits>
 
 #include "nn/activation.hpp"
 
 namespace dfp::nn {
 
+namespace {
+// Outputs at least this large (16 MiB of FP32, beyond the caches) are written with non-temporal
+// stores: a plain store first reads the line it overwrites, so each output stream costs two
+// streams of memory traffic (a residual join of 103 MB, 2 threads: 6.8 -> 5.6 ms).
+constexpr std::int64_t kStreamMinElements = std::int64_t{1} << 22;
+
+bool streamable(std::int64_t n, std::initializer_list<const float*> outputs) {
+    return n >= kStreamMinElements &&
+           std::all_of(outputs.begin(), outputs.end(),
+                       [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; });
+}
+
+// step(q) for every block q of 4 elements (the first 4 * (n / 4)), on all threads; each thread
+// fences its streaming stores before the team's barrier.
+template <class Step>
+void stream_blocks(std::int64_t n, Step step) {
+    const std::int64_t blocks = n / 4;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static) nowait
+        for (std::int64_t q = 0; q < blocks; ++q) step(q);
+        _mm_sfence();
+    }
+}
+
+// max(x, 0) with NaN passing, as relu_forward.
+inline __m128 relu4(__m128 x) {
+    return _mm_and_ps(x, _mm_cmpnlt_ps(x, _mm_setzero_ps()));
+}
+}  // namespace
+
 void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     expect_srcs(src, -2);
     for (const Tensor* s : src) expect_shape(*s, src[0]->shape, "an input");
     dst.resize(src[0]->shape);
     float* y = dst.data.data();
-    const std::int64_t n = std::int64_t(dst.numel());
+    std::int64_t n = std::int64_t(dst.numel());
     if (src.size() == 2) {  // the residual join: one pass, the ReLU included
         const float* a = src[0]->data.data();
         const float* b = src[1]->data.data();
+        std::int64_t done = 0;  // elements written by the streaming pass
+        if (streamable(n, {y})) {
+            stream_blocks(n, [&](std::int64_t q) {
+                const __m128 sum = _mm_add_ps(_mm_loadu_ps(a + 4 * q), _mm_loadu_ps(b + 4 * q));
+                _mm_stream_ps(y + 4 * q, relu_ ? relu4(sum) : sum);
+            });
+            done = n / 4 * 4;
+        }
+        a += done, b += done, y += done, n -= done;
         if (relu_)
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
             for (std::int64_t i = 0; i < n; ++i) {
@@ -42,6 +83,16 @@ namespace {
 // written to or added onto both gradients, so diff_dst and dst are read once, not once per input.
 template <bool kRelu, bool kAdd0, bool kAdd1>
 void add_backward2(float* d0, float* d1, const float* y, const float* dy, std::int64_t n) {
+    if (!kAdd0 && !kAdd1 && streamable(n, {d0, d1})) {  // both written: streamed
+        stream_blocks(n, [&](std::int64_t q) {
+            __m128 g = _mm_loadu_ps(dy + 4 * q);
+            if constexpr (kRelu) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(y + 4 * q), _mm_setzero_ps()));
+            _mm_stream_ps(d0 + 4 * q, g);
+            _mm_stream_ps(d1 + 4 * q, g);
+        });
+        const std::int64_t done = n / 4 * 4;
+        d0 += done, d1 += done, y += done, dy += done, n -= done;
+    }
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) {
         const float v = dy[i];  // loaded unconditionally: a select, not a branch (relu_backward)
