@@ -439,20 +439,29 @@ TEST(Gemm, AccumulateAddsToC) {
     }
 }
 
+// Split along N, and along M with the threads claiming row blocks as they go (one and several
+// K blocks, an edge block of rows).
 TEST(Gemm, ThreadCountDoesNotChangeABit) {
     std::mt19937 rng(9);
-    const int64_t m = 70, n = 300, k = 700;
-    int ea = 0, eb = 0;
-    std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
-    std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
-    const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
-    std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
-    GemmOptions opt;
-    opt.threads = 1;
-    gemm_s16s16f32(m, n, k, a, b, c1.data(), n, opt);
-    opt.threads = 2;
-    gemm_s16s16f32(m, n, k, a, b, c2.data(), n, opt);
-    EXPECT_EQ(c1, c2);
+    const int64_t shapes[][3] = {{70, 300, 700}, {1001, 40, 700}, {1001, 40, 300}};
+    for (const auto& s : shapes) {
+        const int64_t m = s[0], n = s[1], k = s[2];
+        int ea = 0, eb = 0;
+        std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+        std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+        const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}},
+            b{bv.data(), n, Op::n, {&eb, 1}};
+        std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
+        GemmOptions opt;
+        opt.threads = 1;
+        gemm_s16s16f32(m, n, k, a, b, c1.data(), n, opt);
+        for (int threads : {2, 3}) {
+            opt.threads = threads;
+            std::fill(c2.begin(), c2.end(), 7.0f);
+            gemm_s16s16f32(m, n, k, a, b, c2.data(), n, opt);
+            EXPECT_EQ(c1, c2) << "m=" << m << " n=" << n << " k=" << k << " threads=" << threads;
+        }
+    }
 }
 
 // A weight-gradient shape (K far longer than M and N) is summed in two K slices: still within FP32
