@@ -2,6 +2,7 @@
 // sizes, every rounding mode, extreme scales and edge values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -65,6 +66,22 @@ void expect_same_quantize(const QuantizeKernels& fast, const std::vector<float>&
     // Both return the largest magnitude they read, as max_abs_bits does.
     ASSERT_EQ(max_a, ref.max_abs_bits(src.data(), src.size()));
     ASSERT_EQ(max_b, max_a);
+    // Streaming stores (QuantizeRun::stream) write the same mantissas, from any alignment of dst
+    // (offsets 0..3 elements: a head before the first 16-element boundary, or none).
+    for (std::size_t offset = 0; offset < 4; ++offset) {
+        std::vector<M> c(src.size() + 5, 77);
+        QuantizeRun streamed = r;
+        streamed.stream = true;
+        std::uint32_t max_c = 0;
+        if constexpr (sizeof(M) == 2)
+            max_c = fast.quantize_s16(src.data(), c.data() + offset, src.size(), streamed);
+        else
+            max_c = fast.quantize_s8(src.data(), c.data() + offset, src.size(), streamed);
+        ASSERT_EQ(max_c, max_a);
+        ASSERT_TRUE(std::equal(a.begin(), a.end() - 1, c.begin() + long(offset)))
+            << "streamed, dst offset " << offset << ", " << src.size() << " elements";
+        ASSERT_EQ(c[offset + src.size()], 77) << "streamed kernel wrote past the end";
+    }
     for (std::size_t i = 0; i < src.size(); ++i)
         ASSERT_EQ(a[i], b[i]) << "element " << i << " of " << src.size() << " x=" << src[i]
                               << " mode " << rounding_name(r.rounding) << " scale " << r.scale.first

@@ -17,6 +17,9 @@ namespace {
 
 // Runs smaller than this in total are not worth waking the thread team for.
 constexpr std::size_t kParallelMinElements = std::size_t{1} << 15;
+// Tensors this large (16 MiB of FP32) are beyond the caches: their mantissas are written with
+// non-temporal stores (QuantizeRun::stream).
+constexpr std::size_t kStreamMinElements = std::size_t{1} << 22;
 
 template <class M>
 constexpr int storage_bits() {
@@ -69,6 +72,8 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
     const std::size_t numel = shape_numel(shape);
     const auto runs = static_cast<std::int64_t>(layout.runs());
     const bool parallel = numel >= kParallelMinElements;
+    // Per tensor only: its runs are long (a streaming store of part of a line is slow).
+    const bool stream = numel >= kStreamMinElements && format.granularity == Granularity::tensor;
     dst.shape = shape;
     dst.format = format;
     dst.mantissas.resize(numel);
@@ -121,7 +126,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
         run_max[i] =
             guess ? quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count,
                                  {pow2(-*guess), max_mantissa, options.rounding, options.seed,
-                                  run.offset})
+                                  run.offset, stream})
                   : k.max_abs_bits(src + run.offset, run.count);
     }
     std::vector<std::uint32_t> block_max(layout.exponents(), 0);
@@ -140,7 +145,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
         const QuantizeRun r{pow2(-dst.exponents[run.exponent]), max_mantissa, options.rounding,
-                            options.seed, run.offset};
+                            options.seed, run.offset, stream};
         quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count, r);
     }
 }

@@ -28,6 +28,9 @@ struct QuantizeRun {
     Rounding rounding;
     std::uint64_t seed;    // stochastic rounding
     std::uint64_t index0;  // element index of src[0] in the tensor (the RNG counter)
+    // A hint: dst is part of a tensor larger than the caches, so vector kernels write it with
+    // non-temporal stores (no read of the lines they overwrite). The mantissas are the same.
+    bool stream = false;
 };
 
 struct QuantizeKernels {

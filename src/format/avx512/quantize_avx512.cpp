@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "format/quantize_kernels.hpp"
 #include "format/rounding.hpp"
@@ -93,6 +94,15 @@ void store(M* dst, __m512i v, __mmask16 mask) {
         _mm512_mask_cvtepi32_storeu_epi8(dst, mask, v);
 }
 
+// 16 mantissas with a non-temporal store; dst 16 * sizeof(M)-byte aligned.
+template <class M>
+void stream_store(M* dst, __m512i v) {
+    if constexpr (sizeof(M) == 2)
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(v));
+    else
+        _mm_stream_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtepi32_epi8(v));
+}
+
 template <Rounding kMode, class M>
 std::uint32_t quantize_mode(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -100,13 +110,33 @@ std::uint32_t quantize_mode(const float* src, M* dst, std::size_t n, const Quant
     const auto index_lo0 = static_cast<std::uint32_t>(r.index0);
     __m512i mx = _mm512_setzero_si512();
     std::size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
+    const auto step = [&](auto stored) {
         const __m512i index_lo =
             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
         const __m512 x = _mm512_loadu_ps(src + i);
         mx = max_abs(mx, x);
-        store(dst + i, quantize16<kMode>(x, r, index_lo, key), 0xffff);
+        stored(quantize16<kMode>(x, r, index_lo, key));
+    };
+    // Streaming: plain stores up to the first 16-element boundary of dst, then streaming ones.
+    constexpr std::size_t kBlockBytes = kLanes * sizeof(M);
+    const std::size_t head = r.stream ? (kBlockBytes - reinterpret_cast<std::uintptr_t>(dst) %
+                                                           kBlockBytes) %
+                                            kBlockBytes / sizeof(M)
+                                      : n;
+    if (r.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(M) == 0 && head < n) {
+        if (head > 0) {  // the elements before the boundary, under a mask
+            const __mmask16 mask = tail_mask(head);
+            const __m512i index_lo =
+                _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0)), iota);
+            const __m512 x = _mm512_maskz_loadu_ps(mask, src);
+            mx = max_abs(mx, x);
+            store(dst, quantize16<kMode>(x, r, index_lo, key), mask);
+            i = head;
+        }
+        for (; i + kLanes <= n; i += kLanes) step([&](__m512i v) { stream_store(dst + i, v); });
+        _mm_sfence();
     }
+    for (; i + kLanes <= n; i += kLanes) step([&](__m512i v) { store(dst + i, v, 0xffff); });
     if (i < n) {
         const __mmask16 mask = tail_mask(n - i);
         const __m512i index_lo =
