@@ -671,6 +671,41 @@ TEST(NnLayers, BackwardIntoWritesWhatBackwardAddsToZero) {
     }
 }
 
+// ReLU on a tensor large enough for the streaming-store path (16 MiB and 3 values: its tail too):
+// forward and both backward modes equal the formula, NaN passing forward and -0 kept.
+TEST(NnLayers, ReluOnATensorBeyondTheCachesMatchesTheFormula) {
+    const Shape shape{(std::size_t{1} << 22) + 3};
+    Tensor x = random_tensor(shape, 7);
+    x.data[5] = std::numeric_limits<float>::quiet_NaN();
+    x.data[6] = -0.0f;
+    x.data[x.numel() - 1] = -2.0f;
+    Relu relu("relu");
+    const std::vector<const Tensor*> srcs{&x};
+    Tensor y;
+    relu.forward(srcs, y, {});
+    bool forward_ok = true;
+    for (std::size_t e = 0; e < x.numel(); ++e) {
+        const float want = x.data[e] < 0.0f ? 0.0f : x.data[e];
+        forward_ok &= std::memcmp(&y.data[e], &want, sizeof(float)) == 0;
+    }
+    EXPECT_TRUE(forward_ok);
+    const Tensor dy = random_tensor(shape, 8);
+    for (const bool fresh : {true, false}) {
+        Tensor dx = random_tensor(shape, 9);
+        const Tensor before = dx;
+        Overwrite overwrite;
+        if (fresh) overwrite.set(0);
+        const std::vector<Tensor*> diff{&dx};
+        relu.backward_into(srcs, y, dy, diff, overwrite);
+        bool ok = true;
+        for (std::size_t e = 0; e < x.numel(); ++e) {
+            const float g = y.data[e] > 0.0f ? dy.data[e] : 0.0f;
+            ok &= dx.data[e] == (fresh ? g : before.data[e] + g);
+        }
+        EXPECT_TRUE(ok) << (fresh ? "written" : "added");
+    }
+}
+
 // The two-input Add (the residual join) writes or adds each gradient as its Overwrite bit says, in
 // one pass for both: every mask, with and without the fused ReLU, against the formula; forward
 // too. The large map (16 MiB and 3 values) takes the streaming-store path and its tail.

@@ -1,5 +1,7 @@
 #include "nn/activation.hpp"
 
+#include <immintrin.h>
+
 #include <cmath>
 
 #include "format/rng.hpp"
@@ -17,6 +19,14 @@ std::uint64_t keep_threshold(float p) {
 
 void relu_forward(float* dst, const float* src, std::int64_t n) {
     // NaN passes through (NaN < 0 is false), so the NaN check names the layer that made it.
+    if (dst != src && streamable(n, {dst})) {
+        stream_blocks(n, [&](std::int64_t q) {
+            const __m128 x = _mm_loadu_ps(src + 4 * q);  // kept unless x < 0: NaN too
+            _mm_stream_ps(dst + 4 * q, _mm_and_ps(x, _mm_cmpnlt_ps(x, _mm_setzero_ps())));
+        });
+        const std::int64_t done = n / 4 * 4;
+        dst += done, src += done, n -= done;
+    }
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
     for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] < 0.0f ? 0.0f : src[i];
 }
@@ -32,6 +42,14 @@ void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std
             diff_src[i] += dst[i] > 0.0f ? dy : 0.0f;
         }
     } else {
+        if (streamable(n, {diff_src})) {
+            stream_blocks(n, [&](std::int64_t q) {
+                const __m128 keep = _mm_cmpgt_ps(_mm_loadu_ps(dst + 4 * q), _mm_setzero_ps());
+                _mm_stream_ps(diff_src + 4 * q, _mm_and_ps(_mm_loadu_ps(diff_dst + 4 * q), keep));
+            });
+            const std::int64_t done = n / 4 * 4;
+            diff_src += done, dst += done, diff_dst += done, n -= done;
+        }
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
         for (std::int64_t i = 0; i < n; ++i) {
             const float dy = diff_dst[i];

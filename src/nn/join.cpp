@@ -10,30 +10,6 @@
 namespace dfp::nn {
 
 namespace {
-// Outputs at least this large (16 MiB of FP32, beyond the caches) are written with non-temporal
-// stores: a plain store first reads the line it overwrites, so each output stream costs two
-// streams of memory traffic (a residual join of 103 MB, 2 threads: 6.8 -> 5.6 ms).
-constexpr std::int64_t kStreamMinElements = std::int64_t{1} << 22;
-
-bool streamable(std::int64_t n, std::initializer_list<const float*> outputs) {
-    return n >= kStreamMinElements &&
-           std::all_of(outputs.begin(), outputs.end(),
-                       [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; });
-}
-
-// step(q) for every block q of 4 elements (the first 4 * (n / 4)), on all threads; each thread
-// fences its streaming stores before the team's barrier.
-template <class Step>
-void stream_blocks(std::int64_t n, Step step) {
-    const std::int64_t blocks = n / 4;
-#pragma omp parallel
-    {
-#pragma omp for schedule(static) nowait
-        for (std::int64_t q = 0; q < blocks; ++q) step(q);
-        _mm_sfence();
-    }
-}
-
 // max(x, 0) with NaN passing, as relu_forward.
 inline __m128 relu4(__m128 x) {
     return _mm_and_ps(x, _mm_cmpnlt_ps(x, _mm_setzero_ps()));

@@ -1,5 +1,7 @@
 #include "nn/layer.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -56,6 +58,17 @@ void Layer::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, D
         if (overwrite[i] && diff_src[i])
             std::fill(diff_src[i]->data.begin(), diff_src[i]->data.end(), 0.0f);
     backward(src, dst, diff_dst, diff_src);
+}
+
+bool streamable(std::int64_t n, std::initializer_list<const float*> outputs) {
+    return n >= kStreamMinElements &&
+           std::all_of(outputs.begin(), outputs.end(), [](const float* p) {
+               return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+           });
+}
+
+void store_fence() {
+    _mm_sfence();
 }
 
 void accumulate(float* dst, const float* src, std::int64_t n) {
