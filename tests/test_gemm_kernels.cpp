@@ -77,7 +77,7 @@ void test_packers(const GemmContext<T>& fast, const GemmContext<T>& twin) {
         const int w = is_a ? fast.mr : fast.nr;
         for (int64_t rows : {int64_t{1}, int64_t{w - 1}, int64_t{w}, int64_t{w + 3}, int64_t{3 * w},
                              int64_t{4 * w + 5}, int64_t{9 * w}})
-            for (int64_t kc : {1, 2, 3, 17, 31, 32, 33, 63, 64, 65, 129})
+            for (int64_t kc : {1, 2, 3, 17, 31, 32, 33, 63, 64, 65, 129, 301, 512})
                 for (bool kcont : {true, false})
                     for (int shift :
                          sizeof(T) == 2 ? std::vector<int>{0, 1, 2} : std::vector<int>{0}) {
