@@ -24,73 +24,54 @@ Tensor random_tensor(std::size_t n, unsigned seed) {
     return t;
 }
 
+// Forward (backward = false) or backward of `layer` with `inputs` inputs of state.range(1)
+// values on state.range(0) threads; backward with every gradient fresh (written), as
+// Net::backward asks of a first consumer. Bytes: every stream read or written once.
+void run_layer(benchmark::State& state, Layer& layer, int inputs, bool backward) {
+    omp_set_num_threads(static_cast<int>(state.range(0)));
+    const auto n = static_cast<std::size_t>(state.range(1));
+    std::vector<Tensor> src, diff;
+    std::vector<const Tensor*> srcs;
+    std::vector<Tensor*> diffs;
+    Overwrite fresh;
+    for (int i = 0; i < inputs; ++i) {
+        src.push_back(random_tensor(n, unsigned(i + 1)));
+        diff.emplace_back(Shape{n});
+        fresh.set(std::size_t(i));
+    }
+    for (int i = 0; i < inputs; ++i) srcs.push_back(&src[std::size_t(i)]), diffs.push_back(&diff[std::size_t(i)]);
+    const Tensor dy = random_tensor(n, 99);
+    Tensor y;
+    layer.forward(srcs, y, {});
+    for (auto _ : state) {
+        if (backward)
+            layer.backward_into(srcs, y, dy, diffs, fresh);
+        else
+            layer.forward(srcs, y, {});
+        benchmark::DoNotOptimize(y.data.data());
+        benchmark::DoNotOptimize(diff[0].data.data());
+    }
+    // Forward reads the inputs and writes y; backward reads y and dy and writes each gradient.
+    const int streams = backward ? 2 + inputs : inputs + 1;
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations() * streams * n * sizeof(float)));
+}
+
 void BM_AddReluForward(benchmark::State& state) {
-    omp_set_num_threads(static_cast<int>(state.range(0)));
-    const auto n = static_cast<std::size_t>(state.range(1));
-    const Tensor a = random_tensor(n, 1), b = random_tensor(n, 2);
-    const std::vector<const Tensor*> srcs{&a, &b};
     Add add("add", true);
-    Tensor y;
-    for (auto _ : state) {
-        add.forward(srcs, y, {});
-        benchmark::DoNotOptimize(y.data.data());
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 3 * n * sizeof(float)));
+    run_layer(state, add, 2, false);
 }
-
-// Both gradients fresh (written), as Net::backward asks of the residual join.
 void BM_AddReluBackward(benchmark::State& state) {
-    omp_set_num_threads(static_cast<int>(state.range(0)));
-    const auto n = static_cast<std::size_t>(state.range(1));
-    const Tensor a = random_tensor(n, 1), b = random_tensor(n, 2), dy = random_tensor(n, 3);
-    const std::vector<const Tensor*> srcs{&a, &b};
     Add add("add", true);
-    Tensor y;
-    add.forward(srcs, y, {});
-    Tensor da(Shape{n}), db(Shape{n});
-    const std::vector<Tensor*> diff{&da, &db};
-    Overwrite fresh;
-    fresh.set(0);
-    fresh.set(1);
-    for (auto _ : state) {
-        add.backward_into(srcs, y, dy, diff, fresh);
-        benchmark::DoNotOptimize(da.data.data());
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 4 * n * sizeof(float)));
+    run_layer(state, add, 2, true);
 }
-
 void BM_ReluForward(benchmark::State& state) {
-    omp_set_num_threads(static_cast<int>(state.range(0)));
-    const auto n = static_cast<std::size_t>(state.range(1));
-    const Tensor x = random_tensor(n, 1);
-    const std::vector<const Tensor*> srcs{&x};
     Relu relu("relu");
-    Tensor y;
-    for (auto _ : state) {
-        relu.forward(srcs, y, {});
-        benchmark::DoNotOptimize(y.data.data());
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 2 * n * sizeof(float)));
+    run_layer(state, relu, 1, false);
 }
-
-// The gradient fresh (written), as Net::backward asks of the first consumer.
 void BM_ReluBackward(benchmark::State& state) {
-    omp_set_num_threads(static_cast<int>(state.range(0)));
-    const auto n = static_cast<std::size_t>(state.range(1));
-    const Tensor x = random_tensor(n, 1), dy = random_tensor(n, 3);
-    const std::vector<const Tensor*> srcs{&x};
     Relu relu("relu");
-    Tensor y;
-    relu.forward(srcs, y, {});
-    Tensor dx(Shape{n});
-    const std::vector<Tensor*> diff{&dx};
-    Overwrite fresh;
-    fresh.set(0);
-    for (auto _ : state) {
-        relu.backward_into(srcs, y, dy, diff, fresh);
-        benchmark::DoNotOptimize(dx.data.data());
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 3 * n * sizeof(float)));
+    run_layer(state, relu, 1, true);
 }
 
 BENCHMARK(BM_ReluForward)
