@@ -526,14 +526,15 @@ GemmReport run(Problem<T, C> pb, int threads) {
     const int64_t tiles = split_n ? tiles_n : tiles_m;
     const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, tiles * slices));
     // Slice s > 0 sums into partial[s - 1], M x N, leading dimension N.
-    const std::unique_ptr<C[]> partial(new C[static_cast<size_t>((slices - 1) * pb.m * pb.n)]);
+    const std::unique_ptr<C[]> partial(
+        slices > 1 ? new C[static_cast<size_t>((slices - 1) * pb.m * pb.n)] : nullptr);
     const auto slice = [&](int s) {
         Problem<T, C> p = pb;
         const int64_t quantum = 32 * ctx.kg;
         const int64_t k0 = std::min(pb.k, round_up(pb.k * s / slices, quantum));
         const int64_t k1 = std::min(pb.k, round_up(pb.k * (s + 1) / slices, quantum));
         p.k_offset = k0;
-        p.k = k1 - k0;
+        p.k = k1 - k0;  // > 0: a sliced K is at least 2 * kMinSliceK
         if (s > 0) {
             p.c = partial.get() + (s - 1) * pb.m * pb.n;
             p.ldc = pb.n;
@@ -554,9 +555,7 @@ GemmReport run(Problem<T, C> pb, int threads) {
             const int members = nt >= slices ? (nt - s + slices - 1) / slices : 1;
             const int member = nt >= slices ? t / slices : 0;
             const int64_t t0 = tiles * member / members, t1 = tiles * (member + 1) / members;
-            if (p.k == 0)  // cannot happen with kMinSliceK, but a slice must then be zeros
-                for (int64_t i = 0; i < p.m; ++i) std::fill_n(p.c + i * p.ldc, p.n, C{0});
-            else if (split_n)
+            if (split_n)
                 run_range(p, 0, p.m, t0 * ctx.nr, std::min(p.n, t1 * ctx.nr), mine);
             else
                 run_range(p, t0 * ctx.mr, std::min(p.m, t1 * ctx.mr), 0, p.n, mine);
