@@ -1,6 +1,6 @@
 #include "nn/activation.hpp"
 
-#include <immintrin.h>
+#include <xmmintrin.h>
 
 #include <cmath>
 
@@ -21,8 +21,7 @@ void relu_forward(float* dst, const float* src, std::int64_t n) {
     // NaN passes through (NaN < 0 is false), so the NaN check names the layer that made it.
     if (dst != src && streamable(n, {dst})) {
         stream_blocks(n, [&](std::int64_t q) {
-            const __m128 x = _mm_loadu_ps(src + 4 * q);  // kept unless x < 0: NaN too
-            _mm_stream_ps(dst + 4 * q, _mm_and_ps(x, _mm_cmpnlt_ps(x, _mm_setzero_ps())));
+            _mm_stream_ps(dst + 4 * q, relu4(_mm_loadu_ps(src + 4 * q)));
         });
         const std::int64_t done = n / 4 * 4;
         dst += done, src += done, n -= done;
@@ -44,8 +43,8 @@ void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std
     } else {
         if (streamable(n, {diff_src})) {
             stream_blocks(n, [&](std::int64_t q) {
-                const __m128 keep = _mm_cmpgt_ps(_mm_loadu_ps(dst + 4 * q), _mm_setzero_ps());
-                _mm_stream_ps(diff_src + 4 * q, _mm_and_ps(_mm_loadu_ps(diff_dst + 4 * q), keep));
+                _mm_stream_ps(diff_src + 4 * q, relu_grad4(_mm_loadu_ps(diff_dst + 4 * q),
+                                                           _mm_loadu_ps(dst + 4 * q)));
             });
             const std::int64_t done = n / 4 * 4;
             diff_src += done, dst += done, diff_dst += done, n -= done;

@@ -1,6 +1,8 @@
 // Element-wise layers: ReLU and Dropout. Any shape; dst has the shape of src.
 #pragma once
 
+#include <xmmintrin.h>
+
 #include <cstdint>
 #include <string>
 
@@ -10,6 +12,14 @@ namespace dfp::nn {
 
 // dst, src are (n)
 void relu_forward(float* dst, const float* src, std::int64_t n);
+// Four lanes of relu_forward (NaN passes, -0 kept) and of relu_backward's mask (diff_dst where
+// dst > 0, else 0), for the streaming passes of ReLU and of the residual join.
+inline __m128 relu4(__m128 x) {
+    return _mm_and_ps(x, _mm_cmpnlt_ps(x, _mm_setzero_ps()));
+}
+inline __m128 relu_grad4(__m128 diff_dst, __m128 dst) {
+    return _mm_and_ps(diff_dst, _mm_cmpgt_ps(dst, _mm_setzero_ps()));
+}
 // diff_src += diff_dst where dst > 0 (with add false: diff_src = that, 0 elsewhere). diff_src, dst,
 // diff_dst are (n)
 void relu_backward(float* diff_src, const float* dst, const float* diff_dst, std::int64_t n,

@@ -1,20 +1,14 @@
 #include "nn/join.hpp"
 
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cstdint>
-#include <immintrin.h>
 #include <type_traits>
 
 #include "nn/activation.hpp"
 
 namespace dfp::nn {
-
-namespace {
-// max(x, 0) with NaN passing, as relu_forward.
-inline __m128 relu4(__m128 x) {
-    return _mm_and_ps(x, _mm_cmpnlt_ps(x, _mm_setzero_ps()));
-}
-}  // namespace
 
 void Add::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     expect_srcs(src, -2);
@@ -62,7 +56,7 @@ void add_backward2(float* d0, float* d1, const float* y, const float* dy, std::i
     if (!kAdd0 && !kAdd1 && streamable(n, {d0, d1})) {  // both written: streamed
         stream_blocks(n, [&](std::int64_t q) {
             __m128 g = _mm_loadu_ps(dy + 4 * q);
-            if constexpr (kRelu) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(y + 4 * q), _mm_setzero_ps()));
+            if constexpr (kRelu) g = relu_grad4(g, _mm_loadu_ps(y + 4 * q));
             _mm_stream_ps(d0 + 4 * q, g);
             _mm_stream_ps(d1 + 4 * q, g);
         });
