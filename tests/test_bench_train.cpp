@@ -71,6 +71,22 @@ void expect_consistent(const TrainBenchRecord& r, const TrainBenchConfig& c) {
     EXPECT_GT(ms(r, Section::pooling), 0) << r.precision;
     EXPECT_GT(ms(r, Section::loss), 0) << r.precision;
     EXPECT_GT(ms(r, Section::sgd_update), 0) << r.precision;
+    // Layer times include what runs inside the layer calls: every section but the loss, the
+    // update and "other" (which also holds train_step's own work), and nothing else.
+    double layers_ms = 0;
+    for (const LayerTime& l : r.layers) {
+        EXPECT_GE(l.ms, 0) << l.name;
+        layers_ms += l.ms;
+    }
+    double inside_ms = 0;
+    for (const Section s :
+         {Section::conv_fprop, Section::conv_bprop, Section::conv_wtgrad, Section::conv_backward,
+          Section::linear_forward, Section::linear_backward, Section::batchnorm, Section::relu,
+          Section::pooling, Section::quantization})
+        inside_ms += ms(r, s);
+    EXPECT_GE(layers_ms, inside_ms * (1 - kSumTolerance)) << r.precision;
+    EXPECT_LE(layers_ms, inside_ms + ms(r, Section::other) + kSumTolerance * r.step_ms)
+        << r.precision;
 }
 
 TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
@@ -104,6 +120,21 @@ TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
     EXPECT_EQ(*fp32.speedup_vs_fp32, 1.0);
     EXPECT_DOUBLE_EQ(*dfp16.speedup_vs_fp32, fp32.step_ms / dfp16.step_ms);
 
+    // Every layer once, in the network's order, and the --layers table names the slowest.
+    for (const TrainBenchRecord& r : records) {
+        ASSERT_EQ(r.layers.size(), 11u) << r.precision;  // 5 conv/linear, 4 ReLU, 2 pools
+        EXPECT_EQ(r.layers.front().name, "conv1");
+        EXPECT_EQ(r.layers.front().kind, std::string("conv2d"));
+        EXPECT_EQ(r.layers.back().name, "fc3");
+    }
+    const auto slowest =
+        std::max_element(dfp16.layers.begin(), dfp16.layers.end(),
+                         [](const LayerTime& a, const LayerTime& b) { return a.ms < b.ms; });
+    const std::string table = train_bench_table(records, 3);
+    EXPECT_NE(table.find("the 3 slowest"), std::string::npos) << table;
+    EXPECT_NE(table.find("  " + slowest->name + " "), std::string::npos) << table;
+    EXPECT_EQ(train_bench_table(records).find("slowest"), std::string::npos);
+
     const nlohmann::json json = train_bench_json(records);
     ASSERT_TRUE(json.is_array());
     ASSERT_EQ(json.size(), 2u);
@@ -121,6 +152,9 @@ TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
         for (int s = 0; s < nn::kSections; ++s)
             EXPECT_EQ(j["breakdown_ms"][nn::section_key(static_cast<Section>(s))].get<double>(),
                       records[i].breakdown_ms[s]);
+        ASSERT_EQ(j["layers_ms"].size(), records[i].layers.size());
+        EXPECT_EQ(j["layers_ms"][0]["name"], "conv1");
+        EXPECT_EQ(j["layers_ms"][0]["ms"].get<double>(), records[i].layers[0].ms);
     }
 }
 

@@ -37,6 +37,7 @@ bool is_base_item(const std::string& item) {
 struct Sample {
     double step_s;
     std::array<double, nn::kSections> section_s;  // per step
+    std::vector<double> layer_s;                  // per step, by Net node
 };
 
 class Bench {
@@ -73,10 +74,22 @@ class Bench {
                 step();
             },
             steps);
-        Sample s{seconds, {}};
+        Sample s{seconds, {}, {}};
         for (int i = 0; i < nn::kSections; ++i)
             s.section_s[i] = profiler.seconds(static_cast<nn::Section>(i)) / steps;
+        for (const double seconds : profiler.layer_seconds()) s.layer_s.push_back(seconds / steps);
         return s;
+    }
+
+    // The layers' names and kinds with their times in `s`.
+    std::vector<LayerTime> layer_times(const Sample& s) {
+        std::vector<LayerTime> out;
+        for (int i = 1; i < net_.nodes(); ++i) {
+            const double seconds =
+                std::size_t(i) < s.layer_s.size() ? s.layer_s[std::size_t(i)] : 0.0;
+            out.push_back({net_.layer(i).name(), net_.layer(i).kind(), seconds * kMsPerSecond});
+        }
+        return out;
     }
 
     // Conv/linear layers in DFP16 and in DFP8 under the precision in use, and all of them.
@@ -192,6 +205,7 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         const Sample& middle = s[(s.size() - 1) / 2];
         for (int i = 0; i < nn::kSections; ++i)
             r.breakdown_ms[i] = middle.section_s[i] * kMsPerSecond;
+        r.layers = bench.layer_times(middle);
         r.repetitions = config.repetitions;
         r.warmup = config.warmup;
         r.steps_per_sample = steps;
@@ -203,7 +217,7 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
     return records;
 }
 
-std::string train_bench_table(const std::vector<TrainBenchRecord>& records) {
+std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int top_layers) {
     if (records.empty()) return "";
     const TrainBenchRecord& first = records.front();
     std::string out;
@@ -224,12 +238,27 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records) {
                      [](const TrainBenchRecord& r) { return r.speedup_vs_fp32.has_value(); }))
         add("  (no all-FP32 precision listed: no speed-up vs fp32)\n");
 
-    constexpr int kLabelWidth = 20, kMinColumn = 10;
+    // The layers to show: the top_layers slowest, by their largest time in any precision.
+    std::vector<std::size_t> shown(first.layers.size());
+    std::iota(shown.begin(), shown.end(), std::size_t{0});
+    const auto slowest = [&](std::size_t i) {
+        double ms = 0;
+        for (const TrainBenchRecord& r : records) ms = std::max(ms, r.layers.at(i).ms);
+        return ms;
+    };
+    std::stable_sort(shown.begin(), shown.end(),
+                     [&](std::size_t a, std::size_t b) { return slowest(a) > slowest(b); });
+    shown.resize(std::min(shown.size(), std::size_t(std::max(top_layers, 0))));
+
+    constexpr int kMinLabelWidth = 20, kMinColumn = 10;
+    int label_width = kMinLabelWidth;
+    for (const std::size_t i : shown)
+        label_width = std::max(label_width, static_cast<int>(first.layers[i].name.size()) + 3);
     std::vector<int> width;
     for (const TrainBenchRecord& r : records)
         width.push_back(std::max<int>(kMinColumn, static_cast<int>(r.precision.size())));
     const auto row = [&](const char* label, auto cell) {
-        add("%-*s", kLabelWidth, label);
+        add("%-*s", label_width, label);
         for (std::size_t i = 0; i < records.size(); ++i) {
             const std::string text = cell(records[i]);
             add(" %*s", width[i], text.c_str());
@@ -265,6 +294,15 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records) {
         "DFP16 convolutions (wtgrad: its GEMM; bprop: the rest of backward, i.e. the BPROP GEMM, "
         "col2im and the bias gradient); conv backward: FP32 convolutions, whose oneDNN backward "
         "runs both passes in one call.\n";
+    if (shown.empty()) return out;
+    out +=
+        "ms per step, by layer (forward + backward, quantization included; median sample), the " +
+        std::to_string(shown.size()) + " slowest:\n";
+    for (const std::size_t i : shown) {
+        const std::string label = "  " + first.layers[i].name;
+        row(label.c_str(),
+            [&](const TrainBenchRecord& r) { return number(r.layers.at(i).ms, "%.2f"); });
+    }
     return out;
 }
 
@@ -274,6 +312,9 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records) {
         nlohmann::json breakdown = nlohmann::json::object();
         for (int i = 0; i < nn::kSections; ++i)
             breakdown[nn::section_key(static_cast<nn::Section>(i))] = r.breakdown_ms[i];
+        nlohmann::json layers = nlohmann::json::array();
+        for (const LayerTime& l : r.layers)
+            layers.push_back({{"name", l.name}, {"kind", l.kind}, {"ms", l.ms}});
         const std::string input = std::to_string(r.input.height) + "x" +
                                   std::to_string(r.input.width) + "x" +
                                   std::to_string(r.input.channels);
@@ -293,7 +334,8 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records) {
                        {"gemm_layers", r.gemm_layers},
                        {"repetitions", r.repetitions},
                        {"warmup", r.warmup},
-                       {"steps_per_sample", r.steps_per_sample}});
+                       {"steps_per_sample", r.steps_per_sample},
+                       {"layers_ms", layers}});
     }
     return out;
 }

@@ -34,6 +34,12 @@ struct TrainBenchConfig {
     double min_sample_s = 0.05;  // a sample repeats the step until it lasts this long (>= 1 step)
 };
 
+// One layer's forward and backward, everything inside them included (quantization, GEMMs).
+struct LayerTime {
+    std::string name, kind;
+    double ms = 0;  // per step, in the median sample
+};
+
 struct TrainBenchRecord {
     std::string model;
     models::ImageInput input;
@@ -48,6 +54,7 @@ struct TrainBenchRecord {
     // ms per step in each section, from the median sample (for an even count, the faster of the
     // two middle ones): the sections are exclusive, so they add up to at most step_ms.
     std::array<double, nn::kSections> breakdown_ms{};
+    std::vector<LayerTime> layers;  // every layer, in the network's order, from the same sample
     int repetitions = 0, warmup = 0, steps_per_sample = 0;
 
     double breakdown_sum_ms() const;
@@ -65,13 +72,14 @@ void check_train_bench_config(const TrainBenchConfig& config);
 // Checks the config as above, then measures; one record per precision, in the config's order.
 std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config);
 
-// What `dfptrain bench train` prints: a header, then one column per precision.
-std::string train_bench_table(const std::vector<TrainBenchRecord>& records);
+// What `dfptrain bench train` prints: a header, then one column per precision; with top_layers > 0
+// also the times of the top_layers layers that take longest in any precision.
+std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int top_layers = 0);
 // The JSON array of --json: one object per record with the keys model, batch, threads, precision,
 // step_ms, images_per_s, speedup_vs_fp32 (null without an FP32 reference) and breakdown_ms (an
 // object keyed by nn::section_key) - a public interface, scripts read these names - and more that
 // describe the run (input, classes, dfp16_layers, gemm_layers, repetitions, warmup,
-// steps_per_sample).
+// steps_per_sample, and layers_ms: an array of {name, kind, ms}, one per layer in order).
 nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records);
 
 }  // namespace dfp::bench

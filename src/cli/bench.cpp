@@ -211,6 +211,7 @@ struct BenchTrainOptions {
     int threads = 0;
     double min_sample_ms = config.min_sample_s / kSecondsPerMs;
     std::string json_path;
+    int top_layers = 0;
 };
 
 void run_bench_train(BenchTrainOptions o) {
@@ -239,7 +240,7 @@ void run_bench_train(BenchTrainOptions o) {
     if (!o.json_path.empty()) write_json_file(o.json_path, nlohmann::json::array());
     if (o.threads > 0) omp_set_num_threads(o.threads);
     const std::vector<bench::TrainBenchRecord> records = bench::run_train_bench(c);
-    std::printf("%s", bench::train_bench_table(records).c_str());
+    std::printf("%s", bench::train_bench_table(records, o.top_layers).c_str());
     if (!o.json_path.empty()) write_json_file(o.json_path, bench::train_bench_json(records));
 }
 
@@ -267,6 +268,9 @@ void add_bench_train_command(CLI::App& bench) {
     cmd->add_option("--classes", o->classes,
                     "Number of classes (default: 10 for lenet5 and resnet20/32/56, else 1000)");
     cmd->add_option("--json", o->json_path, "Also write one JSON record per precision");
+    cmd->add_option("--layers", o->top_layers,
+                    "Also list the N slowest layers, forward and backward, in every precision")
+        ->check(CLI::NonNegativeNumber);
     cmd->callback([o] { run_bench_train(*o); });
 }
 

@@ -35,6 +35,7 @@ const Tensor& Net::forward(const Tensor& src, const Context& ctx) {
         Node& node = nodes_[i];
         srcs.clear();
         for (int s : node.srcs) srcs.push_back(&nodes_[s].value);
+        const LayerTimer timer(profiler, i);
         const ProfileScope scope(profiler,
                                  profiler ? layer_section(*node.layer, false) : Section::other);
         node.layer->forward(srcs, node.value, ctx);
@@ -109,6 +110,7 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
             std::fill(g.data.begin(), g.data.end(), 0.0f);
         }
         {
+            const LayerTimer timer(profiler, i);
             const ProfileScope scope(profiler,
                                      profiler ? layer_section(*node.layer, true) : Section::other);
             node.layer->backward_into(srcs, node.value, node.grad, diff_srcs, overwrite);

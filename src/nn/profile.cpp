@@ -91,9 +91,18 @@ double Profiler::total_seconds() const {
     return std::accumulate(seconds_.begin(), seconds_.end(), 0.0);
 }
 
+void Profiler::add_layer_seconds(int node, double seconds) {
+    if (node < 0) return;
+    // Grows on a network's first profiled step only.
+    if (std::size_t(node) >= layer_seconds_.size())
+        layer_seconds_.resize(std::size_t(node) + 1, 0.0);
+    layer_seconds_[std::size_t(node)] += seconds;
+}
+
 void Profiler::reset() {
     seconds_.fill(0.0);
     open_.clear();
+    layer_seconds_.clear();
 }
 
 Profiler* active_profiler() {

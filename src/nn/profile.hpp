@@ -52,6 +52,11 @@ class Profiler {
     void leave();
     double seconds(Section s) const { return seconds_[static_cast<int>(s)]; }
     double total_seconds() const;
+    // Wall time of the calls of Net node `node`'s layer, forward and backward, with everything
+    // inside them (its quantization and GEMMs): per layer, not exclusive like the sections.
+    void add_layer_seconds(int node, double seconds);
+    // Indexed by Net node; nodes that never ran read 0.
+    const std::vector<double>& layer_seconds() const { return layer_seconds_; }
     void reset();
 
   private:
@@ -62,6 +67,7 @@ class Profiler {
     std::array<double, kSections> seconds_{};
     std::vector<Section> open_;  // innermost last
     Clock::time_point mark_;
+    std::vector<double> layer_seconds_;
 };
 
 // The profiler of the calling thread, or null (the default).
@@ -96,6 +102,28 @@ class ProfileScope {
 
   private:
     Profiler* profiler_;
+};
+
+// Charges its lifetime to Net node `node` of `profiler` (nothing when that is null). Net wraps
+// each layer call in one, beside the call's ProfileScope.
+class LayerTimer {
+  public:
+    LayerTimer(Profiler* profiler, int node) : profiler_(profiler), node_(node) {
+        if (profiler_) start_ = std::chrono::steady_clock::now();
+    }
+    ~LayerTimer() {
+        if (profiler_)
+            profiler_->add_layer_seconds(
+                node_,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    }
+    LayerTimer(const LayerTimer&) = delete;
+    LayerTimer& operator=(const LayerTimer&) = delete;
+
+  private:
+    Profiler* profiler_;
+    int node_;
+    std::chrono::steady_clock::time_point start_;
 };
 
 // Runs `work` charged to section `s` of the calling thread's profiler (if any); returns its result.
