@@ -16,6 +16,13 @@ TEST(Precision, PaperDefaultKeepsFirstAndLastLayerInFp32) {
         EXPECT_EQ(t->format.bits, 16);
         EXPECT_EQ(t->format.granularity, Granularity::tensor);
         EXPECT_EQ(t->quantize.rounding, Rounding::nearest_even);
+        EXPECT_EQ(t->quantize.shift, kDfp16Shift);
+    }
+    // DFP8 keeps its full 7-bit magnitudes: its int8 chains are long without headroom.
+    const LayerPrecision lp8 = Policy::dfp8().for_layer("res2a.conv1", 1, 54);
+    for (const TensorFormat* t : {&lp8.weights, &lp8.activations, &lp8.gradients}) {
+        EXPECT_EQ(t->format.bits, 8);
+        EXPECT_EQ(t->quantize.shift, 0);
     }
     EXPECT_EQ(Policy::fp32().for_layer("res2a.conv1", 1, 54).compute, Compute::fp32);
 }

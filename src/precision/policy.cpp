@@ -106,14 +106,18 @@ Policy Policy::dfp16() {
     Policy p;
     p.base_.compute = Compute::dfp16;
     p.overrides_ = {{"first", Compute::fp32}, {"last", Compute::fp32}};
+    for (TensorFormat* t : {&p.base_.weights, &p.base_.activations, &p.base_.gradients})
+        t->quantize.shift = kDfp16Shift;
     return p;
 }
 
 Policy Policy::dfp8() {
     Policy p = dfp16();
     p.base_.compute = Compute::dfp8;
-    for (TensorFormat* t : {&p.base_.weights, &p.base_.activations, &p.base_.gradients})
+    for (TensorFormat* t : {&p.base_.weights, &p.base_.activations, &p.base_.gradients}) {
         t->format.bits = 8;
+        t->quantize.shift = 0;  // int8 chains are long at full magnitude (kernels/gemm.hpp)
+    }
     return p;
 }
 
