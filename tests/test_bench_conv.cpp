@@ -87,6 +87,26 @@ TEST(BenchConv, UnknownLayerNamesTheOption) {
     EXPECT_EQ(select_conv_layers({"res4_3x3", "res2_3x3"}).front().name, "res4_3x3");
 }
 
+TEST(BenchConv, ShapesParseWithDefaultsAndBadOnesNameTheOption) {
+    const ConvLayerShape l = parse_conv_shape("32,28,28,16,32,5");
+    EXPECT_EQ(std::vector<std::int64_t>({l.n, l.h, l.w, l.c, l.k, l.kernel, l.stride, l.pad}),
+              std::vector<std::int64_t>({32, 28, 28, 16, 32, 5, 1, 2}));
+    EXPECT_EQ(l.name, "16to32_5x5s1_28x28_n32");
+    const ConvLayerShape s = parse_conv_shape("2,9,7,5,6,3,2,0");
+    EXPECT_EQ(s.stride, 2);
+    EXPECT_EQ(s.pad, 0);
+    for (const char* bad :
+         {"", "32,28,28,16,32", "32,28,28,16,32,5,1,2,9", "32,28,28,16,0,5", "32,28,28,16,32,5,0",
+          "32,28,28,16,32,5,1,-1", "32,28x,28,16,32,5", "32,,28,16,32,5", "2,3,3,4,4,7,1,0"}) {
+        try {
+            parse_conv_shape(bad);
+            ADD_FAILURE() << "no error for '" << bad << "'";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("--shape"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(BenchConv, Fp32PrecisionIsRefused) {
     ConvBenchConfig config;
     config.layers = {tiny_layers().front()};

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <dnnl.hpp>
@@ -42,6 +43,39 @@ std::vector<ConvLayerShape> select_conv_layers(const std::vector<std::string>& n
         out.push_back(*it);
     }
     return out;
+}
+
+ConvLayerShape parse_conv_shape(const std::string& text) {
+    std::vector<std::int64_t> v;
+    bool ok = true;
+    for (std::size_t begin = 0; ok && begin <= text.size();) {
+        const std::size_t end = std::min(text.find(',', begin), text.size());
+        std::int64_t x = 0;
+        const auto [ptr, ec] = std::from_chars(text.data() + begin, text.data() + end, x);
+        ok = ec == std::errc() && ptr == text.data() + end;
+        v.push_back(x);
+        begin = end + 1;
+    }
+    ok = ok && v.size() >= 6 && v.size() <= 8;
+    for (std::size_t i = 0; ok && i < v.size(); ++i) ok = v[i] > 0 || (i == 7 && v[i] == 0);
+    if (!ok)
+        throw Error("--shape '" + text +
+                    "': expected N,H,W,C,K,KERNEL[,STRIDE[,PAD]] (positive; PAD may be 0)");
+    ConvLayerShape l{"",
+                     v[0],
+                     v[1],
+                     v[2],
+                     v[3],
+                     v[4],
+                     v[5],
+                     v.size() > 6 ? v[6] : 1,
+                     v.size() > 7 ? v[7] : v[5] / 2};
+    if (l.h + 2 * l.pad < l.kernel || l.w + 2 * l.pad < l.kernel)
+        throw Error("--shape '" + text + "': the kernel is larger than the padded image");
+    l.name = std::to_string(l.c) + "to" + std::to_string(l.k) + "_" + std::to_string(l.kernel) +
+             "x" + std::to_string(l.kernel) + "s" + std::to_string(l.stride) + "_" +
+             std::to_string(l.h) + "x" + std::to_string(l.w) + "_n" + std::to_string(l.n);
+    return l;
 }
 
 const char* conv_impl_name(ConvImpl impl) {

@@ -40,6 +40,10 @@ std::vector<ConvLayerShape> resnet50_conv_layers();
 // dfp::Error naming --layers and listing the known names.
 std::vector<ConvLayerShape> select_conv_layers(const std::vector<std::string>& names);
 
+// A layer from "N,H,W,C,K,KERNEL[,STRIDE[,PAD]]" (`bench conv --shape`; stride 1 and pad
+// KERNEL / 2 by default), named after its numbers; a malformed or non-positive entry throws
+// dfp::Error naming --shape.
+ConvLayerShape parse_conv_shape(const std::string& text);
 // The precision the policy `spec` (a precision::Policy spec, e.g. "dfp16") gives `layer` as a
 // hidden layer: the paper's policy keeps the first and the last layer FP32, and the benchmarked
 // layers are neither. Throws dfp::Error naming --precision unless that is DFP16.

@@ -120,13 +120,16 @@ constexpr double kSecondsPerMs = 1e-3;
 
 struct BenchConvOptions {
     bench::ConvBenchConfig config;
-    std::vector<std::string> layers;
+    std::vector<std::string> layers, shapes;
     double min_sample_ms = config.min_sample_s / kSecondsPerMs;
     std::string json_path;
 };
 
 void run_bench_conv(BenchConvOptions o) {
-    if (!o.layers.empty()) o.config.layers = bench::select_conv_layers(o.layers);
+    if (!o.layers.empty() || !o.shapes.empty()) {
+        o.config.layers = bench::select_conv_layers(o.layers);
+        for (const std::string& s : o.shapes) o.config.layers.push_back(bench::parse_conv_shape(s));
+    }
     o.config.min_sample_s = o.min_sample_ms * kSecondsPerMs;
     std::printf("CPU: %s\n", cpu_name().c_str());
     std::printf(
@@ -152,6 +155,9 @@ void add_bench_conv_command(CLI::App& bench) {
     conv->add_option("--layers", o->layers,
                      "ResNet-50 layers to measure, e.g. --layers res2_3x3,res4_3x3; default: all")
         ->delimiter(',');
+    conv->add_option("--shape", o->shapes,
+                     "Also (or, without --layers, only) a layer N,H,W,C,K,KERNEL[,STRIDE[,PAD]], "
+                     "e.g. --shape 32,28,28,32,96,5 (GoogLeNet's inception_3b.5x5); repeatable");
     conv->add_option("--threads", o->config.threads, "Thread counts to measure, e.g. --threads 1,2")
         ->delimiter(',');
     conv->add_option("--reps", o->config.repetitions,
