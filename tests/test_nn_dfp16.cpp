@@ -446,16 +446,19 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
         ASSERT_EQ(patches.rows(), rows);
         ASSERT_EQ(patches.cols(), patch);
         bool same = true;
-        for (std::int64_t r0 = 0; r0 < rows; r0 += 7)
-            for (std::int64_t c0 = 0; c0 < patch; c0 += 5) {
-                const std::int64_t nr = std::min<std::int64_t>(11, rows - r0);
-                const std::int64_t nc = std::min<std::int64_t>(13, patch - c0);
-                std::vector<std::int16_t> block(std::size_t(nr * nc), 12345);
-                PatchSource<std::int16_t>::fill(&patches, r0, nr, c0, nc, block.data());
-                for (std::int64_t r = 0; r < nr; ++r)
-                    for (std::int64_t c = 0; c < nc; ++c)
-                        same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];
-            }
+        // Narrow blocks cut taps apart; wide ones (37 columns, whole rows) join several whole
+        // taps of a kernel row into one run, some of them in the padding.
+        for (const std::int64_t width : {std::int64_t{13}, std::int64_t{37}, patch})
+            for (std::int64_t r0 = 0; r0 < rows; r0 += 7)
+                for (std::int64_t c0 = 0; c0 < patch; c0 += width == 13 ? 5 : width) {
+                    const std::int64_t nr = std::min<std::int64_t>(11, rows - r0);
+                    const std::int64_t nc = std::min<std::int64_t>(width, patch - c0);
+                    std::vector<std::int16_t> block(std::size_t(nr * nc), 12345);
+                    PatchSource<std::int16_t>::fill(&patches, r0, nr, c0, nc, block.data());
+                    for (std::int64_t r = 0; r < nr; ++r)
+                        for (std::int64_t c = 0; c < nc; ++c)
+                            same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];
+                }
         EXPECT_TRUE(same) << "PatchSource " << t.what;
         // Its region (the prefetch hint) covers all it reads: a source that differs outside the
         // region fills the same bits.

@@ -10,6 +10,17 @@ namespace {
 std::int64_t input_coord(std::int64_t out, std::int64_t tap, const ConvGeometry& g) {
     return out * g.stride - g.pad + tap;
 }
+
+// Copies `bytes` with fixed-size moves the compiler inlines: a patch run is one tap's channels
+// or a few taps' (tens to hundreds of bytes), where a call to memcpy costs more than the copy.
+inline void copy_short(char* out, const char* in, std::size_t bytes) {
+    for (; bytes >= 32; bytes -= 32, out += 32, in += 32) std::memcpy(out, in, 32);
+    if (bytes >= 16) std::memcpy(out, in, 16), out += 16, in += 16, bytes -= 16;
+    if (bytes >= 8) std::memcpy(out, in, 8), out += 8, in += 8, bytes -= 8;
+    if (bytes >= 4) std::memcpy(out, in, 4), out += 4, in += 4, bytes -= 4;
+    if (bytes >= 2) std::memcpy(out, in, 2), out += 2, in += 2, bytes -= 2;
+    if (bytes) *out = *in;
+}
 }  // namespace
 
 bool is_direct_gemm(const ConvGeometry& g) {
@@ -22,18 +33,29 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
     const PatchSource& p = *static_cast<const PatchSource*>(self);
     const ConvGeometry& g = p.g;
     // Every row splits the columns the same way, into runs of channels of one tap: find them once
-    // (per chunk of at most kMaxRuns), then copy them row by row, walking (n, oh, ow) along.
+    // (per chunk of at most kMaxRuns), then copy them row by row, walking (n, oh, ow) along. At
+    // stride 1, whole taps next to each other in a kernel row read adjacent pixels: one run of
+    // `taps` taps, copied at once where all of them are inside the image.
     struct Run {
-        std::int64_t r, s, c, len;
+        std::int64_t r, s, c, len, taps;
     };
     constexpr std::int64_t kMaxRuns = 32;
     Run runs[kMaxRuns];
     for (std::int64_t chunk = col0; chunk < col0 + cols;) {
         std::int64_t nruns = 0, col = chunk;
-        for (; col < col0 + cols && nruns < kMaxRuns; ++nruns) {
+        while (col < col0 + cols && nruns < kMaxRuns) {
             const std::int64_t tap = col / g.c, c = col % g.c;
             const std::int64_t len = std::min(g.c - c, col0 + cols - col);
-            runs[nruns] = {tap / g.kernel, tap % g.kernel, c, len};
+            const Run run{tap / g.kernel, tap % g.kernel, c, len, 1};
+            Run* last = nruns > 0 ? &runs[nruns - 1] : nullptr;
+            if (g.stride == 1 && last && c == 0 && len == g.c && last->c == 0 &&
+                last->len == last->taps * g.c && last->r == run.r &&
+                last->s + last->taps == run.s) {
+                last->len += len;
+                ++last->taps;
+            } else {
+                runs[nruns++] = run;
+            }
             col += len;
         }
         std::int64_t n = row0 / (g.oh * g.ow), oh = row0 / g.ow % g.oh, ow = row0 % g.ow;
@@ -43,11 +65,24 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
             for (std::int64_t i = 0; i < nruns; ++i) {
                 const Run& run = runs[i];
                 const std::int64_t ih = input_coord(oh, run.r, g), iw = input_coord(ow, run.s, g);
-                const std::size_t bytes = std::size_t(run.len) * sizeof(M);
-                if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w)
-                    std::memset(out, 0, bytes);
-                else
-                    std::memcpy(out, image + (ih * g.w + iw) * g.c + run.c, bytes);
+                const bool row_inside = ih >= 0 && ih < g.h;
+                if (row_inside && iw >= 0 && iw + run.taps <= g.w) {
+                    copy_short(reinterpret_cast<char*>(out),
+                               reinterpret_cast<const char*>(image + (ih * g.w + iw) * g.c + run.c),
+                               std::size_t(run.len) * sizeof(M));
+                } else {  // some tap in the padding: tap by tap
+                    const std::int64_t tap_len = run.len / run.taps;
+                    for (std::int64_t t = 0; t < run.taps; ++t) {
+                        M* to = out + t * tap_len;
+                        if (row_inside && iw + t >= 0 && iw + t < g.w)
+                            copy_short(reinterpret_cast<char*>(to),
+                                       reinterpret_cast<const char*>(
+                                           image + (ih * g.w + iw + t) * g.c + run.c),
+                                       std::size_t(tap_len) * sizeof(M));
+                        else
+                            std::fill_n(to, tap_len, M{0});
+                    }
+                }
                 out += run.len;
             }
             if (++ow == g.ow) {
