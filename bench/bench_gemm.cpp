@@ -79,23 +79,26 @@ BENCHMARK_CAPTURE(BM_gemm, dfp8, GemmImpl::dfp8)->Apply(shape_args);
 
 namespace {
 
-// The packer of B (NR-wide micro-panels) alone, source and destination in cache: ns per element.
-void BM_pack_b_s16(benchmark::State& state) {
+// A packer alone (B: NR-wide micro-panels; A: MR-tall, 16 of them), source and destination in
+// cache: elements per second.
+void BM_pack_s16(benchmark::State& state, bool a) {
     const GemmContext<int16_t>* ctx = s16_context(dfp::active_isa());
     const bool k_contiguous = state.range(0) != 0, with_stats = state.range(1) != 0;
-    const int64_t kc = 256, cols = 4 * ctx->nr, ld = k_contiguous ? kc : cols;
+    const int64_t kc = 256, cols = a ? 16 * ctx->mr : 4 * ctx->nr, ld = k_contiguous ? kc : cols;
     std::vector<int16_t> src(static_cast<size_t>(kc * cols), 1234);
     auto* dst = static_cast<int16_t*>(std::aligned_alloc(64, static_cast<size_t>(kc * cols * 2)));
-    std::vector<uint64_t> stats(64);
+    std::vector<uint64_t> stats(static_cast<size_t>(cols / 8 * kMaxStatLevels));
+    const PackFn<int16_t> pack = a ? ctx->pack_a : ctx->pack_b;
     for (auto _ : state) {
-        ctx->pack_b(src.data(), ld, k_contiguous, cols, kc, 0, dst,
-                    with_stats ? stats.data() : nullptr, nullptr, kc / 2);
+        pack(src.data(), ld, k_contiguous, cols, kc, 0, dst, with_stats ? stats.data() : nullptr,
+             nullptr, kc / 2);
         benchmark::DoNotOptimize(dst);
     }
     state.counters["elements"] = benchmark::Counter(static_cast<double>(kc * cols),
                                                     benchmark::Counter::kIsIterationInvariantRate);
     std::free(dst);
 }
-BENCHMARK(BM_pack_b_s16)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
+BENCHMARK_CAPTURE(BM_pack_s16, b, false)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
+BENCHMARK_CAPTURE(BM_pack_s16, a, true)->Args({1, 0})->Args({1, 1});
 
 }  // namespace

@@ -346,8 +346,69 @@ struct Ymm8 {
 // and pair w = (x0^2 + x1^2) >> 8, + 1 (vpmaddwd's pair sum is exact as unsigned), so that block
 // sums of up to 256 pairs stay in 32-bit lanes. Levels 0..3 come from a register tree over 8 pairs;
 // the level-3 sums go to a small buffer that is halved for the higher levels.
+// The higher levels from the level-3 sums of `groups` blocks of 8 pairs, halving `top` in place.
+template <class T, class V>
+void upper_levels(V* top, int64_t groups, int nl, uint32_t* best) {
+    for (int level = 4; level < nl; ++level) {
+        V mx = T::zero();
+        const int64_t n = ceil_div(groups, 2);
+        for (int64_t q = 0; q < n; ++q) {
+            top[q] = 2 * q + 1 < groups ? T::add(top[2 * q], top[2 * q + 1]) : top[2 * q];
+            mx = T::max(mx, top[q]);
+        }
+        groups = n;
+        best[level] = std::max(best[level], T::hmax(mx));
+    }
+}
+
+// W = 8 (A micro-panels): a pair of 8 rows is 8 lanes, so each zmm holds two pairs: level 0 runs
+// on 16 lanes and level 1 is the sum of the two halves; levels 2.. run on 8 lanes. Half the
+// instructions of doing levels 0 and 1 on ymm.
+void norm_levels_avx512_w8(const int16_t* panel, int64_t kp, uint64_t* levels) {
+    constexpr int kGroup = 8;  // pairs per level-3 block: 4 zmm
+    const int nl = norm_levels(kp);
+    const __m512i one = _mm512_set1_epi32(1);
+    uint32_t best[kMaxStatLevels] = {};
+    __m256i top[kMaxStatPairs / kGroup];
+    __m512i m0 = _mm512_setzero_si512();
+    __m256i m1 = _mm256_setzero_si256(), m2 = m1, m3 = m1;
+    int64_t groups = 0;
+    for (int64_t c = 0; c < kp; c += kGroup, ++groups) {
+        // Lanes of pairs at or past kp stay 0; only the last group has any.
+        const bool full = c + kGroup <= kp;
+        __m256i l1[4];
+        for (int t = 0; t < 4; ++t) {
+            __m512i w;
+            if (full) {
+                const __m512i x =
+                    _mm512_loadu_si512(panel + (c + 2 * t) * 16);  // panels: 32-byte aligned
+                w = _mm512_add_epi32(_mm512_srli_epi32(_mm512_madd_epi16(x, x), kStatShift), one);
+            } else {
+                const int64_t valid = std::clamp<int64_t>(kp - (c + 2 * t), 0, 2);  // pairs here
+                const __mmask16 m = valid == 2 ? 0xFFFF : valid == 1 ? 0x00FF : 0;
+                const __m512i x = _mm512_maskz_loadu_epi32(m, panel + (c + 2 * t) * 16);
+                w = _mm512_maskz_add_epi32(
+                    m, _mm512_srli_epi32(_mm512_madd_epi16(x, x), kStatShift), one);
+            }
+            m0 = _mm512_max_epu32(m0, w);
+            l1[t] = _mm256_add_epi32(_mm512_castsi512_si256(w), _mm512_extracti64x4_epi64(w, 1));
+            m1 = _mm256_max_epu32(m1, l1[t]);
+        }
+        const __m256i l2a = _mm256_add_epi32(l1[0], l1[1]), l2b = _mm256_add_epi32(l1[2], l1[3]);
+        m2 = _mm256_max_epu32(m2, _mm256_max_epu32(l2a, l2b));
+        top[groups] = _mm256_add_epi32(l2a, l2b);
+        m3 = _mm256_max_epu32(m3, top[groups]);
+    }
+    const uint32_t tree[4] = {_mm512_reduce_max_epu32(m0), Ymm8::hmax(m1), Ymm8::hmax(m2),
+                              Ymm8::hmax(m3)};
+    for (int level = 0; level < std::min(nl, 4); ++level) best[level] = tree[level];
+    upper_levels<Ymm8>(top, groups, nl, best);
+    for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
+}
+
 template <int W>
 void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
+    if constexpr (W == 8) return norm_levels_avx512_w8(panel, kp, levels);
     using T = std::conditional_t<W == 32, Zmm16, Ymm8>;
     using V = typename T::V;
     constexpr int kLanes = sizeof(V) / 4, kGroup = 8, kTree = 4;  // levels 0..3 in registers
@@ -376,16 +437,7 @@ void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
         }
         for (int level = 0; level < std::min(nl, kTree); ++level)
             best[level] = std::max(best[level], T::hmax(m[level]));
-        for (int level = kTree; level < nl; ++level) {  // halve the buffer of block sums
-            V mx = T::zero();
-            const int64_t n = ceil_div(groups, 2);
-            for (int64_t q = 0; q < n; ++q) {
-                top[q] = 2 * q + 1 < groups ? T::add(top[2 * q], top[2 * q + 1]) : top[2 * q];
-                mx = T::max(mx, top[q]);
-            }
-            groups = n;
-            best[level] = std::max(best[level], T::hmax(mx));
-        }
+        upper_levels<T>(top, groups, nl, best);  // halve the buffer of block sums
     }
     for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
 }
