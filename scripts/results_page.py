@@ -523,6 +523,7 @@ def throughput_section(sec, results, terminal, tmp, targets):
             df = next((r for r in recs if str(r["precision"]).startswith("dfp16")), None)
             if fp and df:
                 out.append("\n" + limit_text(fp, df, full=True) + "\n")
+                out.append(slowest_layers(fp, df))
         out.append("\n" + code_block(sec.cmds("bench_train/")))
 
     out.append(int8_speed(sec, targets))
@@ -600,6 +601,22 @@ def int8_speed(sec, targets):
                         f"{100 * (1 - sp / 2.5):.0f}% below" if sp < 2.5 else "above"])
     out.append("\n" + code_block(sec.cmds("speed/")))
     return "\n".join(out)
+
+
+def slowest_layers(fp, df, count=8):
+    """The layers that take longest in DFP16 (`bench train --json`'s layers_ms), beside FP32."""
+    fl = {l["name"]: l for l in fp.get("layers_ms") or []}
+    dl = df.get("layers_ms") or []
+    if not fl or not dl:
+        return ""
+    rows = []
+    for l in sorted(dl, key=lambda l: -l["ms"])[:count]:
+        f = fl.get(l["name"])
+        rows.append([f"`{l['name']}`", l["kind"], num(f and f["ms"]), num(l["ms"]),
+                     ratio(f["ms"] / l["ms"]) if f and l["ms"] > 0 else "n/a"])
+    return ("\nThe " + str(len(rows)) + " layers that take longest in DFP16 (forward and backward, "
+            "their quantization included; `layers_ms`):\n\n" +
+            table(["layer", "kind", "fp32 ms", "dfp16 ms", "fp32 ÷ dfp16"], rows))
 
 
 def limit_text(fp, df, full=False):

@@ -3,6 +3,7 @@
 // pooling layers against their reference functions, the loss, and the Net's checks and error
 // messages.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -50,6 +51,37 @@ void expect_error(F&& f, const std::string& needle) {
         ADD_FAILURE() << "no dfp::Error (expected one naming \"" << needle << "\")";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
+// The bias gradient: column sums of diff_dst, near a double reference, and the same bits at any
+// thread count (fixed chunks of rows, summed in order), onto a non-zero start.
+TEST(ColumnSums, NearDoubleAndTheSameAtAnyThreadCount) {
+    std::mt19937 rng(17);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const auto& [rows, cols] :
+         {std::pair<std::int64_t, std::int64_t>{1, 7}, {255, 3}, {257, 64}, {100003, 13}}) {
+        std::vector<float> dd(std::size_t(rows * cols));
+        for (float& x : dd) x = normal(rng);
+        std::vector<float> start(static_cast<std::size_t>(cols));
+        for (float& x : start) x = normal(rng);
+        std::vector<std::vector<float>> got;
+        for (const int threads : {1, 2, 3}) {
+            const int before = omp_get_max_threads();
+            omp_set_num_threads(threads);
+            std::vector<float> sums = start;
+            add_column_sums(sums.data(), dd.data(), rows, cols);
+            omp_set_num_threads(before);
+            got.push_back(sums);
+        }
+        EXPECT_EQ(got[0], got[1]) << rows << "x" << cols;
+        EXPECT_EQ(got[0], got[2]) << rows << "x" << cols;
+        for (std::int64_t j = 0; j < cols; ++j) {
+            double want = start[std::size_t(j)];
+            for (std::int64_t i = 0; i < rows; ++i) want += dd[std::size_t(i * cols + j)];
+            EXPECT_NEAR(got[0][std::size_t(j)], want, 1e-5 * std::sqrt(double(rows)) + 1e-6)
+                << rows << "x" << cols << " column " << j;
+        }
     }
 }
 
