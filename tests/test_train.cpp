@@ -105,6 +105,38 @@ TEST(TrainSgd, NonFiniteGradientStopsBeforeAnyUpdate) {
     EXPECT_EQ(sgd.velocity(0), (std::vector<float>{0.0f, 0.0f, 0.0f}));
 }
 
+// Large gradients take the vectorized parallel check: every non-finite kind anywhere is found and
+// named by its first index, and the largest finite and the subnormal values are not flagged.
+TEST(TrainSgd, NonFiniteFoundInLargeGradientsOnly) {
+    constexpr std::size_t n = 100003;  // beyond kMinParallelElements, not a multiple of a vector
+    for (const float bad :
+         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+          std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()})
+        for (const std::size_t at : {std::size_t{0}, std::size_t{77777}, n - 1}) {
+            nn::Param p("fc6.weight", {n});
+            p.value.assign(n, 1.0f);
+            p.grad.assign(n, std::numeric_limits<float>::max());
+            p.grad[5] = std::numeric_limits<float>::denorm_min();
+            p.grad[at] = bad;
+            if (at + 1 < n) p.grad[n - 1] = bad;  // a later one is not the one named
+            Sgd sgd({&p}, {});
+            try {
+                sgd.step(0.0f, 3);
+                ADD_FAILURE() << "no error for " << bad << " at " << at;
+            } catch (const Error& e) {
+                EXPECT_NE(std::string(e.what()).find("element " + std::to_string(at) + ";"),
+                          std::string::npos)
+                    << e.what();
+            }
+        }
+    nn::Param ok("fc6.weight", {n});
+    ok.value.assign(n, 1.0f);
+    ok.grad.assign(n, -std::numeric_limits<float>::max());
+    ok.grad[9] = -std::numeric_limits<float>::denorm_min();
+    Sgd sgd({&ok}, {.momentum = 0.0f});
+    EXPECT_NO_THROW(sgd.step(0.0f, 4));
+}
+
 TEST(TrainSgd, BadConfigurationsAreErrors) {
     nn::Param p("w", {1});
     EXPECT_THROW(Sgd({&p}, {.momentum = 0.0f, .nesterov = true}), Error);
