@@ -207,7 +207,8 @@ void add_inspect_command(CLI::App& app) {
         "--rounding", o->rounding,
         "nearest_even, nearest_away, truncate, biased, stochastic or pseudo_stochastic");
     cmd->add_option("--shift", o->shift,
-                    "Extra headroom bits s in E_s = floor(log2 max) - (b-2) + s");
+                    "Extra headroom bits s in E_s = floor(log2 max) - (b-2) + s (default 0; "
+                    "training's DFP16 policy quantizes with 1)");
     cmd->add_option("--seed", o->seed, "Seed of stochastic rounding");
     cmd->add_option("--json", o->json_path, "Also write the table as JSON to this file");
     cmd->add_option("--model", o->model,

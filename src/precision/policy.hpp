@@ -33,6 +33,7 @@ enum class Compute { fp32, dfp16, dfp8 };
 // multiply-adds of AlexNet and ResNet-50 ran in chains of <= 16 pairs, where the micro-kernel
 // loses a third of its speed to the INT32 -> FP32 spills. The paper's code uses s = 2.
 inline constexpr int kDfp16Shift = 1;
+
 const char* compute_name(Compute c);
 
 // How one class of tensors becomes DFP: the format (bits, exponent blocks) and the rounding.
