@@ -88,16 +88,20 @@ void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows,
     // order: the same bits at any thread count. A convolution's diff_dst has 10^5-10^6 rows.
     constexpr std::int64_t kChunkRows = 256;
     const std::int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
-    std::vector<float> partial(std::size_t(chunks * cols), 0.0f);
+    // Kept between calls (megabytes for a large convolution); the OpenMP threads see the calling
+    // thread's buffer through `sums`, not their own thread_local one.
+    thread_local std::vector<float> partial;
+    partial.assign(std::size_t(chunks * cols), 0.0f);
+    float* const sums = partial.data();
 #pragma omp parallel for schedule(static) if (rows * cols >= kMinParallelElements)
     for (std::int64_t q = 0; q < chunks; ++q) {
-        float* sum = partial.data() + q * cols;
+        float* sum = sums + q * cols;
         for (std::int64_t i = q * kChunkRows; i < std::min(rows, (q + 1) * kChunkRows); ++i)
 #pragma omp simd
             for (std::int64_t j = 0; j < cols; ++j) sum[j] += diff_dst[i * cols + j];
     }
     for (std::int64_t q = 0; q < chunks; ++q)
-        for (std::int64_t j = 0; j < cols; ++j) diff_bias[j] += partial[std::size_t(q * cols + j)];
+        for (std::int64_t j = 0; j < cols; ++j) diff_bias[j] += sums[q * cols + j];
 }
 
 }  // namespace dfp::nn
