@@ -324,15 +324,9 @@ struct Zmm16 {
     static V max(V x, V y) { return _mm512_max_epu32(x, y); }
     static uint32_t hmax(V x) { return _mm512_reduce_max_epu32(x); }
 };
-struct Ymm8 {
+struct Ymm8 {  // W = 8 from level 1 up (levels 0 and 1 run on zmm, norm_levels_avx512_w8)
     using V = __m256i;
     static V zero() { return _mm256_setzero_si256(); }
-    static V one() { return _mm256_set1_epi32(1); }
-    static V load(const int16_t* p) {
-        return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
-    }
-    static V madd(V x) { return _mm256_madd_epi16(x, x); }
-    static V srl(V x) { return _mm256_srli_epi32(x, kStatShift); }
     static V add(V x, V y) { return _mm256_add_epi32(x, y); }
     static V max(V x, V y) { return _mm256_max_epu32(x, y); }
     static uint32_t hmax(V x) {
@@ -342,10 +336,6 @@ struct Ymm8 {
     }
 };
 
-// The overflow statistics of one packed micro-panel, the same numbers as ref_norm_levels: per lane
-// and pair w = (x0^2 + x1^2) >> 8, + 1 (vpmaddwd's pair sum is exact as unsigned), so that block
-// sums of up to 256 pairs stay in 32-bit lanes. Levels 0..3 come from a register tree over 8 pairs;
-// the level-3 sums go to a small buffer that is halved for the higher levels.
 // The higher levels from the level-3 sums of `groups` blocks of 8 pairs, halving `top` in place.
 template <class T, class V>
 void upper_levels(V* top, int64_t groups, int nl, uint32_t* best) {
@@ -361,9 +351,9 @@ void upper_levels(V* top, int64_t groups, int nl, uint32_t* best) {
     }
 }
 
-// W = 8 (A micro-panels): a pair of 8 rows is 8 lanes, so each zmm holds two pairs: level 0 runs
-// on 16 lanes and level 1 is the sum of the two halves; levels 2.. run on 8 lanes. Half the
-// instructions of doing levels 0 and 1 on ymm.
+// norm_levels_avx512 (below) for W = 8 (A micro-panels): a pair of 8 rows is 8 lanes, so each zmm
+// holds two pairs: level 0 runs on 16 lanes and level 1 is the sum of the two halves; levels 2..
+// run on 8 lanes. Half the instructions of doing levels 0 and 1 on ymm.
 void norm_levels_avx512_w8(const int16_t* panel, int64_t kp, uint64_t* levels) {
     constexpr int kGroup = 8;  // pairs per level-3 block: 4 zmm
     const int nl = norm_levels(kp);
@@ -406,10 +396,10 @@ void norm_levels_avx512_w8(const int16_t* panel, int64_t kp, uint64_t* levels) {
     for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
 }
 
-template <int W>
-void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
-    if constexpr (W == 8) return norm_levels_avx512_w8(panel, kp, levels);
-    using T = std::conditional_t<W == 32, Zmm16, Ymm8>;
+// norm_levels_avx512 (below) for W = 32 (B micro-panels): two halves of 16 lanes.
+void norm_levels_avx512_w32(const int16_t* panel, int64_t kp, uint64_t* levels) {
+    constexpr int W = 32;
+    using T = Zmm16;
     using V = typename T::V;
     constexpr int kLanes = sizeof(V) / 4, kGroup = 8, kTree = 4;  // levels 0..3 in registers
     const int nl = norm_levels(kp);
@@ -440,6 +430,19 @@ void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
         upper_levels<T>(top, groups, nl, best);  // halve the buffer of block sums
     }
     for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
+}
+
+// The overflow statistics of one packed micro-panel, the same numbers as ref_norm_levels: per lane
+// and pair w = (x0^2 + x1^2) >> 8, + 1 (vpmaddwd's pair sum is exact as unsigned), so that block
+// sums of up to 256 pairs stay in 32-bit lanes. Levels 0..3 come from a register tree over 8 pairs;
+// the level-3 sums go to a small buffer that is halved for the higher levels.
+template <int W>
+void norm_levels_avx512(const int16_t* panel, int64_t kp, uint64_t* levels) {
+    static_assert(W == 8 || W == 32);
+    if constexpr (W == 8)
+        norm_levels_avx512_w8(panel, kp, levels);
+    else
+        norm_levels_avx512_w32(panel, kp, levels);
 }
 
 // Up to 64 bytes of one source row: `count` elements (clamped to 0..64 / sizeof(T)), zeros after.
