@@ -375,6 +375,51 @@ TEST(Gemm, BlockSourceGivesTheBitsOfTheStoredMatrix) {
     EXPECT_THROW(gemm_s16s16s32(8, 8, 8, src, plain, c.data(), 8, {}), Error);
 }
 
+// A as stored with an even K is read in place (GemmContext::f32_rows) except for a last partial
+// micro-panel; stored transposed, it is packed. Both give the same bits:
+// the in-place statistics are the packed ones, so the chains and the order of the FP32 sums are
+// the same. Shapes with partial panels, several A and K blocks, narrow and edge tiles; A as
+// stored and filled by a block source; extreme data, where the chains are short.
+TEST(Gemm, InPlaceAGivesTheBitsOfPackedA) {
+    std::mt19937 rng(12);
+    const int64_t shapes[][3] = {{37, 64, 1100}, {130, 33, 576},  {8, 300, 64},
+                                 {1, 16, 2},     {301, 64, 2050}, {64, 48, 30}};
+    for (const auto& s : shapes)
+        for (bool extreme : {false, true})
+            for (int threads : {1, 2}) {
+                const int64_t m = s[0], n = s[1], k = s[2];
+                int ea = 0, eb = 0;
+                std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+                std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+                if (extreme)
+                    for (size_t e = 0; e < av.size(); e += 3) av[e] = e % 2 ? 32767 : -32767;
+                std::vector<int16_t> at(av.size());
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t kk = 0; kk < k; ++kk)
+                        at[static_cast<size_t>(kk * m + i)] = av[static_cast<size_t>(i * k + kk)];
+                const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}},
+                    a_t{at.data(), m, Op::t, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
+                const StoredCopy ca{a.data, a.ld};
+                DfpMatrix<int16_t> a_filled = a;
+                a_filled.data = nullptr;
+                a_filled.source = {&StoredCopy::fill, &ca};
+                GemmOptions opt;
+                opt.threads = threads;
+                opt.accumulate = true;
+                const std::vector<float> c0(static_cast<size_t>(m * n), 0.25f);
+                std::vector<float> in_place = c0, filled = c0, packed = c0;
+                gemm_s16s16f32(m, n, k, a, b, in_place.data(), n, opt);
+                gemm_s16s16f32(m, n, k, a_filled, b, filled.data(), n, opt);
+                gemm_s16s16f32(m, n, k, a_t, b, packed.data(), n, opt);
+                const std::string what = "m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                         " k=" + std::to_string(k) +
+                                         (extreme ? " extreme" : " normal") +
+                                         " threads=" + std::to_string(threads);
+                EXPECT_EQ(in_place, packed) << what;
+                EXPECT_EQ(filled, packed) << what;
+            }
+}
+
 TEST(Gemm, Int32OutputRefusesWhatItCannotProve) {
     const int64_t m = 4, n = 4, k = 3000;
     std::vector<int16_t> av(static_cast<size_t>(m * k), 32767),

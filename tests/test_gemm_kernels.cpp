@@ -236,6 +236,62 @@ void test_blocked_ukernels(const GemmContext<int8_t>& fast, const GemmContext<in
     std::printf("ukernel s8 blocked %s %dx%d: %d cases PASS\n", fast.isa_name, mr, nr, cases);
 }
 
+// The in-place A path (GemmContext::row_stats, f32_rows): on MR rows read where they lie, the
+// statistics and the FP32 tile of the same context's packer and f32 kernel on the packed panel, bit
+// for bit (the packed path is itself checked against the twin above). Rows with a leading
+// dimension that is no multiple of anything, K around the 16-pair chunks and up to the 256 pairs
+// of a block, data at the extremes (-32768 included: its pair sum 2^31 is exact only unsigned).
+void test_in_place_a(const GemmContext<int16_t>& ctx) {
+    std::mt19937 rng(13);
+    const int mr = ctx.mr, nr = ctx.nr;
+    int cases = 0;
+    for (auto [lo, hi] : {std::pair{-300, 300}, std::pair{-32768, 32767}, std::pair{32700, 32767}})
+        for (int64_t kp : {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 100, 255, 256}) {
+            const int64_t kc = 2 * kp, ld = kc + 13;
+            auto a = random_values<int16_t>(static_cast<size_t>(mr * ld), lo, hi, rng);
+            for (size_t e = 5; e < a.size(); e += 9) a[e] = 0;
+            auto b = random_values<int16_t>(static_cast<size_t>(nr * kc), -32767, 32767, rng);
+            const Packed<int16_t> pa(ctx, mr, a, ld, true, mr, kc, 0, true);
+            const Packed<int16_t> pb(ctx, nr, b, kc, true, nr, kc, 0, false);
+            std::vector<uint64_t> stats(static_cast<size_t>(norm_levels(kp)), 0);
+            ctx.row_stats(a.data(), ld, kp, stats.data());
+            EXPECT_EQ(stats, pa.stats)
+                << ctx.isa_name << " row statistics, kp=" << kp << " data " << lo << ".." << hi;
+            std::vector<float> rs(static_cast<size_t>(mr)), cs(static_cast<size_t>(nr));
+            for (int i = 0; i < mr; ++i) rs[static_cast<size_t>(i)] = std::ldexp(1.0f, i % 5 - 20);
+            for (int j = 0; j < nr; ++j) cs[static_cast<size_t>(j)] = std::ldexp(1.0f, j % 3 - 10);
+            for (bool narrow : {false, true})
+                for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{16}, kp})
+                    for (bool load_c : {false, true}) {
+                        const int64_t ldc = nr + 3;
+                        std::vector<float> packed(static_cast<size_t>(mr * ldc));
+                        for (size_t e = 0; e < packed.size(); ++e)
+                            packed[e] = static_cast<float>(e % 17) - 8.5f;
+                        std::vector<float> in_place = packed;
+                        UkernelArgs args;
+                        args.kp = kp;
+                        args.chain = chain;
+                        args.b = pb.data.p;
+                        args.ldc = ldc;
+                        args.row_scale = rs.data();
+                        args.col_scale = cs.data();
+                        args.load_c = load_c;
+                        args.a = pa.data.p;
+                        args.c = packed.data();
+                        (narrow ? ctx.f32_narrow : ctx.f32)(args);
+                        args.a = a.data();
+                        args.a_row_stride = ld * 2;
+                        args.c = in_place.data();
+                        (narrow ? ctx.f32_rows_narrow : ctx.f32_rows)(args);
+                        EXPECT_EQ(in_place, packed)
+                            << ctx.isa_name << " in-place A, kp=" << kp << " chain=" << chain
+                            << " narrow=" << narrow << " load_c=" << load_c;
+                        ++cases;
+                    }
+        }
+    std::printf("in-place A s16 %s %dx%d: %d cases PASS\n", ctx.isa_name, mr, nr, cases);
+}
+
 std::vector<Isa> fast_isas() {
     std::vector<Isa> out;
     for (Isa isa : {Isa::avx2, Isa::avx512_vnni})
@@ -270,6 +326,17 @@ TEST(GemmKernels, S16MicroKernelsMatchTheReference) {
         test_ukernels(*fast, twin, -32767, 32767, "full-range");
         test_ukernels(*fast, twin, 32700, 32767, "positive-extreme");
     }
+}
+
+TEST(GemmKernels, S16InPlaceAMatchesThePackedPath) {
+    int contexts = 0;
+    for (Isa isa : fast_isas()) {
+        const GemmContext<int16_t>* ctx = s16_context(isa);
+        if (ctx == nullptr || ctx->f32_rows == nullptr) continue;
+        test_in_place_a(*ctx);
+        ++contexts;
+    }
+    if (contexts == 0) GTEST_SKIP() << "no context on this CPU reads A in place";
 }
 
 TEST(GemmKernels, S8MicroKernelsMatchTheReference) {

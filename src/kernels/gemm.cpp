@@ -4,7 +4,8 @@
 //   for jc in N step NC:                       B block KC x NC packed once, lives in L2/L3
 //     for pc in K step KC:
 //       for ic in M step MC:                   A block MC x KC packed, lives in L2
-//         pack A[ic:ic+MC, pc:pc+KC] (+ norm statistics)
+//         pack A[ic:ic+MC, pc:pc+KC] (+ norm statistics), or, for K-contiguous s16 rows,
+//         only their statistics: the micro-kernels then read A where it lies
 //         for jr in NC step NR:                B micro-panel KC x NR stays in L1
 //           first ic only: pack B[pc:pc+KC, jr:jr+NR] (+ norm statistics / column sums)
 //           for ir in MC step MR:              A micro-panels stream from L2
@@ -356,6 +357,14 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     const bool an = pb.a.op == Op::n;
     // op(B)(k, j): as stored B[k][j] (j contiguous), transposed B[j][k] (k contiguous).
     const bool bt = pb.b.op == Op::t;
+    // A read in place (GemmContext::f32_rows): rows of K-contiguous mantissas whose K-pairs are
+    // whole (even K, so no block ends inside a pair) and need no rounding (no input shift), with
+    // the statistics taken from the rows. It spares packing A, whose transposition and stores cost
+    // as much as the statistics and, with few columns of B per row of A (N = 64), a sixth of the
+    // multiply-adds' time. A filled A keeps the fill buffer to itself: B must not be filled too.
+    const bool unpacked_a = need_stats && ctx.f32_rows != nullptr && pb.shift == 0 && an &&
+                            pb.k % 2 == 0 &&
+                            (pb.a.source.fill == nullptr || pb.b.source.fill == nullptr);
 
     // One A block (rows ic.., K block pb_index) against the B block of columns jc..jc+nb; its
     // tiles prefetch the source of the next B group (first A block), then of the A block
@@ -376,8 +385,14 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         const int64_t mb = std::min(ctx.mc, m1 - ic);
         const auto [asrc, lda] = an ? stored_block(pb.a, ic, mb, sk, kb, filled)
                                     : stored_block(pb.a, sk, kb, ic, mb, filled);
-        ctx.pack_a(asrc, lda, an, mb, kb, pb.shift, apack, need_stats ? astats : nullptr, nullptr,
-                   kp);
+        // Rows [0, packed_from) of the block are read in place, the rest packed.
+        const int64_t packed_from = unpacked_a ? mb / mr * mr : 0;
+        for (int64_t ir = 0; ir < packed_from; ir += mr)
+            ctx.row_stats(asrc + ir * lda, lda, kp, astats + ir / mr * nl);
+        if (packed_from < mb)
+            ctx.pack_a(asrc + (an ? packed_from * lda : packed_from), lda, an, mb - packed_from, kb,
+                       pb.shift, apack + packed_from * kp * kg,
+                       need_stats ? astats + packed_from / mr * nl : nullptr, nullptr, kp);
         // The scales of this block's chains, [micro-panel][chain][row], padding rows 1.
         auto chain_scales = [&](const float* table, int64_t r0, int64_t count, int64_t valid_end,
                                 int w, float* out) {
@@ -435,7 +450,13 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
             for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) {
                 const int64_t mv = std::min<int64_t>(mr, mb - ir);
                 const int64_t i = ic + ir, j = jc + jr;
-                args.a = apack + ir * kp * kg;
+                const bool in_place = ir < packed_from;
+                if (in_place) {
+                    args.a = asrc + ir * lda;
+                    args.a_row_stride = lda * static_cast<int64_t>(sizeof(T));
+                } else {
+                    args.a = apack + ir * kp * kg;
+                }
                 args.b = bpk + jr * kp * kg;
                 args.b_col_sums = bsm + jr * runs;
                 args.row_scale = pb.row_scale + i;
@@ -469,7 +490,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds on
                 // columns that are only padding.
                 const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
-                const Ukernel uk = blocked         ? (narrow ? ctx.f32_blocked_narrow : ctx.f32_blocked)
+                const Ukernel uk = in_place  ? (narrow ? ctx.f32_rows_narrow : ctx.f32_rows)
+                                   : blocked ? (narrow ? ctx.f32_blocked_narrow : ctx.f32_blocked)
                                    : pb.s32_out    ? (narrow ? ctx.s32_narrow : ctx.s32)
                                    : pb.count_mode ? ctx.f32_count
                                    : narrow        ? ctx.f32_narrow

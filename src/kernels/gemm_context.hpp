@@ -62,10 +62,16 @@ template <typename T>
 using PackFn = void (*)(const T* src, int64_t ld, bool k_contiguous, int64_t rows, int64_t kc,
                         int shift, T* dst, uint64_t* stats, int32_t* col_sums, int64_t sum_kp);
 
+// The statistics of MR rows X(r, k) = src[r * ld + k], r < MR, k < 2 * kp (see above): the
+// norm_levels(kp) values pack_a would give for their micro-panel.
+template <typename T>
+using RowStatsFn = void (*)(const T* src, int64_t ld, int64_t kp, uint64_t* levels);
+
 struct UkernelArgs {
     int64_t kp = 0;           // K-groups in this block
     int64_t chain = 0;        // K-groups per INT32 chain (FP32 output); the last may be shorter
-    const void* a = nullptr;  // packed A micro-panel
+    const void* a = nullptr;  // packed A micro-panel, or (f32_rows kernels) A's first row
+    int64_t a_row_stride = 0;  // f32_rows kernels: bytes from one row of A to the next
     const void* b = nullptr;  // packed B micro-panel
     const int32_t* b_col_sums = nullptr;  // s8: compensation, NR values per chain (block-scaled)
     // Block-scaled output (s8): per chain c, row i, column j the INT32 chain is scaled by
@@ -109,6 +115,13 @@ struct GemmContext {
     // each scaled by its own exponents. s8 only; null where unsupported.
     Ukernel f32_blocked = nullptr;
     Ukernel f32_blocked_narrow = nullptr;
+    // Unpacked A (s16 with FP32 output): the micro-kernels read MR full rows of K-contiguous
+    // mantissas in place (UkernelArgs::a_row_stride), and row_stats gives the overflow statistics
+    // of such rows, the same numbers pack_a computes for their packed micro-panel. The driver
+    // then packs only partial panels. Null where unsupported.
+    RowStatsFn<T> row_stats = nullptr;
+    Ukernel f32_rows = nullptr;
+    Ukernel f32_rows_narrow = nullptr;
 };
 
 // Registries: every context of that ISA for the type, null where the ISA has none.

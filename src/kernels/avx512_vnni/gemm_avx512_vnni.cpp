@@ -3,6 +3,8 @@
 // and one broadcast of A per K-pair: 18 of the 32 registers, so nothing spills in the hot loop, and
 // 10 loads per 16 multiply-add instructions. The FP32 sums of finished chains live in a 2 KiB
 // stack tile (no registers are left for them); a chain of >= 32 pairs makes that traffic small.
+// The s16 FP32 kernel has a twin that broadcasts A from 8 unpacked rows (f32_rows), so K-contiguous
+// A needs no packing, only its statistics (row_norm_levels_avx512).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -17,7 +19,7 @@ namespace {
 
 constexpr int kMr = 8, kNr = 32, kNrv = kNr / 16;  // zmm vectors per row of the tile
 
-enum class Mode { f32, f32_count, s32, f32_blocked };
+enum class Mode { f32, f32_count, s32, f32_blocked, f32_rows };
 
 // ---- micro-kernels ----
 
@@ -36,6 +38,20 @@ enum class Mode { f32, f32_count, s32, f32_blocked };
 #define DFP_ROW1(insn, i, r0, r1)                                \
     "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"                   \
     insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"
+// Unpacked A (rows of K-contiguous int16 at a + i * s bytes): row i's address, from the bases a,
+// a3 = a + 3s and a5 = a + 5s and the stride s (x86 scales are 1, 2, 4 or 8).
+#define DFP_UROW(insn, addr, r0, r1)                             \
+    "vpbroadcastd " addr ", %%zmm29\n\t"                         \
+    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"                   \
+    insn " %%zmm31, %%zmm29, %%zmm" #r1 "\n\t"
+#define DFP_UROW1(insn, addr, r0, r1)                            \
+    "vpbroadcastd " addr ", %%zmm29\n\t"                         \
+    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"
+#define DFP_UROWS(row, insn)                                                             \
+    row(insn, "(%[a])", 0, 1) row(insn, "(%[a],%[s],1)", 2, 3)                           \
+    row(insn, "(%[a],%[s],2)", 4, 5) row(insn, "(%[a3])", 6, 7)                          \
+    row(insn, "(%[a],%[s],4)", 8, 9) row(insn, "(%[a5])", 10, 11)                        \
+    row(insn, "(%[a5],%[s],1)", 12, 13) row(insn, "(%[a3],%[s],4)", 14, 15)
 #define DFP_ROWS(row, insn)                                                    \
     row(insn, 0, 0, 1) row(insn, 1, 2, 3) row(insn, 2, 4, 5) row(insn, 3, 6, 7) \
     row(insn, 4, 8, 9) row(insn, 5, 10, 11) row(insn, 6, 12, 13) row(insn, 7, 14, 15)
@@ -84,6 +100,28 @@ enum class Mode { f32, f32_count, s32, f32_blocked };
                    "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm28",  \
                    "xmm29",                                                                \
                    "xmm30", "xmm31", "cc", "memory")
+#define DFP_UCHAIN_NV(regs, loadb, row, insn, epilogue)                                    \
+    asm volatile(regs(DFP_ZERO)                                                            \
+                 "1:\n\t"                                                                  \
+                 loadb                                                                     \
+                 "prefetcht1 (%[pf])\n\t"                                                  \
+                 "add %[pfs], %[pf]\n\t"                                                   \
+                 DFP_UROWS(row, insn)                                                      \
+                 "add $4, %[a]\n\t"                                                        \
+                 "add $4, %[a3]\n\t"                                                       \
+                 "add $4, %[a5]\n\t"                                                       \
+                 "sub $-128, %[b]\n\t"                                                     \
+                 "dec %[n]\n\t"                                                            \
+                 "jnz 1b\n\t"                                                              \
+                 epilogue                                                                  \
+                 : [a] "+r"(a), [a3] "+r"(a3), [a5] "+r"(a5), [b] "+r"(b), [n] "+r"(n),    \
+                   [pf] "+r"(pf)                                                           \
+                 : [t] "r"(t), [s] "r"(s), [pfs] "r"(pfs)                                  \
+                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",           \
+                   "xmm29", "xmm30", "xmm31", "cc", "memory")
+#define DFP_UCHAIN2(insn, epilogue) DFP_UCHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_UROW, insn, epilogue)
+#define DFP_UCHAIN1(insn, epilogue) DFP_UCHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_UROW1, insn, epilogue)
 #define DFP_CHAIN2(insn, epilogue) DFP_CHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
 #define DFP_CHAIN1(insn, epilogue) DFP_CHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
 // clang-format on
@@ -142,7 +180,33 @@ __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __
             DFP_CHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_ADD));
     }
 }
+// A chain on unpacked A: row i of the chain's first K-pair at a + i * s bytes (s16, FP32 output).
+template <int NV, bool first>
+__attribute__((always_inline)) inline void chain_8x32_rows(const char* a, int64_t s,
+                                                           const __m512i* b, int64_t n, void* t,
+                                                           const char*& pf, int64_t pfs) {
+    const char* a3 = a + 3 * s;
+    const char* a5 = a + 5 * s;
+    if constexpr (NV == 2) {
+        if constexpr (first)
+            DFP_UCHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_STORE));
+        else
+            DFP_UCHAIN2("vpdpwssd", DFP_ALL16(DFP_CVT_ADD));
+    } else {
+        if constexpr (first)
+            DFP_UCHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_STORE));
+        else
+            DFP_UCHAIN1("vpdpwssd", DFP_EVEN8(DFP_CVT_ADD));
+    }
+}
+
 #undef DFP_CHAIN1
+#undef DFP_UCHAIN1
+#undef DFP_UCHAIN2
+#undef DFP_UCHAIN_NV
+#undef DFP_UROWS
+#undef DFP_UROW1
+#undef DFP_UROW
 #undef DFP_CHAIN2
 #undef DFP_CHAIN_NV
 #undef DFP_LOAD_B1
@@ -166,6 +230,7 @@ __attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __
 template <bool s8, Mode mode, int NV = kNrv>
 void ukernel_8x32(const UkernelArgs& args) {
     static_assert(NV == kNrv || mode != Mode::f32_count, "count mode reads the whole INT32 tile");
+    static_assert(!s8 || mode != Mode::f32_rows, "A is read in place for s16 only");
     const int32_t* a = static_cast<const int32_t*>(args.a);
     const __m512i* b = static_cast<const __m512i*>(args.b);
     const int64_t kp = args.kp;
@@ -214,6 +279,14 @@ void ukernel_8x32(const UkernelArgs& args) {
             else
                 chain_8x32<NV, true, false, Epilogue::f32_scaled_add>(
                     ap, bp, n, sum, comp, pf, args.prefetch_stride, sc);
+        } else if constexpr (mode == Mode::f32_rows) {
+            const char* ar = static_cast<const char*>(args.a) + p0 * 4;
+            if (p0 == 0)
+                chain_8x32_rows<NV, true>(ar, args.a_row_stride, bp, n, sum, pf,
+                                          args.prefetch_stride);
+            else
+                chain_8x32_rows<NV, false>(ar, args.a_row_stride, bp, n, sum, pf,
+                                           args.prefetch_stride);
         } else if constexpr (mode == Mode::f32) {
             if (s8 || p0 == 0)
                 chain_8x32<NV, s8, false, Epilogue::f32_first>(ap, bp, n, sum, comp, pf,
@@ -392,6 +465,52 @@ void norm_levels_avx512_w8(const int16_t* panel, int64_t kp, uint64_t* levels) {
     const uint32_t tree[4] = {_mm512_reduce_max_epu32(m0), Ymm8::hmax(m1), Ymm8::hmax(m2),
                               Ymm8::hmax(m3)};
     for (int level = 0; level < std::min(nl, 4); ++level) best[level] = tree[level];
+    upper_levels<Ymm8>(top, groups, nl, best);
+    for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
+}
+
+// The statistics of kMr = 8 unpacked rows (row r at src + r * ld, kp pairs): the numbers
+// norm_levels_avx512_w8 gives for the packed panel of those rows, without packing it. Per 16 pairs
+// each row's w is one zmm; a tree of even/odd lane sums over two vectors at a time halves the
+// vectors at each level, so level 3 holds the 8-pair sums of all rows in one zmm (lane 2r + g:
+// row r, block g).
+void row_norm_levels_avx512(const int16_t* src, int64_t ld, int64_t kp, uint64_t* levels) {
+    constexpr int kChunk = 16;  // pairs per zmm
+    const int nl = norm_levels(kp);
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, one);
+    // Level 3's lanes 2r + g to g * 8 + r: rows in lanes, one ymm per 8-pair block.
+    const __m512i by_block =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    uint32_t best[kMaxStatLevels] = {};
+    __m256i top[kMaxStatPairs / 8];
+    __m512i m[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                    _mm512_setzero_si512()};
+    int64_t groups = 0;
+    for (int64_t c = 0; c < kp; c += kChunk, groups += 2) {
+        // Lanes of pairs at or past kp stay 0 (an empty last block adds nothing to any level).
+        const __mmask16 valid = static_cast<__mmask16>(first_n(kp - c));
+        __m512i v[kMr];
+        for (int r = 0; r < kMr; ++r) {
+            const __m512i x = _mm512_maskz_loadu_epi32(valid, src + r * ld + 2 * c);
+            v[r] = _mm512_maskz_add_epi32(
+                valid, _mm512_srli_epi32(_mm512_madd_epi16(x, x), kStatShift), one);
+            m[0] = _mm512_max_epu32(m[0], v[r]);
+        }
+        for (int level = 1, n = kMr / 2; level < 4; ++level, n /= 2)
+            for (int t = 0; t < n; ++t) {
+                v[t] = _mm512_add_epi32(_mm512_permutex2var_epi32(v[2 * t], even, v[2 * t + 1]),
+                                        _mm512_permutex2var_epi32(v[2 * t], odd, v[2 * t + 1]));
+                m[level] = _mm512_max_epu32(m[level], v[t]);
+            }
+        const __m512i blocks = _mm512_permutexvar_epi32(by_block, v[0]);
+        top[groups] = _mm512_castsi512_si256(blocks);
+        top[groups + 1] = _mm512_extracti64x4_epi64(blocks, 1);
+    }
+    for (int level = 0; level < std::min(nl, 4); ++level)
+        best[level] = _mm512_reduce_max_epu32(m[level]);
     upper_levels<Ymm8>(top, groups, nl, best);
     for (int l = 0; l < nl; ++l) levels[l] = uint64_t{best[l]} << kStatShift;
 }
@@ -601,6 +720,11 @@ constexpr GemmContext<int16_t> kS16{
     kNr / 2,
     ukernel_8x32<false, Mode::f32, 1>,
     ukernel_8x32<false, Mode::s32, 1>,
+    nullptr,
+    nullptr,
+    row_norm_levels_avx512,
+    ukernel_8x32<false, Mode::f32_rows>,
+    ukernel_8x32<false, Mode::f32_rows, 1>,
 };
 
 // ---- s8 packers ----
