@@ -301,7 +301,13 @@ template <class M>
 void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
     Quantized<M>& q = quantized<M>();
-    q.src.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
+    if (subsamples_src(g)) {
+        patches_.resize(std::size_t(g.n * g.oh * g.ow * g.c));
+        im2col(src, g, patches_.data());
+        q.src.quantize(patches_.data(), g.n * g.oh * g.ow, g.c, prec.activations, iteration_);
+    } else {
+        q.src.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
+    }
     q.weight.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights,
                       iteration_);
     const PatchSource<M> patches{q.src.q.mantissas.data(), g};
@@ -313,7 +319,7 @@ void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
 template <class M>
 DfpOperand<M> Conv2d::gemm_src(const char* pass, const QuantMatrix<M>& src,
                                const PatchSource<M>& patches) const {
-    if (is_direct_gemm(patches.g)) return src;
+    if (is_direct_gemm(patches.g) || subsamples_src(patches.g)) return src;
     // A per-pixel or per-channel exponent would vary along the patch rows or K.
     if (!per_tensor(src))
         fail(std::string(pass) + ": tensor '" + src.name + "' in format " + src.q.format.name() +
@@ -325,7 +331,8 @@ template <class M>
 void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src, bool add) {
     Quantized<M>& q = quantized<M>();
     const std::int64_t rows = g.n * g.oh * g.ow;
-    if (q.src.q.shape != Shape{std::size_t(g.n * g.h * g.w), std::size_t(g.c)})
+    const std::int64_t src_rows = subsamples_src(g) ? rows : g.n * g.h * g.w;
+    if (q.src.q.shape != Shape{std::size_t(src_rows), std::size_t(g.c)})
         fail(std::string(precision::compute_name(config_.precision.compute)) +
              " backward without a forward in that precision on this input");
     q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);

@@ -100,7 +100,9 @@ class Conv2d : public Layer {
     void backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,
                                float* diff_src, bool add);
     QuantMatrix<std::int8_t> weight_t_q_, diff_dst_t_q_, src_t_q_;
-    std::vector<float> patches_;  // forward's FP32 patch matrix, reused by WTGRAD (block-scaled)
+    // Forward's FP32 patch matrix: reused by WTGRAD (block-scaled), or the subsampled src that
+    // DFP16 and DFP8 quantize (subsamples_src).
+    std::vector<float> patches_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     std::vector<float> diff_col_;  // a strided BPROP's patch gradients before col2im
 };

@@ -27,6 +27,10 @@ bool is_direct_gemm(const ConvGeometry& g) {
     return g.kernel == 1 && g.stride == 1 && g.pad == 0;
 }
 
+bool subsamples_src(const ConvGeometry& g) {
+    return g.kernel == 1 && g.stride > 1 && g.pad == 0;
+}
+
 template <class M>
 void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows,
                           std::int64_t col0, std::int64_t cols, M* dst) {

@@ -24,6 +24,10 @@ namespace dfp::nn {
 
 // True when the convolution is a plain GEMM on the NHWC tensor: 1x1, stride 1, no padding.
 bool is_direct_gemm(const ConvGeometry& g);
+// True for a strided 1x1 unpadded convolution: it reads one pixel in stride^2, so Conv2d
+// subsamples its FP32 src to (N*OH*OW, C) (im2col) before quantizing: the GEMM then reads that
+// matrix as is, a quarter of the input is quantized at stride 2, and no pass fills patches.
+bool subsamples_src(const ConvGeometry& g);
 
 // The patch matrix (N*OH*OW, KH*KW*C) of an NHWC int16 or int8 tensor src (N, H, W, C): row
 // (n, oh, ow), column (r, s, c) holds src (n, oh*stride - pad + r, ow*stride - pad + s, c), or 0 in
