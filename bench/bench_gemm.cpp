@@ -99,6 +99,6 @@ void BM_pack_s16(benchmark::State& state, bool a) {
     std::free(dst);
 }
 BENCHMARK_CAPTURE(BM_pack_s16, b, false)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
-BENCHMARK_CAPTURE(BM_pack_s16, a, true)->Args({1, 0})->Args({1, 1});
+BENCHMARK_CAPTURE(BM_pack_s16, a, true)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
 
 }  // namespace
