@@ -747,8 +747,13 @@ void pack_s8_r_contiguous(const int8_t* src, int64_t ld, int64_t rows, int64_t k
     const int64_t kp = ceil_div(kc, 4);
     static_assert(W == 8 || W == 32);
     const int64_t panels = ceil_div(rows, W);
-    for (int64_t p = 0; p < kp; ++p)
-        for (int64_t q = 0; q < panels; ++q) {
+    // W = 8 writes half a line of a panel per K-group, and the panels start kp * 32 bytes apart (a
+    // multiple of 4 KiB: one L1 set), so panels go outside, as in pack_s16_r_contiguous; W = 32
+    // writes two whole lines, and K rows outside read each K row once.
+    const int64_t outer = W == 8 ? panels : kp, inner = W == 8 ? kp : panels;
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+            const int64_t p = W == 8 ? i : o, q = W == 8 ? o : i;
             const int8_t* k0 = src + 4 * p * ld + q * W;
             int8_t* out = d + (q * kp + p) * W * 4;
             const int64_t rq = rows - q * W;
