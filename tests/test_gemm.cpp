@@ -376,48 +376,62 @@ TEST(Gemm, BlockSourceGivesTheBitsOfTheStoredMatrix) {
 }
 
 // A as stored with an even K is read in place (GemmContext::f32_rows) except for a last partial
-// micro-panel; stored transposed, it is packed. Both give the same bits:
-// the in-place statistics are the packed ones, so the chains and the order of the FP32 sums are
-// the same. Shapes with partial panels, several A and K blocks, narrow and edge tiles; A as
-// stored and filled by a block source; extreme data, where the chains are short.
+// micro-panel; stored transposed, it is packed. Both give the same bits: the in-place statistics
+// are the packed ones, so the chains and the order of the FP32 sums are the same. Shapes with
+// partial panels, several A and K blocks, narrow and edge tiles; A with ld = K and ld > K, as
+// stored and filled by a block source; extreme data, where the chains are short; adding to C and
+// not. With B filled too, A's fill buffer must not be read in place (B's fill reuses it).
 TEST(Gemm, InPlaceAGivesTheBitsOfPackedA) {
     std::mt19937 rng(12);
+    const GemmContext<int16_t>* ctx = s16_context(active_isa());
+    const bool supported = ctx != nullptr && ctx->f32_rows != nullptr;
     const int64_t shapes[][3] = {{37, 64, 1100}, {130, 33, 576},  {8, 300, 64},
                                  {1, 16, 2},     {301, 64, 2050}, {64, 48, 30}};
     for (const auto& s : shapes)
-        for (bool extreme : {false, true})
-            for (int threads : {1, 2}) {
-                const int64_t m = s[0], n = s[1], k = s[2];
-                int ea = 0, eb = 0;
-                std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
-                std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
-                if (extreme)
-                    for (size_t e = 0; e < av.size(); e += 3) av[e] = e % 2 ? 32767 : -32767;
-                std::vector<int16_t> at(av.size());
-                for (int64_t i = 0; i < m; ++i)
-                    for (int64_t kk = 0; kk < k; ++kk)
-                        at[static_cast<size_t>(kk * m + i)] = av[static_cast<size_t>(i * k + kk)];
-                const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}},
-                    a_t{at.data(), m, Op::t, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
-                const StoredCopy ca{a.data, a.ld};
-                DfpMatrix<int16_t> a_filled = a;
-                a_filled.data = nullptr;
-                a_filled.source = {&StoredCopy::fill, &ca};
-                GemmOptions opt;
-                opt.threads = threads;
-                opt.accumulate = true;
-                const std::vector<float> c0(static_cast<size_t>(m * n), 0.25f);
-                std::vector<float> in_place = c0, filled = c0, packed = c0;
-                gemm_s16s16f32(m, n, k, a, b, in_place.data(), n, opt);
-                gemm_s16s16f32(m, n, k, a_filled, b, filled.data(), n, opt);
-                gemm_s16s16f32(m, n, k, a_t, b, packed.data(), n, opt);
-                const std::string what = "m=" + std::to_string(m) + " n=" + std::to_string(n) +
-                                         " k=" + std::to_string(k) +
-                                         (extreme ? " extreme" : " normal") +
-                                         " threads=" + std::to_string(threads);
-                EXPECT_EQ(in_place, packed) << what;
-                EXPECT_EQ(filled, packed) << what;
-            }
+        for (int64_t pad : {0, 5})
+            for (bool extreme : {false, true})
+                for (int threads : {1, 2}) {
+                    const int64_t m = s[0], n = s[1], k = s[2], lda = k + pad;
+                    int ea = 0, eb = 0;
+                    std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * lda), rng, &ea);
+                    std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+                    if (extreme)
+                        for (size_t e = 0; e < av.size(); e += 3) av[e] = e % 2 ? 32767 : -32767;
+                    std::vector<int16_t> at(static_cast<size_t>(k * m));
+                    for (int64_t i = 0; i < m; ++i)
+                        for (int64_t kk = 0; kk < k; ++kk)
+                            at[static_cast<size_t>(kk * m + i)] =
+                                av[static_cast<size_t>(i * lda + kk)];
+                    const DfpMatrix<int16_t> a{av.data(), lda, Op::n, {&ea, 1}},
+                        a_t{at.data(), m, Op::t, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
+                    const StoredCopy ca{a.data, a.ld}, cb{b.data, b.ld};
+                    DfpMatrix<int16_t> a_filled = a, b_filled = b;
+                    a_filled.data = b_filled.data = nullptr;
+                    a_filled.source = {&StoredCopy::fill, &ca};
+                    b_filled.source = {&StoredCopy::fill, &cb};
+                    GemmOptions opt;
+                    opt.threads = threads;
+                    opt.accumulate = pad == 0;
+                    const std::vector<float> c0(static_cast<size_t>(m * n), 0.25f);
+                    std::vector<float> in_place = c0, filled = c0, both = c0, packed = c0;
+                    const GemmReport r0 = gemm_s16s16f32(m, n, k, a, b, in_place.data(), n, opt);
+                    const GemmReport r1 =
+                        gemm_s16s16f32(m, n, k, a_filled, b, filled.data(), n, opt);
+                    const GemmReport r2 =
+                        gemm_s16s16f32(m, n, k, a_filled, b_filled, both.data(), n, opt);
+                    const GemmReport r3 = gemm_s16s16f32(m, n, k, a_t, b, packed.data(), n, opt);
+                    const std::string what =
+                        "m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                        " k=" + std::to_string(k) + " lda=" + std::to_string(lda) +
+                        (extreme ? " extreme" : " normal") + " threads=" + std::to_string(threads);
+                    EXPECT_EQ(r0.a_in_place, supported && m >= 8) << what;
+                    EXPECT_EQ(r1.a_in_place, supported && m >= 8) << what;
+                    EXPECT_FALSE(r2.a_in_place) << what;
+                    EXPECT_FALSE(r3.a_in_place) << what;
+                    EXPECT_EQ(in_place, packed) << what;
+                    EXPECT_EQ(filled, packed) << what;
+                    EXPECT_EQ(both, packed) << what;
+                }
 }
 
 TEST(Gemm, Int32OutputRefusesWhatItCannotProve) {

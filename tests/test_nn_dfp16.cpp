@@ -162,7 +162,7 @@ void print_row(const char* layer, const std::string& what, const char* format, c
 
 const ConvCase kConvCases[] = {
     {"1x1 s1 (direct GEMM) 2x8x8x16->32", 2, 8, 8, 16, 32, 1, 1, 0},
-    {"1x1 s2 (lowered) 2x9x7x16->8", 2, 9, 7, 16, 8, 1, 2, 0},
+    {"1x1 s2 (subsampled) 2x9x7x16->8", 2, 9, 7, 16, 8, 1, 2, 0},
     {"3x3 s1 p1 2x9x9x16->16", 2, 9, 9, 16, 16, 3, 1, 1},
     {"3x3 s2 p1 odd 3x9x7x5->6", 3, 9, 7, 5, 6, 3, 2, 1},
     {"7x7 s2 p3 stem 2x15x13x3->8", 2, 15, 13, 3, 8, 7, 2, 3},

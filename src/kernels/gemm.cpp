@@ -219,6 +219,7 @@ struct ThreadResult {
     int64_t min_chain = std::numeric_limits<int64_t>::max();
     bool a_unprovable = false, b_unprovable = false;
     bool no_memory = false;
+    bool a_in_place = false;
 };
 
 // The overflow rule for one tile: the longest power-of-two chain whose Cauchy-Schwarz bound fits.
@@ -362,7 +363,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     // the statistics taken from the rows. It spares packing A, whose transposition and stores cost
     // as much as the statistics and, with few columns of B per row of A (N = 64), a sixth of the
     // multiply-adds' time. A filled A keeps the fill buffer to itself: B must not be filled too.
-    const bool unpacked_a = need_stats && ctx.f32_rows != nullptr && pb.shift == 0 && an &&
+    const bool unpacked_a = need_stats && ctx.row_stats != nullptr && ctx.f32_rows != nullptr &&
+                            ctx.f32_rows_narrow != nullptr && pb.shift == 0 && an &&
                             pb.k % 2 == 0 &&
                             (pb.a.source.fill == nullptr || pb.b.source.fill == nullptr);
 
@@ -389,6 +391,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         const int64_t packed_from = unpacked_a ? mb / mr * mr : 0;
         for (int64_t ir = 0; ir < packed_from; ir += mr)
             ctx.row_stats(asrc + ir * lda, lda, kp, astats + ir / mr * nl);
+        res.a_in_place |= packed_from > 0;
         if (packed_from < mb)
             ctx.pack_a(asrc + (an ? packed_from * lda : packed_from), lda, an, mb - packed_from, kb,
                        pb.shift, apack + packed_from * kp * kg,
@@ -606,6 +609,7 @@ GemmReport run(Problem<T, C> pb, int threads) {
                         " holds the mantissa -32768: DFP16 mantissas must lie in [-32767, 32767] "
                         "(clamp symmetrically), or use input_shift >= 1");
         report.overflow_events += r.events;
+        report.a_in_place |= r.a_in_place;
         if (!pb.s32_out && !pb.count_mode)
             report.min_chain_pairs = std::min(report.min_chain_pairs, r.min_chain);
     }

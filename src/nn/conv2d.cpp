@@ -296,7 +296,8 @@ Conv2d::Quantized<std::int8_t>& Conv2d::quantized() {
 }
 
 // FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T, src's patches made while packing unless
-// direct; the weights are quantized from the FP32 master on every forward (SGD updates the master).
+// direct or subsampled; the weights are quantized from the FP32 master on every forward (SGD
+// updates the master).
 template <class M>
 void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;

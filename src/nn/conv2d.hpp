@@ -68,9 +68,9 @@ class Conv2d : public Layer {
     // diff_src (may be null) is added to, or written when `add` is false.
     void backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
                        float* diff_src, bool add);
-    // The integer paths: DFP16 (M = int16) and DFP8 (M = int8). src (N*H*W, C) and the weights
-    // (K, KH*KW*C) as forward quantized them, reused by backward; the weights flipped for a BPROP
-    // convolution; diff_dst (N*OH*OW, K).
+    // The integer paths: DFP16 (M = int16) and DFP8 (M = int8). src (N*H*W, C; subsampled to
+    // (N*OH*OW, C) when subsamples_src) and the weights (K, KH*KW*C) as forward quantized them,
+    // reused by backward; the weights flipped for a BPROP convolution; diff_dst (N*OH*OW, K).
     template <class M>
     struct Quantized {
         QuantMatrix<M> src, weight, weight_flip, diff_dst;
@@ -81,7 +81,8 @@ class Conv2d : public Layer {
     void forward_dfp(const ConvGeometry& g, const float* src, float* dst);
     template <class M>
     void backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src, bool add);
-    // The src operand of FPROP and WTGRAD: q.src itself for a direct GEMM, else its patches.
+    // The src operand of FPROP and WTGRAD: q.src itself for a direct GEMM or a subsampled src,
+    // else its patches.
     template <class M>
     DfpOperand<M> gemm_src(const char* pass, const QuantMatrix<M>& src,
                            const PatchSource<M>& patches) const;

@@ -30,31 +30,27 @@ enum class Mode { f32, f32_count, s32, f32_blocked, f32_rows };
 // 8 broadcasts, 16 dot instructions. AT&T order "B, A, acc": for vpdpbusd the middle operand is the
 // unsigned one. After the loop the epilogue (one of the macros below) leaves the chain in `t`.
 // clang-format off
-#define DFP_ROW(insn, i, r0, r1)                                 \
-    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"                   \
+#define DFP_ROW(insn, addr, r0, r1)                              \
+    "vpbroadcastd " addr ", %%zmm29\n\t"                         \
     insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"                   \
     insn " %%zmm31, %%zmm29, %%zmm" #r1 "\n\t"
 // The narrow variant (16 columns, for tiles at the right edge of C) uses the even registers only.
-#define DFP_ROW1(insn, i, r0, r1)                                \
-    "vpbroadcastd " #i "*4(%[a]), %%zmm29\n\t"                   \
-    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"
-// Unpacked A (rows of K-contiguous int16 at a + i * s bytes): row i's address, from the bases a,
-// a3 = a + 3s and a5 = a + 5s and the stride s (x86 scales are 1, 2, 4 or 8).
-#define DFP_UROW(insn, addr, r0, r1)                             \
-    "vpbroadcastd " addr ", %%zmm29\n\t"                         \
-    insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"                   \
-    insn " %%zmm31, %%zmm29, %%zmm" #r1 "\n\t"
-#define DFP_UROW1(insn, addr, r0, r1)                            \
+#define DFP_ROW1(insn, addr, r0, r1)                             \
     "vpbroadcastd " addr ", %%zmm29\n\t"                         \
     insn " %%zmm30, %%zmm29, %%zmm" #r0 "\n\t"
-#define DFP_UROWS(row, insn)                                                             \
-    row(insn, "(%[a])", 0, 1) row(insn, "(%[a],%[s],1)", 2, 3)                           \
-    row(insn, "(%[a],%[s],2)", 4, 5) row(insn, "(%[a3])", 6, 7)                          \
-    row(insn, "(%[a],%[s],4)", 8, 9) row(insn, "(%[a5])", 10, 11)                        \
+// Packed A: row i of the K-group at 4i(a).
+#define DFP_ROWS(row, insn)                                                        \
+    row(insn, "0(%[a])", 0, 1) row(insn, "4(%[a])", 2, 3)                          \
+    row(insn, "8(%[a])", 4, 5) row(insn, "12(%[a])", 6, 7)                         \
+    row(insn, "16(%[a])", 8, 9) row(insn, "20(%[a])", 10, 11)                      \
+    row(insn, "24(%[a])", 12, 13) row(insn, "28(%[a])", 14, 15)
+// A read in place (f32_rows: rows of K-contiguous int16 s bytes apart): row i at a + i * s, from
+// the bases a, a3 = a + 3s and a5 = a + 5s (x86 scales are 1, 2, 4 or 8).
+#define DFP_UROWS(row, insn)                                                       \
+    row(insn, "(%[a])", 0, 1) row(insn, "(%[a],%[s],1)", 2, 3)                     \
+    row(insn, "(%[a],%[s],2)", 4, 5) row(insn, "(%[a3])", 6, 7)                    \
+    row(insn, "(%[a],%[s],4)", 8, 9) row(insn, "(%[a5])", 10, 11)                  \
     row(insn, "(%[a5],%[s],1)", 12, 13) row(insn, "(%[a3],%[s],4)", 14, 15)
-#define DFP_ROWS(row, insn)                                                    \
-    row(insn, 0, 0, 1) row(insn, 1, 2, 3) row(insn, 2, 4, 5) row(insn, 3, 6, 7) \
-    row(insn, 4, 8, 9) row(insn, 5, 10, 11) row(insn, 6, 12, 13) row(insn, 7, 14, 15)
 #define DFP_ALL16(m) m(0) m(1) m(2) m(3) m(4) m(5) m(6) m(7) m(8) m(9) m(10) m(11) m(12) m(13) m(14) m(15)
 #define DFP_EVEN8(m) m(0) m(2) m(4) m(6) m(8) m(10) m(12) m(14)
 #define DFP_ZERO(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
@@ -81,47 +77,39 @@ enum class Mode { f32, f32_count, s32, f32_blocked, f32_rows };
 #define DFP_COMP(r) "vpsubd (" #r "%%2)*64(%[comp]), %%zmm" #r ", %%zmm" #r "\n\t"
 #define DFP_LOAD_B2 "vmovdqa64 (%[b]), %%zmm30\n\tvmovdqa64 64(%[b]), %%zmm31\n\t"
 #define DFP_LOAD_B1 "vmovdqa64 (%[b]), %%zmm30\n\t"
-// The prefetch stream (see UkernelArgs::prefetch): one line per K-group.
+// The loop over the chain's K-groups; `rows` (DFP_ROWS or DFP_UROWS) multiplies one K-group and
+// `next` advances A to the next. The prefetch stream (see UkernelArgs::prefetch): one line per
+// K-group.
+#define DFP_LOOP(regs, loadb, rows, next, epilogue)                                        \
+    regs(DFP_ZERO)                                                                         \
+    "1:\n\t"                                                                               \
+    loadb                                                                                  \
+    "prefetcht1 (%[pf])\n\t"                                                               \
+    "add %[pfs], %[pf]\n\t"                                                                \
+    rows                                                                                   \
+    next                                                                                   \
+    "sub $-128, %[b]\n\t"                                                                  \
+    "dec %[n]\n\t"                                                                         \
+    "jnz 1b\n\t"                                                                           \
+    epilogue
+#define DFP_CLOBBERS                                                                       \
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",        \
+    "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm28", "xmm29", "xmm30",       \
+    "xmm31", "cc", "memory"
 #define DFP_CHAIN_NV(regs, loadb, row, insn, epilogue)                                     \
-    asm volatile(regs(DFP_ZERO)                                                            \
-                 "1:\n\t"                                                                  \
-                 loadb                                                                     \
-                 "prefetcht1 (%[pf])\n\t"                                                  \
-                 "add %[pfs], %[pf]\n\t"                                                   \
-                 DFP_ROWS(row, insn)                                                       \
-                 "add $32, %[a]\n\t"                                                       \
-                 "sub $-128, %[b]\n\t"                                                     \
-                 "dec %[n]\n\t"                                                            \
-                 "jnz 1b\n\t"                                                              \
-                 epilogue                                                                  \
+    asm volatile(DFP_LOOP(regs, loadb, DFP_ROWS(row, insn), "add $32, %[a]\n\t", epilogue) \
                  : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n), [pf] "+r"(pf)                    \
                  : [t] "r"(t), [comp] "r"(comp), [pfs] "r"(pfs), [sc] "r"(sc)              \
-                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm28",  \
-                   "xmm29",                                                                \
-                   "xmm30", "xmm31", "cc", "memory")
+                 : DFP_CLOBBERS)
 #define DFP_UCHAIN_NV(regs, loadb, row, insn, epilogue)                                    \
-    asm volatile(regs(DFP_ZERO)                                                            \
-                 "1:\n\t"                                                                  \
-                 loadb                                                                     \
-                 "prefetcht1 (%[pf])\n\t"                                                  \
-                 "add %[pfs], %[pf]\n\t"                                                   \
-                 DFP_UROWS(row, insn)                                                      \
-                 "add $4, %[a]\n\t"                                                        \
-                 "add $4, %[a3]\n\t"                                                       \
-                 "add $4, %[a5]\n\t"                                                       \
-                 "sub $-128, %[b]\n\t"                                                     \
-                 "dec %[n]\n\t"                                                            \
-                 "jnz 1b\n\t"                                                              \
-                 epilogue                                                                  \
+    asm volatile(DFP_LOOP(regs, loadb, DFP_UROWS(row, insn),                               \
+                          "add $4, %[a]\n\tadd $4, %[a3]\n\tadd $4, %[a5]\n\t", epilogue)     \
                  : [a] "+r"(a), [a3] "+r"(a3), [a5] "+r"(a5), [b] "+r"(b), [n] "+r"(n),    \
                    [pf] "+r"(pf)                                                           \
                  : [t] "r"(t), [s] "r"(s), [pfs] "r"(pfs)                                  \
-                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
-                   "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",           \
-                   "xmm29", "xmm30", "xmm31", "cc", "memory")
-#define DFP_UCHAIN2(insn, epilogue) DFP_UCHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_UROW, insn, epilogue)
-#define DFP_UCHAIN1(insn, epilogue) DFP_UCHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_UROW1, insn, epilogue)
+                 : DFP_CLOBBERS)
+#define DFP_UCHAIN2(insn, epilogue) DFP_UCHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
+#define DFP_UCHAIN1(insn, epilogue) DFP_UCHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
 #define DFP_CHAIN2(insn, epilogue) DFP_CHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
 #define DFP_CHAIN1(insn, epilogue) DFP_CHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
 // clang-format on
@@ -137,7 +125,7 @@ enum class Epilogue {
 
 // NV: vectors of 16 columns per row, 2 (the 8 x 32 tile) or 1 (its left half, for edges).
 template <int NV, bool s8, bool saturate, Epilogue ep>
-__attribute__((always_inline)) inline void chain_8x32(const int32_t* a, const __m512i* b, int64_t n,
+__attribute__((always_inline)) inline void chain_8x32(const char* a, const __m512i* b, int64_t n,
                                                       void* t, const __m512i* comp, const char*& pf,
                                                       int64_t pfs, const float* sc = nullptr) {
     static_assert(NV == 1 || NV == 2);
@@ -205,8 +193,8 @@ __attribute__((always_inline)) inline void chain_8x32_rows(const char* a, int64_
 #undef DFP_UCHAIN2
 #undef DFP_UCHAIN_NV
 #undef DFP_UROWS
-#undef DFP_UROW1
-#undef DFP_UROW
+#undef DFP_LOOP
+#undef DFP_CLOBBERS
 #undef DFP_CHAIN2
 #undef DFP_CHAIN_NV
 #undef DFP_LOAD_B1
@@ -231,7 +219,7 @@ template <bool s8, Mode mode, int NV = kNrv>
 void ukernel_8x32(const UkernelArgs& args) {
     static_assert(NV == kNrv || mode != Mode::f32_count, "count mode reads the whole INT32 tile");
     static_assert(!s8 || mode != Mode::f32_rows, "A is read in place for s16 only");
-    const int32_t* a = static_cast<const int32_t*>(args.a);
+    const char* a = static_cast<const char*>(args.a);
     const __m512i* b = static_cast<const __m512i*>(args.b);
     const int64_t kp = args.kp;
     // s8 and INT32 output: one chain per block (s8 cannot overflow in a block, see gemm.hpp; INT32
@@ -257,7 +245,8 @@ void ukernel_8x32(const UkernelArgs& args) {
     const char* pf = args.prefetch != nullptr ? args.prefetch : static_cast<const char*>(args.a);
     for (int64_t p0 = 0; p0 < kp; p0 += chain) {
         const int64_t n = std::min(kp, p0 + chain) - p0;
-        const int32_t* ap = a + p0 * kMr;
+        // K-group p0: of the packed micro-panel (kMr words each), or of A's first row in place.
+        const char* ap = a + p0 * (mode == Mode::f32_rows ? 4 : kMr * 4);
         const __m512i* bp = b + p0 * kNrv;
         if constexpr (mode == Mode::f32_blocked) {
             // This chain's compensation and scale tile 2^(eA_i + eB_j).
@@ -280,12 +269,11 @@ void ukernel_8x32(const UkernelArgs& args) {
                 chain_8x32<NV, true, false, Epilogue::f32_scaled_add>(
                     ap, bp, n, sum, comp, pf, args.prefetch_stride, sc);
         } else if constexpr (mode == Mode::f32_rows) {
-            const char* ar = static_cast<const char*>(args.a) + p0 * 4;
             if (p0 == 0)
-                chain_8x32_rows<NV, true>(ar, args.a_row_stride, bp, n, sum, pf,
+                chain_8x32_rows<NV, true>(ap, args.a_row_stride, bp, n, sum, pf,
                                           args.prefetch_stride);
             else
-                chain_8x32_rows<NV, false>(ar, args.a_row_stride, bp, n, sum, pf,
+                chain_8x32_rows<NV, false>(ap, args.a_row_stride, bp, n, sum, pf,
                                            args.prefetch_stride);
         } else if constexpr (mode == Mode::f32) {
             if (s8 || p0 == 0)
@@ -492,9 +480,13 @@ void row_norm_levels_avx512(const int16_t* src, int64_t ld, int64_t kp, uint64_t
     for (int64_t c = 0; c < kp; c += kChunk, groups += 2) {
         // Lanes of pairs at or past kp stay 0 (an empty last block adds nothing to any level).
         const __mmask16 valid = static_cast<__mmask16>(first_n(kp - c));
+        // Masked loads only at the tail: they are slow to miss the cache (these are A's first
+        // reads).
+        const bool full = c + kChunk <= kp;
         __m512i v[kMr];
         for (int r = 0; r < kMr; ++r) {
-            const __m512i x = _mm512_maskz_loadu_epi32(valid, src + r * ld + 2 * c);
+            const int16_t* row = src + r * ld + 2 * c;
+            const __m512i x = full ? _mm512_loadu_si512(row) : _mm512_maskz_loadu_epi32(valid, row);
             v[r] = _mm512_maskz_add_epi32(
                 valid, _mm512_srli_epi32(_mm512_madd_epi16(x, x), kStatShift), one);
             m[0] = _mm512_max_epu32(m[0], v[r]);
@@ -629,9 +621,10 @@ void pack_s16_r_contiguous(const int16_t* src, int64_t ld, int64_t rows, int64_t
     if constexpr (W == 8) {
         // Four panels (32 rows) per 64-byte load of each K row: 128-bit lane L of the interleaved
         // vectors is panel q + L's pair p (rows 0..3 in lo, 4..7 in hi). Panels outside, pairs
-        // inside, so the four panels are written in order. A pair fills half a line of each
-        // panel, and the panels of a block start kp * 32 bytes apart, a multiple of 4 KiB: they
-        // share one L1 set, which evicted half-written lines when every pair visited every panel
+        // inside: four sequential streams of stores. A pair fills half a line of each panel, and
+        // the panels of a block start kp * 32 bytes apart, a multiple of 4 KiB for kc = 256 or
+        // 512: they share one L1 set, which evicted half-written lines when every pair visited
+        // every panel
         // (BM_pack_s16/a/0/0: 3.9 -> 1.0 us; bench gemm 256,64,50176,TN, 2 threads: 447 -> 570
         // GOP/s; no loss at ld = 2048, where every K row is on its own page).
         const int64_t groups = rows / (4 * W);
@@ -747,8 +740,9 @@ void pack_s8_r_contiguous(const int8_t* src, int64_t ld, int64_t rows, int64_t k
     const int64_t kp = ceil_div(kc, 4);
     static_assert(W == 8 || W == 32);
     const int64_t panels = ceil_div(rows, W);
-    // W = 8 writes half a line of a panel per K-group, and the panels start kp * 32 bytes apart (a
-    // multiple of 4 KiB: one L1 set), so panels go outside, as in pack_s16_r_contiguous; W = 32
+    // W = 8 writes half a line of a panel per K-group, and the panels start kp * 32 bytes apart
+    // (for kc = 1024 a multiple of 4 KiB: one L1 set), so panels go outside, as in
+    // pack_s16_r_contiguous; W = 32
     // writes two whole lines, and K rows outside read each K row once.
     const int64_t outer = W == 8 ? panels : kp, inner = W == 8 ? kp : panels;
     for (int64_t o = 0; o < outer; ++o)
