@@ -323,6 +323,12 @@ struct StoredCopy {
             std::memcpy(dst + r * cols, s->data + (r0 + r) * s->ld + c0,
                         sizeof(int16_t) * static_cast<size_t>(cols));
     }
+    // x as the GEMM sees it when this copy of its stored matrix fills it block by block.
+    DfpMatrix<int16_t> source_of(DfpMatrix<int16_t> x) const {
+        x.data = nullptr;
+        x.source = {&StoredCopy::fill, this};
+        return x;
+    }
 };
 
 TEST(Gemm, BlockSourceGivesTheBitsOfTheStoredMatrix) {
@@ -341,10 +347,7 @@ TEST(Gemm, BlockSourceGivesTheBitsOfTheStoredMatrix) {
                         const DfpMatrix<int16_t> a{av.data(), oa == Op::n ? k : m, oa, ev};
                         const DfpMatrix<int16_t> b{bv.data(), ob == Op::n ? n : k, ob, fv};
                         const StoredCopy ca{a.data, a.ld}, cb{b.data, b.ld};
-                        DfpMatrix<int16_t> sa = a, sb = b;
-                        sa.data = sb.data = nullptr;
-                        sa.source = {&StoredCopy::fill, &ca};
-                        sb.source = {&StoredCopy::fill, &cb};
+                        const DfpMatrix<int16_t> sa = ca.source_of(a), sb = cb.source_of(b);
                         GemmOptions opt;
                         opt.isa = isa;
                         opt.threads = threads;
@@ -405,10 +408,7 @@ TEST(Gemm, InPlaceAGivesTheBitsOfPackedA) {
                     const DfpMatrix<int16_t> a{av.data(), lda, Op::n, {&ea, 1}},
                         a_t{at.data(), m, Op::t, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
                     const StoredCopy ca{a.data, a.ld}, cb{b.data, b.ld};
-                    DfpMatrix<int16_t> a_filled = a, b_filled = b;
-                    a_filled.data = b_filled.data = nullptr;
-                    a_filled.source = {&StoredCopy::fill, &ca};
-                    b_filled.source = {&StoredCopy::fill, &cb};
+                    const DfpMatrix<int16_t> a_filled = ca.source_of(a), b_filled = cb.source_of(b);
                     GemmOptions opt;
                     opt.threads = threads;
                     opt.accumulate = pad == 0;
