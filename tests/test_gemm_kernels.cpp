@@ -123,6 +123,11 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
         std::vector<float> rs(static_cast<size_t>(mr)), cs(static_cast<size_t>(nr));
         for (int i = 0; i < mr; ++i) rs[static_cast<size_t>(i)] = std::ldexp(1.0f, i % 5 - 20);
         for (int j = 0; j < nr; ++j) cs[static_cast<size_t>(j)] = std::ldexp(1.0f, j % 3 - 10);
+        // A bias of every size against the tile's values, zeros and negative zero included.
+        std::vector<float> bias(static_cast<size_t>(nr));
+        for (int j = 0; j < nr; ++j)
+            bias[static_cast<size_t>(j)] = j % 4 == 0 ? (j % 8 == 0 ? 0.0f : -0.0f)
+                                                      : std::ldexp(j % 2 ? 1.3f : -0.7f, j % 9 - 4);
         for (Out out : {Out::f32, Out::f32_count, Out::s32, Out::f32_narrow, Out::s32_narrow}) {
             const bool narrow = out == Out::f32_narrow || out == Out::s32_narrow;
             const Ukernel uf = out == Out::s32          ? fast.s32
@@ -135,8 +140,10 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                                : out == Out::f32 || out == Out::f32_narrow ? twin.f32
                                                                            : twin.f32_count;
             if (uf == nullptr) continue;
+            const bool f32_out = out != Out::s32 && out != Out::s32_narrow;
             for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{8}, pa.kp})
-                for (bool load_c : {false, true}) {
+                for (int variant = 0; variant < (f32_out ? 4 : 2); ++variant) {
+                    const bool load_c = variant % 2 == 1, with_bias = variant >= 2;
                     const int64_t ldc = nr + 3;
                     std::vector<int32_t> cf(static_cast<size_t>(mr * ldc)), ct;
                     for (size_t e = 0; e < cf.size(); ++e) {
@@ -158,6 +165,7 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                     args.row_scale = rs.data();
                     args.col_scale = cs.data();
                     args.load_c = load_c;
+                    args.bias = with_bias ? bias.data() : nullptr;
                     args.c = cf.data();
                     args.events = &ef;
                     uf(args);
@@ -170,7 +178,8 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                                 cf[static_cast<size_t>(i * ldc + j)] =
                                     ct[static_cast<size_t>(i * ldc + j)];
                     EXPECT_EQ(cf, ct) << fast.isa_name << " kc=" << kc << " chain=" << chain
-                                      << " mode=" << static_cast<int>(out) << " load_c=" << load_c;
+                                      << " mode=" << static_cast<int>(out) << " load_c=" << load_c
+                                      << " bias=" << with_bias;
                     EXPECT_EQ(ef, et) << "overflow events differ, kc=" << kc << " chain=" << chain;
                     ++cases;
                 }
@@ -218,6 +227,8 @@ void test_blocked_ukernels(const GemmContext<int8_t>& fast, const GemmContext<in
                     args.row_scale = ones.data();
                     args.col_scale = ones.data();
                     args.load_c = load_c;
+                    // The epilogue's bias, with and without the old C.
+                    args.bias = chain == 2 ? bs.data() : nullptr;
                     args.c = cf.data();
                     (narrow ? fast.f32_blocked_narrow : fast.f32_blocked)(args);
                     args.c = ct.data();
@@ -276,6 +287,7 @@ void test_in_place_a(const GemmContext<int16_t>& ctx) {
                         args.row_scale = rs.data();
                         args.col_scale = cs.data();
                         args.load_c = load_c;
+                        args.bias = chain == 3 ? cs.data() : nullptr;  // the epilogue's bias too
                         args.a = pa.data.p;
                         args.c = packed.data();
                         (narrow ? ctx.f32_narrow : ctx.f32)(args);

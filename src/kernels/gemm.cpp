@@ -211,6 +211,7 @@ struct Problem {
     int64_t kblocks;  // ceil(k / k_block)
     const float* a_block_scale;  // [m][kblocks], see block_scales
     const float* b_block_scale;  // [n][kblocks]
+    const float* bias;           // FP32 output: GemmOptions::bias padded to whole tiles, or null
     int64_t k_offset = 0;        // K index 0 of this problem in the operands (a K slice)
 };
 
@@ -414,6 +415,9 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         UkernelArgs args;
         args.kp = kp;
         args.load_c = load_c;
+        // The bias goes in once: with the first K block of the problem that writes C (a K slice
+        // past the first sums into its own partial buffer).
+        const bool add_bias = pb.bias != nullptr && pc == 0 && pb.k_offset == 0;
         args.events = &res.events;
         if (next_p >= 0) {
             const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
@@ -464,6 +468,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 args.b_col_sums = bsm + jr * runs;
                 args.row_scale = pb.row_scale + i;
                 args.col_scale = pb.col_scale + j;
+                args.bias = add_bias ? pb.bias + j : nullptr;
                 args.prefetch = static_cast<const char*>(args.a);
                 args.prefetch_stride = 0;
                 if (!(ic == m0 && plan.next(args))) aplan.next(args);
@@ -667,6 +672,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                     " and " + std::to_string(b.k_block) + ")");
     const int64_t k_block = std::max(a.k_block, b.k_block);
     if (m > 0 && n > 0 && c == nullptr) throw Error("GEMM output C: null data");
+    if (s32_out && options.bias != nullptr)
+        throw Error("GemmOptions::bias: raw INT32 output takes no FP32 bias");
     if (ldc < std::max<int64_t>(n, 1))
         throw Error("GEMM output C: leading dimension " + std::to_string(ldc) +
                     " < n = " + std::to_string(n));
@@ -687,8 +694,13 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     GemmReport empty{std::string(ctx.isa_name), 0, 0};
     if (m == 0 || n == 0) return empty;
     if (k == 0) {
-        if (!options.accumulate)
-            for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, C{0});
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+                C& x = c[i * ldc + j];
+                if (!options.accumulate) x = C{0};
+                if constexpr (!s32_out)
+                    if (options.bias != nullptr) x += options.bias[j];
+            }
         return empty;
     }
     if constexpr (s32_out) prove_s32(m, n, k, a, b, c, ldc, options.accumulate);
@@ -700,6 +712,11 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                                          shift, ctx.mr);
     const std::vector<float> cs = scales("B", k_block ? std::span<const int>{} : b.exponents, n,
                                          shift, ctx.nr);
+    std::vector<float> bias;  // padded: a micro-kernel reads NR values at an edge tile too
+    if (options.bias != nullptr) {
+        bias.assign(static_cast<size_t>(round_up(n, ctx.nr)), 0.0f);
+        std::copy_n(options.bias, n, bias.begin());
+    }
     Problem<T, C> pb{m,
                      n,
                      k,
@@ -718,7 +735,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                      k_block,
                      kblocks,
                      as.data(),
-                     bs.data()};
+                     bs.data(),
+                     options.bias != nullptr ? bias.data() : nullptr};
     return run(pb, options.threads > 0 ? options.threads : omp_get_max_threads());
 }
 

@@ -97,6 +97,10 @@ struct GemmOptions {
     OverflowMode overflow = OverflowMode::proven;
     int64_t max_chain_pairs = kDefaultMaxChainPairs;
     bool accumulate = false;  // C = op(A)op(B) + C instead of C = op(A)op(B)
+    // FP32 output: N values, bias[j] added to every row of C (after the old C when accumulating),
+    // in the pass that writes C, instead of a pass of its own over C (a layer's bias). The sum is
+    // ((C +) first K block's product + bias) + the other K blocks' products.
+    const float* bias = nullptr;
     std::optional<Isa> isa =
         {};           // run this kernel family (must be <= cpu_isa()); default active_isa()
     int threads = 0;  // 0: omp_get_max_threads()

@@ -84,6 +84,9 @@ struct UkernelArgs {
     const float* row_scale = nullptr;  // FP32 output: 2^(eA_i + shift) for the MR rows
     const float* col_scale = nullptr;  // and 2^(eB_j + shift) for the NR columns
     bool load_c = false;               // add to the tile of C, else overwrite it
+    // FP32 output: NR values added to every row of the tile after the product (and the old C with
+    // load_c), or null. The driver passes it with the first K block only.
+    const float* bias = nullptr;
     int64_t* events = nullptr;         // count mode: saturated chain results are added here
     // A hint: one cache line to prefetch into L2 per K-group, at prefetch + p * prefetch_stride
     // (bytes). The driver points it at the source of the B micro-panels it packs next, then at

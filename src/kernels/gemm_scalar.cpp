@@ -160,7 +160,8 @@ void ukernel_ref(const UkernelArgs& args) {
             } else {
                 float* c = static_cast<float*>(args.c) + i * args.ldc + j;
                 const float scaled = sum[i * NR + j] * (args.row_scale[i] * args.col_scale[j]);
-                *c = args.load_c ? *c + scaled : scaled;
+                const float y = args.load_c ? *c + scaled : scaled;
+                *c = args.bias ? y + args.bias[j] : y;
             }
         }
 }

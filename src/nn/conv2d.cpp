@@ -295,9 +295,9 @@ Conv2d::Quantized<std::int8_t>& Conv2d::quantized() {
     return q8_;
 }
 
-// FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T, src's patches made while packing unless
-// direct or subsampled; the weights are quantized from the FP32 master on every forward (SGD
-// updates the master).
+// FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T + bias (added by the GEMM as it writes
+// dst), src's patches made while packing unless direct or subsampled; the weights are quantized
+// from the FP32 master on every forward (SGD updates the master).
 template <class M>
 void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
@@ -313,8 +313,7 @@ void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
                       iteration_);
     const PatchSource<M> patches{q.src.q.mantissas.data(), g};
     dfp_gemm<M>(*this, "fprop", gemm_src("fprop", q.src, patches), kernels::Op::n, q.weight,
-                kernels::Op::t, dst, false);
-    if (bias_) add_bias(dst, bias_->value.data(), g.n * g.oh * g.ow, g.k);
+                kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr);
 }
 
 template <class M>
@@ -378,8 +377,7 @@ void Conv2d::forward_block_scaled(const ConvGeometry& g, const float* src, float
     q8_.src.quantize(src, rows, patch, prec.activations, iteration_);
     q8_.weight.quantize(weight_.value.data(), g.k, patch, prec.weights, iteration_);
     dfp_gemm<std::int8_t>(*this, "fprop", q8_.src, kernels::Op::n, q8_.weight, kernels::Op::t, dst,
-                          false);
-    if (bias_) add_bias(dst, bias_->value.data(), rows, g.k);
+                          false, bias_ ? bias_->value.data() : nullptr);
 }
 
 void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,

@@ -76,6 +76,7 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& ctx) {
             float* y = dst.data.data();
             for (std::int64_t o = 0; o < out; ++o)
                 for (std::int64_t i = 0; i < n; ++i) y[i * out + o] = dst_t_[std::size_t(o * n + i)];
+            if (bias_) add_bias(y, bias_->value.data(), n, out);
             break;
         }
         case precision::Compute::dfp16:
@@ -85,7 +86,6 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& ctx) {
             forward_dfp(*src[0], dst, n, q8_);
             break;
     }
-    if (bias_) add_bias(dst.data.data(), bias_->value.data(), n, out);
 }
 
 template <class M>
@@ -96,7 +96,8 @@ void Linear::forward_dfp(const Tensor& src, Tensor& dst, std::int64_t n, Quantiz
     // between iterations.
     q.src.quantize(src.data.data(), n, in, prec.activations, iteration_);
     q.weight.quantize(weight_.value.data(), out, in, prec.weights, iteration_);
-    dfp_gemm<M>(*this, "fprop", q.src, Op::n, q.weight, Op::t, dst.data.data(), false);
+    dfp_gemm<M>(*this, "fprop", q.src, Op::n, q.weight, Op::t, dst.data.data(), false,
+                bias_ ? bias_->value.data() : nullptr);
 }
 
 template <class M>

@@ -59,7 +59,9 @@ void ukernel_4x16(const UkernelArgs& args) {
                 const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(args.row_scale[i]),
                                                    _mm256_loadu_ps(args.col_scale + 8 * v));
                 const __m256 x = _mm256_mul_ps(_mm256_load_ps(sum + i * kNr + 8 * v), scale);
-                _mm256_storeu_ps(c, args.load_c ? _mm256_add_ps(_mm256_loadu_ps(c), x) : x);
+                const __m256 y = args.load_c ? _mm256_add_ps(_mm256_loadu_ps(c), x) : x;
+                _mm256_storeu_ps(
+                    c, args.bias ? _mm256_add_ps(y, _mm256_loadu_ps(args.bias + 8 * v)) : y);
             }
         }
 }
