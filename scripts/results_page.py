@@ -619,8 +619,15 @@ def slowest_layers(fp, df, count=8):
             table(["layer", "kind", "fp32 ms", "dfp16 ms", "fp32 ÷ dfp16"], rows))
 
 
+# Multiply-adds per instruction against FP32 FMA's (16 per zmm): vpdpwssd does 32 (DFP16),
+# vpdpbusd 64 (DFP8). An integer convolution cannot beat FP32's by more than this.
+INSTRUCTION_SPEEDUP = {"DFP16": 2.0, "DFP8": 4.0}
+
+
 def limit_text(fp, df, full=False):
-    """What bounds the integer precision's ratio to FP32, from the two breakdowns."""
+    """What bounds the integer precision's ratio to FP32, from the two breakdowns: the ceiling is
+    the step with every convolution at the instruction's speed-up over FP32's convolutions, no
+    quantization, and the rest (mostly FP32 in both precisions) as measured."""
     name = str(df["precision"]).split(",")[0].upper()
     bf, bd = fp.get("breakdown_ms") or {}, df.get("breakdown_ms") or {}
     if not bf or not bd:
@@ -629,22 +636,26 @@ def limit_text(fp, df, full=False):
     conv_d = sum(v for k, v in bd.items() if k.startswith("conv"))
     quant = bd.get("quantization", 0.0)
     rest_d = df["step_ms"] - conv_d - quant
-    bound = fp["step_ms"] / rest_d if rest_d > 0 else None
+    peak = INSTRUCTION_SPEEDUP.get(name)
+    ideal = conv_f / peak + rest_d if peak and rest_d > 0 else None
+    bound = fp["step_ms"] / ideal if ideal else None
     top = sorted(((v, k) for k, v in bd.items()), reverse=True)[:3]
     if not full:
         return (f"convolutions {ratio(conv_f / conv_d if conv_d else None)} faster than FP32's; "
                 f"quantization {100 * quant / df['step_ms']:.0f}% and the rest (batch-norm, "
                 f"ReLU, pooling, fully-connected, SGD, ...) {100 * rest_d / df['step_ms']:.0f}% "
-                f"of the {name} "
-                f"step, which caps the ratio at {ratio(bound)} even with free convolutions "
-                "and quantization")
+                f"of the {name} step. With every convolution at the {num(peak)}x of the "
+                f"instruction, no quantization and the rest as measured, the step would be at "
+                f"most {ratio(bound)} FP32's")
     return (f"Convolutions: {conv_f:.1f} ms FP32 vs {conv_d:.1f} ms {name} "
             f"({ratio(conv_f / conv_d if conv_d else None)}; "
             f"{ratio(conv_f / (conv_d + quant) if conv_d + quant else None)} with {name}'s "
-            f"quantization, {quant:.1f} ms, counted in). The rest of the {name} step (batch-norm, ReLU, pooling, fully-connected, loss, "
-            f"SGD, other) takes "
-            f"{rest_d:.1f} ms, so even free convolutions and quantization would give at most "
-            f"{ratio(bound)}. Largest parts of the {name} step: "
+            f"quantization, {quant:.1f} ms, counted in). The rest of the {name} step (batch-norm, "
+            f"ReLU, pooling, fully-connected, loss, SGD, other) takes {rest_d:.1f} ms "
+            f"({fp['step_ms'] - conv_f:.1f} ms in FP32): even with every convolution at the "
+            f"{num(peak)}x of "
+            f"the instruction over FP32 FMA and no quantization, the {name} step would be at "
+            f"most {ratio(bound)} FP32's. Largest parts of the {name} step: "
             + ", ".join(f"{k} {100 * v / df['step_ms']:.0f}%" for v, k in top) + ".")
 
 
