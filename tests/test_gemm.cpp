@@ -498,12 +498,13 @@ TEST(Gemm, AccumulateAddsToC) {
     }
 }
 
-// The bias goes in exactly once per element: one K block and several, a K-sliced weight-gradient
-// shape, edge tiles in both directions, accumulating or not, any thread count, K = 0, both
-// input types. Small integers keep every sum exact in FP32, so the order of the additions cannot
-// hide a bias added twice or to the wrong column.
+// The bias goes in exactly once per element, and the ReLU after everything: one K block and
+// several, a K-sliced weight-gradient shape, edge tiles in both directions, accumulating or not,
+// any thread count, K = 0, both input types. Small integers keep every sum exact in FP32, so the
+// order of the additions cannot hide a bias added twice or to the wrong column, nor a ReLU taken
+// before the last K block. A NaN bias passes the ReLU.
 template <typename T>
-void expect_bias_added_once(std::mt19937& rng) {
+void expect_bias_once_relu_last(std::mt19937& rng) {
     const int64_t shapes[][3] = {{20, 40, 300}, {37, 45, 1100}, {24, 40, 9000}, {9, 70, 0}};
     for (Isa isa : isas()) {
         if (sizeof(T) == 1 && isa == Isa::avx2) continue;  // no s8 kernel
@@ -512,42 +513,49 @@ void expect_bias_added_once(std::mt19937& rng) {
             Operand<T> a(m, k, Op::n, 1, -20, 20, rng), b(k, n, Op::t, 1, -20, 20, rng);
             std::vector<float> bias(static_cast<size_t>(n));
             for (int64_t j = 0; j < n; ++j) bias[static_cast<size_t>(j)] = 0.5f * float(j) - 9.0f;
+            bias[5] = NAN;
             const auto ref = ref_gemm_exact(m, n, k, a.mat, b.mat);
-            for (bool accumulate : {false, true})
-                for (int threads : {1, 3}) {
-                    GemmOptions opt;
-                    opt.isa = isa;
-                    opt.threads = threads;
-                    opt.accumulate = accumulate;
-                    opt.bias = bias.data();
-                    std::vector<float> c(static_cast<size_t>(m * n), 1000.0f);
-                    if constexpr (sizeof(T) == 2)
-                        gemm_s16s16f32(m, n, k, a.mat, b.mat, c.data(), n, opt);
-                    else
-                        gemm_s8s8f32(m, n, k, a.mat, b.mat, c.data(), n, opt);
-                    for (int64_t i = 0; i < m; ++i)
-                        for (int64_t j = 0; j < n; ++j) {
-                            const size_t e = static_cast<size_t>(i * n + j);
-                            ASSERT_EQ(c[e], static_cast<float>(ref[e]) + bias[size_t(j)] +
-                                                (accumulate ? 1000.0f : 0.0f))
-                                << isa_name(isa) << " m=" << m << " n=" << n << " k=" << k
-                                << " accumulate=" << accumulate << " threads=" << threads << " at "
-                                << i << "," << j;
-                        }
-                }
+            for (int variant = 0; variant < 8; ++variant) {
+                const bool accumulate = variant & 1, relu = variant & 2;
+                GemmOptions opt;
+                opt.isa = isa;
+                opt.threads = variant & 4 ? 3 : 1;
+                opt.accumulate = accumulate;
+                opt.bias = bias.data();
+                opt.relu = relu;
+                std::vector<float> c(static_cast<size_t>(m * n), 1000.0f);
+                if constexpr (sizeof(T) == 2)
+                    gemm_s16s16f32(m, n, k, a.mat, b.mat, c.data(), n, opt);
+                else
+                    gemm_s8s8f32(m, n, k, a.mat, b.mat, c.data(), n, opt);
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t j = 0; j < n; ++j) {
+                        const size_t e = static_cast<size_t>(i * n + j);
+                        float want = static_cast<float>(ref[e]) + bias[size_t(j)] +
+                                     (accumulate ? 1000.0f : 0.0f);
+                        if (relu && want < 0.0f) want = 0.0f;
+                        if (j == 5 ? std::isnan(c[e]) : c[e] == want) continue;
+                        FAIL() << isa_name(isa) << " m=" << m << " n=" << n << " k=" << k
+                               << " variant=" << variant << " at " << i << "," << j << ": " << c[e]
+                               << " instead of " << want;
+                    }
+            }
         }
     }
 }
 
-TEST(Gemm, BiasIsAddedOnceToEveryRow) {
+TEST(Gemm, BiasAddedOnceAndReluLast) {
     std::mt19937 rng(21);
-    expect_bias_added_once<int16_t>(rng);
-    expect_bias_added_once<int8_t>(rng);
+    expect_bias_once_relu_last<int16_t>(rng);
+    expect_bias_once_relu_last<int8_t>(rng);
     const std::vector<int16_t> x(4, 1);
     const float bias[2] = {1.0f, 2.0f};
+    std::vector<int32_t> c(4);
     GemmOptions opt;
     opt.bias = bias;
-    std::vector<int32_t> c(4);
+    EXPECT_THROW(gemm_s16s16s32(2, 2, 2, {x.data(), 2}, {x.data(), 2}, c.data(), 2, opt), Error);
+    opt.bias = nullptr;
+    opt.relu = true;
     EXPECT_THROW(gemm_s16s16s32(2, 2, 2, {x.data(), 2}, {x.data(), 2}, c.data(), 2, opt), Error);
 }
 

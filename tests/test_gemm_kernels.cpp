@@ -142,8 +142,8 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
             if (uf == nullptr) continue;
             const bool f32_out = out != Out::s32 && out != Out::s32_narrow;
             for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{8}, pa.kp})
-                for (int variant = 0; variant < (f32_out ? 4 : 2); ++variant) {
-                    const bool load_c = variant % 2 == 1, with_bias = variant >= 2;
+                for (int variant = 0; variant < (f32_out ? 8 : 2); ++variant) {
+                    const bool load_c = variant & 1, with_bias = variant & 2, relu = variant & 4;
                     const int64_t ldc = nr + 3;
                     std::vector<int32_t> cf(static_cast<size_t>(mr * ldc)), ct;
                     for (size_t e = 0; e < cf.size(); ++e) {
@@ -166,6 +166,7 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                     args.col_scale = cs.data();
                     args.load_c = load_c;
                     args.bias = with_bias ? bias.data() : nullptr;
+                    args.relu = relu;
                     args.c = cf.data();
                     args.events = &ef;
                     uf(args);
@@ -179,7 +180,7 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                                     ct[static_cast<size_t>(i * ldc + j)];
                     EXPECT_EQ(cf, ct) << fast.isa_name << " kc=" << kc << " chain=" << chain
                                       << " mode=" << static_cast<int>(out) << " load_c=" << load_c
-                                      << " bias=" << with_bias;
+                                      << " bias=" << with_bias << " relu=" << relu;
                     EXPECT_EQ(ef, et) << "overflow events differ, kc=" << kc << " chain=" << chain;
                     ++cases;
                 }
@@ -229,6 +230,7 @@ void test_blocked_ukernels(const GemmContext<int8_t>& fast, const GemmContext<in
                     args.load_c = load_c;
                     // The epilogue's bias, with and without the old C.
                     args.bias = chain == 2 ? bs.data() : nullptr;
+                    args.relu = chain == 8;
                     args.c = cf.data();
                     (narrow ? fast.f32_blocked_narrow : fast.f32_blocked)(args);
                     args.c = ct.data();
@@ -287,7 +289,9 @@ void test_in_place_a(const GemmContext<int16_t>& ctx) {
                         args.row_scale = rs.data();
                         args.col_scale = cs.data();
                         args.load_c = load_c;
-                        args.bias = chain == 3 ? cs.data() : nullptr;  // the epilogue's bias too
+                        // The epilogue's bias and ReLU too.
+                        args.bias = chain == 3 ? cs.data() : nullptr;
+                        args.relu = chain == 1 || chain == 3;
                         args.a = pa.data.p;
                         args.c = packed.data();
                         (narrow ? ctx.f32_narrow : ctx.f32)(args);

@@ -182,6 +182,84 @@ TEST_P(Dfp16Conv2d, EveryPassWithinBoundOfFp32) {
 
 INSTANTIATE_TEST_SUITE_P(Dfp16, Dfp16Conv2d, ::testing::ValuesIn(kConvCases));
 
+// Conv2d with its ReLU fused against the same convolution followed by a Relu layer: the same bits
+// in every precision (the GEMM's epilogue and relu_forward both keep NaN and -0, FP32 runs
+// relu_forward itself, and backward masks diff_dst as relu_backward does). dst, diff_src (added
+// to), weight and bias gradients; shapes that take the direct GEMM, the subsampled src, the
+// patches with a stride-1 BPROP convolution and col2im.
+TEST(Conv2dFusedRelu, GivesWhatConvThenReluGives) {
+    const ConvCase cases[] = {kConvCases[0], kConvCases[1], kConvCases[2], kConvCases[3]};
+    for (const char* spec : {"fp32", "dfp16", "dfp8", "dfp8,all.granularity=block"})
+        for (const ConvCase& t : cases) {
+            const precision::LayerPrecision prec = dfp16_precision(spec);
+            Conv2dConfig config = conv_config(t, prec);
+            Conv2d plain("conv", config);
+            config.relu = true;
+            Conv2d fused("conv", config);
+            Relu relu("relu");
+            for (std::size_t i = 0; i < plain.params().size(); ++i) {
+                plain.params()[i]->value =
+                    normal(plain.params()[i]->value.size(), 10 + unsigned(i));
+                fused.params()[i]->value = plain.params()[i]->value;
+                plain.params()[i]->grad = normal(plain.params()[i]->grad.size(), 20 + unsigned(i));
+                fused.params()[i]->grad = plain.params()[i]->grad;
+            }
+            Tensor src({std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
+            src.data = aligned_copy<float>(normal(src.numel(), 3));
+            const Tensor* srcs[] = {&src};
+            Tensor y, z, dst;
+            plain.forward(srcs, y, {});
+            const Tensor* ys[] = {&y};
+            relu.forward(ys, z, {});
+            fused.forward(srcs, dst, {});
+            Tensor diff_dst(dst.shape), diff_y(y.shape);
+            diff_dst.data = aligned_copy<float>(normal(diff_dst.numel(), 4));
+            Tensor diff_src_plain(src.shape), diff_src_fused(src.shape);
+            diff_src_plain.data = diff_src_fused.data = aligned_copy<float>(normal(src.numel(), 5));
+            Tensor* dys[] = {&diff_y};
+            Overwrite fresh;
+            fresh.set(0);
+            relu.backward_into(ys, z, diff_dst, dys, fresh);
+            Tensor* plain_out[] = {&diff_src_plain};
+            Tensor* fused_out[] = {&diff_src_fused};
+            plain.backward(srcs, y, diff_y, plain_out);
+            fused.backward(srcs, dst, diff_dst, fused_out);
+            const std::string what = std::string(spec) + " " + t.what;
+            std::size_t zeros = 0;
+            for (float v : dst.data) zeros += v == 0.0f;
+            EXPECT_GT(4 * zeros, dst.numel()) << what << ": the ReLU clipped too little to test";
+            const auto same = [&](std::span<const float> got, std::span<const float> want,
+                                  const char* tensor) {
+                ASSERT_EQ(got.size(), want.size()) << what << ": " << tensor;
+                EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size_bytes()))
+                    << what << ": " << tensor;
+            };
+            same(dst.data, z.data, "dst");
+            same(diff_src_fused.data, diff_src_plain.data, "diff_src");
+            same(fused.weight().grad, plain.weight().grad, "weight gradient");
+            same(fused.bias()->grad, plain.bias()->grad, "bias gradient");
+        }
+}
+
+// A NaN reaching a fused ReLU stays a NaN, as it does through a Relu layer (the loss, or the next
+// DFP16 layer's quantization, then names it); oneDNN's post-op must not turn it into 0.
+TEST(Conv2dFusedRelu, NanPassesInFp32) {
+    const ConvCase t = kConvCases[2];
+    Conv2dConfig config = conv_config(t, {});
+    config.relu = true;
+    Conv2d fused("conv", config);
+    Tensor src({std::size_t(t.n), std::size_t(t.h), std::size_t(t.w), std::size_t(t.c)});
+    src.data = aligned_copy<float>(normal(src.numel(), 3));
+    src.data[((0 * t.h + 4) * t.w + 4) * t.c + 3] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor* srcs[] = {&src};
+    Tensor dst;
+    fused.forward(srcs, dst, {});
+    std::size_t nans = 0;
+    for (float v : dst.data) nans += std::isnan(v);
+    // A 3x3 window reaches the pixel from 9 positions, in each of the K output channels.
+    EXPECT_EQ(nans, std::size_t(9 * t.k));
+}
+
 struct LinearCase {
     std::int64_t n, in, out;
 };

@@ -212,6 +212,7 @@ struct Problem {
     const float* a_block_scale;  // [m][kblocks], see block_scales
     const float* b_block_scale;  // [n][kblocks]
     const float* bias;           // FP32 output: GemmOptions::bias padded to whole tiles, or null
+    bool relu;                   // FP32 output: max(0, C) in the last K block's epilogue
     int64_t k_offset = 0;        // K index 0 of this problem in the operands (a K slice)
 };
 
@@ -418,6 +419,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         // The bias goes in once: with the first K block of the problem that writes C (a K slice
         // past the first sums into its own partial buffer).
         const bool add_bias = pb.bias != nullptr && pc == 0 && pb.k_offset == 0;
+        args.relu = pb.relu && pc + kb == pb.k;
         args.events = &res.events;
         if (next_p >= 0) {
             const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
@@ -570,6 +572,7 @@ GemmReport run(Problem<T, C> pb, int threads) {
             p.ldc = pb.n;
             p.accumulate = false;
         }
+        p.relu = pb.relu && slices == 1;  // else once the slices are summed, below
         return p;
     };
     std::vector<ThreadResult> results(static_cast<size_t>(nt));
@@ -599,6 +602,9 @@ GemmReport run(Problem<T, C> pb, int threads) {
                     const C* from = partial.get() + ((s - 1) * pb.m + i) * pb.n;
                     C* to = pb.c + i * pb.ldc;
                     for (int64_t j = 0; j < pb.n; ++j) to[j] += from[j];
+                    if constexpr (!std::is_same_v<C, int32_t>)
+                        if (pb.relu && s + 1 == slices)
+                            for (int64_t j = 0; j < pb.n; ++j) to[j] = to[j] < 0.0f ? 0.0f : to[j];
                 }
         }
     }
@@ -672,8 +678,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                     " and " + std::to_string(b.k_block) + ")");
     const int64_t k_block = std::max(a.k_block, b.k_block);
     if (m > 0 && n > 0 && c == nullptr) throw Error("GEMM output C: null data");
-    if (s32_out && options.bias != nullptr)
-        throw Error("GemmOptions::bias: raw INT32 output takes no FP32 bias");
+    if (s32_out && (options.bias != nullptr || options.relu))
+        throw Error("GemmOptions::bias and relu: raw INT32 output takes neither");
     if (ldc < std::max<int64_t>(n, 1))
         throw Error("GEMM output C: leading dimension " + std::to_string(ldc) +
                     " < n = " + std::to_string(n));
@@ -698,8 +704,10 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
             for (int64_t j = 0; j < n; ++j) {
                 C& x = c[i * ldc + j];
                 if (!options.accumulate) x = C{0};
-                if constexpr (!s32_out)
+                if constexpr (!s32_out) {
                     if (options.bias != nullptr) x += options.bias[j];
+                    if (options.relu && x < 0.0f) x = 0.0f;
+                }
             }
         return empty;
     }
@@ -736,7 +744,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                      kblocks,
                      as.data(),
                      bs.data(),
-                     options.bias != nullptr ? bias.data() : nullptr};
+                     options.bias != nullptr ? bias.data() : nullptr,
+                     options.relu};
     return run(pb, options.threads > 0 ? options.threads : omp_get_max_threads());
 }
 

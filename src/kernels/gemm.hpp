@@ -101,6 +101,9 @@ struct GemmOptions {
     // in the pass that writes C, instead of a pass of its own over C (a layer's bias). The sum is
     // ((C +) first K block's product + bias) + the other K blocks' products.
     const float* bias = nullptr;
+    // FP32 output: C = max(0, the above) as the last step (a layer's fused ReLU; NaN and -0 pass,
+    // as nn::relu_forward).
+    bool relu = false;
     std::optional<Isa> isa =
         {};           // run this kernel family (must be <= cpu_isa()); default active_isa()
     int threads = 0;  // 0: omp_get_max_threads()

@@ -87,6 +87,8 @@ struct UkernelArgs {
     // FP32 output: NR values added to every row of the tile after the product (and the old C with
     // load_c), or null. The driver passes it with the first K block only.
     const float* bias = nullptr;
+    // FP32 output: the tile is max(0, ...) after the bias (the last K block only). NaN and -0 pass.
+    bool relu = false;
     int64_t* events = nullptr;         // count mode: saturated chain results are added here
     // A hint: one cache line to prefetch into L2 per K-group, at prefetch + p * prefetch_stride
     // (bytes). The driver points it at the source of the B micro-panels it packs next, then at

@@ -160,8 +160,9 @@ void ukernel_ref(const UkernelArgs& args) {
             } else {
                 float* c = static_cast<float*>(args.c) + i * args.ldc + j;
                 const float scaled = sum[i * NR + j] * (args.row_scale[i] * args.col_scale[j]);
-                const float y = args.load_c ? *c + scaled : scaled;
-                *c = args.bias ? y + args.bias[j] : y;
+                float y = args.load_c ? *c + scaled : scaled;
+                if (args.bias) y += args.bias[j];
+                *c = args.relu && y < 0.0f ? 0.0f : y;  // NaN and -0 pass
             }
         }
 }

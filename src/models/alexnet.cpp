@@ -13,15 +13,16 @@ namespace {
 constexpr std::int64_t kHiddenFeatures = 4096;
 constexpr float kDropout = 0.5f;
 
+// The ReLU fused into the convolution: its output is written once (Conv2dConfig::relu).
 int conv_relu(nn::Net& net, int src, const std::string& id, std::int64_t in, std::int64_t out,
               std::int64_t kernel, std::int64_t stride, std::int64_t pad) {
-    const int x = net.add<nn::Conv2d>({src}, "conv" + id,
-                                      nn::Conv2dConfig{.in_channels = in,
-                                                       .out_channels = out,
-                                                       .kernel = kernel,
-                                                       .stride = stride,
-                                                       .pad = pad});
-    return net.add<nn::Relu>({x}, "relu" + id);
+    return net.add<nn::Conv2d>({src}, "conv" + id,
+                               nn::Conv2dConfig{.in_channels = in,
+                                                .out_channels = out,
+                                                .kernel = kernel,
+                                                .stride = stride,
+                                                .pad = pad,
+                                                .relu = true});
 }
 
 int max_pool(nn::Net& net, int src, const std::string& id) {

@@ -31,15 +31,16 @@ constexpr std::int64_t kStemWidth = 64, kConv2Width = 192;
 constexpr float kDropout = 0.4f;
 constexpr nn::LrnConfig kLrn{.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k = 1.0f};
 
+// The ReLU fused into the convolution: its output is written once (Conv2dConfig::relu).
 int conv_relu(nn::Net& net, int src, const std::string& name, std::int64_t in, std::int64_t out,
               std::int64_t kernel, std::int64_t stride = 1) {
-    const int x = net.add<nn::Conv2d>({src}, name,
-                                      nn::Conv2dConfig{.in_channels = in,
-                                                       .out_channels = out,
-                                                       .kernel = kernel,
-                                                       .stride = stride,
-                                                       .pad = kernel / 2});
-    return net.add<nn::Relu>({x}, name + ".relu");
+    return net.add<nn::Conv2d>({src}, name,
+                               nn::Conv2dConfig{.in_channels = in,
+                                                .out_channels = out,
+                                                .kernel = kernel,
+                                                .stride = stride,
+                                                .pad = kernel / 2,
+                                                .relu = true});
 }
 
 int max_pool(nn::Net& net, int src, const std::string& name) {

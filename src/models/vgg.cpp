@@ -30,18 +30,18 @@ nn::Net vgg16(const ImageInput& in, bool batch_norm) {
     for (int b = 0; b < 5; ++b) {
         for (int i = 0; i < kVgg16Blocks[b].convs; ++i) {
             const std::string id = std::to_string(b + 1) + "_" + std::to_string(i + 1);
+            // The ReLU fused into the batch-norm, or without it into the convolution: one pass
+            // over the activation fewer.
             x = net.add<nn::Conv2d>({x}, "conv" + id,
                                     nn::Conv2dConfig{.in_channels = channels,
                                                      .out_channels = kVgg16Blocks[b].channels,
                                                      .kernel = 3,
-                                                     .pad = 1});
+                                                     .pad = 1,
+                                                     .relu = !batch_norm});
             channels = kVgg16Blocks[b].channels;
-            // With batch-norm, the ReLU is fused into it (one pass over the activation).
             if (batch_norm)
                 x = net.add<nn::BatchNorm2d>(
                     {x}, "bn" + id, nn::BatchNormConfig{.channels = channels, .relu = true});
-            else
-                x = net.add<nn::Relu>({x}, "relu" + id);
         }
         x = net.add<nn::MaxPool2d>({x}, "pool" + std::to_string(b + 1),
                                    nn::Pool2dConfig{.ceil_mode = true});

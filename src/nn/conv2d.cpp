@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "base/error.hpp"
+#include "nn/activation.hpp"
 #include "nn/conv_lowering.hpp"
 #include "nn/onednn.hpp"
 
@@ -176,19 +177,25 @@ void Conv2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
     expect_shape(diff_dst, dst.shape, "diff_dst");
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
     const bool add = !overwrite[0];
+    const float* dy = diff_dst.data.data();
+    if (config_.relu) {
+        relu_diff_.resize(diff_dst.numel());
+        relu_backward(relu_diff_.data(), dst.data.data(), dy, std::int64_t(diff_dst.numel()),
+                      false);
+        dy = relu_diff_.data();
+    }
     switch (config_.precision.compute) {
         case precision::Compute::fp32:
-            backward_fp32(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data, add);
+            backward_fp32(g, src[0]->data.data(), dy, diff_src_data, add);
             break;
         case precision::Compute::dfp16:
-            backward_dfp<std::int16_t>(g, diff_dst.data.data(), diff_src_data, add);
+            backward_dfp<std::int16_t>(g, dy, diff_src_data, add);
             break;
         case precision::Compute::dfp8:
             if (block_scaled(config_.precision))
-                backward_block_scaled(g, src[0]->data.data(), diff_dst.data.data(), diff_src_data,
-                                      add);
+                backward_block_scaled(g, src[0]->data.data(), dy, diff_src_data, add);
             else
-                backward_dfp<std::int8_t>(g, diff_dst.data.data(), diff_src_data, add);
+                backward_dfp<std::int8_t>(g, dy, diff_src_data, add);
             break;
     }
 }
@@ -209,6 +216,9 @@ void Conv2d::forward_fp32(const ConvGeometry& g, const float* src, float* dst) {
     if (bias_) args[DNNL_ARG_BIAS] = memory(p.bias_md, cpu_engine(), bias_->value.data());
     p.fwd.execute(stream, args);
     stream.wait();
+    // In a pass of its own: oneDNN's ReLU post-op turns NaN into 0 (even with alpha -0), which
+    // would hide a diverging run from the loss check.
+    if (config_.relu) relu_forward(dst, dst, g.n * g.oh * g.ow * g.k);
 }
 
 void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float* diff_dst,
@@ -313,7 +323,7 @@ void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
                       iteration_);
     const PatchSource<M> patches{q.src.q.mantissas.data(), g};
     dfp_gemm<M>(*this, "fprop", gemm_src("fprop", q.src, patches), kernels::Op::n, q.weight,
-                kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr);
+                kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr, config_.relu);
 }
 
 template <class M>
@@ -377,7 +387,7 @@ void Conv2d::forward_block_scaled(const ConvGeometry& g, const float* src, float
     q8_.src.quantize(src, rows, patch, prec.activations, iteration_);
     q8_.weight.quantize(weight_.value.data(), g.k, patch, prec.weights, iteration_);
     dfp_gemm<std::int8_t>(*this, "fprop", q8_.src, kernels::Op::n, q8_.weight, kernels::Op::t, dst,
-                          false, bias_ ? bias_->value.data() : nullptr);
+                          false, bias_ ? bias_->value.data() : nullptr, config_.relu);
 }
 
 void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, const float* diff_dst,

@@ -27,6 +27,10 @@ struct Conv2dConfig {
     std::int64_t stride = 1;
     std::int64_t pad = 0;  // zeros on every side
     bool bias = true;
+    // dst = max(0, convolution + bias), the ReLU fused (NaN and -0 pass, as relu_forward): DFP16
+    // and DFP8 in the GEMM's epilogue, so the output is written once; FP32 in place after
+    // oneDNN. Backward masks diff_dst where dst > 0.
+    bool relu = false;
     precision::LayerPrecision precision = {};
 };
 
@@ -106,6 +110,7 @@ class Conv2d : public Layer {
     std::vector<float> patches_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     std::vector<float> diff_col_;  // a strided BPROP's patch gradients before col2im
+    std::vector<float> relu_diff_;  // with a fused ReLU: diff_dst where dst > 0
 };
 
 }  // namespace dfp::nn

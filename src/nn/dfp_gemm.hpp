@@ -64,11 +64,12 @@ struct DfpOperand {
 // transposed): MXINT8's block scaling along the reduction. Other layouts cannot be scaled after
 // an INT32 sum and throw dfp::Error naming the layer, the pass ("fprop", "bprop", "wtgrad") and
 // the tensor.
-// `bias` (N values, or null): added to every row of c by the GEMM as it writes c (a layer's bias).
+// `bias` (N values, or null) and `relu`: c = max(0, ... + bias), done by the GEMM as it writes c
+// (a layer's bias and fused ReLU).
 template <class M>
 void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, kernels::Op op_a,
               const DfpOperand<M>& b, kernels::Op op_b, float* c, bool accumulate,
-              const float* bias = nullptr);
+              const float* bias = nullptr, bool relu = false);
 
 // A DFP8 layer with a block format for any of its tensors (MXINT8): each GEMM pass then
 // quantizes its operands in blocks along its own reduction (Conv2d, Linear).

@@ -59,9 +59,11 @@ void ukernel_4x16(const UkernelArgs& args) {
                 const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(args.row_scale[i]),
                                                    _mm256_loadu_ps(args.col_scale + 8 * v));
                 const __m256 x = _mm256_mul_ps(_mm256_load_ps(sum + i * kNr + 8 * v), scale);
-                const __m256 y = args.load_c ? _mm256_add_ps(_mm256_loadu_ps(c), x) : x;
-                _mm256_storeu_ps(
-                    c, args.bias ? _mm256_add_ps(y, _mm256_loadu_ps(args.bias + 8 * v)) : y);
+                __m256 y = args.load_c ? _mm256_add_ps(_mm256_loadu_ps(c), x) : x;
+                if (args.bias) y = _mm256_add_ps(y, _mm256_loadu_ps(args.bias + 8 * v));
+                // vmaxps returns its second operand when one is NaN, and on +-0: y.
+                if (args.relu) y = _mm256_max_ps(_mm256_setzero_ps(), y);
+                _mm256_storeu_ps(c, y);
             }
         }
 }

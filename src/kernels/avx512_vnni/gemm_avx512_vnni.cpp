@@ -313,9 +313,11 @@ void ukernel_8x32(const UkernelArgs& args) {
                 float* c = static_cast<float*>(args.c) + i * args.ldc + 16 * v;
                 const __m512 scale = _mm512_mul_ps(rs, _mm512_loadu_ps(args.col_scale + 16 * v));
                 const __m512 x = _mm512_mul_ps(_mm512_load_ps(sum + i * kNr + 16 * v), scale);
-                const __m512 y = args.load_c ? _mm512_add_ps(_mm512_loadu_ps(c), x) : x;
-                _mm512_storeu_ps(
-                    c, args.bias ? _mm512_add_ps(y, _mm512_loadu_ps(args.bias + 16 * v)) : y);
+                __m512 y = args.load_c ? _mm512_add_ps(_mm512_loadu_ps(c), x) : x;
+                if (args.bias) y = _mm512_add_ps(y, _mm512_loadu_ps(args.bias + 16 * v));
+                // vmaxps returns its second operand when one is NaN, and on +-0: y.
+                if (args.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+                _mm512_storeu_ps(c, y);
             }
         }
     }
