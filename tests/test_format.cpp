@@ -302,6 +302,48 @@ TEST(Format, ExpectedExponentNeverChangesTheResult) {
     }
 }
 
+// A keep mask gives the tensor of the masked values (src where keep > 0, else 0) in every
+// granularity, with and without a guessed exponent, on each ISA; a NaN where the mask drops it is
+// no error, one where it keeps it is named.
+TEST(Format, KeepMaskQuantizesTheMaskedTensor) {
+    std::mt19937 rng(12);
+    std::normal_distribution<float> d(0.0f, 3.0f);
+    const Shape shape{700, 300};  // several 64 Ki-element runs
+    std::vector<float> x(shape_numel(shape)), keep(x.size()), masked(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        x[i] = d(rng);
+        keep[i] = d(rng);
+        if (i % 7 == 0 && !(keep[i] > 0.0f)) x[i] = NAN;
+        masked[i] = keep[i] > 0.0f ? x[i] : 0.0f;
+    }
+    Format block = dfp8_tensor();
+    block.granularity = Granularity::block;
+    for (Isa isa : {Isa::scalar, active_isa()})
+        for (const Format& f : {dfp16_tensor(), block})
+            for (const std::optional<int> guess : {std::optional<int>{}, std::optional<int>{-10}}) {
+                QuantizeOptions o;
+                o.expected_exponent = guess;
+                o.rounding = Rounding::stochastic;
+                DfpTensor<std::int16_t> want, got;
+                quantize_into(masked.data(), shape, f, o, "x", want, isa);
+                quantize_into(x.data(), shape, f, o, "x", got, isa, keep.data());
+                EXPECT_EQ(got.mantissas, want.mantissas) << isa_name(isa) << " " << f.name();
+                EXPECT_EQ(got.exponents, want.exponents) << isa_name(isa) << " " << f.name();
+            }
+    std::size_t kept_nan = 0;
+    while (!(keep[kept_nan] > 0.0f) || kept_nan % 7 == 0) ++kept_nan;
+    x[kept_nan] = NAN;
+    DfpTensor<std::int16_t> q;
+    try {
+        quantize_into(x.data(), shape, dfp16_tensor(), {}, "grad", q, active_isa(), keep.data());
+        FAIL() << "no error for a kept NaN";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("element " + std::to_string(kept_nan) + " is NaN"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(Format, StochasticRoundingDependsOnTheSeed) {
     std::vector<float> x(1000, 0.5f);
     x[0] = 16384.0f;  // E_s = 0, so every 0.5 is a coin flip

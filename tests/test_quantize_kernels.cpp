@@ -64,7 +64,8 @@ void expect_same_quantize(const QuantizeKernels& fast, const std::vector<float>&
     }
     ASSERT_EQ(b.back(), 77) << "kernel wrote past the end";
     // Both return the largest magnitude they read, as max_abs_bits does.
-    ASSERT_EQ(max_a, ref.max_abs_bits(src.data(), src.size()));
+    ASSERT_EQ(max_a, r.keep ? ref.max_abs_bits_kept(src.data(), r.keep, src.size())
+                            : ref.max_abs_bits(src.data(), src.size()));
     ASSERT_EQ(max_b, max_a);
     // Streaming stores (QuantizeRun::stream) write the same mantissas, from any alignment of dst
     // (offsets 0..3 elements: a head before the first 16-element boundary, or none).
@@ -117,6 +118,47 @@ TEST(QuantizeKernels, StochasticRunAcrossThe32BitIndexBoundary) {
     const std::vector<float> src = awkward_values(100, -10, rng);
     const QuantizeRun r{pow2(10), 32767.0f, Rounding::stochastic, 7, (std::uint64_t{1} << 32) - 37};
     expect_same_quantize<std::int16_t>(avx512_quantize_kernels(), src, r);
+}
+
+// A keep mask (the output of a fused ReLU): the scalar kernel gives the mantissas and maximum of
+// relu_backward's select (src where keep > 0, else +0) quantized without a mask, NaN and Inf
+// dropped where masked; AVX-512 gives the scalar's bits, streamed or not. keep holds positives,
+// zeros of both signs, negatives and NaN.
+TEST(QuantizeKernels, KeepMaskQuantizesTheMaskedValues) {
+    std::mt19937 rng(4);
+    std::uniform_int_distribution<int> pick(0, 4);
+    const auto& ref = scalar_quantize_kernels();
+    for (std::size_t n : kSizes) {
+        std::vector<float> src = awkward_values(n, -10, rng), keep(n), masked(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const int p = pick(rng);
+            keep[i] = p == 0 ? 0.0f : p == 1 ? -0.0f : p == 2 ? -1.5f : p == 3 ? NAN : 2.0f;
+            if (!(keep[i] > 0.0f) && i % 3 == 0) src[i] = i % 2 ? NAN : -INFINITY;
+            masked[i] = keep[i] > 0.0f ? src[i] : 0.0f;
+        }
+        ASSERT_EQ(ref.max_abs_bits_kept(src.data(), keep.data(), n),
+                  ref.max_abs_bits(masked.data(), n));
+        ASSERT_LT(ref.max_abs_bits_kept(src.data(), keep.data(), n), kNonFiniteBits);
+        for (Rounding mode : kModes) {
+            QuantizeRun r{pow2(10), 32767.0f, mode, 42, 1000 * n};
+            std::vector<std::int16_t> want(n), got(n);
+            ref.quantize_s16(masked.data(), want.data(), n, r);
+            r.keep = keep.data();
+            ASSERT_EQ(ref.quantize_s16(src.data(), got.data(), n, r),
+                      ref.max_abs_bits(masked.data(), n));
+            ASSERT_EQ(got, want) << "scalar, " << rounding_name(mode) << ", n=" << n;
+            if (have_avx512()) {
+                const auto& fast = avx512_quantize_kernels();
+                ASSERT_EQ(fast.max_abs_bits_kept(src.data(), keep.data(), n),
+                          ref.max_abs_bits(masked.data(), n));
+                expect_same_quantize<std::int16_t>(fast, src, r);
+                QuantizeRun r8 = r;
+                r8.max_mantissa = 127.0f;
+                r8.scale = pow2(2);
+                expect_same_quantize<std::int8_t>(fast, src, r8);
+            }
+        }
+    }
 }
 
 TEST(QuantizeKernels, DequantizeMatchesScalarBitExactly) {

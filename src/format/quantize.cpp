@@ -26,9 +26,12 @@ constexpr int storage_bits() {
     return 8 * static_cast<int>(sizeof(M));
 }
 
-[[noreturn]] void throw_non_finite(std::string_view name, const float* src, const Run& run) {
+// Names the first element of the run that is non-finite and kept (QuantizeRun::keep).
+[[noreturn]] void throw_non_finite(std::string_view name, const float* src, const float* keep,
+                                   const Run& run) {
     std::size_t i = run.offset;
-    while (i < run.offset + run.count && std::isfinite(src[i])) ++i;
+    while (i < run.offset + run.count && (std::isfinite(src[i]) || (keep && !(keep[i] > 0.0f))))
+        ++i;
     throw Error("tensor '" + std::string(name) + "': element " + std::to_string(i) + " is " +
                 (std::isnan(src[i]) ? "NaN" : "Inf") + "; cannot quantize a non-finite value");
 }
@@ -56,7 +59,7 @@ void dequantize_run(const QuantizeKernels& k, const M* src, float* dst, std::siz
 template <class M>
 void quantize_into(const float* src, const Shape& shape, const Format& format,
                    const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
-                   Isa isa) {
+                   Isa isa, const float* keep) {
     const std::string what = "tensor '" + std::string(name) + "'";
     format.validate(shape, what);
     if (format.bits > storage_bits<M>())
@@ -69,6 +72,15 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
 
     const BlockLayout layout(shape, format);
     const QuantizeKernels& k = quantize_kernels(isa);
+    // The largest kept magnitude of count elements at offset.
+    const auto max_bits = [&](std::size_t offset, std::size_t count) {
+        return keep ? k.max_abs_bits_kept(src + offset, keep + offset, count)
+                    : k.max_abs_bits(src + offset, count);
+    };
+    // QuantizeRun::keep of the run at offset.
+    const auto kept_from = [keep](std::size_t offset) -> const float* {
+        return keep ? keep + offset : nullptr;
+    };
     const std::size_t numel = shape_numel(shape);
     const auto runs = static_cast<std::int64_t>(layout.runs());
     const bool parallel = numel >= kParallelMinElements;
@@ -93,21 +105,22 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
             for (std::size_t j = 0; j < per_row; ++j) {
                 const std::size_t offset = std::size_t(row) * row_len + j * block;
                 const std::size_t count = std::min(block, row_len - j * block);
-                const std::uint32_t mx = k.max_abs_bits(src + offset, count);
+                const std::uint32_t mx = max_bits(offset, count);
                 if (mx >= kNonFiniteBits) {
                     non_finite = true;
                     continue;
                 }
                 const int e = shared_exponent(std::bit_cast<float>(mx), format.bits, options.shift);
                 dst.exponents[std::size_t(row) * per_row + j] = e;
-                const QuantizeRun r{pow2(-e), max_mantissa, options.rounding, options.seed, offset};
+                const QuantizeRun r{pow2(-e), max_mantissa, options.rounding, options.seed,
+                                    offset,   false,        kept_from(offset)};
                 quantize_run(k, src + offset, dst.mantissas.data() + offset, count, r);
             }
         if (non_finite)  // name the first non-finite element
             for (std::int64_t i = 0; i < runs; ++i) {
                 const Run run = layout.run(static_cast<std::size_t>(i));
-                if (k.max_abs_bits(src + run.offset, run.count) >= kNonFiniteBits)
-                    throw_non_finite(name, src, run);
+                if (max_bits(run.offset, run.count) >= kNonFiniteBits)
+                    throw_non_finite(name, src, keep, run);
             }
         return;
     }
@@ -126,13 +139,13 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
         run_max[i] =
             guess ? quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count,
                                  {pow2(-*guess), max_mantissa, options.rounding, options.seed,
-                                  run.offset, stream})
-                  : k.max_abs_bits(src + run.offset, run.count);
+                                  run.offset, stream, kept_from(run.offset)})
+                  : max_bits(run.offset, run.count);
     }
     std::vector<std::uint32_t> block_max(layout.exponents(), 0);
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
-        if (run_max[i] >= kNonFiniteBits) throw_non_finite(name, src, run);
+        if (run_max[i] >= kNonFiniteBits) throw_non_finite(name, src, keep, run);
         block_max[run.exponent] = std::max(block_max[run.exponent], run_max[i]);
     }
     for (std::size_t e = 0; e < block_max.size(); ++e)
@@ -144,8 +157,13 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
-        const QuantizeRun r{pow2(-dst.exponents[run.exponent]), max_mantissa, options.rounding,
-                            options.seed, run.offset, stream};
+        const QuantizeRun r{pow2(-dst.exponents[run.exponent]),
+                            max_mantissa,
+                            options.rounding,
+                            options.seed,
+                            run.offset,
+                            stream,
+                            kept_from(run.offset)};
         quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count, r);
     }
 }
@@ -196,9 +214,9 @@ QuantizeError measure_error(const float* src, const DfpTensor<M>& q) {
 }
 
 template void quantize_into(const float*, const Shape&, const Format&, const QuantizeOptions&,
-                            std::string_view, DfpTensor<std::int16_t>&, Isa);
+                            std::string_view, DfpTensor<std::int16_t>&, Isa, const float*);
 template void quantize_into(const float*, const Shape&, const Format&, const QuantizeOptions&,
-                            std::string_view, DfpTensor<std::int8_t>&, Isa);
+                            std::string_view, DfpTensor<std::int8_t>&, Isa, const float*);
 template void dequantize(const DfpTensor<std::int16_t>&, float*, Isa);
 template void dequantize(const DfpTensor<std::int8_t>&, float*, Isa);
 template QuantizeError measure_error(const float*, const DfpTensor<std::int16_t>&);

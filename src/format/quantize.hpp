@@ -13,11 +13,13 @@ namespace dfp {
 
 // Quantizes `src` (shape_numel(shape) floats) into `dst`, reusing its buffers. `name` names the
 // tensor in errors: a NaN or Inf in src throws dfp::Error with the name and element index, and
-// leaves dst unspecified. M is int16_t (bits <= 16) or int8_t (bits <= 8).
+// leaves dst unspecified. M is int16_t (bits <= 16) or int8_t (bits <= 8). With `keep` (as many
+// floats, or null), src[i] counts as 0 wherever !(keep[i] > 0): the gradient through a fused
+// ReLU whose output is keep, quantized as if relu_backward had masked it first.
 template <class M>
 void quantize_into(const float* src, const Shape& shape, const Format& format,
                    const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
-                   Isa isa = active_isa());
+                   Isa isa = active_isa(), const float* keep = nullptr);
 
 template <class M>
 DfpTensor<M> quantize(const float* src, const Shape& shape, const Format& format,

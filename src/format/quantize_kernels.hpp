@@ -31,11 +31,17 @@ struct QuantizeRun {
     // A hint: dst is part of a tensor larger than the caches, so vector kernels write it with
     // non-temporal stores (no read of the lines they overwrite). The mantissas are the same.
     bool stream = false;
+    // Or null. src[i] counts as +0 wherever !(keep[i] > 0), in the mantissas and the returned
+    // maximum: the gradient through a fused ReLU whose output is keep (relu_backward's mask),
+    // quantized without a pass of its own. keep is indexed as src.
+    const float* keep = nullptr;
 };
 
 struct QuantizeKernels {
     const char* name;
     std::uint32_t (*max_abs_bits)(const float* src, std::size_t n);
+    // The same of src masked by keep (QuantizeRun::keep, not null).
+    std::uint32_t (*max_abs_bits_kept)(const float* src, const float* keep, std::size_t n);
     // dst[i] = sign(src[i]) * min(round(|src[i]| * 2^-E_s), max_mantissa), and returns
     // max_abs_bits(src, n) from the same reads (quantizing with a guessed exponent then needs one
     // pass over src). When that is >= kNonFiniteBits, dst is unspecified.

@@ -15,17 +15,30 @@ std::uint32_t max_abs_bits(const float* src, std::size_t n) {
     return m;
 }
 
+// src[i], or +0 where a keep mask drops it (relu_backward's select).
+float kept(const float* src, const float* keep, std::size_t i) {
+    return keep == nullptr || keep[i] > 0.0f ? src[i] : 0.0f;
+}
+
+std::uint32_t max_abs_bits_kept(const float* src, const float* keep, std::size_t n) {
+    std::uint32_t m = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        m = std::max(m, std::bit_cast<std::uint32_t>(kept(src, keep, i)) & 0x7fffffffu);
+    return m;
+}
+
 template <class M>
 std::uint32_t quantize(const float* src, M* dst, std::size_t n, const QuantizeRun& r) {
-    const std::uint32_t max_bits = max_abs_bits(src, n);
+    const std::uint32_t max_bits = max_abs_bits_kept(src, r.keep, n);
     if (max_bits >= kNonFiniteBits) return max_bits;  // a NaN would not convert to int
     for (std::size_t i = 0; i < n; ++i) {
-        const float y = std::fabs(src[i]) * r.scale.first * r.scale.second;
+        const float x = kept(src, r.keep, i);
+        const float y = std::fabs(x) * r.scale.first * r.scale.second;
         const std::uint32_t rand =
             r.rounding == Rounding::stochastic ? random_bits(r.seed, r.index0 + i) : 0;
         const auto m =
             static_cast<int>(std::min(round_scaled(y, r.rounding, rand), r.max_mantissa));
-        dst[i] = static_cast<M>(std::signbit(src[i]) ? -m : m);
+        dst[i] = static_cast<M>(std::signbit(x) ? -m : m);
     }
     return max_bits;
 }
@@ -49,6 +62,7 @@ Pow2 pow2(int k) {
 const QuantizeKernels& scalar_quantize_kernels() {
     static const QuantizeKernels k{"scalar",
                                    max_abs_bits,
+                                   max_abs_bits_kept,
                                    quantize<std::int16_t>,
                                    quantize<std::int8_t>,
                                    dequantize<std::int16_t>,

@@ -177,8 +177,13 @@ void Conv2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
     expect_shape(diff_dst, dst.shape, "diff_dst");
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
     const bool add = !overwrite[0];
+    const bool per_tensor_dfp =
+        config_.precision.compute != precision::Compute::fp32 && !block_scaled(config_.precision);
+    // Through a fused ReLU diff_dst counts where dst > 0: the integer paths mask it as they
+    // quantize it (and sum it for the bias), the others take a masked copy.
+    const float* keep = config_.relu && per_tensor_dfp ? dst.data.data() : nullptr;
     const float* dy = diff_dst.data.data();
-    if (config_.relu) {
+    if (config_.relu && !per_tensor_dfp) {
         relu_diff_.resize(diff_dst.numel());
         relu_backward(relu_diff_.data(), dst.data.data(), dy, std::int64_t(diff_dst.numel()),
                       false);
@@ -189,13 +194,13 @@ void Conv2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
             backward_fp32(g, src[0]->data.data(), dy, diff_src_data, add);
             break;
         case precision::Compute::dfp16:
-            backward_dfp<std::int16_t>(g, dy, diff_src_data, add);
+            backward_dfp<std::int16_t>(g, dy, keep, diff_src_data, add);
             break;
         case precision::Compute::dfp8:
             if (block_scaled(config_.precision))
                 backward_block_scaled(g, src[0]->data.data(), dy, diff_src_data, add);
             else
-                backward_dfp<std::int8_t>(g, dy, diff_src_data, add);
+                backward_dfp<std::int8_t>(g, dy, keep, diff_src_data, add);
             break;
     }
 }
@@ -338,14 +343,15 @@ DfpOperand<M> Conv2d::gemm_src(const char* pass, const QuantMatrix<M>& src,
 }
 
 template <class M>
-void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src, bool add) {
+void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const float* keep,
+                          float* diff_src, bool add) {
     Quantized<M>& q = quantized<M>();
     const std::int64_t rows = g.n * g.oh * g.ow;
     const std::int64_t src_rows = subsamples_src(g) ? rows : g.n * g.h * g.w;
     if (q.src.q.shape != Shape{std::size_t(src_rows), std::size_t(g.c)})
         fail(std::string(precision::compute_name(config_.precision.compute)) +
              " backward without a forward in that precision on this input");
-    q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_);
+    q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_, keep);
     if (diff_src) {
         if (is_direct_gemm(g)) {
             // BPROP: diff_src (N*H*W, C) (+)= diff_dst (N*H*W, K) wei (K, C).
@@ -372,7 +378,7 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, float* d
     const PatchSource<M> patches{q.src.q.mantissas.data(), g};
     dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", q.src, patches),
                 kernels::Op::n, weight_.grad.data(), true);
-    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
+    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k, keep);
 }
 
 // FPROP as forward_dfp, on the explicit FP32 patch matrix quantized in blocks along its K.

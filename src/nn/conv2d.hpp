@@ -83,8 +83,10 @@ class Conv2d : public Layer {
     Quantized<M>& quantized();
     template <class M>
     void forward_dfp(const ConvGeometry& g, const float* src, float* dst);
+    // keep: the fused ReLU's output, by which diff_dst is masked, or null.
     template <class M>
-    void backward_dfp(const ConvGeometry& g, const float* diff_dst, float* diff_src, bool add);
+    void backward_dfp(const ConvGeometry& g, const float* diff_dst, const float* keep,
+                      float* diff_src, bool add);
     // The src operand of FPROP and WTGRAD: q.src itself for a direct GEMM or a subsampled src,
     // else its patches.
     template <class M>
@@ -110,7 +112,7 @@ class Conv2d : public Layer {
     std::vector<float> patches_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     std::vector<float> diff_col_;  // a strided BPROP's patch gradients before col2im
-    std::vector<float> relu_diff_;  // with a fused ReLU: diff_dst where dst > 0
+    std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0
 };
 
 }  // namespace dfp::nn

@@ -44,7 +44,8 @@ kernels::DfpMatrix<M> operand(const Layer& layer, const char* pass, const DfpOpe
 
 template <class M>
 void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t cols,
-                              const precision::TensorFormat& format, std::uint64_t iteration) {
+                              const precision::TensorFormat& format, std::uint64_t iteration,
+                              const float* keep) {
     const ProfileScope scope(Section::quantization);
     QuantizeOptions options = format.quantize;
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
@@ -53,7 +54,8 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
     // Activations and gradients change little from step to step: last step's exponent is a good
     // guess, which saves the quantizer a pass over src.
     if (q.exponents.size() == 1) options.expected_exponent = q.exponents[0];
-    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q);
+    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q,
+                  active_isa(), keep);
 }
 
 template <class M>

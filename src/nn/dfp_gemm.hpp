@@ -31,9 +31,11 @@ struct QuantMatrix {
     std::int64_t cols() const { return static_cast<std::int64_t>(q.shape.at(1)); }
     // Quantizes src (rows, cols), reusing the buffers; NaN or Inf throws dfp::Error naming `name`.
     // Stochastic rounding draws from a stream keyed by (format seed, name, iteration): fresh for
-    // every tensor and step, reproducible for a given run.
+    // every tensor and step, reproducible for a given run. With `keep` (rows, cols), src counts
+    // only where keep > 0 (quantize_into): a gradient through a fused ReLU whose output is keep.
     void quantize(const float* src, std::int64_t rows, std::int64_t cols,
-                  const precision::TensorFormat& format, std::uint64_t iteration);
+                  const precision::TensorFormat& format, std::uint64_t iteration,
+                  const float* keep = nullptr);
     // Quantizes the transpose (cols, rows) of src (rows, cols): a block-scaled operand whose
     // reduction runs down src's columns (nn/conv2d.cpp, nn/linear.cpp).
     void quantize_transposed(const float* src, std::int64_t rows, std::int64_t cols,

@@ -83,7 +83,8 @@ void add_bias(float* dst, const float* bias, std::int64_t rows, std::int64_t col
         for (std::int64_t j = 0; j < cols; ++j) dst[i * cols + j] += bias[j];
 }
 
-void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows, std::int64_t cols) {
+void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows, std::int64_t cols,
+                     const float* keep) {
     // Chunks of a fixed number of rows are summed apart (in parallel), then the chunk sums in
     // order: the same bits at any thread count. A convolution's diff_dst has 10^5-10^6 rows.
     constexpr std::int64_t kChunkRows = 256;
@@ -97,8 +98,17 @@ void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows,
     for (std::int64_t q = 0; q < chunks; ++q) {
         float* sum = sums + q * cols;
         for (std::int64_t i = q * kChunkRows; i < std::min(rows, (q + 1) * kChunkRows); ++i)
+            if (keep == nullptr) {
 #pragma omp simd
-            for (std::int64_t j = 0; j < cols; ++j) sum[j] += diff_dst[i * cols + j];
+                for (std::int64_t j = 0; j < cols; ++j) sum[j] += diff_dst[i * cols + j];
+            } else {
+                // Loaded unconditionally: the mask is a select, as in relu_backward.
+#pragma omp simd
+                for (std::int64_t j = 0; j < cols; ++j) {
+                    const float dy = diff_dst[i * cols + j];
+                    sum[j] += keep[i * cols + j] > 0.0f ? dy : 0.0f;
+                }
+            }
     }
     for (std::int64_t q = 0; q < chunks; ++q)
         for (std::int64_t j = 0; j < cols; ++j) diff_bias[j] += sums[q * cols + j];

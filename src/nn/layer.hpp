@@ -156,7 +156,9 @@ class GradOutput {
 
 // dst (rows, cols) += bias (cols) on every row: the FP32 bias of Conv2d and Linear.
 void add_bias(float* dst, const float* bias, std::int64_t rows, std::int64_t cols);
-// diff_bias (cols) += the column sums of diff_dst (rows, cols).
-void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows, std::int64_t cols);
+// diff_bias (cols) += the column sums of diff_dst (rows, cols); with `keep` (rows, cols) only of
+// the elements where keep > 0 (through a fused ReLU whose output is keep, as relu_backward masks).
+void add_column_sums(float* diff_bias, const float* diff_dst, std::int64_t rows, std::int64_t cols,
+                     const float* keep = nullptr);
 
 }  // namespace dfp::nn

@@ -31,6 +31,21 @@ std::uint32_t max_abs_bits(const float* src, std::size_t n) {
     return _mm512_reduce_max_epu32(m);
 }
 
+// 16 elements of src under `mask`, +0 where keep (not null) is not > 0 (QuantizeRun::keep).
+inline __m512 load_kept(const float* src, const float* keep, __mmask16 mask) {
+    if (keep == nullptr) return _mm512_maskz_loadu_ps(mask, src);
+    const __mmask16 on = _mm512_mask_cmp_ps_mask(mask, _mm512_maskz_loadu_ps(mask, keep),
+                                                 _mm512_setzero_ps(), _CMP_GT_OQ);
+    return _mm512_maskz_loadu_ps(on, src);
+}
+
+std::uint32_t max_abs_bits_kept(const float* src, const float* keep, std::size_t n) {
+    __m512i m = _mm512_setzero_si512();
+    for (std::size_t i = 0; i < n; i += kLanes)
+        m = max_abs(m, load_kept(src + i, keep + i, n - i >= kLanes ? 0xffff : tail_mask(n - i)));
+    return _mm512_reduce_max_epu32(m);
+}
+
 __m512i mix32(__m512i x) {
     x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
     x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
@@ -110,10 +125,11 @@ std::uint32_t quantize_mode(const float* src, M* dst, std::size_t n, const Quant
     const auto index_lo0 = static_cast<std::uint32_t>(r.index0);
     __m512i mx = _mm512_setzero_si512();
     std::size_t i = 0;
+    const float* keep = r.keep;
     const auto step = [&](auto stored) {
         const __m512i index_lo =
             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
-        const __m512 x = _mm512_loadu_ps(src + i);
+        const __m512 x = keep ? load_kept(src + i, keep + i, 0xffff) : _mm512_loadu_ps(src + i);
         mx = max_abs(mx, x);
         stored(quantize16<kMode>(x, r, index_lo, key));
     };
@@ -128,7 +144,7 @@ std::uint32_t quantize_mode(const float* src, M* dst, std::size_t n, const Quant
             const __mmask16 mask = tail_mask(head);
             const __m512i index_lo =
                 _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0)), iota);
-            const __m512 x = _mm512_maskz_loadu_ps(mask, src);
+            const __m512 x = load_kept(src, keep, mask);
             mx = max_abs(mx, x);
             store(dst, quantize16<kMode>(x, r, index_lo, key), mask);
             i = head;
@@ -141,7 +157,7 @@ std::uint32_t quantize_mode(const float* src, M* dst, std::size_t n, const Quant
         const __mmask16 mask = tail_mask(n - i);
         const __m512i index_lo =
             _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(index_lo0 + i)), iota);
-        const __m512 x = _mm512_maskz_loadu_ps(mask, src + i);
+        const __m512 x = load_kept(src + i, keep ? keep + i : nullptr, mask);
         mx = max_abs(mx, x);
         store(dst + i, quantize16<kMode>(x, r, index_lo, key), mask);
     }
@@ -157,6 +173,7 @@ std::uint32_t quantize(const float* src, M* dst, std::size_t n, const QuantizeRu
         const std::uint32_t head_max = quantize(src, dst, head, r);
         QuantizeRun rest = r;
         rest.index0 = boundary;
+        if (r.keep) rest.keep = r.keep + head;
         return std::max(head_max, quantize(src + head, dst + head, n - head, rest));
     }
     switch (r.rounding) {
@@ -199,6 +216,7 @@ void dequantize(const M* src, float* dst, std::size_t n, Pow2 scale) {
 const QuantizeKernels& avx512_quantize_kernels() {
     static const QuantizeKernels k{"avx512",
                                    max_abs_bits,
+                                   max_abs_bits_kept,
                                    quantize<std::int16_t>,
                                    quantize<std::int8_t>,
                                    dequantize<std::int16_t>,
