@@ -190,7 +190,8 @@ ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::Layer
                              std::uint32_t seed)
     : dfp16_(layer.name, conv2d_config(layer, dfp16)),
       fp32_(layer.name, conv2d_config(layer, {})),
-      dfp8_(layer.name, conv2d_config(layer, precision::Policy::dfp8().for_layer(layer.name, 1, 3))),
+      dfp8_(layer.name,
+            conv2d_config(layer, precision::Policy::dfp8().for_layer(layer.name, 1, 3))),
       geometry_(fp32_.geometry({std::size_t(layer.n), std::size_t(layer.h), std::size_t(layer.w),
                                 std::size_t(layer.c)})),
       bf16_(std::make_unique<OnednnBf16>()),
@@ -239,17 +240,18 @@ ConvBenchCase::ConvBenchCase(const ConvLayerShape& layer, const precision::Layer
         b.diff_src = memory(src_md, b.engine);
         b.diff_wei = memory(b.bwd_weights_pd.diff_weights_desc(), b.engine);
     } catch (const dnnl::error& e) {
-        throw Error("bench conv: oneDNN cannot set up the bf16 convolution for layer '" +
-                    layer.name + "': " + e.what());
+        // oneDNN has bf16 convolutions only from AVX-512 on: without them the column stays empty
+        // and says why, rather than the other columns being lost.
+        bf16_unavailable_ = std::string("unavailable on this CPU (") + e.what() + ")";
+        bf16_.reset();
     }
     OnednnS8& q = *s8_;
     try {
         // DFP8, one exponent per tensor: oneDNN takes it as one output scale.
         src_s8_ = quantize<std::int8_t>(src_.data.data(), {src_.data.size()}, dfp8_tensor(), {},
                                         "bench.src");
-        wei_s8_ = quantize<std::int8_t>(fp32_.weight().value.data(),
-                                        {fp32_.weight().value.size()}, dfp8_tensor(), {},
-                                        "bench.weight");
+        wei_s8_ = quantize<std::int8_t>(fp32_.weight().value.data(), {fp32_.weight().value.size()},
+                                        dfp8_tensor(), {}, "bench.weight");
         const int es = src_s8_.exponents.at(0), ew = wei_s8_.exponents.at(0);
         const memory::desc src_md(src_dims, DataType::s8, Tag::nhwc),
             wei_md(wei_dims, DataType::s8, Tag::any), dst_md(dst_dims, DataType::f32, Tag::nhwc);
@@ -317,6 +319,7 @@ void ConvBenchCase::run(ConvImpl impl, ConvStep step) {
         case ConvImpl::onednn_bf16:
             break;
     }
+    if (!bf16_) throw Error("bench conv: oneDNN bf16 convolution " + bf16_unavailable_);
     OnednnBf16& b = *bf16_;
     if (step == ConvStep::forward)
         b.fwd.execute(
@@ -371,6 +374,7 @@ double ConvBenchCase::pass_flops() const {
 }
 
 std::string ConvBenchCase::onednn_bf16_impls() const {
+    if (!bf16_) return bf16_unavailable_;
     return std::string("fwd ") + bf16_->fwd_pd.impl_info_str() + ", bwd_data " +
            bf16_->bwd_data_pd.impl_info_str() + ", bwd_weights " +
            bf16_->bwd_weights_pd.impl_info_str();
@@ -417,8 +421,11 @@ using PassSamples = std::array<std::array<std::vector<double>, kPasses.size()>, 
 PassSamples time_passes(ConvBenchCase& bc, int repetitions, double min_sample_s) {
     // Warm-up (page faults, lazily made primitives) and the number of calls per sample.
     std::array<std::array<int, kSteps.size()>, kImpls.size()> calls{};
+    const auto timed = [&bc](ConvImpl impl) {
+        return impl != ConvImpl::onednn_bf16 || bc.has_onednn_bf16();
+    };
     for (ConvImpl impl : kImpls)
-        for (std::size_t s = 0; s < kSteps.size(); ++s) {
+        for (std::size_t s = 0; s < kSteps.size() && timed(impl); ++s) {
             auto step = [&] { bc.run(impl, kSteps[s]); };
             step();
             calls[std::size_t(impl)][s] = calls_per_sample(seconds_per_call(step, 1), min_sample_s);
@@ -427,7 +434,8 @@ PassSamples time_passes(ConvBenchCase& bc, int repetitions, double min_sample_s)
     for (int r = 0; r < repetitions; ++r)
         for (std::size_t s = 0; s < kSteps.size(); ++s)
             for (ConvImpl impl : kImpls) {
-                if (impl == ConvImpl::onednn_s8 && kSteps[s] != ConvStep::forward) continue;
+                if (!timed(impl) || (impl == ConvImpl::onednn_s8 && kSteps[s] != ConvStep::forward))
+                    continue;
                 auto& t = samples[std::size_t(impl)];
                 const double step_s =
                     seconds_per_call([&] { bc.run(impl, kSteps[s]); }, calls[std::size_t(impl)][s]);
@@ -468,7 +476,8 @@ std::vector<ConvBenchRecord> run_conv_bench(const ConvBenchConfig& config,
             // What the timed computation produced, each implementation against oneDNN FP32.
             const ConvOutputs fp32 = bc.outputs(ConvImpl::onednn_fp32);
             const ConvOutputs dfp = bc.outputs(ConvImpl::dfp16);
-            const ConvOutputs bf16 = bc.outputs(ConvImpl::onednn_bf16);
+            const bool bf16 = bc.has_onednn_bf16();
+            const ConvOutputs bf16_out = bf16 ? bc.outputs(ConvImpl::onednn_bf16) : ConvOutputs{};
             const ConvOutputs dfp8 = bc.outputs(ConvImpl::dfp8);
             for (ConvPass pass : kPasses) {
                 auto median_ms = [&](ConvImpl impl) {
@@ -480,14 +489,16 @@ std::vector<ConvBenchRecord> run_conv_bench(const ConvBenchConfig& config,
                 rec.threads = threads;
                 rec.dfp16_ms = median_ms(ConvImpl::dfp16);
                 rec.onednn_fp32_ms = median_ms(ConvImpl::onednn_fp32);
-                rec.onednn_bf16_ms = median_ms(ConvImpl::onednn_bf16);
+                if (bf16) rec.onednn_bf16_ms = median_ms(ConvImpl::onednn_bf16);
                 rec.dfp8_ms = median_ms(ConvImpl::dfp8);
                 if (pass == ConvPass::fprop) rec.onednn_s8_ms = median_ms(ConvImpl::onednn_s8);
-                rec.dfp8_rel_error = relative_error(pass_output(dfp8, pass), pass_output(fp32, pass));
+                rec.dfp8_rel_error =
+                    relative_error(pass_output(dfp8, pass), pass_output(fp32, pass));
                 rec.dfp16_rel_error =
                     relative_error(pass_output(dfp, pass), pass_output(fp32, pass));
-                rec.onednn_bf16_rel_error =
-                    relative_error(pass_output(bf16, pass), pass_output(fp32, pass));
+                if (bf16)
+                    rec.onednn_bf16_rel_error =
+                        relative_error(pass_output(bf16_out, pass), pass_output(fp32, pass));
                 rec.gflop = bc.pass_flops() * kGigaPerUnit;
                 rec.onednn_bf16_impls = bc.onednn_bf16_impls();
                 out.push_back(rec);
@@ -521,32 +532,42 @@ std::string conv_table_row(const ConvBenchRecord& r) {
     const std::string kernel =
         std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + "/" + std::to_string(l.stride);
     char line[320], s8_ms[16] = "-", s8_ratio[16] = "-";
+    char bf16_ms[16] = "-", bf16_ratio[16] = "-", bf16_error[16] = "-";
+    if (r.onednn_bf16_ms != 0) {  // BPROP's difference of two samples may be negative
+        std::snprintf(bf16_ms, sizeof bf16_ms, "%.2f", r.onednn_bf16_ms);
+        std::snprintf(bf16_ratio, sizeof bf16_ratio, "%.2f", r.speedup_vs_onednn_bf16());
+        std::snprintf(bf16_error, sizeof bf16_error, "%.1e", r.onednn_bf16_rel_error);
+    }
     if (r.onednn_s8_ms > 0) {
         std::snprintf(s8_ms, sizeof s8_ms, "%.2f", r.onednn_s8_ms);
         std::snprintf(s8_ratio, sizeof s8_ratio, "%.2f", r.onednn_s8_ms / r.dfp8_ms);
     }
     std::snprintf(
         line, sizeof line,
-        "%-16s %3ld %7s %9s %6s %-6s %3d | %8.2f %8.2f %8.2f | %6.2f %6.2f | %8.1e %8.1e | %7.2f "
+        "%-16s %3ld %7s %9s %6s %-6s %3d | %8.2f %8.2f %8s | %6.2f %6s | %8.1e %8s | %7.2f "
         "%7s %6.2f %6s | %8.1e\n",
         l.name.c_str(), long(l.n), hw.c_str(), ck.c_str(), kernel.c_str(), conv_pass_name(r.pass),
-        r.threads, r.dfp16_ms, r.onednn_fp32_ms, r.onednn_bf16_ms, r.speedup_vs_onednn_fp32(),
-        r.speedup_vs_onednn_bf16(), r.dfp16_rel_error, r.onednn_bf16_rel_error, r.dfp8_ms, s8_ms,
-        r.onednn_fp32_ms / r.dfp8_ms, s8_ratio, r.dfp8_rel_error);
+        r.threads, r.dfp16_ms, r.onednn_fp32_ms, bf16_ms, r.speedup_vs_onednn_fp32(), bf16_ratio,
+        r.dfp16_rel_error, bf16_error, r.dfp8_ms, s8_ms, r.onednn_fp32_ms / r.dfp8_ms, s8_ratio,
+        r.dfp8_rel_error);
     return line;
 }
 
 nlohmann::json conv_bench_json(const std::vector<ConvBenchRecord>& records, int repetitions) {
     nlohmann::json out = nlohmann::json::array();
-    for (const ConvBenchRecord& r : records)
+    for (const ConvBenchRecord& r : records) {
+        // null where this CPU has no oneDNN bf16 convolution (onednn_bf16_impls says why).
+        const auto bf16 = [&r](double x) {
+            return r.onednn_bf16_ms != 0 ? nlohmann::json(x) : nlohmann::json(nullptr);
+        };
         out.push_back({{"layer", r.layer.name},
                        {"pass", conv_pass_name(r.pass)},
                        {"threads", r.threads},
                        {"dfp16_ms", r.dfp16_ms},
                        {"onednn_fp32_ms", r.onednn_fp32_ms},
-                       {"onednn_bf16_ms", r.onednn_bf16_ms},
+                       {"onednn_bf16_ms", bf16(r.onednn_bf16_ms)},
                        {"speedup_vs_onednn_fp32", r.speedup_vs_onednn_fp32()},
-                       {"speedup_vs_onednn_bf16", r.speedup_vs_onednn_bf16()},
+                       {"speedup_vs_onednn_bf16", bf16(r.speedup_vs_onednn_bf16())},
                        {"n", r.layer.n},
                        {"h", r.layer.h},
                        {"w", r.layer.w},
@@ -557,7 +578,7 @@ nlohmann::json conv_bench_json(const std::vector<ConvBenchRecord>& records, int 
                        {"pad", r.layer.pad},
                        {"gflop", r.gflop},
                        {"dfp16_rel_error_vs_fp32", r.dfp16_rel_error},
-                       {"onednn_bf16_rel_error_vs_fp32", r.onednn_bf16_rel_error},
+                       {"onednn_bf16_rel_error_vs_fp32", bf16(r.onednn_bf16_rel_error)},
                        {"onednn_bf16_impls", r.onednn_bf16_impls},
                        {"dfp8_ms", r.dfp8_ms},
                        {"dfp8_speedup_vs_onednn_fp32", r.onednn_fp32_ms / r.dfp8_ms},
@@ -565,6 +586,7 @@ nlohmann::json conv_bench_json(const std::vector<ConvBenchRecord>& records, int 
                        {"onednn_s8_ms", r.onednn_s8_ms > 0 ? nlohmann::json(r.onednn_s8_ms)
                                                            : nlohmann::json(nullptr)},
                        {"repetitions", repetitions}});
+    }
     return out;
 }
 

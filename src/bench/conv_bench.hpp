@@ -89,8 +89,11 @@ class ConvBenchCase {
     ConvOutputs outputs(ConvImpl impl);
     // Floating-point operations of one pass (a multiply-add counts 2); all three are the same size.
     double pass_flops() const;
-    // oneDNN's names of the bf16 implementations it chose, e.g. "jit:avx512_core_bf16" per pass.
+    // oneDNN's names of the bf16 implementations it chose, e.g. "jit:avx512_core_bf16" per pass,
+    // or why there are none ("unavailable on this CPU (...)": oneDNN's bf16 convolutions need
+    // AVX-512; run() and outputs() then refuse onednn_bf16).
     std::string onednn_bf16_impls() const;
+    bool has_onednn_bf16() const { return bf16_ != nullptr; }
 
   private:
     struct OnednnBf16;
@@ -103,6 +106,7 @@ class ConvBenchCase {
     nn::Tensor src_, diff_dst_;
     nn::Tensor dfp16_dst_, dfp16_diff_src_, fp32_dst_, fp32_diff_src_, dfp8_dst_, dfp8_diff_src_;
     std::unique_ptr<OnednnBf16> bf16_;
+    std::string bf16_unavailable_;  // why bf16_ is null
     std::unique_ptr<OnednnS8> s8_;
     Dfp8Tensor src_s8_, wei_s8_;  // oneDNN int8's data
 };
@@ -111,8 +115,8 @@ struct ConvBenchRecord {
     ConvLayerShape layer;
     ConvPass pass = ConvPass::fprop;
     int threads = 1;
-    double dfp16_ms = 0, onednn_fp32_ms = 0, onednn_bf16_ms = 0;  // medians
-    double dfp8_ms = 0, onednn_s8_ms = 0;  // onednn_s8: FPROP only, else 0
+    double dfp16_ms = 0, onednn_fp32_ms = 0, onednn_bf16_ms = 0;  // medians; bf16 0: none
+    double dfp8_ms = 0, onednn_s8_ms = 0;                         // onednn_s8: FPROP only, else 0
     // This pass's output against oneDNN FP32's on the same data.
     double dfp16_rel_error = 0, onednn_bf16_rel_error = 0, dfp8_rel_error = 0;
     double gflop = 0;               // of the pass
