@@ -590,8 +590,17 @@ TEST(NnNet, GradientsAccumulateUntilZeroed) {
     net.backward(diff);
     for (std::size_t i = 0; i < once.size(); ++i)
         EXPECT_FLOAT_EQ(net.params()[0]->grad[i], 2.0f * once[i]);
+    // zero_grad is lazy: the next backward stores (the same bits as adding to zeros) without
+    // reading what grad held, and settle_grad writes the zeros out.
+    std::fill(net.params()[0]->grad.begin(), net.params()[0]->grad.end(),
+              std::numeric_limits<float>::quiet_NaN());
     net.zero_grad();
-    for (float g : net.params()[0]->grad) EXPECT_EQ(g, 0.0f);
+    net.backward(diff);
+    EXPECT_EQ(net.params()[0]->grad, once);
+    net.zero_grad();
+    for (float g : net.params()[0]->settle_grad()) EXPECT_EQ(g, 0.0f);
+    net.backward(diff);
+    EXPECT_EQ(net.params()[0]->grad, once);
 }
 
 // Gradients live only from their last consumer's backward to their own: a chain holds two at a
@@ -781,7 +790,8 @@ TEST(NnLayers, TwoInputAddBackwardWritesOrAddsEachGradient) {
 // a backward that leaves NaN in every pooled buffer, a second one must give exactly the gradients
 // of a fresh Net. The DAG has fan-out, a node fed twice to one Add, a dead branch, a 1x1 stride-2
 // convolution (it writes only a quarter of its diff_src's pixels) and a Concat of 65 inputs (more
-// than an Overwrite mask marks).
+// than an Overwrite mask marks). The parameter gradients hold NaN too when zero_grad clears them
+// (lazily): every layer must store its first gradient, in every precision, not add to them.
 TEST(NnNet, StaleGradientBuffersNeverLeakIntoTheNextBackward) {
     const auto build = [](Net& net) {
         const int c1 = net.add<Conv2d>(
@@ -804,7 +814,7 @@ TEST(NnNet, StaleGradientBuffersNeverLeakIntoTheNextBackward) {
         const int pool = net.add<MaxPool2d>({cat}, "pool", Pool2dConfig{.ceil_mode = true});
         net.add<Linear>({pool}, "fc", LinearConfig{.in_features = 2 * 2 * 65, .out_features = 3});
     };
-    for (const char* precision : {"fp32", "dfp16"}) {
+    for (const char* precision : {"fp32", "dfp16", "dfp8", "dfp8,all.granularity=block"}) {
         Net reused, fresh;
         build(reused);
         build(fresh);

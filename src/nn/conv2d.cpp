@@ -276,7 +276,11 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
         out.finish();
     }
 
-    memory user_diff_wei(p.user_wei_md, cpu_engine(), p.diff_wei_user.data());
+    // oneDNN stores the weight gradient: into the gradient itself when it was cleared, else
+    // into a buffer added to it.
+    const bool add_wei = weight_.begin_grad();
+    memory user_diff_wei(p.user_wei_md, cpu_engine(),
+                         add_wei ? p.diff_wei_user.data() : weight_.grad.data());
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, memory(p.src_md, cpu_engine(), const_cast<float*>(src))},
         {DNNL_ARG_DIFF_DST, diff_dst_mem},
@@ -284,9 +288,10 @@ void Conv2d::backward_fp32(const ConvGeometry& g, const float* src, const float*
     p.bwd_wei.execute(stream, args);
     if (p.diff_wei_to_user) p.diff_wei_to_user.execute(stream, p.diff_wei, user_diff_wei);
     stream.wait();
-    accumulate(weight_.grad.data(), p.diff_wei_user.data(),
-               static_cast<std::int64_t>(weight_.grad.size()));
-    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, g.n * g.oh * g.ow, g.k);
+    if (add_wei)
+        accumulate(weight_.grad.data(), p.diff_wei_user.data(),
+                   static_cast<std::int64_t>(weight_.grad.size()));
+    if (bias_) add_column_sums(bias_->settle_grad().data(), diff_dst, g.n * g.oh * g.ow, g.k);
 }
 
 namespace {
@@ -377,8 +382,8 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
     // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized it (its patches).
     const PatchSource<M> patches{q.src.q.mantissas.data(), g};
     dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", q.src, patches),
-                kernels::Op::n, weight_.grad.data(), true);
-    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k, keep);
+                kernels::Op::n, weight_.grad.data(), weight_.begin_grad());
+    if (bias_) add_column_sums(bias_->settle_grad().data(), diff_dst, rows, g.k, keep);
 }
 
 // FPROP as forward_dfp, on the explicit FP32 patch matrix quantized in blocks along its K.
@@ -422,8 +427,8 @@ void Conv2d::backward_block_scaled(const ConvGeometry& g, const float* src, cons
     src_t_q_.quantize_transposed(direct ? src : patches_.data(), rows, patch, prec.activations,
                                  iteration_);
     dfp_gemm<std::int8_t>(*this, "wtgrad", diff_dst_t_q_, kernels::Op::n, src_t_q_, kernels::Op::t,
-                          weight_.grad.data(), true);
-    if (bias_) add_column_sums(bias_->grad.data(), diff_dst, rows, g.k);
+                          weight_.grad.data(), weight_.begin_grad());
+    if (bias_) add_column_sums(bias_->settle_grad().data(), diff_dst, rows, g.k);
 }
 
 }  // namespace dfp::nn

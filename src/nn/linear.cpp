@@ -35,10 +35,8 @@ Linear::Linear(std::string name, const LinearConfig& config)
     : Layer(std::move(name)),
       config_(config),
       weight_(this->name() + ".weight", linear_weight_shape(this->name(), config)),
-      q16_{{this->name() + ".src"}, {this->name() + ".weight"},
-           {this->name() + ".diff_dst"}},
-      q8_{{this->name() + ".src"}, {this->name() + ".weight"},
-          {this->name() + ".diff_dst"}},
+      q16_{{this->name() + ".src"}, {this->name() + ".weight"}, {this->name() + ".diff_dst"}},
+      q8_{{this->name() + ".src"}, {this->name() + ".weight"}, {this->name() + ".diff_dst"}},
       weight_t_q_{this->name() + ".weight.transposed"},
       diff_dst_t_q_{this->name() + ".diff_dst.transposed"},
       src_t_q_{this->name() + ".src.transposed"} {
@@ -75,7 +73,8 @@ void Linear::forward(Srcs src, Tensor& dst, const Context& ctx) {
                   dst_t_.data(), n);
             float* y = dst.data.data();
             for (std::int64_t o = 0; o < out; ++o)
-                for (std::int64_t i = 0; i < n; ++i) y[i * out + o] = dst_t_[std::size_t(o * n + i)];
+                for (std::int64_t i = 0; i < n; ++i)
+                    y[i * out + o] = dst_t_[std::size_t(o * n + i)];
             if (bias_) add_bias(y, bias_->value.data(), n, out);
             break;
         }
@@ -112,7 +111,8 @@ void Linear::backward_dfp(const Tensor& diff_dst, Tensor* diff_src, std::int64_t
         dfp_gemm<M>(*this, "bprop", q.diff_dst, Op::n, q.weight, Op::n, diff_src->data.data(),
                     true);
     // WTGRAD: wei.grad (O, I) += diff_dst^T (O, N) src (N, I), src as forward quantized it.
-    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, Op::t, q.src, Op::n, weight_.grad.data(), true);
+    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, Op::t, q.src, Op::n, weight_.grad.data(),
+                weight_.begin_grad());
 }
 
 // Forward is forward_dfp's (src and weights have their blocks along I, the reduction); backward
@@ -131,7 +131,7 @@ void Linear::backward_block_scaled(const Tensor& src, const Tensor& diff_dst, Te
     diff_dst_t_q_.quantize_transposed(diff_dst.data.data(), n, out, prec.gradients, iteration_);
     src_t_q_.quantize_transposed(src.data.data(), n, in, prec.activations, iteration_);
     dfp_gemm<std::int8_t>(*this, "wtgrad", diff_dst_t_q_, Op::n, src_t_q_, Op::t,
-                          weight_.grad.data(), true);
+                          weight_.grad.data(), weight_.begin_grad());
 }
 
 void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -142,12 +142,13 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
     const precision::LayerPrecision& prec = config_.precision;
     switch (prec.compute) {
         case precision::Compute::fp32:
-            // beta = 1: sgemm adds into the gradients, as backward's contract asks.
+            // beta = 1: sgemm adds into the gradients, as backward's contract asks (beta = 0 stores
+            // a weight gradient that Net::zero_grad cleared).
             if (diff_src[0])
                 sgemm('N', 'N', n, in, out, dd, out, weight_.value.data(), in, 1.0f,
                       diff_src[0]->data.data(), in);
-            sgemm('T', 'N', out, in, n, dd, out, src[0]->data.data(), in, 1.0f, weight_.grad.data(),
-                  in);
+            sgemm('T', 'N', out, in, n, dd, out, src[0]->data.data(), in,
+                  weight_.begin_grad() ? 1.0f : 0.0f, weight_.grad.data(), in);
             break;
         case precision::Compute::dfp16:
             backward_dfp(diff_dst, diff_src[0], n, q16_);
@@ -159,7 +160,7 @@ void Linear::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffS
                 backward_dfp(diff_dst, diff_src[0], n, q8_);
             break;
     }
-    if (bias_) add_column_sums(bias_->grad.data(), dd, n, out);
+    if (bias_) add_column_sums(bias_->settle_grad().data(), dd, n, out);
 }
 
 }  // namespace dfp::nn

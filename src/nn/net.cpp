@@ -116,6 +116,7 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
             node.layer->backward_into(srcs, node.value, node.grad, diff_srcs, overwrite);
         }
         release_grad(i);
+        for (Param* p : node.layer->params()) p->settle_grad();  // one it did not write
         if (layer_done) layer_done(*node.layer);
     }
 }
@@ -127,7 +128,7 @@ std::size_t Net::gradient_buffers() const {
 }
 
 void Net::zero_grad() {
-    for (Param* p : params()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+    for (Param* p : params()) p->clear_grad();
 }
 
 std::vector<Param*> Net::params() {

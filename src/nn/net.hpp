@@ -41,7 +41,8 @@ class Net {
     // layer_done (if set) is called after each layer's backward, when its parameter gradients
     // are final: data-parallel training starts exchanging them while earlier layers still run.
     void backward(const Tensor& diff_dst, const std::function<void(Layer&)>& layer_done = {});
-    // Sets every parameter gradient to zero.
+    // Sets every parameter gradient to zero, lazily (Param::clear_grad): the next backward
+    // stores the gradients instead of adding them; Param::settle_grad writes the zeros out.
     void zero_grad();
 
     std::vector<Param*> params();

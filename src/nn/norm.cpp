@@ -297,7 +297,7 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     const bool write = overwrite[0] && diff_src_data;
     if (write && (mode_ == Mode::eval || sum_)) std::fill_n(diff_src_data, m * c, 0.0f);
     if (mode_ == Mode::eval) {
-        batchnorm_backward(diff_src_data, gamma_.grad.data(), beta_.grad.data(),
+        batchnorm_backward(diff_src_data, gamma_.settle_grad().data(), beta_.settle_grad().data(),
                            diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
                            gamma_.value.data(), m, c, false,
                            config_.relu ? dst.data.data() : nullptr);
@@ -307,9 +307,9 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
         const float* relu_dst = config_.relu ? dst.data.data() : nullptr;
         const auto run = [&](auto relu) {
             nn::backward<decltype(relu)::value>(
-                diff_src_data, gamma_.grad.data(), beta_.grad.data(), diff_dst.data.data(),
-                src[0]->data.data(), mean_.data(), rstd_.data(), gamma_.value.data(), m, c, true,
-                relu_dst, sum_, global_rows_);
+                diff_src_data, gamma_.settle_grad().data(), beta_.settle_grad().data(),
+                diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
+                gamma_.value.data(), m, c, true, relu_dst, sum_, global_rows_);
         };
         return relu_dst ? run(std::true_type{}) : run(std::false_type{});
     }
@@ -342,8 +342,8 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     p.bwd.execute(cpu_stream(), args);
     cpu_stream().wait();
     grad.finish();
-    accumulate(gamma_.grad.data(), diff_gamma_.data(), c);
-    accumulate(beta_.grad.data(), diff_beta_.data(), c);
+    accumulate(gamma_.settle_grad().data(), diff_gamma_.data(), c);
+    accumulate(beta_.settle_grad().data(), diff_beta_.data(), c);
 }
 
 namespace {
