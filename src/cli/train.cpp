@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/isa.hpp"
 #include "cli/commands.hpp"
 #include "data/classification.hpp"
 #include "data/prefetch.hpp"
@@ -32,6 +33,22 @@
 
 namespace dfp::cli {
 namespace {
+
+// The integer layers' speed comes from AVX512-VNNI (vpdpwssd, vpdpbusd); elsewhere they fall back
+// to AVX2 or scalar kernels, which train the same numbers but slower than oneDNN's FP32. Said
+// once at the start, so that a slow run on such a CPU is not taken for a fault.
+void note_integer_isa() {
+    const Isa isa = active_isa();
+    if (isa >= Isa::avx512_vnni) return;
+    if (cpu_isa() >= Isa::avx512_vnni)
+        std::printf("note: integer kernels on %s as DFP_ISA asks: slower than on AVX512-VNNI\n",
+                    isa_name(isa));
+    else
+        std::printf(
+            "note: integer kernels on %s: this CPU has no AVX512-VNNI, so the integer layers run "
+            "slower than FP32 here (same arithmetic, no VNNI speed-up)\n",
+            isa_name(isa));
+}
 
 struct TrainOptions {
     std::string model = "lenet5";
@@ -276,6 +293,7 @@ void run_train_int8(const TrainOptions& o) {
     for (const auto& layer : net.layers())
         layers += (layers.empty() ? "" : ",") + layer->name() + " int8";
     std::printf("layers: %s\n", layers.c_str());
+    note_integer_isa();
 
     const auto start = std::chrono::steady_clock::now();
     const auto elapsed = [&] {
@@ -422,6 +440,7 @@ void run_train(const TrainOptions& o) {
     while (!layers.empty() && layers.back() == '\n') layers.pop_back();
     for (char& ch : layers) ch = ch == '\n' ? ',' : ch;
     std::printf("layers: %s\n", layers.c_str());
+    if (layers.find("dfp") != std::string::npos) note_integer_isa();
     if (o.resume)
         std::printf("resumed from '%s' after epoch %lld\n", checkpoint.c_str(),
                     static_cast<long long>(state.epochs_done));
