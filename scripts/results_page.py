@@ -453,6 +453,15 @@ def throughput_section(sec, results, terminal, tmp, targets):
             "backward, SGD update) on one synthetic batch, FP32 and DFP16 interleaved in one "
             "process, same weights and data, medians. `dfp16` is the paper's mixed precision "
             "(first and last layer FP32).\n")
+        # Older records lack cpu and isa; an integer ISA other than avx512_vnni makes the ratios
+        # those of the fallback kernels, which the page must say.
+        first = next(iter(records.values()))[0]
+        if "isa" in first:
+            where = f"Ran on **{first['cpu']}**, integer kernels **{first['isa']}**."
+            if first["isa"] != "avx512_vnni":
+                where += (" This CPU has no AVX512-VNNI: the DFP columns are those of the "
+                          "fallback kernels, slower than FP32, not the design's speed-up.")
+            out.append(where + "\n")
         rows = []
         for model in MODELS_TPUT:
             recs = records.get(model)

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/isa.hpp"
 #include "bench/train_bench.hpp"
 #include "models/registry.hpp"
 #include "nn/activation.hpp"
@@ -144,6 +145,8 @@ TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
                                 "speedup_vs_fp32", "breakdown_ms"})
             EXPECT_TRUE(j.contains(key)) << key;
         EXPECT_EQ(j["model"], "lenet5");
+        EXPECT_EQ(j["isa"], isa_name(active_isa()));  // the ratios mean little without it
+        EXPECT_EQ(j["cpu"], cpu_name());
         EXPECT_EQ(j["batch"], 8);
         EXPECT_EQ(j["precision"], records[i].precision);
         EXPECT_EQ(j["step_ms"].get<double>(), records[i].step_ms);

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "base/error.hpp"
+#include "base/isa.hpp"
 #include "bench/timing.hpp"
 #include "data/classification.hpp"
 #include "models/registry.hpp"
@@ -208,6 +209,8 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         r.layers = bench.layer_times(middle);
         r.repetitions = config.repetitions;
         r.warmup = config.warmup;
+        r.cpu = cpu_name();
+        r.isa = isa_name(active_isa());
         r.steps_per_sample = steps;
         if (!reference_ms && r.dfp16_layers == 0 && r.dfp8_layers == 0) reference_ms = r.step_ms;
         records.push_back(r);
@@ -231,6 +234,9 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int 
         first.model.c_str(), models::input_string(first.input).c_str(),
         static_cast<long long>(first.batch), first.threads, first.repetitions,
         first.steps_per_sample, first.warmup);
+    add("  %s, integer kernels %s%s\n", first.cpu.c_str(), first.isa.c_str(),
+        first.isa == isa_name(Isa::avx512_vnni) ? ""
+                                                : " (no VNNI: integer layers slower than FP32)");
     for (const TrainBenchRecord& r : records)
         add("  %s: %d of %d conv/linear layers in DFP16, %d in DFP8\n", r.precision.c_str(),
             r.dfp16_layers, r.gemm_layers, r.dfp8_layers);
@@ -335,6 +341,8 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records) {
                        {"repetitions", r.repetitions},
                        {"warmup", r.warmup},
                        {"steps_per_sample", r.steps_per_sample},
+                       {"cpu", r.cpu},
+                       {"isa", r.isa},
                        {"layers_ms", layers}});
     }
     return out;

@@ -46,9 +46,10 @@ struct TrainBenchRecord {
     std::int64_t batch = 0;
     int threads = 0;  // OpenMP threads the steps ran on
     std::string precision;
-    int dfp16_layers = 0, dfp8_layers = 0, gemm_layers = 0;  // conv/linear layers in DFP16, of all conv/linear
-    double step_ms = 0;                     // median over the samples, per step
-    double images_per_s = 0;                // batch / step time
+    int dfp16_layers = 0, dfp8_layers = 0,
+        gemm_layers = 0;      // conv/linear layers in DFP16, of all conv/linear
+    double step_ms = 0;       // median over the samples, per step
+    double images_per_s = 0;  // batch / step time
     // The reference's step_ms over this one's; empty when no precision is all FP32.
     std::optional<double> speedup_vs_fp32;
     // ms per step in each section, from the median sample (for an even count, the faster of the
@@ -56,6 +57,9 @@ struct TrainBenchRecord {
     std::array<double, nn::kSections> breakdown_ms{};
     std::vector<LayerTime> layers;  // every layer, in the network's order, from the same sample
     int repetitions = 0, warmup = 0, steps_per_sample = 0;
+    // Where it ran: cpu_name(), and the ISA of the integer kernels (the speed-up needs
+    // avx512_vnni; on avx2 the integer layers are slower than FP32).
+    std::string cpu, isa;
 
     double breakdown_sum_ms() const;
 };
