@@ -1,7 +1,5 @@
 #include "bench/gemm_bench.hpp"
 
-#include "bench/timing.hpp"
-
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
@@ -14,6 +12,7 @@
 #include <sstream>
 
 #include "base/error.hpp"
+#include "bench/timing.hpp"
 
 namespace dfp::bench {
 
@@ -166,10 +165,10 @@ GemmBenchCase::GemmBenchCase(const GemmShape& shape, uint32_t seed)
     dnnl_->b = to_bf16(b_);
     using dt = dnnl::memory::data_type;
     const int64_t m = shape.m, n = shape.n, k = shape.k;
-    const dnnl::memory::dims a_strides = shape.op_a == Op::n ? dnnl::memory::dims{k, 1}
-                                                             : dnnl::memory::dims{1, m};
-    const dnnl::memory::dims b_strides = shape.op_b == Op::n ? dnnl::memory::dims{n, 1}
-                                                             : dnnl::memory::dims{1, k};
+    const dnnl::memory::dims a_strides =
+        shape.op_a == Op::n ? dnnl::memory::dims{k, 1} : dnnl::memory::dims{1, m};
+    const dnnl::memory::dims b_strides =
+        shape.op_b == Op::n ? dnnl::memory::dims{n, 1} : dnnl::memory::dims{1, k};
     const dnnl::memory::desc da({m, k}, dt::bf16, a_strides), db({k, n}, dt::bf16, b_strides);
     const dnnl::memory::desc da8({m, k}, dt::s8, a_strides), db8({k, n}, dt::s8, b_strides);
     const dnnl::memory::desc dc({m, n}, dt::f32, dnnl::memory::dims{n, 1});
@@ -280,16 +279,25 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
     std::vector<GemmBenchRecord> out;
     const int saved_threads = omp_get_max_threads();
     uint32_t seed = 1;
+    std::string unavailable;
     for (const GemmShape& shape : config.shapes) {
         GemmBenchCase bc(shape, seed++);
         for (int threads : config.threads) {
             if (threads < 1) throw Error("--threads: must be >= 1");
             // Warm-up (page faults, primitive creation) and the number of calls per sample.
             std::vector<int> calls;
-            for (GemmImpl impl : impls) {
-                bc.run(impl, threads, config.options);
-                const double t = sample(bc, impl, threads, config.options, 1);
+            for (size_t i = 0; i < impls.size();) {
+                try {
+                    bc.run(impls[i], threads, config.options);
+                } catch (const dnnl::error& e) {  // a oneDNN matmul this CPU has not
+                    unavailable += std::string(unavailable.empty() ? "" : "; ") +
+                                   impl_name(impls[i]) + ": " + e.what();
+                    impls.erase(impls.begin() + static_cast<std::ptrdiff_t>(i));
+                    continue;
+                }
+                const double t = sample(bc, impls[i], threads, config.options, 1);
                 calls.push_back(calls_per_sample(t, config.min_sample_s));
+                ++i;
             }
             std::vector<std::vector<double>> times(impls.size());
             for (int r = 0; r < config.repetitions; ++r)
@@ -315,6 +323,7 @@ std::vector<GemmBenchRecord> run_gemm_bench(const GemmBenchConfig& config,
             rec.dfp16_rel_error = bc.dfp16_relative_error();
             rec.dfp16_min_chain_pairs = bc.last_report().min_chain_pairs;
             rec.dfp16_kernel = bc.last_report().kernel;
+            rec.onednn_unavailable = unavailable;
             out.push_back(rec);
             if (progress != nullptr) progress(rec);
         }

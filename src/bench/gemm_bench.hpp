@@ -70,6 +70,9 @@ struct GemmBenchRecord {
     double dfp16_rel_error = 0;
     int64_t dfp16_min_chain_pairs = 0;
     std::string dfp16_kernel;
+    // The oneDNN implementations this CPU lacks and oneDNN's reason, e.g. bf16 matmul without
+    // AVX-512: their GFLOP/s are 0 (not measured).
+    std::string onednn_unavailable;
 };
 
 struct GemmBenchConfig {
@@ -77,8 +80,8 @@ struct GemmBenchConfig {
     std::vector<int> threads = {1, 2};
     int repetitions = 5;         // samples per implementation; the median is reported
     double min_sample_s = 0.02;  // each sample repeats the GEMM until this much time has passed
-    bool with_dfp8 = true;  // and MXINT8 and oneDNN int8
-    GemmOptions options;  // DFP16 options (defaults: proven overflow rule, default shift)
+    bool with_dfp8 = true;       // and MXINT8 and oneDNN int8
+    GemmOptions options;         // DFP16 options (defaults: proven overflow rule, default shift)
 };
 
 // Runs every shape x thread count, the implementations interleaved within each repetition so that

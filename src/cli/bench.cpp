@@ -45,23 +45,31 @@ const char* ops(const bench::GemmShape& s) {
 }
 
 void print_header() {
-    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s | %6s %6s | %8s %8s %8s | %6s %6s | %5s %8s\n",
-                "form", "M", "N", "K", "op", "thr", "dfp16", "fp32", "bf16", "x fp32", "x bf16",
-                "dfp8", "mxint8", "s8 dnnl", "x fp32", "x fp32", "chain", "rel.err");
-    std::printf("%-6s %5s %6s %5s %2s %3s | %8s %8s %8s | %6s %6s | %8s %8s %8s | %6s %6s | %5s %8s\n",
-                "", "", "", "", "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "GFLOP/s", "GFLOP/s",
-                "GFLOP/s", "dfp8", "mxint8", "pairs", "vs fp32");
+    std::printf(
+        "%-6s %5s %6s %5s %2s %3s | %8s %8s %8s | %6s %6s | %8s %8s %8s | %6s %6s | %5s %8s\n",
+        "form", "M", "N", "K", "op", "thr", "dfp16", "fp32", "bf16", "x fp32", "x bf16", "dfp8",
+        "mxint8", "s8 dnnl", "x fp32", "x fp32", "chain", "rel.err");
+    std::printf(
+        "%-6s %5s %6s %5s %2s %3s | %8s %8s %8s | %6s %6s | %8s %8s %8s | %6s %6s | %5s %8s\n", "",
+        "", "", "", "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "GFLOP/s", "GFLOP/s",
+        "GFLOP/s", "dfp8", "mxint8", "pairs", "vs fp32");
 }
 
 void print_record(const GemmBenchRecord& r) {
+    // A oneDNN matmul this CPU lacks (bf16 without AVX-512) has 0 GFLOP/s: "-".
+    char bf16[16] = "-", bf16_ratio[16] = "-";
+    if (r.onednn_bf16_gflops > 0) {
+        std::snprintf(bf16, sizeof bf16, "%.1f", r.onednn_bf16_gflops);
+        std::snprintf(bf16_ratio, sizeof bf16_ratio, "%.2f", r.dfp16_gflops / r.onednn_bf16_gflops);
+    }
     std::printf(
-        "%-6s %5ld %6ld %5ld %2s %3d | %8.1f %8.1f %8.1f | %6.2f %6.2f | %8.1f %8.1f %8.1f | %6.2f "
+        "%-6s %5ld %6ld %5ld %2s %3d | %8.1f %8.1f %8s | %6.2f %6s | %8.1f %8.1f %8.1f | %6.2f "
         "%6.2f | %5ld %8.1e\n",
         r.shape.form.c_str(), r.shape.m, r.shape.n, r.shape.k, ops(r.shape), r.threads,
-        r.dfp16_gflops, r.onednn_fp32_gflops, r.onednn_bf16_gflops,
-        r.dfp16_gflops / r.onednn_fp32_gflops, r.dfp16_gflops / r.onednn_bf16_gflops,
-        r.dfp8_gflops, r.mxint8_gflops, r.onednn_s8_gflops, r.dfp8_gflops / r.onednn_fp32_gflops,
-        r.mxint8_gflops / r.onednn_fp32_gflops, r.dfp16_min_chain_pairs, r.dfp16_rel_error);
+        r.dfp16_gflops, r.onednn_fp32_gflops, bf16, r.dfp16_gflops / r.onednn_fp32_gflops,
+        bf16_ratio, r.dfp8_gflops, r.mxint8_gflops, r.onednn_s8_gflops,
+        r.dfp8_gflops / r.onednn_fp32_gflops, r.mxint8_gflops / r.onednn_fp32_gflops,
+        r.dfp16_min_chain_pairs, r.dfp16_rel_error);
     std::fflush(stdout);
 }
 
@@ -87,7 +95,13 @@ void run_bench_gemm(const BenchGemmOptions& o) {
     print_header();
     const std::vector<GemmBenchRecord> records = bench::run_gemm_bench(config, print_record);
     if (!records.empty()) std::printf("kernel: %s\n", records.front().dfp16_kernel.c_str());
+    if (!records.empty() && !records.back().onednn_unavailable.empty())
+        std::printf("unavailable on this CPU: %s\n", records.back().onednn_unavailable.c_str());
     if (o.json_path.empty()) return;
+    // null for what was not measured (with_dfp8 off, or a oneDNN matmul this CPU lacks)
+    const auto measured = [](double gflops, double value = -1) {
+        return gflops > 0 ? nlohmann::json(value < 0 ? gflops : value) : nlohmann::json(nullptr);
+    };
     nlohmann::json out = nlohmann::json::array();
     for (const GemmBenchRecord& r : records)
         out.push_back({{"m", r.shape.m},
@@ -99,14 +113,15 @@ void run_bench_gemm(const BenchGemmOptions& o) {
                        {"threads", r.threads},
                        {"dfp16_gflops", r.dfp16_gflops},
                        {"onednn_fp32_gflops", r.onednn_fp32_gflops},
-                       {"onednn_bf16_gflops", r.onednn_bf16_gflops},
+                       {"onednn_bf16_gflops", measured(r.onednn_bf16_gflops)},
                        {"dfp8_gflops", r.dfp8_gflops},
                        {"speedup_vs_onednn_fp32", r.dfp16_gflops / r.onednn_fp32_gflops},
-                       {"speedup_vs_onednn_bf16", r.dfp16_gflops / r.onednn_bf16_gflops},
+                       {"speedup_vs_onednn_bf16",
+                        measured(r.onednn_bf16_gflops, r.dfp16_gflops / r.onednn_bf16_gflops)},
                        {"dfp8_speedup_vs_onednn_fp32", r.dfp8_gflops / r.onednn_fp32_gflops},
                        {"mxint8_gflops", r.mxint8_gflops},
                        {"mxint8_speedup_vs_onednn_fp32", r.mxint8_gflops / r.onednn_fp32_gflops},
-                       {"onednn_s8_gflops", r.onednn_s8_gflops},
+                       {"onednn_s8_gflops", measured(r.onednn_s8_gflops)},
                        {"dfp16_min_chain_pairs", r.dfp16_min_chain_pairs},
                        {"dfp16_rel_error_vs_fp32", r.dfp16_rel_error},
                        {"dfp16_kernel", r.dfp16_kernel},
