@@ -105,6 +105,21 @@ TEST(TrainSgd, NonFiniteGradientStopsBeforeAnyUpdate) {
     EXPECT_EQ(sgd.velocity(0), (std::vector<float>{0.0f, 0.0f, 0.0f}));
 }
 
+// A gradient cleared by zero_grad (Param::clear_grad) with no backward since is zero to SGD,
+// whatever its buffer holds: a rank without samples in data-parallel training steps so.
+TEST(TrainSgd, ClearedGradientIsZero) {
+    nn::Param a("fc.weight", {2});
+    a.value = {1.0f, -2.0f};
+    a.grad = {std::numeric_limits<float>::quiet_NaN(), 3.0f};
+    a.clear_grad();
+    Sgd sgd({&a}, {.momentum = 0.9f, .weight_decay = 0.01f});
+    sgd.step(0.1f, 0);
+    // w -= 0.1 * (0 + 0.01 w)
+    EXPECT_EQ(a.value, (std::vector<float>{1.0f - 0.1f * (0.01f * 1.0f),
+                                           -2.0f - 0.1f * (0.01f * -2.0f)}));
+    EXPECT_EQ(a.grad, (std::vector<float>{0.0f, 0.0f}));
+}
+
 // Large gradients take the vectorized parallel check: every non-finite kind anywhere is found and
 // named by its first index, and the largest finite and the subnormal values are not flagged.
 TEST(TrainSgd, NonFiniteFoundInLargeGradientsOnly) {

@@ -46,7 +46,7 @@ void GradientExchange::begin_step(std::int64_t local, std::int64_t global) {
 }
 
 void GradientExchange::start(Slot& slot) {
-    std::vector<float>& grad = slot.param->grad;
+    std::vector<float>& grad = slot.param->settle_grad();  // a step without samples clears it
     if (weight_ != 1.0f)
         for (float& g : grad) g *= weight_;
     const std::string what = "gradient exchange of '" + slot.param->name + "'";

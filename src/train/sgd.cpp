@@ -42,7 +42,8 @@ Sgd::Sgd(std::vector<nn::Param*> params, const SgdConfig& config)
 }
 
 void Sgd::step(float lr, std::int64_t iteration) {
-    for (const nn::Param* p : params_) {
+    for (nn::Param* p : params_) {
+        p->settle_grad();  // zero_grad without a backward since (Param::clear_grad)
         if (all_finite(p->grad.data(), static_cast<std::int64_t>(p->grad.size()))) continue;
         for (std::size_t i = 0; i < p->grad.size(); ++i)  // name the first one
             if (!std::isfinite(p->grad[i]))

@@ -50,10 +50,7 @@ StepStats train_step(nn::Net& net, Sgd& sgd, const nn::Tensor& images, std::span
 
 void train_step_without_samples(nn::Net& net, Sgd& sgd, float lr, std::int64_t iteration,
                                 GradientHook& hook) {
-    for (nn::Param* p : net.params()) {  // the exchange reads the gradients: zeros written out
-        p->clear_grad();
-        p->settle_grad();
-    }
+    net.zero_grad();
     try {
         hook.finish();
     } catch (const Error& e) {
