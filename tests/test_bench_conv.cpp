@@ -55,10 +55,9 @@ TEST(BenchConv, RecordsAreFilledAndEachImplementationComputesTheConvolution) {
         else
             std::printf("bf16: %s\n", r.onednn_bf16_impls.c_str());
         std::vector<double> times{r.dfp16_ms, r.onednn_fp32_ms};
-        if (bf16)
-            times.push_back(r.onednn_bf16_ms);
-        else
-            EXPECT_EQ(r.onednn_bf16_ms, 0.0);
+        EXPECT_EQ(r.onednn_bf16_ms.has_value(), bf16);
+        if (bf16) times.push_back(*r.onednn_bf16_ms);
+        EXPECT_EQ(r.onednn_s8_ms.has_value(), r.pass == ConvPass::fprop);
         // BPROP's time is a difference of two samples: finite and filled, but not necessarily
         // positive on a layer this small; the other times are samples themselves.
         for (double ms : times) {
@@ -85,7 +84,8 @@ TEST(BenchConv, RecordsAreFilledAndEachImplementationComputesTheConvolution) {
     for (const char* key : {"layer", "pass", "threads", "dfp16_ms", "onednn_fp32_ms",
                             "onednn_bf16_ms", "speedup_vs_onednn_fp32"})
         EXPECT_TRUE(json[0].contains(key)) << key;
-    EXPECT_EQ(json[0]["onednn_bf16_ms"].is_null(), records[0].onednn_bf16_ms == 0);
+    EXPECT_EQ(json[0]["onednn_bf16_ms"].is_null(), !records[0].onednn_bf16_ms);
+    EXPECT_TRUE(json[1]["onednn_s8_ms"].is_null());  // FPROP only
     EXPECT_EQ(json[1]["pass"], "bprop");
     EXPECT_EQ(json[2]["layer"], "tiny_3x3");
 }

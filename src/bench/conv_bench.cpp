@@ -533,14 +533,14 @@ std::string conv_table_row(const ConvBenchRecord& r) {
         std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + "/" + std::to_string(l.stride);
     char line[320], s8_ms[16] = "-", s8_ratio[16] = "-";
     char bf16_ms[16] = "-", bf16_ratio[16] = "-", bf16_error[16] = "-";
-    if (r.onednn_bf16_ms != 0) {  // BPROP's difference of two samples may be negative
-        std::snprintf(bf16_ms, sizeof bf16_ms, "%.2f", r.onednn_bf16_ms);
+    if (r.onednn_bf16_ms) {
+        std::snprintf(bf16_ms, sizeof bf16_ms, "%.2f", *r.onednn_bf16_ms);
         std::snprintf(bf16_ratio, sizeof bf16_ratio, "%.2f", r.speedup_vs_onednn_bf16());
         std::snprintf(bf16_error, sizeof bf16_error, "%.1e", r.onednn_bf16_rel_error);
     }
-    if (r.onednn_s8_ms > 0) {
-        std::snprintf(s8_ms, sizeof s8_ms, "%.2f", r.onednn_s8_ms);
-        std::snprintf(s8_ratio, sizeof s8_ratio, "%.2f", r.onednn_s8_ms / r.dfp8_ms);
+    if (r.onednn_s8_ms) {
+        std::snprintf(s8_ms, sizeof s8_ms, "%.2f", *r.onednn_s8_ms);
+        std::snprintf(s8_ratio, sizeof s8_ratio, "%.2f", *r.onednn_s8_ms / r.dfp8_ms);
     }
     std::snprintf(
         line, sizeof line,
@@ -557,35 +557,36 @@ nlohmann::json conv_bench_json(const std::vector<ConvBenchRecord>& records, int 
     nlohmann::json out = nlohmann::json::array();
     for (const ConvBenchRecord& r : records) {
         // null where this CPU has no oneDNN bf16 convolution (onednn_bf16_impls says why).
-        const auto bf16 = [&r](double x) {
-            return r.onednn_bf16_ms != 0 ? nlohmann::json(x) : nlohmann::json(nullptr);
+        const auto bf16 = [&r](auto value) {
+            return r.onednn_bf16_ms ? nlohmann::json(value()) : nlohmann::json(nullptr);
         };
-        out.push_back({{"layer", r.layer.name},
-                       {"pass", conv_pass_name(r.pass)},
-                       {"threads", r.threads},
-                       {"dfp16_ms", r.dfp16_ms},
-                       {"onednn_fp32_ms", r.onednn_fp32_ms},
-                       {"onednn_bf16_ms", bf16(r.onednn_bf16_ms)},
-                       {"speedup_vs_onednn_fp32", r.speedup_vs_onednn_fp32()},
-                       {"speedup_vs_onednn_bf16", bf16(r.speedup_vs_onednn_bf16())},
-                       {"n", r.layer.n},
-                       {"h", r.layer.h},
-                       {"w", r.layer.w},
-                       {"c", r.layer.c},
-                       {"k", r.layer.k},
-                       {"kernel", r.layer.kernel},
-                       {"stride", r.layer.stride},
-                       {"pad", r.layer.pad},
-                       {"gflop", r.gflop},
-                       {"dfp16_rel_error_vs_fp32", r.dfp16_rel_error},
-                       {"onednn_bf16_rel_error_vs_fp32", bf16(r.onednn_bf16_rel_error)},
-                       {"onednn_bf16_impls", r.onednn_bf16_impls},
-                       {"dfp8_ms", r.dfp8_ms},
-                       {"dfp8_speedup_vs_onednn_fp32", r.onednn_fp32_ms / r.dfp8_ms},
-                       {"dfp8_rel_error_vs_fp32", r.dfp8_rel_error},
-                       {"onednn_s8_ms", r.onednn_s8_ms > 0 ? nlohmann::json(r.onednn_s8_ms)
-                                                           : nlohmann::json(nullptr)},
-                       {"repetitions", repetitions}});
+        out.push_back(
+            {{"layer", r.layer.name},
+             {"pass", conv_pass_name(r.pass)},
+             {"threads", r.threads},
+             {"dfp16_ms", r.dfp16_ms},
+             {"onednn_fp32_ms", r.onednn_fp32_ms},
+             {"onednn_bf16_ms", bf16([&] { return *r.onednn_bf16_ms; })},
+             {"speedup_vs_onednn_fp32", r.speedup_vs_onednn_fp32()},
+             {"speedup_vs_onednn_bf16", bf16([&] { return r.speedup_vs_onednn_bf16(); })},
+             {"n", r.layer.n},
+             {"h", r.layer.h},
+             {"w", r.layer.w},
+             {"c", r.layer.c},
+             {"k", r.layer.k},
+             {"kernel", r.layer.kernel},
+             {"stride", r.layer.stride},
+             {"pad", r.layer.pad},
+             {"gflop", r.gflop},
+             {"dfp16_rel_error_vs_fp32", r.dfp16_rel_error},
+             {"onednn_bf16_rel_error_vs_fp32", bf16([&] { return r.onednn_bf16_rel_error; })},
+             {"onednn_bf16_impls", r.onednn_bf16_impls},
+             {"dfp8_ms", r.dfp8_ms},
+             {"dfp8_speedup_vs_onednn_fp32", r.onednn_fp32_ms / r.dfp8_ms},
+             {"dfp8_rel_error_vs_fp32", r.dfp8_rel_error},
+             {"onednn_s8_ms",
+              r.onednn_s8_ms ? nlohmann::json(*r.onednn_s8_ms) : nlohmann::json(nullptr)},
+             {"repetitions", repetitions}});
     }
     return out;
 }

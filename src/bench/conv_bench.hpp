@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,14 +116,17 @@ struct ConvBenchRecord {
     ConvLayerShape layer;
     ConvPass pass = ConvPass::fprop;
     int threads = 1;
-    double dfp16_ms = 0, onednn_fp32_ms = 0, onednn_bf16_ms = 0;  // medians; bf16 0: none
-    double dfp8_ms = 0, onednn_s8_ms = 0;                         // onednn_s8: FPROP only, else 0
+    double dfp16_ms = 0, onednn_fp32_ms = 0, dfp8_ms = 0;  // medians
+    // Empty where not measured: bf16 without oneDNN's bf16 convolution on this CPU, s8 outside
+    // FPROP. (A BPROP time, a difference of two samples, may be 0 or negative: no sentinel.)
+    std::optional<double> onednn_bf16_ms, onednn_s8_ms;
     // This pass's output against oneDNN FP32's on the same data.
     double dfp16_rel_error = 0, onednn_bf16_rel_error = 0, dfp8_rel_error = 0;
     double gflop = 0;               // of the pass
     std::string onednn_bf16_impls;  // ConvBenchCase::onednn_bf16_impls()
     double speedup_vs_onednn_fp32() const { return onednn_fp32_ms / dfp16_ms; }
-    double speedup_vs_onednn_bf16() const { return onednn_bf16_ms / dfp16_ms; }
+    // Needs onednn_bf16_ms.
+    double speedup_vs_onednn_bf16() const { return *onednn_bf16_ms / dfp16_ms; }
 };
 
 struct ConvBenchConfig {
