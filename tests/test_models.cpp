@@ -97,6 +97,30 @@ TEST(Models, MacsFollowTheConvolutionAndLinearFormulas) {
         }
 }
 
+// Layer::fused_relu reaches the summary (inspect shows it as kind+relu): ResNet's residual joins
+// and the batch-norms before a ReLU fuse it, the batch-norms before the join and the classifier do
+// not; AlexNet's convolutions fuse theirs.
+TEST(Models, LayerStatsNameTheFusedRelus) {
+    nn::Net resnet = models::build("resnet20", kCifar);
+    int bn_relu = 0, bn_plain = 0;
+    for (const models::LayerStats& l : models::layer_stats(resnet, kCifar)) {
+        if (l.kind == "add") {
+            EXPECT_TRUE(l.fused_relu) << l.name;
+        } else if (l.kind == "batchnorm2d") {
+            ++(l.fused_relu ? bn_relu : bn_plain);
+        } else if (l.kind == "conv2d" || l.kind == "linear") {
+            EXPECT_FALSE(l.fused_relu) << l.name;
+        }
+    }
+    EXPECT_EQ(bn_relu, 1 + 9);  // the stem's and the first of each of the 9 blocks
+    EXPECT_GE(bn_plain, 9);     // the second of each block, and the projections'
+    nn::Net alexnet = models::build("alexnet", kImagenet);
+    const std::vector<models::LayerStats> layers = models::layer_stats(alexnet, kImagenet);
+    EXPECT_EQ(layers.front().kind, "conv2d");
+    EXPECT_TRUE(layers.front().fused_relu);
+    EXPECT_FALSE(layers.back().fused_relu);
+}
+
 bool published_at_224(const std::string& name) {
     for (const Published& p : kPublished)
         if (p.model == name && p.input.height == kImagenet.height) return true;

@@ -114,7 +114,8 @@ std::vector<LayerStats> layer_stats(nn::Net& net, const ImageInput& in) {
         for (int s : net.srcs(node)) srcs.push_back(shapes[s]);
         LayerShape inferred = infer_layer(layer, srcs);
         shapes.push_back(inferred.dst);
-        LayerStats row{layer.name(), layer.kind(), std::move(inferred.dst), 0, inferred.macs};
+        LayerStats row{layer.name(), layer.kind(), layer.fused_relu(), std::move(inferred.dst), 0,
+                       inferred.macs};
         for (const nn::Param* p : layer.params()) row.params += std::int64_t(p->value.size());
         rows.push_back(std::move(row));
     }

@@ -47,6 +47,7 @@ class Conv2d : public Layer {
     Conv2d(std::string name, const Conv2dConfig& config);
     ~Conv2d() override;
     const char* kind() const override { return "conv2d"; }
+    bool fused_relu() const override { return config_.relu; }
 
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
@@ -110,8 +111,8 @@ class Conv2d : public Layer {
     // Forward's FP32 patch matrix: reused by WTGRAD (block-scaled), or the subsampled src that
     // DFP16 and DFP8 quantize (subsamples_src).
     std::vector<float> patches_;
-    std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
-    std::vector<float> diff_col_;  // a strided BPROP's patch gradients before col2im
+    std::uint64_t iteration_ = 0;   // of the last forward: keys stochastic rounding, backward too
+    std::vector<float> diff_col_;   // a strided BPROP's patch gradients before col2im
     std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0
 };
 

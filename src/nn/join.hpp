@@ -14,6 +14,7 @@ class Add : public Layer {
     // its ReLU (one pass over the activation instead of two, each way).
     explicit Add(std::string name, bool relu = false) : Layer(std::move(name)), relu_(relu) {}
     const char* kind() const override { return "add"; }
+    bool fused_relu() const override { return relu_; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
     void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,

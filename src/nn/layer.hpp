@@ -51,6 +51,8 @@ class Layer {
 
     const std::string& name() const { return name_; }
     virtual const char* kind() const = 0;  // "conv2d", ...: for messages
+    // Whether the layer applies a ReLU to its own output (dst = max(0, ...)), fused into its pass.
+    virtual bool fused_relu() const { return false; }
 
     // Computes dst (resized here) from src, and keeps what backward needs. Throws dfp::Error
     // naming the layer and the shape when src does not fit the layer.

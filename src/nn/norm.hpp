@@ -53,6 +53,7 @@ class BatchNorm2d : public Layer {
     BatchNorm2d(std::string name, const BatchNormConfig& config);
     ~BatchNorm2d() override;
     const char* kind() const override { return "batchnorm2d"; }
+    bool fused_relu() const override { return config_.relu; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
     // Train mode writes a fresh diff_src directly with oneDNN's backward.
