@@ -553,6 +553,21 @@ def throughput_section(sec, results, terminal, tmp, targets):
         prow = [[r["precision"], r["batch"], r["threads"], num(r["step_ms"]),
                  num(r["images_per_s"])] for r in torch_recs]
         out.append(table(["PyTorch precision", "batch", "threads", "step ms", "images/s"], prow))
+        # The share of PyTorch's CPU time spent in the kernel; older records lack the CPU times.
+        def system_share(r):
+            user, system = r.get("user_cpu_s"), r.get("system_cpu_s")
+            return system / (user + system) if user is not None and system is not None and \
+                user + system > 0 else 0.0
+        for r in torch_recs:
+            share = system_share(r)
+            if share > 0.2:
+                user, system = r["user_cpu_s"], r["system_cpu_s"]
+                out.append(f"\n**Caution:** PyTorch {r['precision']} spent {share:.0%} of its CPU "
+                           f"time in the timed steps in the kernel ({system:.1f} s system, "
+                           f"{user:.1f} s user): time outside its compute kernels (page faults of "
+                           "memory its allocator maps afresh each step are the usual cause), so "
+                           "this figure understates what PyTorch does on a machine where that is "
+                           "cheap.\n")
         bf = next((r for r in torch_recs if r["precision"] == "bf16_autocast"), None)
         tfp = next((r for r in torch_recs if r["precision"] == "fp32"), None)
         if dfp_resnet50 and bf:
@@ -576,7 +591,9 @@ def throughput_section(sec, results, terminal, tmp, targets):
                             (f"{ratio(r)}: " + (f"{100 * (r - 1):.0f}% faster" if r > 1 else
                                                  f"{100 * (1 - r):.0f}% slower"))
                             + (", inside the ~3% run-to-run spread of the two timings: level"
-                               if tie else "") + caveat])
+                               if tie else "") + caveat
+                            + (f"; PyTorch spent {system_share(bf):.0%} of its CPU time in the "
+                               "kernel (see the caution below)" if system_share(bf) > 0.2 else "")])
         else:
             targets.append(["DFP16 faster than PyTorch bf16 autocast, resnet50",
                             f"PyTorch bf16: {num(bf and bf['images_per_s'])} images/s",
