@@ -1,8 +1,8 @@
 // The memory-bound passes of a training step between the convolutions: the residual join (Add
-// with its ReLU) and a ReLU layer, forward and backward, on a tensor of ResNet-50's res2 output at batch 32
-// (103 MB of FP32, beyond the caches) and one that fits in L2. bytes_per_second counts every
-// stream the pass reads or writes once.
-//   ./build/dfp_bench --benchmark_filter='Add|Relu' --benchmark_repetitions=5
+// with its ReLU), a ReLU layer and a train-mode batch-norm with its ReLU, forward and backward, on
+// a tensor of ResNet-50's res2 output at batch 32 (103 MB of FP32, beyond the caches) and one
+// that fits in L2. bytes_per_second counts every stream the pass must read or write once.
+//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm' --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true     (one command line)
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -12,42 +12,47 @@
 
 #include "nn/activation.hpp"
 #include "nn/join.hpp"
+#include "nn/norm.hpp"
 
 namespace dfp::nn {
 namespace {
 
-Tensor random_tensor(std::size_t n, unsigned seed) {
+Tensor random_tensor(const Shape& shape, unsigned seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal;
-    Tensor t(Shape{n});
+    Tensor t(shape);
     for (float& v : t.data) v = normal(rng);
     return t;
 }
 
-// Forward (backward = false) or backward of `layer` with `inputs` inputs of state.range(1)
-// values on state.range(0) threads; backward with every gradient fresh (written), as
-// Net::backward asks of a first consumer. Bytes: every stream read or written once.
-void run_layer(benchmark::State& state, Layer& layer, int inputs, bool backward) {
+// Forward (backward = false) or backward of `layer` in train mode with `inputs` inputs of shape
+// `shape` (default: state.range(1) values) on state.range(0) threads; backward with every
+// gradient fresh (written), as Net::backward asks of a first consumer. Bytes: every stream read or
+// written once.
+void run_layer(benchmark::State& state, Layer& layer, int inputs, bool backward, Shape shape = {}) {
     omp_set_num_threads(static_cast<int>(state.range(0)));
-    const auto n = static_cast<std::size_t>(state.range(1));
+    if (shape.empty()) shape = {static_cast<std::size_t>(state.range(1))};
+    const std::size_t n = shape_numel(shape);
     std::vector<Tensor> src, diff;
     std::vector<const Tensor*> srcs;
     std::vector<Tensor*> diffs;
     Overwrite fresh;
     for (int i = 0; i < inputs; ++i) {
-        src.push_back(random_tensor(n, unsigned(i + 1)));
-        diff.emplace_back(Shape{n});
+        src.push_back(random_tensor(shape, unsigned(i + 1)));
+        diff.emplace_back(shape);
         fresh.set(std::size_t(i));
     }
-    for (int i = 0; i < inputs; ++i) srcs.push_back(&src[std::size_t(i)]), diffs.push_back(&diff[std::size_t(i)]);
-    const Tensor dy = random_tensor(n, 99);
+    for (int i = 0; i < inputs; ++i)
+        srcs.push_back(&src[std::size_t(i)]), diffs.push_back(&diff[std::size_t(i)]);
+    const Tensor dy = random_tensor(shape, 99);
     Tensor y;
-    layer.forward(srcs, y, {});
+    const Context train{Mode::train, 0};
+    layer.forward(srcs, y, train);
     for (auto _ : state) {
         if (backward)
             layer.backward_into(srcs, y, dy, diffs, fresh);
         else
-            layer.forward(srcs, y, {});
+            layer.forward(srcs, y, train);
         benchmark::DoNotOptimize(y.data.data());
         benchmark::DoNotOptimize(diff[0].data.data());
     }
@@ -73,6 +78,16 @@ void BM_ReluBackward(benchmark::State& state) {
     Relu relu("relu");
     run_layer(state, relu, 1, true);
 }
+// Batch-norm + ReLU over (state.range(1), 56, 56, 256) in NHWC (ResNet-50's res2 output at batch
+// 32 for state.range(1) = 32): the statistics are part of the pass.
+void BM_BatchNormReluForward(benchmark::State& state) {
+    BatchNorm2d bn("bn", {.channels = 256, .relu = true});
+    run_layer(state, bn, 1, false, {std::size_t(state.range(1)), 56, 56, 256});
+}
+void BM_BatchNormReluBackward(benchmark::State& state) {
+    BatchNorm2d bn("bn", {.channels = 256, .relu = true});
+    run_layer(state, bn, 1, true, {std::size_t(state.range(1)), 56, 56, 256});
+}
 
 BENCHMARK(BM_ReluForward)
     ->ArgsProduct({{1, 2}, {1l << 16, 32l * 56 * 56 * 256}})
@@ -82,6 +97,14 @@ BENCHMARK(BM_ReluBackward)
     ->ArgsProduct({{1, 2}, {1l << 16, 32l * 56 * 56 * 256}})
     ->UseRealTime()
     ->ArgNames({"threads", "n"});
+BENCHMARK(BM_BatchNormReluForward)
+    ->ArgsProduct({{1, 2}, {1, 32}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "batch"});
+BENCHMARK(BM_BatchNormReluBackward)
+    ->ArgsProduct({{1, 2}, {1, 32}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "batch"});
 BENCHMARK(BM_AddReluForward)
     ->ArgsProduct({{1, 2}, {1l << 16, 32l * 56 * 56 * 256}})
     ->UseRealTime()

@@ -197,9 +197,10 @@ TEST(NnFusedRelu, BatchNormAndAddEqualTheLayerThenRelu) {
         "add");
 }
 
-// Train mode runs on oneDNN; the functions batchnorm_forward_train and batchnorm_backward are its
-// reference (statistics in double). Outputs and every gradient agree to FP32 rounding of the
-// statistics (oneDNN keeps them in float), with and without the fused ReLU.
+// Train mode runs on the batchnorm_train_* passes; the functions batchnorm_forward_train and
+// batchnorm_backward are their reference (statistics in double). Outputs and every gradient agree
+// to FP32 rounding of the statistics (the passes keep them in float), with and without the fused
+// ReLU.
 TEST(NnBatchNorm, TrainModeMatchesTheReferenceFunctions) {
     for (bool relu : {false, true}) {
         const std::int64_t c = 5;
@@ -239,6 +240,76 @@ TEST(NnBatchNorm, TrainModeMatchesTheReferenceFunctions) {
                         1e-4f * (1.0f + std::abs(ref_dgamma[ch])));
             EXPECT_NEAR(bn.beta().grad[ch], ref_dbeta[ch],
                         1e-4f * (1.0f + std::abs(ref_dbeta[ch])));
+        }
+    }
+}
+
+// The train passes against the double reference on awkward sizes: channel counts that fill no
+// vector, one row per thread, rows spread over several cache blocks and threads, and a mean far
+// from zero (|mean| / std up to 3e4, where one-pass sums of squares around 0 lose every digit).
+// diff_src is written, or added to an old value; the ReLU mask, recomputed in backward from src,
+// must be that of the forward's output.
+TEST(NnBatchNorm, TrainPassesMatchTheReferenceOnAwkwardSizes) {
+    struct Case {
+        std::int64_t m, c;
+        float offset;
+    };
+    for (const Case& k : {Case{2, 1, 0.0f}, Case{3, 17, 5.0f}, Case{1000, 5, -3.0f},
+                          Case{4099, 33, 1000.0f}, Case{70001, 3, 0.5f}}) {
+        for (bool relu : {false, true}) {
+            const std::int64_t m = k.m, c = k.c;
+            const auto cs = static_cast<std::size_t>(c);
+            const std::string what =
+                std::to_string(m) + "x" + std::to_string(c) + " relu " + std::to_string(relu);
+            std::mt19937 rng(unsigned(m * 7 + c));
+            std::normal_distribution<float> normal;
+            std::vector<float> src(cs * static_cast<std::size_t>(m)), gamma(cs), beta(cs);
+            for (std::size_t i = 0; i < src.size(); ++i)
+                src[i] = k.offset * float(1 + i % cs) + normal(rng);
+            for (std::int64_t ch = 0; ch < c; ++ch)
+                gamma[ch] = 0.5f + 0.1f * float(ch % 7), beta[ch] = 0.2f * float(ch % 3) - 0.2f;
+            // Reference, then the passes as BatchNorm2d runs them.
+            std::vector<float> ref(src.size()), ref_mean(cs), ref_rstd(cs);
+            batchnorm_forward_train(ref.data(), ref_mean.data(), ref_rstd.data(), src.data(),
+                                    gamma.data(), beta.data(), m, c, 1e-5f, relu);
+            std::vector<float> mean(cs), var(cs), rstd(cs), scale(cs), dst(src.size());
+            batchnorm_train_moments(src.data(), m, c, mean.data(), var.data());
+            for (std::int64_t ch = 0; ch < c; ++ch) {
+                const float ref_var = 1.0f / (ref_rstd[ch] * ref_rstd[ch]) - 1e-5f;
+                EXPECT_NEAR(mean[ch], ref_mean[ch], 1e-6f * std::abs(ref_mean[ch]) + 1e-5f) << what;
+                EXPECT_NEAR(var[ch], ref_var, 1e-4f * ref_var) << what;
+                rstd[ch] = 1.0f / std::sqrt(var[ch] + 1e-5f);
+                scale[ch] = gamma[ch] * rstd[ch];
+            }
+            batchnorm_train_normalise(dst.data(), src.data(), mean.data(), scale.data(),
+                                      beta.data(), m, c, relu);
+            for (std::size_t i = 0; i < dst.size(); ++i)
+                ASSERT_NEAR(dst[i], ref[i], 1e-4f * (1.0f + std::abs(ref[i]))) << what << " " << i;
+
+            std::vector<float> diff_dst(src.size());
+            for (float& v : diff_dst) v = normal(rng);
+            std::vector<float> ref_dx(src.size(), 0.0f), ref_dg(cs, 0.0f), ref_db(cs, 0.0f);
+            // The reference masked by the passes' own output: the mask must be the forward's.
+            batchnorm_backward(ref_dx.data(), ref_dg.data(), ref_db.data(), diff_dst.data(),
+                               src.data(), mean.data(), rstd.data(), gamma.data(), m, c, true,
+                               relu ? dst.data() : nullptr);
+            for (bool accumulate : {false, true}) {
+                const float old = accumulate ? 0.25f : 0.0f;
+                std::vector<float> dx(src.size(), accumulate ? old : std::nanf("")), dg(cs, 1.0f),
+                    db(cs, -1.0f);
+                batchnorm_train_backward(dx.data(), accumulate, dg.data(), db.data(),
+                                         diff_dst.data(), src.data(), mean.data(), rstd.data(),
+                                         scale.data(), beta.data(), m, c, relu);
+                for (std::int64_t ch = 0; ch < c; ++ch) {
+                    EXPECT_NEAR(dg[ch] - 1.0f, ref_dg[ch], 1e-4f * (std::sqrt(float(m)) + 1.0f))
+                        << what;
+                    EXPECT_NEAR(db[ch] + 1.0f, ref_db[ch], 1e-4f * (std::sqrt(float(m)) + 1.0f))
+                        << what;
+                }
+                for (std::size_t i = 0; i < dx.size(); ++i)
+                    ASSERT_NEAR(dx[i] - old, ref_dx[i], 1e-4f * (1.0f + std::abs(ref_dx[i])))
+                        << what << " accumulate " << accumulate << " " << i;
+            }
         }
     }
 }
@@ -752,38 +823,38 @@ TEST(NnLayers, ReluOnATensorBeyondTheCachesMatchesTheFormula) {
 // too. The large map (16 MiB and 3 values) takes the streaming-store path and its tail.
 TEST(NnLayers, TwoInputAddBackwardWritesOrAddsEachGradient) {
     for (const Shape& map : {Shape{3, 5, 7, 9}, Shape{(std::size_t{1} << 22) + 3}})
-    for (const bool relu : {false, true}) {
-        Add add("add", relu);
-        const Tensor a = random_tensor(map, 1), b = random_tensor(map, 2);
-        const std::vector<const Tensor*> srcs{&a, &b};
-        Tensor dst;
-        add.forward(srcs, dst, {});
-        bool forward_ok = true;
-        for (std::size_t e = 0; e < dst.numel(); ++e) {
-            const float sum = a.data[e] + b.data[e];
-            forward_ok &= dst.data[e] == (relu && sum < 0.0f ? 0.0f : sum);
-        }
-        EXPECT_TRUE(forward_ok) << "relu " << relu << " forward, " << dst.numel() << " values";
-        const Tensor diff_dst = random_tensor(map, 3);
-        for (unsigned mask = 0; mask < 4; ++mask) {
-            Overwrite overwrite;
-            std::vector<Tensor> diff{random_tensor(map, 4), random_tensor(map, 5)};
-            const std::vector<Tensor> before = diff;
-            for (int i = 0; i < 2; ++i)
-                if (mask >> i & 1) overwrite.set(std::size_t(i));
-            const std::vector<Tensor*> diff_srcs{&diff[0], &diff[1]};
-            add.backward_into(srcs, dst, diff_dst, diff_srcs, overwrite);
-            for (int i = 0; i < 2; ++i) {
-                bool ok = true;
-                for (std::size_t e = 0; e < dst.numel(); ++e) {
-                    const float g = relu && !(dst.data[e] > 0.0f) ? 0.0f : diff_dst.data[e];
-                    ok &= diff[i].data[e] == ((mask >> i & 1) ? g : before[i].data[e] + g);
+        for (const bool relu : {false, true}) {
+            Add add("add", relu);
+            const Tensor a = random_tensor(map, 1), b = random_tensor(map, 2);
+            const std::vector<const Tensor*> srcs{&a, &b};
+            Tensor dst;
+            add.forward(srcs, dst, {});
+            bool forward_ok = true;
+            for (std::size_t e = 0; e < dst.numel(); ++e) {
+                const float sum = a.data[e] + b.data[e];
+                forward_ok &= dst.data[e] == (relu && sum < 0.0f ? 0.0f : sum);
+            }
+            EXPECT_TRUE(forward_ok) << "relu " << relu << " forward, " << dst.numel() << " values";
+            const Tensor diff_dst = random_tensor(map, 3);
+            for (unsigned mask = 0; mask < 4; ++mask) {
+                Overwrite overwrite;
+                std::vector<Tensor> diff{random_tensor(map, 4), random_tensor(map, 5)};
+                const std::vector<Tensor> before = diff;
+                for (int i = 0; i < 2; ++i)
+                    if (mask >> i & 1) overwrite.set(std::size_t(i));
+                const std::vector<Tensor*> diff_srcs{&diff[0], &diff[1]};
+                add.backward_into(srcs, dst, diff_dst, diff_srcs, overwrite);
+                for (int i = 0; i < 2; ++i) {
+                    bool ok = true;
+                    for (std::size_t e = 0; e < dst.numel(); ++e) {
+                        const float g = relu && !(dst.data[e] > 0.0f) ? 0.0f : diff_dst.data[e];
+                        ok &= diff[i].data[e] == ((mask >> i & 1) ? g : before[i].data[e] + g);
+                    }
+                    EXPECT_TRUE(ok) << "relu " << relu << " mask " << mask << " input " << i << ", "
+                                    << dst.numel() << " values";
                 }
-                EXPECT_TRUE(ok) << "relu " << relu << " mask " << mask << " input " << i << ", "
-                                << dst.numel() << " values";
             }
         }
-    }
 }
 
 // Net::backward hands pooled gradient buffers to their first writer without zeroing them: after
