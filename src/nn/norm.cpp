@@ -170,6 +170,33 @@ int pass_threads(std::int64_t m, std::int64_t c) {
     return m * c >= kMinParallelElements ? omp_get_max_threads() : 1;
 }
 
+// Per channel, over rows [r0, r1) of src (M, C): sum_w += sum of w(e, ch) and sum_wx += sum of
+// w(e, ch) (src[e] - center[ch]), e the element's index. In float within a block of rows (held in
+// one cache-aligned buffer: as two std::vectors the loop ran at half the speed,
+// BM_BatchNormReluForward), in double across blocks.
+template <class Weight>
+void blocked_sums(const float* src, const float* center, std::int64_t c, std::int64_t r0,
+                  std::int64_t r1, Weight w, double* sum_w, double* sum_wx) {
+    const std::int64_t block = block_rows(c);
+    AlignedVector<float> buf(2 * round_up_lines(c));
+    float* a = buf.data();
+    float* b = a + round_up_lines(c);
+    for (std::int64_t i0 = r0; i0 < r1; i0 += block) {
+        const std::int64_t i1 = std::min(r1, i0 + block);
+        std::fill_n(a, c, 0.0f);
+        std::fill_n(b, c, 0.0f);
+        for (std::int64_t i = i0; i < i1; ++i)
+#pragma omp simd
+            for (std::int64_t ch = 0; ch < c; ++ch) {
+                const std::int64_t e = i * c + ch;
+                const float g = w(e, ch);
+                a[ch] += g;
+                b[ch] += g * (src[e] - center[ch]);
+            }
+        for (std::int64_t ch = 0; ch < c; ++ch) sum_w[ch] += a[ch], sum_wx[ch] += b[ch];
+    }
+}
+
 // Per channel: n rows with mean `mean` and sum of squared deviations `m2`; merges another such
 // set of rows in (Chan, Golub and LeVeque's update).
 void merge_moments(double& n, double* mean, double* m2, double nb, const double* mean_b,
@@ -204,37 +231,22 @@ void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, f
     {
         const std::int64_t t = omp_get_thread_num();
         const auto [r0, r1] = thread_rows(m, block);
-        // The shift: the mean of the thread's first block (two reads of it from cache), a value
-        // within a few standard deviations of every later block's, so the shifted sums below do
-        // not cancel.
-        // One cache-aligned buffer (shift, s1, s2): as three std::vectors the hot loop below ran
-        // at half the speed (BM_BatchNormReluForward). (A shared helper for this loop and
-        // backward's, taking the terms as a lambda, did not vectorise here: 10 -> 14.5 ms.)
-        AlignedVector<float> buf(3 * round_up_lines(c), 0.0f);
-        float* k = buf.data();
-        float* a = k + round_up_lines(c);
-        float* q = a + round_up_lines(c);
+        // The shift: the mean of the thread's first block, a value within a few standard
+        // deviations of every later block's, so the shifted sums below do not cancel.
+        std::vector<float> shift(cs, 0.0f);
+        float* k = shift.data();
         const std::int64_t first = std::min(block, r1 - r0);
         for (std::int64_t i = r0; i < r0 + first; ++i)
 #pragma omp simd
             for (std::int64_t ch = 0; ch < c; ++ch) k[ch] += src[i * c + ch];
         for (std::int64_t ch = 0; ch < c; ++ch) k[ch] /= float(std::max<std::int64_t>(first, 1));
-        // Per block, float sums of (x - k) and (x - k)^2 over at most 256 rows; across blocks,
-        // double.
+        // Sums of (x - k) and (x - k)^2.
         std::vector<double> sum1(cs, 0.0), sum2(cs, 0.0);
-        for (std::int64_t i0 = r0; i0 < r1; i0 += block) {
-            const std::int64_t i1 = std::min(r1, i0 + block);
-            std::fill_n(a, c, 0.0f);
-            std::fill_n(q, c, 0.0f);
-            for (std::int64_t i = i0; i < i1; ++i)
-#pragma omp simd
-                for (std::int64_t ch = 0; ch < c; ++ch) {
-                    const float d = src[i * c + ch] - k[ch];
-                    a[ch] += d;
-                    q[ch] += d * d;
-                }
-            for (std::int64_t ch = 0; ch < c; ++ch) sum1[ch] += a[ch], sum2[ch] += q[ch];
-        }
+        const float* kc = k;
+        blocked_sums(
+            src, kc, c, r0, r1,
+            [src, kc](std::int64_t e, std::int64_t ch) { return src[e] - kc[ch]; }, sum1.data(),
+            sum2.data());
         const double n = double(r1 - r0);
         for (std::int64_t ch = 0; n > 0 && ch < c; ++ch) {
             const double d = sum1[ch] / n;
@@ -285,23 +297,8 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
         {
             const std::int64_t t = omp_get_thread_num();
             const auto [r0, r1] = thread_rows(m, block);
-            AlignedVector<float> buf(2 * round_up_lines(c));  // as in batchnorm_train_moments
-            float* a = buf.data();
-            float* b = a + round_up_lines(c);
             double* total = &sums[t * 2 * c];
-            for (std::int64_t i0 = r0; i0 < r1; i0 += block) {
-                const std::int64_t i1 = std::min(r1, i0 + block);
-                std::fill_n(a, c, 0.0f);
-                std::fill_n(b, c, 0.0f);
-                for (std::int64_t i = i0; i < i1; ++i)
-#pragma omp simd
-                    for (std::int64_t ch = 0; ch < c; ++ch) {
-                        const float g = dy(i * c + ch, ch);
-                        a[ch] += g;
-                        b[ch] += g * (src[i * c + ch] - mean[ch]);
-                    }
-                for (std::int64_t ch = 0; ch < c; ++ch) total[ch] += a[ch], total[c + ch] += b[ch];
-            }
+            blocked_sums(src, mean, c, r0, r1, dy, total, total + c);
         }
         for (int t = 1; t < threads; ++t)
             for (std::int64_t ch = 0; ch < 2 * c; ++ch) sums[ch] += sums[t * 2 * c + ch];

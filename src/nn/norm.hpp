@@ -44,8 +44,8 @@ void batchnorm_train_normalise(float* dst, const float* src, const float* mean, 
                                const float* beta, std::int64_t m, std::int64_t c, bool relu);
 // batchnorm_backward with batch statistics for a forward made by batchnorm_train_normalise:
 // diff_src (when not null) is written, or added to with accumulate_src; diff_gamma and diff_beta
-// are added to. With `relu` the mask is recomputed from src, scale and shift, as the forward made
-// it, instead of read from dst.
+// are added to. With `relu` the mask is recomputed from src, mean, scale and beta, as the forward
+// made it, instead of read from dst.
 void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
