@@ -500,12 +500,14 @@ TEST(Gemm, AccumulateAddsToC) {
 
 // The bias goes in exactly once per element, and the ReLU after everything: one K block and
 // several, a K-sliced weight-gradient shape, edge tiles in both directions, accumulating or not,
-// any thread count, K = 0, both input types. Small integers keep every sum exact in FP32, so the
+// any thread count, K = 0, both input types; a short K over several blocks of rows and columns
+// (the tiles then run row by row). Small integers keep every sum exact in FP32, so the
 // order of the additions cannot hide a bias added twice or to the wrong column, nor a ReLU taken
 // before the last K block. A NaN bias passes the ReLU.
 template <typename T>
 void expect_bias_once_relu_last(std::mt19937& rng) {
-    const int64_t shapes[][3] = {{20, 40, 300}, {37, 45, 1100}, {24, 40, 9000}, {9, 70, 0}};
+    const int64_t shapes[][3] = {
+        {20, 40, 300}, {37, 45, 1100}, {24, 40, 9000}, {9, 70, 0}, {300, 2100, 50}};
     for (Isa isa : isas()) {
         if (sizeof(T) == 1 && isa == Isa::avx2) continue;  // no s8 kernel
         for (const auto& s : shapes) {
@@ -569,8 +571,7 @@ TEST(Gemm, ThreadCountDoesNotChangeABit) {
         int ea = 0, eb = 0;
         std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
         std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
-        const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}},
-            b{bv.data(), n, Op::n, {&eb, 1}};
+        const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
         std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
         GemmOptions opt;
         opt.threads = 1;
@@ -625,7 +626,8 @@ TEST(Gemm, KSlicedProductsMatchDoubleForAnyThreadCount) {
                         worst = std::max(worst, std::abs(c[e]));
                         largest = std::max(largest, std::abs(first[e]));
                     }
-                    EXPECT_LT(worst, 1e-5f * largest) << isa_name(isa) << " " << ops << " accumulate";
+                    EXPECT_LT(worst, 1e-5f * largest)
+                        << isa_name(isa) << " " << ops << " accumulate";
                 }
             }
 }
@@ -672,9 +674,9 @@ TEST(Gemm, S8BlockScaledMatchesDoubleOnEveryIsa) {
         bool b_blocked;  // else B has one exponent per column
     };
     int cases = 0;
-    for (const Case cs : {Case{33, 65, 2000, 32, true}, Case{8, 32, 128, 32, true},
-                          Case{70, 47, 300, 4, true}, Case{5, 300, 37, 128, true},
-                          Case{40, 90, 1500, 32, false}})
+    for (const Case cs :
+         {Case{33, 65, 2000, 32, true}, Case{8, 32, 128, 32, true}, Case{70, 47, 300, 4, true},
+          Case{5, 300, 37, 128, true}, Case{40, 90, 1500, 32, false}})
         for (Op op_a : {Op::n, Op::t})
             for (Op op_b : {Op::n, Op::t}) {
                 const auto [m, n, k, kb, b_blocked] = cs;
@@ -735,8 +737,9 @@ TEST(Gemm, S8BlockScaledRefusesWhatItCannotDo) {
     blocked.k_block = 4;
     const DfpMatrix<int8_t> plain{x.data(), 10, Op::n, {}};
     EXPECT_EQ(error_message([&] { gemm_s8s8f32(10, 10, 10, blocked, plain, c.data(), 10); }), "");
-    EXPECT_NE(error_message([&] { gemm_s8s8s32(10, 10, 10, blocked, plain, c32.data(), 10); })
-                  .find("FP32 output"),
+    EXPECT_NE(error_message([&] {
+                  gemm_s8s8s32(10, 10, 10, blocked, plain, c32.data(), 10);
+              }).find("FP32 output"),
               std::string::npos);
     DfpMatrix<int16_t> b16{x16.data(), 10, Op::n, e30};
     b16.k_block = 4;
@@ -747,19 +750,22 @@ TEST(Gemm, S8BlockScaledRefusesWhatItCannotDo) {
               std::string::npos);
     DfpMatrix<int8_t> odd = blocked;
     odd.k_block = 6;
-    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, odd, plain, c.data(), 10); })
-                  .find("power of two"),
+    EXPECT_NE(error_message([&] {
+                  gemm_s8s8f32(10, 10, 10, odd, plain, c.data(), 10);
+              }).find("power of two"),
               std::string::npos);
     DfpMatrix<int8_t> few = blocked;
     few.exponents = e10;
-    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, few, plain, c.data(), 10); })
-                  .find("expected 30"),
+    EXPECT_NE(error_message([&] {
+                  gemm_s8s8f32(10, 10, 10, few, plain, c.data(), 10);
+              }).find("expected 30"),
               std::string::npos);
     DfpMatrix<int8_t> other = blocked;
     other.k_block = 8;
     other.exponents = std::span<const int>(e30.data(), 20);
-    EXPECT_NE(error_message([&] { gemm_s8s8f32(10, 10, 10, blocked, other, c.data(), 10); })
-                  .find("different k_block"),
+    EXPECT_NE(error_message([&] {
+                  gemm_s8s8f32(10, 10, 10, blocked, other, c.data(), 10);
+              }).find("different k_block"),
               std::string::npos);
 }
 
@@ -782,9 +788,10 @@ TEST(Gemm, RejectsBadArgumentsNamingThem) {
               std::string::npos);
     GemmOptions bad;
     bad.input_shift = 9;
-    EXPECT_NE(
-        error_message([&] { gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad); }).find("input_shift"),
-        std::string::npos);
+    EXPECT_NE(error_message([&] {
+                  gemm_s16s16f32(10, 10, 10, ok, ok, c.data(), 10, bad);
+              }).find("input_shift"),
+              std::string::npos);
     bad = {};
     bad.max_chain_pairs = 0;
     EXPECT_NE(error_message([&] {

@@ -12,6 +12,9 @@
 //             chain = overflow rule (statistics of the two micro-panels)
 //             micro-kernel on a full MR x NR tile (edges: stack tile, copy out the valid part)
 //
+// (A block with a short K, whose time goes to writing C rather than multiplying, swaps the jr and
+// ir loops after packing all its B micro-panels: C is then written row by row.)
+//
 // Threads own disjoint tile ranges of C (split along the dimension with more tiles), each packs
 // its own panels: no barriers, no shared writes; the duplicated packing of the other operand is
 // small next to the multiply-adds (it is the operand with fewer tiles), except when K dwarfs M and
@@ -207,8 +210,8 @@ struct Problem {
     bool accumulate;
     const float* row_scale;  // FP32 output, padded
     const float* col_scale;
-    int64_t k_block;  // block-scaled output: K values per exponent block, else 0
-    int64_t kblocks;  // ceil(k / k_block)
+    int64_t k_block;             // block-scaled output: K values per exponent block, else 0
+    int64_t kblocks;             // ceil(k / k_block)
     const float* a_block_scale;  // [m][kblocks], see block_scales
     const float* b_block_scale;  // [n][kblocks]
     const float* bias;           // FP32 output: GemmOptions::bias padded to whole tiles, or null
@@ -310,6 +313,9 @@ int64_t balanced_kc(int64_t k, int64_t kc, int64_t quantum) {
 // read and written once rather than once per K block, which is what bounds narrow-N shapes
 // (convolutions with 64 output channels).
 constexpr int64_t kResidentBBytes = 512 * 1024;
+
+// Blocks of at most this many K-groups run their tiles row by row (see block(), below).
+constexpr int64_t kShortKGroups = 32;
 
 template <typename T, typename C>
 void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
@@ -434,83 +440,97 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 aplan.start_range(begin, bytes, kp);
             }
         }
-        for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
+        // B is packed during the first A block, kPackGroup micro-panels at a time (a strided
+        // source is then read in runs of several cache lines), right before their first use;
+        // the micro-kernels computing the group before prefetch its source, so the reads
+        // overlap the multiply-adds.
+        const int64_t group = kPackGroup * nr;
+        auto pack_group = [&](int64_t jr, int64_t jp) {
+            const int64_t j = jc + jr, g = std::min(group, nb - jr);
+            const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, sk, kb, filled)
+                                        : stored_block(pb.b, sk, kb, j, g, filled);
+            ctx.pack_b(bsrc, ldb, bt, g, kb, pb.shift, bpk + jr * kp * kg,
+                       need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr * runs,
+                       blocked ? block_kp : kp);
+            if (blocked) chain_scales(pb.b_block_scale, j, g, n1, nr, bsc + jr * runs);
+            const int64_t jn = j + group;  // the next group
+            if (jn < jc + nb && pb.b.source.fill == nullptr)
+                plan.start(pb.b.data + (bt ? jn * pb.b.ld + sk : sk * pb.b.ld + jn), pb.b.ld, bt,
+                           std::min(group, jc + nb - jn), kb, kp);
+            else
+                plan.stop();
+        };
+        auto compute_tile = [&](int64_t ir, int64_t ip, int64_t jr, int64_t jp) {
             const int64_t nv = std::min<int64_t>(nr, nb - jr);
-            // B is packed during the first A block, kPackGroup micro-panels at a time (a strided
-            // source is then read in runs of several cache lines), right before their first use;
-            // the micro-kernels computing the group before prefetch its source, so the reads
-            // overlap the multiply-adds.
-            const int64_t group = kPackGroup * nr;
-            if (ic == m0 && jp % kPackGroup == 0) {
-                const int64_t j = jc + jr, g = std::min(group, nb - jr);
-                const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, sk, kb, filled)
-                                            : stored_block(pb.b, sk, kb, j, g, filled);
-                ctx.pack_b(bsrc, ldb, bt, g, kb, pb.shift, bpk + jr * kp * kg,
-                           need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr * runs,
-                           blocked ? block_kp : kp);
-                if (blocked) chain_scales(pb.b_block_scale, j, g, n1, nr, bsc + jr * runs);
-                const int64_t jn = j + group;  // the next group
-                if (jn < jc + nb && pb.b.source.fill == nullptr)
-                    plan.start(pb.b.data + (bt ? jn * pb.b.ld + sk : sk * pb.b.ld + jn), pb.b.ld,
-                               bt, std::min(group, jc + nb - jn), kb, kp);
-                else
-                    plan.stop();
+            const int64_t mv = std::min<int64_t>(mr, mb - ir);
+            const int64_t i = ic + ir, j = jc + jr;
+            const bool in_place = ir < packed_from;
+            if (in_place) {
+                args.a = asrc + ir * lda;
+                args.a_row_stride = lda * static_cast<int64_t>(sizeof(T));
+            } else {
+                args.a = apack + ir * kp * kg;
             }
-            for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) {
-                const int64_t mv = std::min<int64_t>(mr, mb - ir);
-                const int64_t i = ic + ir, j = jc + jr;
-                const bool in_place = ir < packed_from;
-                if (in_place) {
-                    args.a = asrc + ir * lda;
-                    args.a_row_stride = lda * static_cast<int64_t>(sizeof(T));
-                } else {
-                    args.a = apack + ir * kp * kg;
-                }
-                args.b = bpk + jr * kp * kg;
-                args.b_col_sums = bsm + jr * runs;
-                args.row_scale = pb.row_scale + i;
-                args.col_scale = pb.col_scale + j;
-                args.bias = add_bias ? pb.bias + j : nullptr;
-                args.prefetch = static_cast<const char*>(args.a);
-                args.prefetch_stride = 0;
-                if (!(ic == m0 && plan.next(args))) aplan.next(args);
-                if (blocked) {
-                    args.chain = block_kp;
-                    args.a_chain_scale = ascales + ir * runs;
-                    args.b_chain_scale = bsc + jr * runs;
-                } else if (need_stats) {
-                    args.chain =
-                        proven_chain(astats + ip * nl, bst + jp * nl, nl, pb.chain_cap, res);
-                    res.min_chain = std::min(res.min_chain, args.chain);
-                } else {
-                    args.chain = pb.count_mode ? pb.chain_cap : kp;
-                }
-                C* cij = pb.c + i * pb.ldc + j;
-                const bool full = mv == mr && nv == nr;
-                if (full) {
-                    args.c = cij;
-                    args.ldc = pb.ldc;
-                } else {  // edge: the micro-kernel sees a full tile on the stack
-                    args.c = tile;
-                    args.ldc = nr;
-                    if (load_c)
-                        for (int64_t r = 0; r < mv; ++r)
-                            std::memcpy(tile + r * nr, cij + r * pb.ldc, sizeof(C) * nv);
-                }
-                // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds on
-                // columns that are only padding.
-                const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
-                const Ukernel uk = in_place  ? (narrow ? ctx.f32_rows_narrow : ctx.f32_rows)
-                                   : blocked ? (narrow ? ctx.f32_blocked_narrow : ctx.f32_blocked)
-                                   : pb.s32_out    ? (narrow ? ctx.s32_narrow : ctx.s32)
-                                   : pb.count_mode ? ctx.f32_count
-                                   : narrow        ? ctx.f32_narrow
-                                                   : ctx.f32;
-                uk(args);
-                if (!full)
+            args.b = bpk + jr * kp * kg;
+            args.b_col_sums = bsm + jr * runs;
+            args.row_scale = pb.row_scale + i;
+            args.col_scale = pb.col_scale + j;
+            args.bias = add_bias ? pb.bias + j : nullptr;
+            args.prefetch = static_cast<const char*>(args.a);
+            args.prefetch_stride = 0;
+            if (!(ic == m0 && plan.next(args))) aplan.next(args);
+            if (blocked) {
+                args.chain = block_kp;
+                args.a_chain_scale = ascales + ir * runs;
+                args.b_chain_scale = bsc + jr * runs;
+            } else if (need_stats) {
+                args.chain = proven_chain(astats + ip * nl, bst + jp * nl, nl, pb.chain_cap, res);
+                res.min_chain = std::min(res.min_chain, args.chain);
+            } else {
+                args.chain = pb.count_mode ? pb.chain_cap : kp;
+            }
+            C* cij = pb.c + i * pb.ldc + j;
+            const bool full = mv == mr && nv == nr;
+            if (full) {
+                args.c = cij;
+                args.ldc = pb.ldc;
+            } else {  // edge: the micro-kernel sees a full tile on the stack
+                args.c = tile;
+                args.ldc = nr;
+                if (load_c)
                     for (int64_t r = 0; r < mv; ++r)
-                        std::memcpy(cij + r * pb.ldc, tile + r * nr, sizeof(C) * nv);
+                        std::memcpy(tile + r * nr, cij + r * pb.ldc, sizeof(C) * nv);
             }
+            // A tile at most nr_narrow wide runs the narrow variant: no multiply-adds on
+            // columns that are only padding.
+            const bool narrow = nv <= ctx.nr_narrow && !pb.count_mode;
+            const Ukernel uk = in_place        ? (narrow ? ctx.f32_rows_narrow : ctx.f32_rows)
+                               : blocked       ? (narrow ? ctx.f32_blocked_narrow : ctx.f32_blocked)
+                               : pb.s32_out    ? (narrow ? ctx.s32_narrow : ctx.s32)
+                               : pb.count_mode ? ctx.f32_count
+                               : narrow        ? ctx.f32_narrow
+                                               : ctx.f32;
+            uk(args);
+            if (!full)
+                for (int64_t r = 0; r < mv; ++r)
+                    std::memcpy(cij + r * pb.ldc, tile + r * nr, sizeof(C) * nv);
+        };
+        // Tile order: down each column of tiles (the B micro-panel stays in L1 while the A block
+        // streams from L2), except when the block's K is short and C's traffic outweighs the
+        // multiply-adds (a weight gradient with K = the batch): then along each row of tiles, so
+        // C is written as MR sequential streams that the hardware prefetchers follow, instead of
+        // MC rows a few lines at a time. B is then packed before the first row.
+        if (kp > kShortKGroups) {
+            for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) {
+                if (ic == m0 && jp % kPackGroup == 0) pack_group(jr, jp);
+                for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip) compute_tile(ir, ip, jr, jp);
+            }
+        } else {
+            if (ic == m0)
+                for (int64_t jr = 0, jp = 0; jr < nb; jr += kPackGroup * nr, jp += kPackGroup)
+                    pack_group(jr, jp);
+            for (int64_t ir = 0, ip = 0; ir < mb; ir += mr, ++ip)
+                for (int64_t jr = 0, jp = 0; jr < nb; jr += nr, ++jp) compute_tile(ir, ip, jr, jp);
         }
     };
 
@@ -716,10 +736,10 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     const int64_t kblocks = k_block ? ceil_div(k, k_block) : 0;
     const std::vector<float> as = k_block ? block_scales("A", a, m, kblocks) : std::vector<float>{};
     const std::vector<float> bs = k_block ? block_scales("B", b, n, kblocks) : std::vector<float>{};
-    const std::vector<float> rs = scales("A", k_block ? std::span<const int>{} : a.exponents, m,
-                                         shift, ctx.mr);
-    const std::vector<float> cs = scales("B", k_block ? std::span<const int>{} : b.exponents, n,
-                                         shift, ctx.nr);
+    const std::vector<float> rs =
+        scales("A", k_block ? std::span<const int>{} : a.exponents, m, shift, ctx.mr);
+    const std::vector<float> cs =
+        scales("B", k_block ? std::span<const int>{} : b.exponents, n, shift, ctx.nr);
     std::vector<float> bias;  // padded: a micro-kernel reads NR values at an edge tile too
     if (options.bias != nullptr) {
         bias.assign(static_cast<size_t>(round_up(n, ctx.nr)), 0.0f);
