@@ -99,7 +99,8 @@ struct GemmOptions {
     bool accumulate = false;  // C = op(A)op(B) + C instead of C = op(A)op(B)
     // FP32 output: N values, bias[j] added to every row of C (after the old C when accumulating),
     // in the pass that writes C, instead of a pass of its own over C (a layer's bias). The sum is
-    // ((C +) first K block's product + bias) + the other K blocks' products.
+    // ((C +) first K block's product + bias) + the other K blocks' products, or ((C +) product) +
+    // bias when the driver swaps the operands (few rows of C, both operands K-contiguous).
     const float* bias = nullptr;
     // FP32 output: C = max(0, the above) as the last step (a layer's fused ReLU; NaN and -0 pass,
     // as nn::relu_forward).
