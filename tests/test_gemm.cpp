@@ -546,6 +546,30 @@ void expect_bias_once_relu_last(std::mt19937& rng) {
     }
 }
 
+// The driver swaps the operands of a product with few rows of C and both operands K-contiguous
+// (a fully-connected forward), and only then: the bias/ReLU test above checks the swapped results
+// exactly, this one that its NT shapes with few rows do run swapped, on the same bits as NN.
+TEST(Gemm, FewRowsWithBothOperandsKContiguousRunSwapped) {
+    std::mt19937 rng(22);
+    const GemmContext<int16_t>* ctx = s16_context(active_isa());
+    const bool in_place = ctx != nullptr && ctx->f32_rows != nullptr;
+    const int64_t n = 300, k = 260;
+    for (int64_t m : {1, 20, 64, 65}) {
+        Operand<int16_t> a(m, k, Op::n, 3, -30, 30, rng), bt(k, n, Op::t, 0, -30, 30, rng);
+        std::vector<int16_t> bn(static_cast<size_t>(k * n));  // the same B stored as is
+        for (int64_t kk = 0; kk < k; ++kk)
+            for (int64_t j = 0; j < n; ++j)
+                bn[static_cast<size_t>(kk * n + j)] = bt.data[static_cast<size_t>(j * k + kk)];
+        const DfpMatrix<int16_t> b_n{bn.data(), n, Op::n};
+        std::vector<float> c_t(static_cast<size_t>(m * n)), c_n(c_t.size());
+        const GemmReport r_t = gemm_s16s16f32(m, n, k, a.mat, bt.mat, c_t.data(), n);
+        const GemmReport r_n = gemm_s16s16f32(m, n, k, a.mat, b_n, c_n.data(), n);
+        EXPECT_EQ(r_t.swapped, in_place && m <= 64) << "m=" << m;
+        EXPECT_FALSE(r_n.swapped) << "m=" << m;
+        EXPECT_EQ(c_t, c_n) << "m=" << m;  // small integers: every sum exact in FP32
+    }
+}
+
 TEST(Gemm, BiasAddedOnceAndReluLast) {
     std::mt19937 rng(21);
     expect_bias_once_relu_last<int16_t>(rng);

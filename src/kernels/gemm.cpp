@@ -830,7 +830,8 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
         std::vector<C> ct(static_cast<size_t>(m * n));
         sw->c = ct.data();
         sw->ldc = m;
-        const GemmReport report = run(*sw, threads);
+        GemmReport report = run(*sw, threads);
+        report.swapped = true;
         add_transposed(ct.data(), m, n, c, ldc, options.accumulate, pb.bias, options.relu);
         return report;
     }

@@ -114,7 +114,8 @@ struct GemmReport {
     std::string kernel;           // e.g. "s16s16f32 avx512_vnni 8x32", names the micro-kernel run
     int64_t overflow_events = 0;  // OverflowMode::count only
     int64_t min_chain_pairs = 0;  // shortest INT32 chain used (FP32 output), in K-groups
-    bool a_in_place = false;      // some micro-panels of op(A) were read unpacked, where they lie
+    bool a_in_place = false;  // some micro-panels of op(A) (op(B) if swapped) were read unpacked
+    bool swapped = false;     // run as C^T = op(B)^T op(A)^T (few rows of C, both K-contiguous)
 };
 
 // DFP16 x DFP16 -> FP32: C[i][j] (+)= sum_k a_ik b_kj * 2^(eA_i + eB_j). C has M rows, ldc >= N.
