@@ -1,8 +1,9 @@
 // The memory-bound passes of a training step between the convolutions: the residual join (Add
 // with its ReLU), a ReLU layer and a train-mode batch-norm with its ReLU, forward and backward, on
 // a tensor of ResNet-50's res2 output at batch 32 (103 MB of FP32, beyond the caches) and one
-// that fits in L2. bytes_per_second counts every stream the pass must read or write once.
-//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm' --benchmark_repetitions=5
+// that fits in L2; max pooling on GoogLeNet's shapes. bytes_per_second counts every stream the
+// pass must read or write once.
+//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm|MaxPool' --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true     (one command line)
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -13,6 +14,7 @@
 #include "nn/activation.hpp"
 #include "nn/join.hpp"
 #include "nn/norm.hpp"
+#include "nn/pool.hpp"
 
 namespace dfp::nn {
 namespace {
@@ -89,6 +91,50 @@ void BM_BatchNormReluBackward(benchmark::State& state) {
     run_layer(state, bn, 1, true, {std::size_t(state.range(1)), 56, 56, 256});
 }
 
+// Max pooling at batch 32 on GoogLeNet's shapes: state.range(1) = 0, pool1 (112x112x64, 3x3
+// stride 2, ceil mode); 1, an inception block's pool branch (28x28x256, 3x3 stride 1, pad 1).
+// Bytes: src and dst once each.
+void run_maxpool(benchmark::State& state, bool backward) {
+    const bool inception = state.range(1) == 1;
+    MaxPool2d pool("pool", inception ? Pool2dConfig{.kernel = 3, .stride = 1, .pad = 1}
+                                     : Pool2dConfig{.kernel = 3, .stride = 2, .ceil_mode = true});
+    const Shape shape = inception ? Shape{32, 28, 28, 256} : Shape{32, 112, 112, 64};
+    omp_set_num_threads(static_cast<int>(state.range(0)));
+    const Tensor src = random_tensor(shape, 1);
+    Tensor y, diff(shape);
+    const Context train{Mode::train, 0};
+    const Tensor* srcs[] = {&src};
+    Tensor* diffs[] = {&diff};
+    pool.forward(srcs, y, train);
+    const Tensor dy = random_tensor(y.shape, 2);
+    Overwrite fresh;
+    fresh.set(0);
+    for (auto _ : state) {
+        if (backward)
+            pool.backward_into(srcs, y, dy, diffs, fresh);
+        else
+            pool.forward(srcs, y, train);
+        benchmark::DoNotOptimize(y.data.data());
+        benchmark::DoNotOptimize(diff.data.data());
+    }
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations() * (src.numel() + y.numel()) * sizeof(float)));
+}
+void BM_MaxPoolForward(benchmark::State& state) {
+    run_maxpool(state, false);
+}
+void BM_MaxPoolBackward(benchmark::State& state) {
+    run_maxpool(state, true);
+}
+
+BENCHMARK(BM_MaxPoolForward)
+    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "inception"});
+BENCHMARK(BM_MaxPoolBackward)
+    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "inception"});
 BENCHMARK(BM_ReluForward)
     ->ArgsProduct({{1, 2}, {1l << 16, 32l * 56 * 56 * 256}})
     ->UseRealTime()

@@ -5,7 +5,9 @@
 #include <limits>
 #include <unordered_map>
 
+#include "base/isa.hpp"
 #include "nn/onednn.hpp"
+#include "nn/pool_kernels.hpp"
 
 namespace dfp::nn {
 
@@ -255,8 +257,20 @@ void MaxPool2d::forward(Srcs src, Tensor& dst, const Context& /*ctx*/) {
     const PoolGeometry g = geometry(src[0]->shape);
     dst.resize(dst_shape(g));
     const float* x = src[0]->data.data();
-    onednn_ = all_above_lowest(x, std::int64_t(src[0]->numel()));
-    if (onednn_) return onednn_forward(dst.data.data(), x, g);
+    if (active_isa() >= Isa::avx512 && g.kernel <= kMaxPoolByteKernel) {
+        path_ = Path::rows;
+        argmax_rows_.resize(dst.numel());
+        float* y = dst.data.data();
+        std::uint8_t* at = argmax_rows_.data();
+#pragma omp parallel for collapse(2) \
+    schedule(static) if (g.n * g.h * g.w * g.c >= kMinParallelElements)
+        for (std::int64_t n = 0; n < g.n; ++n)
+            for (std::int64_t oh = 0; oh < g.oh; ++oh)
+                maxpool_forward_row_avx512(y, at, x, g, n, oh);
+        return;
+    }
+    path_ = all_above_lowest(x, std::int64_t(src[0]->numel())) ? Path::onednn : Path::reference;
+    if (path_ == Path::onednn) return onednn_forward(dst.data.data(), x, g);
     if (g.h * g.w > std::numeric_limits<std::int32_t>::max())
         fail("input " + shape_string(src[0]->shape) + " has more than 2^31 pixels per image");
     argmax_.resize(dst.numel());
@@ -275,7 +289,20 @@ void MaxPool2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_ds
     expect_shape(diff_dst, dst.shape, "diff_dst");
     if (!diff_src[0]) return;
     float* out = diff_src[0]->data.data();
-    if (onednn_) return onednn_backward(out, diff_dst.data.data(), g, overwrite[0]);
+    if (path_ == Path::rows) {
+        if (argmax_rows_.size() != diff_dst.numel())
+            fail("backward without a forward of this shape");
+        const bool write = overwrite[0];
+        const float* dy = diff_dst.data.data();
+        const std::uint8_t* at = argmax_rows_.data();
+#pragma omp parallel for collapse(2) \
+    schedule(static) if (g.n * g.h * g.w * g.c >= kMinParallelElements)
+        for (std::int64_t n = 0; n < g.n; ++n)
+            for (std::int64_t ih = 0; ih < g.h; ++ih)
+                maxpool_backward_row_avx512(out, at, dy, g, n, ih, write);
+        return;
+    }
+    if (path_ == Path::onednn) return onednn_backward(out, diff_dst.data.data(), g, overwrite[0]);
     if (overwrite[0]) std::fill_n(out, diff_src[0]->numel(), 0.0f);  // the reference adds
     maxpool_backward(out, argmax_.data(), diff_dst.data.data(), g);
 }

@@ -78,11 +78,13 @@ class Pool2d : public Layer {
     std::vector<float> diff_src_scratch_;  // oneDNN writes; backward adds
 };
 
-// Runs on oneDNN when every src value is above lowest() (-FLT_MAX). oneDNN starts each window at
-// lowest() and takes a value only when it is strictly greater, so it would skip a NaN (which must
-// reach the NaN check), and for a window of -Inf or lowest() values it gives lowest() and routes
-// the gradient into the padding. Inputs with such values run on maxpool_forward and
-// maxpool_backward instead; checking costs one read of src.
+// Runs on dfptrain's AVX-512 rows (pool_kernels.hpp) where the CPU has them and the kernel is at
+// most kMaxPoolByteKernel: the reference's bits, one read of src and of diff_dst, each gradient
+// written once. oneDNN ran at 4-6 GB/s on GoogLeNet's pools, and needs a check first: it starts
+// each window at lowest() (-FLT_MAX) and takes a value only when it is strictly greater, so it
+// would skip a NaN (which must reach the NaN check), and for a window of -Inf or lowest() values
+// it gives lowest() and routes the gradient into the padding. Elsewhere oneDNN runs when every
+// src value is above lowest(), and maxpool_forward and maxpool_backward otherwise.
 class MaxPool2d : public Pool2d {
   public:
     MaxPool2d(std::string name, const Pool2dConfig& config)
@@ -93,8 +95,10 @@ class MaxPool2d : public Pool2d {
                        Overwrite overwrite) override;
 
   private:
-    bool onednn_ = true;                // the path of the last forward
-    std::vector<std::int32_t> argmax_;  // of the last forward, when it ran on maxpool_forward
+    enum class Path { rows, onednn, reference };
+    Path path_ = Path::rows;                 // of the last forward
+    std::vector<std::uint8_t> argmax_rows_;  // of the last forward on the rows: window offsets
+    std::vector<std::int32_t> argmax_;       // of the last forward on maxpool_forward
 };
 
 // Runs on oneDNN (avg_exclude_padding) for every input: NaN and Inf propagate through its sums as
