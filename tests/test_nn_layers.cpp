@@ -394,11 +394,12 @@ void expect_near_avgpool(std::span<const float> got, std::span<const float> ref)
         ASSERT_NEAR(got[i], ref[i], kAvgPoolTolerance * (1.0 + std::abs(ref[i]))) << "at " << i;
 }
 
-// One row: the layer (oneDNN) against the reference functions, forward on random floats, then
-// backward adding into a non-zero diff_src. Max pooling is compared bit for bit both ways; its
-// backward runs on integer data (values -2..2, so most windows hold ties) and integer gradients
-// (exact sums in any order): oneDNN must route each window's gradient to the element the reference
-// picks (the first maximum in row-major window order), and lose none to the padding.
+// One row: the layer (oneDNN; max pooling on AVX-512 CPUs: dfptrain's rows, oneDNN under a lower
+// DFP_ISA) against the reference functions, forward on random floats, then backward adding into
+// a non-zero diff_src. Max pooling is compared bit for bit both ways; its backward runs on integer
+// data (values -2..2, so most windows hold ties) and integer gradients (exact sums in any order):
+// the layer must route each window's gradient to the element the reference picks (the first
+// maximum in row-major window order), and lose none to the padding.
 void expect_pool_matches_reference(bool max, const Pool2dConfig& config, const Shape& shape,
                                    unsigned seed) {
     MaxPool2d max_pool("max", config);
@@ -448,7 +449,7 @@ void expect_pool_matches_reference(bool max, const Pool2dConfig& config, const S
         avgpool_backward(ref_diff_src.data.data(), diff_dst.data.data(), g);
         expect_near_avgpool(diff_src.data, ref_diff_src.data);
     }
-    std::printf("pool onednn %s fwd max|diff|=%.1e bwd max|diff|=%.1e PASS\n", what, fwd_diff,
+    std::printf("pool layer %s fwd max|diff|=%.1e bwd max|diff|=%.1e PASS\n", what, fwd_diff,
                 max_abs_diff(diff_src.data, ref_diff_src.data));
 }
 
@@ -477,8 +478,9 @@ TEST(NnPool, OnednnMatchesTheReferenceFunctions) {
 }
 
 // oneDNN's max pooling skips NaN and starts each window at lowest(); inputs holding NaN, -Inf or
-// lowest() run on the reference instead, so a NaN still reaches the NaN check and a window of
-// -Inf still routes its gradient to an element of src. Same bits as the reference both ways.
+// lowest() run on the reference instead (dfptrain's AVX-512 rows take the reference's rule for
+// any input), so a NaN still reaches the NaN check and a window of -Inf still routes its gradient
+// to an element of src. Same bits as the reference both ways.
 TEST(NnPool, MaxPoolOfNanAndInfinityIsTheReference) {
     const Pool2dConfig config{.kernel = 3, .stride = 2, .pad = 1, .ceil_mode = true};
     const Shape shape{1, 6, 6, 20};
