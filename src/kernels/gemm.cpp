@@ -664,28 +664,25 @@ GemmReport run(Problem<T, C> pb, int threads) {
 // 1 thread 83-98 -> 111-155), 64 rows 220 -> 265; from 128 rows on it is a wash.
 constexpr int64_t kSwapMaxRows = 64;
 
+// (Raw INT32 output never swaps: reading A in place needs FP32 output.)
 template <typename T, typename C>
 std::optional<Problem<T, C>> swapped(const Problem<T, C>& pb) {
-    if constexpr (std::is_same_v<C, int32_t>) {
+    if (pb.m > kSwapMaxRows || pb.n <= pb.m || pb.a.op != Op::n || pb.b.op != Op::t ||
+        pb.k_block != 0 || pb.a.source.fill != nullptr || pb.b.source.fill != nullptr)
         return std::nullopt;
-    } else {
-        if (pb.m > kSwapMaxRows || pb.n <= pb.m || pb.a.op != Op::n || pb.b.op != Op::t ||
-            pb.k_block != 0 || pb.a.source.fill != nullptr || pb.b.source.fill != nullptr)
-            return std::nullopt;
-        Problem<T, C> sw = pb;
-        sw.m = pb.n;
-        sw.n = pb.m;
-        sw.a = pb.b;
-        sw.a.op = Op::n;
-        sw.b = pb.a;
-        sw.b.op = Op::t;
-        std::swap(sw.row_scale, sw.col_scale);
-        sw.accumulate = false;
-        sw.bias = nullptr;
-        sw.relu = false;
-        if (!reads_a_in_place(sw)) return std::nullopt;  // then packing the wide one costs the same
-        return sw;
-    }
+    Problem<T, C> sw = pb;
+    sw.m = pb.n;
+    sw.n = pb.m;
+    sw.a = pb.b;
+    sw.a.op = Op::n;
+    sw.b = pb.a;
+    sw.b.op = Op::t;
+    std::swap(sw.row_scale, sw.col_scale);
+    sw.accumulate = false;
+    sw.bias = nullptr;
+    sw.relu = false;
+    if (!reads_a_in_place(sw)) return std::nullopt;  // then packing the wide one costs the same
+    return sw;
 }
 
 // C (+)= the transpose of ct (N x M), then the bias and the ReLU: GemmOptions' order.
@@ -827,12 +824,13 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                      options.relu};
     const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
     if (std::optional<Problem<T, C>> sw = swapped(pb)) {
-        std::vector<C> ct(static_cast<size_t>(m * n));
-        sw->c = ct.data();
+        // Uninitialised, as run's partial sums: the swapped product writes every element.
+        const std::unique_ptr<C[]> ct(new C[static_cast<size_t>(m * n)]);
+        sw->c = ct.get();
         sw->ldc = m;
         GemmReport report = run(*sw, threads);
         report.swapped = true;
-        add_transposed(ct.data(), m, n, c, ldc, options.accumulate, pb.bias, options.relu);
+        add_transposed(ct.get(), m, n, c, ldc, options.accumulate, pb.bias, options.relu);
         return report;
     }
     return run(pb, threads);
