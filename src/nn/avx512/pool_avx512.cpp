@@ -100,27 +100,18 @@ void backward_pixel(float* diff_src, const std::uint8_t* argmax, const float* di
     for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(ds + kLanes * v, m[v], sum[v]);
 }
 
-// Calls step.template operator()<V>(c) over the channels, kVectors vectors at a time, then the
-// 1..kVectors vectors of the tail (the last one masked).
+// Calls step.template operator()<V>(c) over the channels: kVectors vectors a step while more than
+// kVectors - 1 are left (the last step's last vector masked), then a tail of 1 to kVectors - 1.
 template <class Step>
 void over_channels(std::int64_t channels, const Step& step) {
-    std::int64_t c = 0;
-    for (; c + kLanes * kVectors <= channels; c += kLanes * kVectors)
-        step.template operator()<kVectors>(c);
-    switch ((channels - c + kLanes - 1) / kLanes) {
-        case 3:
-            step.template operator()<3>(c);
-            break;
-        case 2:
-            step.template operator()<2>(c);
-            break;
-        case 1:
-            step.template operator()<1>(c);
-            break;
-        default:
-            break;
-    }
     static_assert(kVectors == 4, "the tail's cases are 1 .. kVectors - 1");
+    std::int64_t c = 0;
+    for (; channels - c > kLanes * (kVectors - 1); c += kLanes * kVectors)
+        step.template operator()<kVectors>(c);
+    const std::int64_t tail = (channels - c + kLanes - 1) / kLanes;
+    if (tail == 3) step.template operator()<3>(c);
+    if (tail == 2) step.template operator()<2>(c);
+    if (tail == 1) step.template operator()<1>(c);
 }
 
 }  // namespace
