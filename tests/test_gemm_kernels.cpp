@@ -44,13 +44,11 @@ struct Packed {
         : kp(ceil_div(kc, ctx.kg)),
           data(static_cast<size_t>(ceil_div(rows, w) * w * kp * ctx.kg)),
           stats(static_cast<size_t>(ceil_div(rows, w) * norm_levels(kp)), 0),
-          sums(static_cast<size_t>(ceil_div(rows, w) * w * ceil_div(kp, sum_kp ? sum_kp : kp)),
-               0) {
+          sums(static_cast<size_t>(ceil_div(rows, w) * w * ceil_div(kp, sum_kp ? sum_kp : kp)), 0) {
         std::memset(data.p, 0x5a, data.size * sizeof(T));  // padding must be written
-        (is_a ? ctx.pack_a : ctx.pack_b)(src.data(), ld, kcont, rows, kc, shift, data.p,
-                                         sizeof(T) == 2 ? stats.data() : nullptr,
-                                         sizeof(T) == 1 && !is_a ? sums.data() : nullptr,
-                                         sum_kp ? sum_kp : kp);
+        (is_a ? ctx.pack_a : ctx.pack_b)(
+            src.data(), ld, kcont, rows, kc, shift, data.p, sizeof(T) == 2 ? stats.data() : nullptr,
+            sizeof(T) == 1 && !is_a ? sums.data() : nullptr, sum_kp ? sum_kp : kp);
     }
     int64_t kp;
     Aligned<T> data;
@@ -141,7 +139,8 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                                                                            : twin.f32_count;
             if (uf == nullptr) continue;
             const bool f32_out = out != Out::s32 && out != Out::s32_narrow;
-            for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{8}, pa.kp})
+            // chain >= kp: one chain, which the fast kernels store from registers.
+            for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{8}, pa.kp, pa.kp + 5})
                 for (int variant = 0; variant < (f32_out ? 8 : 2); ++variant) {
                     const bool load_c = variant & 1, with_bias = variant & 2, relu = variant & 4;
                     const int64_t ldc = nr + 3;
@@ -205,7 +204,8 @@ void test_blocked_ukernels(const GemmContext<int8_t>& fast, const GemmContext<in
             const Packed<int8_t> pa(twin, mr, a, kc, true, mr, kc, 0, true);
             const Packed<int8_t> pb(twin, nr, b, kc, true, nr, kc, 0, false, chain);
             const int64_t runs = ceil_div(pa.kp, chain);
-            std::vector<float> as(static_cast<size_t>(runs * mr)), bs(static_cast<size_t>(runs * nr));
+            std::vector<float> as(static_cast<size_t>(runs * mr)),
+                bs(static_cast<size_t>(runs * nr));
             std::uniform_int_distribution<int> e(-40, 20);
             for (auto& x : as) x = std::ldexp(1.0f, e(rng));
             for (auto& x : bs) x = std::ldexp(1.0f, e(rng));
@@ -214,7 +214,8 @@ void test_blocked_ukernels(const GemmContext<int8_t>& fast, const GemmContext<in
                 for (bool load_c : {false, true}) {
                     const int64_t ldc = nr + 3;
                     std::vector<float> cf(static_cast<size_t>(mr * ldc));
-                    for (size_t i = 0; i < cf.size(); ++i) cf[i] = static_cast<float>(i % 17) - 8.5f;
+                    for (size_t i = 0; i < cf.size(); ++i)
+                        cf[i] = static_cast<float>(i % 17) - 8.5f;
                     std::vector<float> ct = cf;
                     UkernelArgs args;
                     args.kp = pa.kp;
@@ -274,7 +275,7 @@ void test_in_place_a(const GemmContext<int16_t>& ctx) {
             for (int i = 0; i < mr; ++i) rs[static_cast<size_t>(i)] = std::ldexp(1.0f, i % 5 - 20);
             for (int j = 0; j < nr; ++j) cs[static_cast<size_t>(j)] = std::ldexp(1.0f, j % 3 - 10);
             for (bool narrow : {false, true})
-                for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{16}, kp})
+                for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{16}, kp, 2 * kp})
                     for (bool load_c : {false, true}) {
                         const int64_t ldc = nr + 3;
                         std::vector<float> packed(static_cast<size_t>(mr * ldc));
@@ -290,8 +291,8 @@ void test_in_place_a(const GemmContext<int16_t>& ctx) {
                         args.col_scale = cs.data();
                         args.load_c = load_c;
                         // The epilogue's bias and ReLU too.
-                        args.bias = chain == 3 ? cs.data() : nullptr;
-                        args.relu = chain == 1 || chain == 3;
+                        args.bias = chain == 3 || chain == 2 * kp ? cs.data() : nullptr;
+                        args.relu = chain == 1 || chain == 3 || chain == 2 * kp;
                         args.a = pa.data.p;
                         args.c = packed.data();
                         (narrow ? ctx.f32_narrow : ctx.f32)(args);

@@ -2,7 +2,8 @@
 // vpdpbusd. Tile 8 x 32: 16 zmm INT32 accumulators (8 rows x 2 vectors of 16 columns), 2 zmm of B
 // and one broadcast of A per K-pair: 18 of the 32 registers, so nothing spills in the hot loop, and
 // 10 loads per 16 multiply-add instructions. The FP32 sums of finished chains live in a 2 KiB
-// stack tile (no registers are left for them); a chain of >= 32 pairs makes that traffic small.
+// stack tile (no registers are left for them); a chain of >= 32 pairs makes that traffic small. A
+// block that is one chain (short K) goes from the accumulators to C without that tile.
 // The s16 FP32 kernel has a twin that broadcasts A from 8 unpacked rows (f32_rows), so K-contiguous
 // A needs no packing, only its statistics (row_norm_levels_avx512).
 #include <immintrin.h>
@@ -108,6 +109,24 @@ enum class Mode { f32, f32_count, s32, f32_blocked, f32_rows };
                    [pf] "+r"(pf)                                                           \
                  : [t] "r"(t), [s] "r"(s), [pfs] "r"(pfs)                                  \
                  : DFP_CLOBBERS)
+// A one-chain block leaves its FP32 sums in zmm0..15 for the caller (chain_8x32_regs): the
+// accumulators are outputs bound to those registers, so they are not clobbers.
+#define DFP_OUT(r) , "=v"(z##r)
+#define DFP_CVT(r) "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"
+#define DFP_REG_CLOBBERS "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory"
+#define DFP_CHAIN_REGS(regs, loadb, row)                                                   \
+    asm volatile(DFP_LOOP(regs, loadb, DFP_ROWS(row, "vpdpwssd"), "add $32, %[a]\n\t",     \
+                          regs(DFP_CVT))                                                   \
+                 : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n), [pf] "+r"(pf) regs(DFP_OUT)       \
+                 : [pfs] "r"(pfs)                                                          \
+                 : DFP_REG_CLOBBERS)
+#define DFP_UCHAIN_REGS(regs, loadb, row)                                                  \
+    asm volatile(DFP_LOOP(regs, loadb, DFP_UROWS(row, "vpdpwssd"),                         \
+                          "add $4, %[a]\n\tadd $4, %[a3]\n\tadd $4, %[a5]\n\t", regs(DFP_CVT)) \
+                 : [a] "+r"(a), [a3] "+r"(a3), [a5] "+r"(a5), [b] "+r"(b), [n] "+r"(n),    \
+                   [pf] "+r"(pf) regs(DFP_OUT)                                             \
+                 : [s] "r"(s), [pfs] "r"(pfs)                                              \
+                 : DFP_REG_CLOBBERS)
 #define DFP_UCHAIN2(insn, epilogue) DFP_UCHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
 #define DFP_UCHAIN1(insn, epilogue) DFP_UCHAIN_NV(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1, insn, epilogue)
 #define DFP_CHAIN2(insn, epilogue) DFP_CHAIN_NV(DFP_ALL16, DFP_LOAD_B2, DFP_ROW, insn, epilogue)
@@ -116,9 +135,9 @@ enum class Mode { f32, f32_count, s32, f32_blocked, f32_rows };
 
 // What the chain leaves in the tile t (8 x 32, 64-byte aligned).
 enum class Epilogue {
-    i32,        // the INT32 sums (s32 output, count mode)
-    f32_first,  // the sums converted to FP32
-    f32_add,    // the sums converted to FP32 and added to t
+    i32,               // the INT32 sums (s32 output, count mode)
+    f32_first,         // the sums converted to FP32
+    f32_add,           // the sums converted to FP32 and added to t
     f32_scaled_first,  // block-scaled: the sums converted to FP32 times sc
     f32_scaled_add,    // block-scaled: the sums converted to FP32 times sc, added to t
 };
@@ -188,6 +207,46 @@ __attribute__((always_inline)) inline void chain_8x32_rows(const char* a, int64_
     }
 }
 
+// The FP32 sums of a block that is one chain (s16), in registers: row i, vector v in v[i][v]
+// (NV = 1: v[i][0] only). A (in_place) is read as for chain_8x32_rows, else as for chain_8x32.
+// Storing C straight from them saves the stack tile's round trip, a quarter of the micro-kernel
+// when K is short (K = 64: 32 K-groups per tile).
+struct TileRegs {
+    __m512 v[kMr][kNrv];
+};
+template <int NV, bool in_place>
+__attribute__((always_inline)) inline TileRegs chain_8x32_regs(const char* a, int64_t s,
+                                                               const __m512i* b, int64_t n,
+                                                               const char*& pf, int64_t pfs) {
+    register __m512 z0 asm("zmm0"), z1 asm("zmm1"), z2 asm("zmm2"), z3 asm("zmm3");
+    register __m512 z4 asm("zmm4"), z5 asm("zmm5"), z6 asm("zmm6"), z7 asm("zmm7");
+    register __m512 z8 asm("zmm8"), z9 asm("zmm9"), z10 asm("zmm10"), z11 asm("zmm11");
+    register __m512 z12 asm("zmm12"), z13 asm("zmm13"), z14 asm("zmm14"), z15 asm("zmm15");
+    if constexpr (in_place) {
+        const char* a3 = a + 3 * s;
+        const char* a5 = a + 5 * s;
+        if constexpr (NV == 2)
+            DFP_UCHAIN_REGS(DFP_ALL16, DFP_LOAD_B2, DFP_ROW);
+        else
+            DFP_UCHAIN_REGS(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1);
+    } else {
+        if constexpr (NV == 2)
+            DFP_CHAIN_REGS(DFP_ALL16, DFP_LOAD_B2, DFP_ROW);
+        else
+            DFP_CHAIN_REGS(DFP_EVEN8, DFP_LOAD_B1, DFP_ROW1);
+    }
+    if constexpr (NV == 2)
+        return {
+            {{z0, z1}, {z2, z3}, {z4, z5}, {z6, z7}, {z8, z9}, {z10, z11}, {z12, z13}, {z14, z15}}};
+    else
+        return {{{z0}, {z2}, {z4}, {z6}, {z8}, {z10}, {z12}, {z14}}};
+}
+
+#undef DFP_CHAIN_REGS
+#undef DFP_UCHAIN_REGS
+#undef DFP_REG_CLOBBERS
+#undef DFP_CVT
+#undef DFP_OUT
 #undef DFP_CHAIN1
 #undef DFP_UCHAIN1
 #undef DFP_UCHAIN2
@@ -212,6 +271,36 @@ __attribute__((always_inline)) inline void chain_8x32_rows(const char* a, int64_
 #undef DFP_ROW1
 #undef DFP_ROW
 
+// The FP32 tile's last step: C = sums(i, v) * 2^(row + column exponents) [+ C] [+ bias] [relu].
+template <int NV, typename Sums>
+__attribute__((always_inline)) inline void store_f32_tile(const UkernelArgs& args, Sums sums) {
+    // Locals, so the stores to C cannot be taken to change them; full unrolling keeps register
+    // sums in registers.
+    float* const c0 = static_cast<float*>(args.c);
+    const int64_t ldc = args.ldc;
+    const float* const bias = args.bias;
+    const bool load_c = args.load_c, relu = args.relu;
+    __m512 cs[NV], bv[NV];
+    for (int v = 0; v < NV; ++v) {
+        cs[v] = _mm512_loadu_ps(args.col_scale + 16 * v);
+        bv[v] = bias != nullptr ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < kMr; ++i) {
+        const __m512 rs = _mm512_set1_ps(args.row_scale[i]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) {
+            float* c = c0 + i * ldc + 16 * v;
+            const __m512 x = _mm512_mul_ps(sums(i, v), _mm512_mul_ps(rs, cs[v]));
+            __m512 y = load_c ? _mm512_add_ps(_mm512_loadu_ps(c), x) : x;
+            if (bias != nullptr) y = _mm512_add_ps(y, bv[v]);
+            // vmaxps returns its second operand when one is NaN, and on +-0: y.
+            if (relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+            _mm512_storeu_ps(c, y);
+        }
+    }
+}
+
 // s8: KG = 4 bytes per lane, s16: KG = 2 int16 per lane; either way one 32-bit word per row of A
 // and 32 words (2 zmm) per K-group of B. FP32 output accumulates the chains in the tile `sum`;
 // count mode and INT32 output go through the INT32 tile `acc`.
@@ -224,9 +313,9 @@ void ukernel_8x32(const UkernelArgs& args) {
     const int64_t kp = args.kp;
     // s8 and INT32 output: one chain per block (s8 cannot overflow in a block, see gemm.hpp; INT32
     // output wraps harmlessly); block-scaled: one chain per exponent block.
-    const int64_t chain = mode == Mode::f32_blocked     ? args.chain
+    const int64_t chain = mode == Mode::f32_blocked ? args.chain
                           : mode == Mode::s32 || s8 ? kp
-                                                        : args.chain;
+                                                    : args.chain;
     // The C tile is read once per block, at the end: start fetching it now (it is often in L3).
     // A row of the tile is NV * 64 bytes, on NV + 1 cache lines when C is not 64-byte aligned
     // (a parameter gradient, or a caller's buffer).
@@ -243,6 +332,14 @@ void ukernel_8x32(const UkernelArgs& args) {
             comp[v] = _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + 16 * v), 7);
     int64_t events = 0;
     const char* pf = args.prefetch != nullptr ? args.prefetch : static_cast<const char*>(args.a);
+    if constexpr (!s8 && (mode == Mode::f32 || mode == Mode::f32_rows)) {
+        if (kp <= chain) {  // one chain: C straight from the accumulators
+            const TileRegs t = chain_8x32_regs<NV, mode == Mode::f32_rows>(
+                a, args.a_row_stride, b, kp, pf, args.prefetch_stride);
+            store_f32_tile<NV>(args, [&](int i, int v) { return t.v[i][v]; });
+            return;
+        }
+    }
     for (int64_t p0 = 0; p0 < kp; p0 += chain) {
         const int64_t n = std::min(kp, p0 + chain) - p0;
         // K-group p0: of the packed micro-panel (kMr words each), or of A's first row in place.
@@ -253,21 +350,21 @@ void ukernel_8x32(const UkernelArgs& args) {
             alignas(64) float sc[kMr * kNr];
             const int64_t c = p0 / chain;
             for (int v = 0; v < NV; ++v)
-                comp[v] = _mm512_slli_epi32(
-                    _mm512_loadu_si512(args.b_col_sums + c * kNr + 16 * v), 7);
+                comp[v] =
+                    _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + c * kNr + 16 * v), 7);
             for (int i = 0; i < kMr; ++i) {
                 const __m512 as = _mm512_set1_ps(args.a_chain_scale[c * kMr + i]);
                 for (int v = 0; v < NV; ++v)
-                    _mm512_store_ps(sc + i * kNr + 16 * v,
-                                    _mm512_mul_ps(as, _mm512_loadu_ps(args.b_chain_scale +
-                                                                      c * kNr + 16 * v)));
+                    _mm512_store_ps(
+                        sc + i * kNr + 16 * v,
+                        _mm512_mul_ps(as, _mm512_loadu_ps(args.b_chain_scale + c * kNr + 16 * v)));
             }
             if (p0 == 0)
-                chain_8x32<NV, true, false, Epilogue::f32_scaled_first>(
-                    ap, bp, n, sum, comp, pf, args.prefetch_stride, sc);
+                chain_8x32<NV, true, false, Epilogue::f32_scaled_first>(ap, bp, n, sum, comp, pf,
+                                                                        args.prefetch_stride, sc);
             else
-                chain_8x32<NV, true, false, Epilogue::f32_scaled_add>(
-                    ap, bp, n, sum, comp, pf, args.prefetch_stride, sc);
+                chain_8x32<NV, true, false, Epilogue::f32_scaled_add>(ap, bp, n, sum, comp, pf,
+                                                                      args.prefetch_stride, sc);
         } else if constexpr (mode == Mode::f32_rows) {
             if (p0 == 0)
                 chain_8x32_rows<NV, true>(ap, args.a_row_stride, bp, n, sum, pf,
@@ -307,19 +404,8 @@ void ukernel_8x32(const UkernelArgs& args) {
                                     args.load_c ? _mm512_add_epi32(_mm512_loadu_si512(c), x) : x);
             }
     } else {
-        for (int i = 0; i < kMr; ++i) {
-            const __m512 rs = _mm512_set1_ps(args.row_scale[i]);
-            for (int v = 0; v < NV; ++v) {
-                float* c = static_cast<float*>(args.c) + i * args.ldc + 16 * v;
-                const __m512 scale = _mm512_mul_ps(rs, _mm512_loadu_ps(args.col_scale + 16 * v));
-                const __m512 x = _mm512_mul_ps(_mm512_load_ps(sum + i * kNr + 16 * v), scale);
-                __m512 y = args.load_c ? _mm512_add_ps(_mm512_loadu_ps(c), x) : x;
-                if (args.bias) y = _mm512_add_ps(y, _mm512_loadu_ps(args.bias + 16 * v));
-                // vmaxps returns its second operand when one is NaN, and on +-0: y.
-                if (args.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
-                _mm512_storeu_ps(c, y);
-            }
-        }
+        store_f32_tile<NV>(args,
+                           [&](int i, int v) { return _mm512_load_ps(sum + i * kNr + 16 * v); });
     }
 }
 
