@@ -332,18 +332,15 @@ void ukernel_8x32(const UkernelArgs& args) {
             comp[v] = _mm512_slli_epi32(_mm512_loadu_si512(args.b_col_sums + 16 * v), 7);
     int64_t events = 0;
     const char* pf = args.prefetch != nullptr ? args.prefetch : static_cast<const char*>(args.a);
-    if constexpr (!s8 && (mode == Mode::f32 || mode == Mode::f32_rows)) {
-        if (kp <= chain) {  // one chain: C straight from the accumulators
-            const TileRegs t = chain_8x32_regs<NV, mode == Mode::f32_rows>(
-                a, args.a_row_stride, b, kp, pf, args.prefetch_stride);
-            store_f32_tile<NV>(args, [&](int i, int v) { return t.v[i][v]; });
-            return;
-        }
-    }
-    for (int64_t p0 = 0; p0 < kp; p0 += chain) {
+    // s16 FP32 output: the last chain goes from the accumulators to C (adding the tile of the
+    // chains before it, if any) instead of through the tile.
+    constexpr bool last_in_registers = !s8 && (mode == Mode::f32 || mode == Mode::f32_rows);
+    const int64_t tiled_end = last_in_registers ? (kp - 1) / chain * chain : kp;
+    // K-group p0: of the packed micro-panel (kMr words each), or of A's first row in place.
+    const auto a_at = [a](int64_t p0) { return a + p0 * (mode == Mode::f32_rows ? 4 : kMr * 4); };
+    for (int64_t p0 = 0; p0 < tiled_end; p0 += chain) {
         const int64_t n = std::min(kp, p0 + chain) - p0;
-        // K-group p0: of the packed micro-panel (kMr words each), or of A's first row in place.
-        const char* ap = a + p0 * (mode == Mode::f32_rows ? 4 : kMr * 4);
+        const char* ap = a_at(p0);
         const __m512i* bp = b + p0 * kNrv;
         if constexpr (mode == Mode::f32_blocked) {
             // This chain's compensation and scale tile 2^(eA_i + eB_j).
@@ -393,6 +390,18 @@ void ukernel_8x32(const UkernelArgs& args) {
                 _mm512_store_ps(sum + e, p0 == 0 ? f : _mm512_add_ps(_mm512_load_ps(sum + e), f));
             }
         }
+    }
+    if constexpr (last_in_registers) {
+        const TileRegs t = chain_8x32_regs<NV, mode == Mode::f32_rows>(
+            a_at(tiled_end), args.a_row_stride, b + tiled_end * kNrv, kp - tiled_end, pf,
+            args.prefetch_stride);
+        if (tiled_end == 0)
+            store_f32_tile<NV>(args, [&](int i, int v) { return t.v[i][v]; });
+        else
+            store_f32_tile<NV>(args, [&](int i, int v) {
+                return _mm512_add_ps(t.v[i][v], _mm512_load_ps(sum + i * kNr + 16 * v));
+            });
+        return;
     }
     if constexpr (mode == Mode::f32_count) *args.events += events;
     if constexpr (mode == Mode::s32) {
