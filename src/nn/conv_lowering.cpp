@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/isa.hpp"
+#include "nn/conv_lowering_kernels.hpp"
+
 namespace dfp::nn {
 
 namespace {
-// The input row (or column) read by output row oh at kernel tap r; outside [0, H) is padding.
-std::int64_t input_coord(std::int64_t out, std::int64_t tap, const ConvGeometry& g) {
-    return out * g.stride - g.pad + tap;
-}
-
 // Copies `bytes` with fixed-size moves the compiler inlines: a patch run is one tap's channels
 // or a few taps' (tens to hundreds of bytes), where a call to memcpy costs more than the copy.
 inline void copy_short(char* out, const char* in, std::size_t bytes) {
@@ -32,26 +30,24 @@ bool subsamples_src(const ConvGeometry& g) {
 }
 
 template <class M>
-void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows,
-                          std::int64_t col0, std::int64_t cols, M* dst) {
+void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
+                          std::int64_t cols, M* dst) {
     const PatchSource& p = *static_cast<const PatchSource*>(self);
     const ConvGeometry& g = p.g;
     // Every row splits the columns the same way, into runs of channels of one tap: find them once
     // (per chunk of at most kMaxRuns), then copy them row by row, walking (n, oh, ow) along. At
     // stride 1, whole taps next to each other in a kernel row read adjacent pixels: one run of
     // `taps` taps, copied at once where all of them are inside the image.
-    struct Run {
-        std::int64_t r, s, c, len, taps;
-    };
     constexpr std::int64_t kMaxRuns = 32;
-    Run runs[kMaxRuns];
+    PatchRun runs[kMaxRuns];
+    const bool avx512 = active_isa() >= Isa::avx512;
     for (std::int64_t chunk = col0; chunk < col0 + cols;) {
         std::int64_t nruns = 0, col = chunk;
         while (col < col0 + cols && nruns < kMaxRuns) {
             const std::int64_t tap = col / g.c, c = col % g.c;
             const std::int64_t len = std::min(g.c - c, col0 + cols - col);
-            const Run run{tap / g.kernel, tap % g.kernel, c, len, 1};
-            Run* last = nruns > 0 ? &runs[nruns - 1] : nullptr;
+            const PatchRun run{tap / g.kernel, tap % g.kernel, c, len, 1};
+            PatchRun* last = nruns > 0 ? &runs[nruns - 1] : nullptr;
             if (g.stride == 1 && last && c == 0 && len == g.c && last->c == 0 &&
                 last->len == last->taps * g.c && last->r == run.r &&
                 last->s + last->taps == run.s) {
@@ -62,38 +58,16 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
             }
             col += len;
         }
-        std::int64_t n = row0 / (g.oh * g.ow), oh = row0 / g.ow % g.oh, ow = row0 % g.ow;
-        for (std::int64_t row = 0; row < rows; ++row) {
-            const M* image = p.src + n * g.h * g.w * g.c;
-            M* out = dst + row * cols + (chunk - col0);
-            for (std::int64_t i = 0; i < nruns; ++i) {
-                const Run& run = runs[i];
-                const std::int64_t ih = input_coord(oh, run.r, g), iw = input_coord(ow, run.s, g);
-                const bool row_inside = ih >= 0 && ih < g.h;
-                if (row_inside && iw >= 0 && iw + run.taps <= g.w) {
-                    copy_short(reinterpret_cast<char*>(out),
-                               reinterpret_cast<const char*>(image + (ih * g.w + iw) * g.c + run.c),
-                               std::size_t(run.len) * sizeof(M));
-                } else {  // some tap in the padding: tap by tap
-                    const std::int64_t tap_len = run.len / run.taps;
-                    for (std::int64_t t = 0; t < run.taps; ++t) {
-                        M* to = out + t * tap_len;
-                        if (row_inside && iw + t >= 0 && iw + t < g.w)
-                            copy_short(reinterpret_cast<char*>(to),
-                                       reinterpret_cast<const char*>(
-                                           image + (ih * g.w + iw + t) * g.c + run.c),
-                                       std::size_t(tap_len) * sizeof(M));
-                        else
-                            std::fill_n(to, tap_len, M{0});
-                    }
-                }
-                out += run.len;
-            }
-            if (++ow == g.ow) {
-                ow = 0;
-                if (++oh == g.oh) oh = 0, ++n;
-            }
-        }
+        M* out = dst + (chunk - col0);
+        if (avx512)
+            fill_patch_rows_avx512(p.src, g, runs, nruns, row0, rows, out, cols);
+        else
+            fill_patch_rows(p.src, g, runs, nruns, row0, rows, out, cols,
+                            [](M* to, const M* from, std::int64_t count) {
+                                copy_short(reinterpret_cast<char*>(to),
+                                           reinterpret_cast<const char*>(from),
+                                           std::size_t(count) * sizeof(M));
+                            });
         chunk = col;
     }
 }
