@@ -3,7 +3,7 @@
 // and one broadcast of A per K-pair: 18 of the 32 registers, so nothing spills in the hot loop, and
 // 10 loads per 16 multiply-add instructions. The FP32 sums of finished chains live in a 2 KiB
 // stack tile (no registers are left for them); a chain of >= 32 pairs makes that traffic small. A
-// block that is one chain (short K) goes from the accumulators to C without that tile.
+// block's last chain goes from the accumulators to C (plus the tile of the chains before it).
 // The s16 FP32 kernel has a twin that broadcasts A from 8 unpacked rows (f32_rows), so K-contiguous
 // A needs no packing, only its statistics (row_norm_levels_avx512).
 #include <immintrin.h>
@@ -109,7 +109,7 @@ enum class Mode { f32, f32_count, s32, f32_blocked, f32_rows };
                    [pf] "+r"(pf)                                                           \
                  : [t] "r"(t), [s] "r"(s), [pfs] "r"(pfs)                                  \
                  : DFP_CLOBBERS)
-// A one-chain block leaves its FP32 sums in zmm0..15 for the caller (chain_8x32_regs): the
+// A block's last chain leaves its FP32 sums in zmm0..15 for the caller (chain_8x32_regs): the
 // accumulators are outputs bound to those registers, so they are not clobbers.
 #define DFP_OUT(r) , "=v"(z##r)
 #define DFP_CVT(r) "vcvtdq2ps %%zmm" #r ", %%zmm" #r "\n\t"
@@ -207,10 +207,10 @@ __attribute__((always_inline)) inline void chain_8x32_rows(const char* a, int64_
     }
 }
 
-// The FP32 sums of a block that is one chain (s16), in registers: row i, vector v in v[i][v]
-// (NV = 1: v[i][0] only). A (in_place) is read as for chain_8x32_rows, else as for chain_8x32.
-// Storing C straight from them saves the stack tile's round trip, a quarter of the micro-kernel
-// when K is short (K = 64: 32 K-groups per tile).
+// The FP32 sums of a block's last chain (s16), in registers: row i, vector v in v[i][v] (NV = 1:
+// v[i][0] only). A (in_place) is read as for chain_8x32_rows, else as for chain_8x32. Storing C
+// straight from them saves a round trip through the stack tile; where the block is that one
+// chain (K = 64: 32 K-groups per tile) the trip took about a quarter of the micro-kernel's time.
 struct TileRegs {
     __m512 v[kMr][kNrv];
 };
