@@ -37,6 +37,7 @@
 #include "nn/conv_lowering.hpp"
 #include "nn/linear.hpp"
 #include "nn/net.hpp"
+#include "nn/norm.hpp"
 #include "nn/reference.hpp"
 #include "precision/policy.hpp"
 
@@ -639,6 +640,139 @@ TEST(Dfp16Policy, NanEnteringADfp16LayerIsAnErrorNamingTheTensor) {
         FAIL() << "no error for a NaN entering conv2";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("tensor 'conv2.src'"), std::string::npos) << e.what();
+    }
+}
+
+// A DFP conv's gradient handed over by the batch-norm after it (GradSink), quantized in pieces
+// as batch-norm computes it, against the same two layers run unfused: the same bits, or a
+// declined hand-off (the guessed exponent wrong) and still the same bits.
+struct ConvBn {
+    Conv2d conv;
+    BatchNorm2d bn;
+    Tensor x, y, z, dz, dy, dx;
+    explicit ConvBn(const char* spec)
+        : conv("conv", Conv2dConfig{.in_channels = 5,
+                                    .out_channels = 7,
+                                    .kernel = 3,
+                                    .pad = 1,
+                                    .bias = false,
+                                    .precision = dfp16_precision(spec)}),
+          bn("bn", BatchNormConfig{.channels = 7, .relu = true}),
+          x({3, 6, 5, 5}),
+          dz({3, 6, 5, 7}) {
+        x.data = aligned_copy<float>(normal(x.numel(), 21));
+        dz.data = aligned_copy<float>(normal(dz.numel(), 22));
+        dy.resize(dz.shape);
+        dx.resize(x.shape);
+    }
+    void forward() {
+        const Tensor* src[] = {&x};
+        conv.forward(src, y, {});
+        const Tensor* bn_src[] = {&y};
+        bn.forward(bn_src, z, {});
+    }
+    // Backward of both layers, diff_src written; true when batch-norm handed dy to conv's sink.
+    bool backward(bool fused) {
+        const Tensor* bn_src[] = {&y};
+        Tensor* bn_diff[] = {&dy};
+        Overwrite all;
+        all.set(0);
+        bool took = false;
+        GradSink* sink = fused ? conv.diff_dst_sink() : nullptr;
+        // What the pooled buffer holds when the sink takes the gradient: conv must not read it.
+        std::fill(dy.data.begin(), dy.data.end(), std::numeric_limits<float>::quiet_NaN());
+        if (sink)
+            took = bn.backward_into_sink(bn_src, z, dz, bn_diff, all, *sink);
+        else
+            bn.backward_into(bn_src, z, dz, bn_diff, all);
+        const Tensor* src[] = {&x};
+        Tensor* diff[] = {&dx};
+        conv.backward_into(src, y, dy, diff, all);
+        return took;
+    }
+    // dx and every parameter gradient, for bit-exact comparison.
+    std::vector<float> grads() {
+        std::vector<float> out(dx.data.begin(), dx.data.end());
+        for (Param* p : {&conv.weight(), &bn.gamma(), &bn.beta()})
+            out.insert(out.end(), p->settle_grad().begin(), p->settle_grad().end());
+        return out;
+    }
+    void zero() {
+        for (Param* p : {&conv.weight(), &bn.gamma(), &bn.beta()}) p->clear_grad();
+    }
+};
+
+TEST(FusedGradient, BatchNormHandsConvItsQuantizedGradientWithTheSameBits) {
+    for (const char* spec : {"dfp16", "dfp16,gradients.rounding=stochastic", "dfp8"}) {
+        SCOPED_TRACE(spec);
+        ConvBn plain(spec), fused(spec);
+        for (int step = 0; step < 5; ++step) {
+            SCOPED_TRACE(step);
+            // Step 2 scales the gradient up 1000-fold: the exponent guessed from step 1 is
+            // wrong and the sink declines; so is step 2's at step 3, and step 4 takes it again.
+            const float scale = step == 2 ? 1000.0f : 1.0f;
+            for (ConvBn* t : {&plain, &fused}) {
+                for (float& v : t->dz.data) v *= scale;
+                t->zero();
+                t->forward();
+            }
+            plain.backward(false);
+            // Step 0 has no exponent to guess from: the conv offers no sink yet.
+            const bool took = fused.backward(true);
+            EXPECT_EQ(took, step == 1 || step == 4);
+            const std::vector<float> a = plain.grads(), b = fused.grads();
+            ASSERT_EQ(a.size(), b.size());
+            EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+            for (ConvBn* t : {&plain, &fused})
+                for (float& v : t->dz.data) v /= scale;
+        }
+    }
+}
+
+TEST(FusedGradient, NanInAHandedOverGradientIsStillAnErrorNamingTheTensor) {
+    ConvBn t("dfp16");
+    t.forward();
+    t.backward(true);  // the exponent to guess from
+    t.forward();
+    // Where the fused ReLU lets the gradient through.
+    const auto open = std::find_if(t.z.data.begin(), t.z.data.end(), [](float v) { return v > 0; });
+    ASSERT_NE(open, t.z.data.end());
+    t.dz.data[std::size_t(open - t.z.data.begin())] = std::numeric_limits<float>::quiet_NaN();
+    try {
+        t.backward(true);
+        FAIL() << "no error for a NaN in the gradient";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tensor 'conv.diff_dst'"), std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(FusedGradient, NetHandsOverTheGradientOfAConvWithOneConsumer) {
+    // input -> conv -> bn: Net::backward gives conv its gradient through the sink; the result
+    // must be that of the layers run one by one.
+    ConvBn plain("dfp16");
+    Net net;
+    int node = net.add<Conv2d>({Net::kInput}, "conv",
+                               Conv2dConfig{.in_channels = 5,
+                                            .out_channels = 7,
+                                            .kernel = 3,
+                                            .pad = 1,
+                                            .bias = false,
+                                            .precision = dfp16_precision()});
+    net.add<BatchNorm2d>({node}, "bn", BatchNormConfig{.channels = 7, .relu = true});
+    for (int step = 0; step < 2; ++step) {
+        plain.zero();
+        plain.forward();
+        plain.backward(false);
+        net.zero_grad();
+        net.forward(plain.x, {});
+        net.backward(plain.dz);
+        const std::vector<float> a = plain.grads();
+        std::vector<float> b;
+        for (Param* p : net.params()) b.insert(b.end(), p->grad.begin(), p->grad.end());
+        const std::size_t skip = plain.dx.numel();  // the input gets no gradient in a Net
+        ASSERT_EQ(a.size() - skip, b.size());
+        EXPECT_EQ(std::memcmp(a.data() + skip, b.data(), b.size() * sizeof(float)), 0) << step;
     }
 }
 
