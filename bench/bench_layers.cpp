@@ -8,16 +8,13 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <cmath>
 #include <random>
 #include <vector>
 
 #include "nn/activation.hpp"
-#include "nn/dfp_gemm.hpp"
 #include "nn/join.hpp"
 #include "nn/norm.hpp"
 #include "nn/pool.hpp"
-#include "precision/policy.hpp"
 
 namespace dfp::nn {
 namespace {
@@ -94,45 +91,6 @@ void BM_BatchNormReluBackward(benchmark::State& state) {
     run_layer(state, bn, 1, true, {std::size_t(state.range(1)), 56, 56, 256});
 }
 
-// Batch-norm + ReLU backward whose gradient a DFP16 convolution consumes (ResNet-50's res2 at
-// batch 32, 256 channels): state.range(1) = 0, written in FP32 and then quantized by the
-// convolution (two passes); 1, handed to the convolution's sink in pieces and quantized as it is
-// made (GradSink). Bytes: the FP32 streams the unfused passes read or write once.
-void BM_BatchNormReluBackwardToDfp16(benchmark::State& state) {
-    omp_set_num_threads(static_cast<int>(state.range(0)));
-    const bool fused = state.range(1) == 1;
-    constexpr std::int64_t m = 32 * 56 * 56, c = 256;
-    const Tensor x = random_tensor({std::size_t(m), std::size_t(c)}, 1);
-    const Tensor dy = random_tensor(x.shape, 2);
-    Tensor y(x.shape), dx(x.shape);
-    std::vector<float> mean(c), variance(c), scale(c, 1.0f), beta(c, 0.0f), rstd(c), dgamma(c),
-        dbeta(c);
-    batchnorm_train_moments(x.data.data(), m, c, mean.data(), variance.data());
-    for (std::int64_t ch = 0; ch < c; ++ch) rstd[ch] = 1.0f / std::sqrt(variance[ch] + 1e-5f);
-    Dfp16Matrix q("conv.diff_dst");
-    QuantizingSink<std::int16_t> sink(q);
-    const precision::TensorFormat format =
-        precision::Policy::dfp16().for_layer("conv", 1, 3).gradients;
-    const auto backward = [&](GradSink* to) {
-        return batchnorm_train_backward(dx.data.data(), false, dgamma.data(), dbeta.data(),
-                                        dy.data.data(), x.data.data(), mean.data(), rstd.data(),
-                                        scale.data(), beta.data(), m, c, true, to);
-    };
-    backward(nullptr);
-    q.quantize(dx.data.data(), m, c, format, 0);  // the exponent the sink guesses from
-    for (auto _ : state) {
-        if (!fused || !sink.arm(m, c, format, 0) || !backward(&sink)) {
-            if (fused) state.SkipWithError("the sink declined");
-            backward(nullptr);
-            q.quantize(dx.data.data(), m, c, format, 0);
-        }
-        benchmark::DoNotOptimize(q.q.mantissas.data());
-    }
-    // x and dy read twice, dx written and read, the mantissas written.
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * m * c *
-                                                      (6 * sizeof(float) + sizeof(std::int16_t))));
-}
-
 // Max pooling at batch 32 on GoogLeNet's shapes: state.range(1) = 0, pool1 (112x112x64, 3x3
 // stride 2, ceil mode); 1, an inception block's pool branch (28x28x256, 3x3 stride 1, pad 1).
 // Bytes: src and dst once each.
@@ -193,10 +151,6 @@ BENCHMARK(BM_BatchNormReluBackward)
     ->ArgsProduct({{1, 2}, {1, 32}})
     ->UseRealTime()
     ->ArgNames({"threads", "batch"});
-BENCHMARK(BM_BatchNormReluBackwardToDfp16)
-    ->ArgsProduct({{1, 2}, {0, 1}})
-    ->UseRealTime()
-    ->ArgNames({"threads", "fused"});
 BENCHMARK(BM_AddReluForward)
     ->ArgsProduct({{1, 2}, {1l << 16, 32l * 56 * 56 * 256}})
     ->UseRealTime()

@@ -296,8 +296,7 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int 
         [&](const TrainBenchRecord& r) { return number(r.breakdown_sum_ms(), "%.2f"); });
     out +=
         "Each line excludes the lines nested in it: conv and linear times do not include the "
-        "quantization of their DFP16 tensors, which is its own line, except for the gradients that "
-        "batch-norm hands to a DFP16 conv quantized (in its line). conv bprop and conv wtgrad: "
+        "quantization of their DFP16 tensors, which is its own line. conv bprop and conv wtgrad: "
         "DFP16 convolutions (wtgrad: its GEMM; bprop: the rest of backward, i.e. the BPROP GEMM, "
         "col2im and the bias gradient); conv backward: FP32 convolutions, whose oneDNN backward "
         "runs both passes in one call.\n";

@@ -149,9 +149,6 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_srcs(src, 1);
     iteration_ = ctx.iteration;
     const ConvGeometry g = geometry(src[0]->shape);
-    dst_rows_ = g.n * g.oh * g.ow;
-    q16_.diff_dst_sink.reset();
-    q8_.diff_dst_sink.reset();
     dst.resize({std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)});
     switch (config_.precision.compute) {
         case precision::Compute::fp32:
@@ -167,18 +164,6 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
                 forward_dfp<std::int8_t>(g, src[0]->data.data(), dst.data.data());
             break;
     }
-}
-
-GradSink* Conv2d::diff_dst_sink() {
-    const precision::LayerPrecision& prec = config_.precision;
-    if (bias_ || config_.relu || prec.compute == precision::Compute::fp32 || block_scaled(prec))
-        return nullptr;
-    const auto arm = [&](auto& q) -> GradSink* {
-        return q.diff_dst_sink.arm(dst_rows_, config_.out_channels, prec.gradients, iteration_)
-                   ? &q.diff_dst_sink
-                   : nullptr;
-    };
-    return prec.compute == precision::Compute::dfp16 ? arm(q16_) : arm(q8_);
 }
 
 void Conv2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -371,9 +356,7 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
     if (q.src.q.shape != Shape{std::size_t(src_rows), std::size_t(g.c)})
         fail(std::string(precision::compute_name(config_.precision.compute)) +
              " backward without a forward in that precision on this input");
-    // Its producer may have quantized diff_dst already, in pieces (diff_dst_sink).
-    if (!q.diff_dst_sink.take())
-        q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_, keep);
+    q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_, keep);
     if (diff_src) {
         if (is_direct_gemm(g)) {
             // BPROP: diff_src (N*H*W, C) (+)= diff_dst (N*H*W, K) wei (K, C).

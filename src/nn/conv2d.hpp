@@ -54,8 +54,6 @@ class Conv2d : public Layer {
     // Writes a fresh diff_src directly: oneDNN's result, or the BPROP GEMM without loading C.
     void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
                        Overwrite overwrite) override;
-    // DFP16 and DFP8 without a bias or fused ReLU: backward needs diff_dst only quantized.
-    GradSink* diff_dst_sink() override;
     std::vector<Param*> params() override;
     const precision::LayerPrecision* precision() const override { return &config_.precision; }
     void set_precision(const precision::LayerPrecision& precision) override {
@@ -81,7 +79,6 @@ class Conv2d : public Layer {
     template <class M>
     struct Quantized {
         QuantMatrix<M> src, weight, weight_flip, diff_dst;
-        QuantizingSink<M> diff_dst_sink{diff_dst};  // diff_dst from its producer, fused
     };
     template <class M>
     Quantized<M>& quantized();
@@ -115,7 +112,6 @@ class Conv2d : public Layer {
     // DFP16 and DFP8 quantize (subsamples_src).
     std::vector<float> patches_;
     std::uint64_t iteration_ = 0;   // of the last forward: keys stochastic rounding, backward too
-    std::int64_t dst_rows_ = 0;     // of the last forward: N*OH*OW
     std::vector<float> diff_col_;   // a strided BPROP's patch gradients before col2im
     std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0
 };

@@ -1,11 +1,9 @@
 #include "nn/dfp_gemm.hpp"
 
-#include <bit>
 #include <string_view>
 
 #include "base/error.hpp"
 #include "format/quantize.hpp"
-#include "format/quantize_kernels.hpp"
 #include "format/rng.hpp"
 #include "nn/profile.hpp"
 
@@ -42,16 +40,6 @@ kernels::DfpMatrix<M> operand(const Layer& layer, const char* pass, const DfpOpe
     return out;
 }
 
-// The format's options with the stochastic-rounding seed of tensor `name` at `iteration`.
-QuantizeOptions step_options(const precision::TensorFormat& format, std::string_view name,
-                             std::uint64_t iteration) {
-    QuantizeOptions options = format.quantize;
-    options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
-                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
-                       << 32;
-    return options;
-}
-
 }  // namespace
 
 template <class M>
@@ -59,58 +47,15 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
                               const precision::TensorFormat& format, std::uint64_t iteration,
                               const float* keep) {
     const ProfileScope scope(Section::quantization);
-    QuantizeOptions options = step_options(format, name, iteration);
+    QuantizeOptions options = format.quantize;
+    options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
+                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
+                       << 32;
     // Activations and gradients change little from step to step: last step's exponent is a good
     // guess, which saves the quantizer a pass over src.
     if (q.exponents.size() == 1) options.expected_exponent = q.exponents[0];
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q,
                   active_isa(), keep);
-}
-
-template <class M>
-bool QuantMatrix<M>::begin_pieces(std::int64_t rows, std::int64_t cols,
-                                  const precision::TensorFormat& format, std::uint64_t iteration) {
-    // The last quantize validated this shape and format; only the guess is new.
-    const Format& f = format.format;
-    if (q.exponents.size() != 1 || q.shape != Shape{std::size_t(rows), std::size_t(cols)} ||
-        f.granularity != Granularity::tensor || q.format.granularity != Granularity::tensor ||
-        q.format.bits != f.bits || format.quantize.shift < 0 ||
-        format.quantize.shift > f.bits - 2 || q.exponents[0] < kMinExponent ||
-        q.exponents[0] > kMaxExponent)
-        return false;
-    piece_options_ = step_options(format, name, iteration);
-    piece_options_.expected_exponent = q.exponents[0];
-    piece_max_bits_.store(0, std::memory_order_relaxed);
-    piece_rows_ = rows;
-    return true;
-}
-
-template <class M>
-void QuantMatrix<M>::quantize_piece(const float* src, std::int64_t offset, std::int64_t n) {
-    const QuantizeKernels& k = quantize_kernels(active_isa());
-    const QuantizeRun run{pow2(-*piece_options_.expected_exponent),
-                          float(q.format.max_mantissa()),
-                          piece_options_.rounding,
-                          piece_options_.seed,
-                          std::uint64_t(offset),
-                          std::int64_t(q.mantissas.size()) >= kStreamMinElements};
-    M* dst = q.mantissas.data() + offset;
-    std::uint32_t bits;
-    if constexpr (sizeof(M) == 2)
-        bits = k.quantize_s16(src, dst, std::size_t(n), run);
-    else
-        bits = k.quantize_s8(src, dst, std::size_t(n), run);
-    std::uint32_t seen = piece_max_bits_.load(std::memory_order_relaxed);
-    while (bits > seen && !piece_max_bits_.compare_exchange_weak(seen, bits))
-        ;
-}
-
-template <class M>
-bool QuantMatrix<M>::end_pieces() {
-    const std::uint32_t bits = piece_max_bits_.load();
-    return bits < kNonFiniteBits &&
-           shared_exponent(std::bit_cast<float>(bits), q.format.bits, piece_options_.shift) ==
-               *piece_options_.expected_exponent;
 }
 
 template <class M>

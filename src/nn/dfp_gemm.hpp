@@ -5,7 +5,6 @@
 // "Primitives"; section 3 for the block-scaled DFP8 of MXINT8).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -42,53 +41,7 @@ struct QuantMatrix {
     void quantize_transposed(const float* src, std::int64_t rows, std::int64_t cols,
                              const precision::TensorFormat& format, std::uint64_t iteration);
     std::vector<float> transposed;  // quantize_transposed's scratch
-
-    // The same quantization in pieces, fused into the pass that produces src (a GradSink): each
-    // piece is rounded with the exponent the matrix got last time while the producer has it in
-    // cache, so src never goes to memory in FP32. begin_pieces returns false when that cannot
-    // be: no exponent from a last time for this shape and format, or not one per tensor.
-    bool begin_pieces(std::int64_t rows, std::int64_t cols, const precision::TensorFormat& format,
-                      std::uint64_t iteration);
-    // Elements [offset, offset + n) of src (row-major), from any thread, every element once.
-    void quantize_piece(const float* src, std::int64_t offset, std::int64_t n);
-    // After every piece: true when the guessed exponent is that of the whole matrix, which then
-    // equals quantize's result bit for bit; false when it was not (or an element was NaN or
-    // Inf): the mantissas are then unspecified and the producer must fall back on quantize.
-    bool end_pieces();
-
-  private:
-    QuantizeOptions piece_options_;
-    std::atomic<std::uint32_t> piece_max_bits_{0};
-    std::int64_t piece_rows_ = 0;
 };
-// A gradient sink (GradSink) that quantizes the gradient in pieces into `m`, for the layer that
-// owns m and would otherwise quantize the gradient itself.
-template <class M>
-class QuantizingSink : public GradSink {
-  public:
-    explicit QuantizingSink(QuantMatrix<M>& m) : m_(m) {}
-    // Readies the sink for a gradient (rows, cols); false when m cannot take it in pieces.
-    bool arm(std::int64_t rows, std::int64_t cols, const precision::TensorFormat& format,
-             std::uint64_t iteration) {
-        filled_ = false;
-        return armed_ = m_.begin_pieces(rows, cols, format, iteration);
-    }
-    void put(const float* values, std::int64_t offset, std::int64_t n) override {
-        m_.quantize_piece(values, offset, n);
-    }
-    bool finish() override {
-        filled_ = std::exchange(armed_, false) && m_.end_pieces();
-        return filled_;
-    }
-    // True once after a finish that took the gradient: m holds it, quantized.
-    bool take() { return std::exchange(filled_, false); }
-    void reset() { armed_ = filled_ = false; }
-
-  private:
-    QuantMatrix<M>& m_;
-    bool armed_ = false, filled_ = false;
-};
-
 using Dfp16Matrix = QuantMatrix<std::int16_t>;
 using Dfp8Matrix = QuantMatrix<std::int8_t>;
 

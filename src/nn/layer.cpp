@@ -61,12 +61,6 @@ void Layer::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, D
     backward(src, dst, diff_dst, diff_src);
 }
 
-bool Layer::backward_into_sink(Srcs src, const Tensor& dst, const Tensor& diff_dst,
-                               DiffSrcs diff_src, Overwrite overwrite, GradSink& /*sink*/) {
-    backward_into(src, dst, diff_dst, diff_src, overwrite);
-    return false;
-}
-
 bool streamable(std::int64_t n, std::initializer_list<const float*> outputs) {
     return n >= kStreamMinElements &&
            std::all_of(outputs.begin(), outputs.end(), [](const float* p) {

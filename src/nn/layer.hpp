@@ -42,20 +42,6 @@ struct Overwrite {
     }
 };
 
-// A gradient handed to the layer that consumes it piece by piece, as its producer computes it,
-// instead of in an FP32 buffer: a DFP Conv2d quantizes each piece while it is in cache
-// (Layer::diff_dst_sink), so the gradient costs neither an FP32 write nor the quantizer's read.
-class GradSink {
-  public:
-    virtual ~GradSink() = default;
-    // Elements [offset, offset + n) of the gradient, row-major as its tensor; called from the
-    // producer's threads, for disjoint pieces that together cover the gradient once.
-    virtual void put(const float* values, std::int64_t offset, std::int64_t n) = 0;
-    // After every put: true when the sink holds the gradient; false when it could not take it
-    // (e.g. its guessed exponent was wrong), and the producer must write the FP32 gradient.
-    virtual bool finish() = 0;
-};
-
 class Layer {
   public:
     explicit Layer(std::string name) : name_(std::move(name)) {}
@@ -82,15 +68,6 @@ class Layer {
     // calls backward; layers whose kernels can write directly override it.
     virtual void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
                                DiffSrcs diff_src, Overwrite overwrite);
-    // Fused hand-off of a gradient (GradSink), which Net::backward arranges when this layer's
-    // output has one consumer: a sink for dL/d(output) that the next backward of this layer
-    // reads instead of diff_dst, or null (the default) when the layer needs it in FP32.
-    virtual GradSink* diff_dst_sink() { return nullptr; }
-    // backward_into for a layer whose diff_src[0] is fresh (overwrite bit 0) and goes to `sink`.
-    // Returns true when the sink took it (diff_src[0] then holds unspecified values), false when
-    // diff_src[0] holds it in FP32. The default runs backward_into and returns false.
-    virtual bool backward_into_sink(Srcs src, const Tensor& dst, const Tensor& diff_dst,
-                                    DiffSrcs diff_src, Overwrite overwrite, GradSink& sink);
     virtual std::vector<Param*> params() { return {}; }
     // State that is not trained but must survive a checkpoint (BatchNorm's running statistics),
     // named "<layer>.<role>".

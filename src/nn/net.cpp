@@ -80,9 +80,6 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
     // a time instead of one per node, and the pool's buffers are reused from step to step. The
     // first consumer to run writes the gradient (Layer::backward_into), later ones add to it.
     std::vector<bool> held(std::size_t(nodes()), false);
-    std::vector<int> consumers(std::size_t(nodes()), 0);
-    for (const Node& node : nodes_)
-        for (int s : node.srcs) ++consumers[std::size_t(s)];
     acquire_grad(output()).data = diff_dst.data;
     held[std::size_t(output())] = true;
     std::vector<const Tensor*> srcs;
@@ -116,17 +113,7 @@ void Net::backward(const Tensor& diff_dst, const std::function<void(Layer&)>& la
             const LayerTimer timer(profiler, i);
             const ProfileScope scope(profiler,
                                      profiler ? layer_section(*node.layer, true) : Section::other);
-            // A gradient with one producer, this layer, goes to its consumer's sink when the
-            // consumer has one (Layer::diff_dst_sink): a DFP conv takes it quantized.
-            const int s = node.srcs.size() == 1 ? node.srcs[0] : kInput;
-            GradSink* sink = s != kInput && overwrite[0] && consumers[std::size_t(s)] == 1
-                                 ? nodes_[s].layer->diff_dst_sink()
-                                 : nullptr;
-            if (sink)
-                node.layer->backward_into_sink(srcs, node.value, node.grad, diff_srcs, overwrite,
-                                               *sink);
-            else
-                node.layer->backward_into(srcs, node.value, node.grad, diff_srcs, overwrite);
+            node.layer->backward_into(srcs, node.value, node.grad, diff_srcs, overwrite);
         }
         release_grad(i);
         for (Param* p : node.layer->params()) p->settle_grad();  // one it did not write

@@ -278,11 +278,10 @@ void batchnorm_train_normalise(float* dst, const float* src, const float* mean, 
     relu ? run(std::true_type{}) : run(std::false_type{});
 }
 
-bool batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
+void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
-                              const float* beta, std::int64_t m, std::int64_t c, bool relu,
-                              GradSink* sink) {
+                              const float* beta, std::int64_t m, std::int64_t c, bool relu) {
     const std::int64_t block = block_rows(c);
     const int threads = pass_threads(m, c);
     // Per thread: sum of dy and of dy (src - mean), dy masked by the ReLU.
@@ -311,45 +310,22 @@ bool batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
             mean_dy[ch] = float(sums[ch] / double(m));
             k[ch] = float(sums[c + ch] * rstd[ch] * rstd[ch] / double(m));
         }
-        if (!diff_src) return false;
+        if (!diff_src) return;
         const float* md = mean_dy.data();
         const float* kk = k.data();
-        const auto dx = [&](std::int64_t e, std::int64_t ch) {
-            return scale[ch] * (dy(e, ch) - md[ch] - (src[e] - mean[ch]) * kk[ch]);
-        };
-        if (sink) {
-            // Blocks of rows computed into a cached buffer and handed over.
-#pragma omp parallel num_threads(threads)
-            {
-                const auto [r0, r1] = thread_rows(m, block);
-                AlignedVector<float> piece(std::size_t(block * c));
-                float* p = piece.data();
-                for (std::int64_t i0 = r0; i0 < r1; i0 += block) {
-                    const std::int64_t i1 = std::min(r1, i0 + block);
-                    for (std::int64_t i = i0; i < i1; ++i)
-#pragma omp simd
-                        for (std::int64_t ch = 0; ch < c; ++ch)
-                            p[(i - i0) * c + ch] = dx(i * c + ch, ch);
-                    sink->put(p, i0 * c, (i1 - i0) * c);
-                }
-            }
-            if (sink->finish()) return true;
-            accumulate_src = false;  // the sink declined: diff_src is written after all
-        }
         const auto pass = [&](auto kAccumulate) {
 #pragma omp parallel for schedule(static) num_threads(threads)
             for (std::int64_t i = 0; i < m; ++i)
 #pragma omp simd
                 for (std::int64_t ch = 0; ch < c; ++ch) {
                     const std::int64_t e = i * c + ch;
-                    diff_src[e] =
-                        decltype(kAccumulate)::value ? diff_src[e] + dx(e, ch) : dx(e, ch);
+                    const float g = scale[ch] * (dy(e, ch) - md[ch] - (src[e] - mean[ch]) * kk[ch]);
+                    diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
                 }
         };
         accumulate_src ? pass(std::true_type{}) : pass(std::false_type{});
-        return false;
     };
-    return relu ? run(std::true_type{}) : run(std::false_type{});
+    relu ? run(std::true_type{}) : run(std::false_type{});
 }
 
 namespace {
@@ -465,16 +441,6 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
 
 void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
                                 DiffSrcs diff_src, Overwrite overwrite) {
-    backward_to(src, dst, diff_dst, diff_src, overwrite, nullptr);
-}
-
-bool BatchNorm2d::backward_into_sink(Srcs src, const Tensor& dst, const Tensor& diff_dst,
-                                     DiffSrcs diff_src, Overwrite overwrite, GradSink& sink) {
-    return backward_to(src, dst, diff_dst, diff_src, overwrite, &sink);
-}
-
-bool BatchNorm2d::backward_to(Srcs src, const Tensor& dst, const Tensor& diff_dst,
-                              DiffSrcs diff_src, Overwrite overwrite, GradSink* sink) {
     expect_srcs(src, 1);
     expect_nhwc(*src[0], config_.channels);
     expect_shape(dst, src[0]->shape, "dst");
@@ -489,7 +455,7 @@ bool BatchNorm2d::backward_to(Srcs src, const Tensor& dst, const Tensor& diff_ds
                            diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
                            gamma_.value.data(), m, c, false,
                            config_.relu ? dst.data.data() : nullptr);
-        return false;
+        return;
     }
     if (sum_) {
         const float* relu_dst = config_.relu ? dst.data.data() : nullptr;
@@ -499,14 +465,12 @@ bool BatchNorm2d::backward_to(Srcs src, const Tensor& dst, const Tensor& diff_ds
                 diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
                 gamma_.value.data(), m, c, true, relu_dst, sum_, global_rows_);
         };
-        relu_dst ? run(std::true_type{}) : run(std::false_type{});
-        return false;
+        return relu_dst ? run(std::true_type{}) : run(std::false_type{});
     }
-    return batchnorm_train_backward(diff_src_data, diff_src_data && !write,
-                                    gamma_.settle_grad().data(), beta_.settle_grad().data(),
-                                    diff_dst.data.data(), src[0]->data.data(), mean_.data(),
-                                    rstd_.data(), scale_.data(), beta_.value.data(), m, c,
-                                    config_.relu, write ? sink : nullptr);
+    batchnorm_train_backward(diff_src_data, diff_src_data && !write, gamma_.settle_grad().data(),
+                             beta_.settle_grad().data(), diff_dst.data.data(), src[0]->data.data(),
+                             mean_.data(), rstd_.data(), scale_.data(), beta_.value.data(), m, c,
+                             config_.relu);
 }
 
 namespace {

@@ -45,14 +45,11 @@ void batchnorm_train_normalise(float* dst, const float* src, const float* mean, 
 // batchnorm_backward with batch statistics for a forward made by batchnorm_train_normalise:
 // diff_src (when not null) is written, or added to with accumulate_src; diff_gamma and diff_beta
 // are added to. With `relu` the mask is recomputed from src, mean, scale and beta, as the forward
-// made it, instead of read from dst. With a sink, diff_src (not null, written) goes to the sink
-// instead, in blocks of rows (GradSink); returns true when the sink took it, false when diff_src
-// holds it (the sink declined, or there was none).
-bool batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
+// made it, instead of read from dst.
+void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
-                              const float* beta, std::int64_t m, std::int64_t c, bool relu,
-                              GradSink* sink = nullptr);
+                              const float* beta, std::int64_t m, std::int64_t c, bool relu);
 
 struct BatchNormConfig {
     std::int64_t channels = 0;
@@ -80,9 +77,6 @@ class BatchNorm2d : public Layer {
     // Train mode writes a fresh diff_src directly.
     void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
                        Overwrite overwrite) override;
-    // Train mode (not synchronised) hands a fresh diff_src to the sink as it computes it.
-    bool backward_into_sink(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
-                            Overwrite overwrite, GradSink& sink) override;
     std::vector<Param*> params() override { return {&gamma_, &beta_}; }
     std::vector<NamedBuffer> buffers() override {
         return {{name() + ".running_mean", &running_mean_},
@@ -105,9 +99,6 @@ class BatchNorm2d : public Layer {
     std::vector<float>& running_var() { return running_var_; }
 
   private:
-    // backward_into, with diff_src[0] to the sink (if not null) where train mode can.
-    bool backward_to(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
-                     Overwrite overwrite, GradSink* sink);
     void forward_synchronised(const Tensor& src, Tensor& dst);
     // rstd and the running statistics from mean_ and variance_ of a batch of `rows` values per
     // channel; false, with dst all NaN, when they are not finite.
