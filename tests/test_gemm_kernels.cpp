@@ -139,7 +139,7 @@ void test_ukernels(const GemmContext<T>& fast, const GemmContext<T>& twin, int l
                                                                            : twin.f32_count;
             if (uf == nullptr) continue;
             const bool f32_out = out != Out::s32 && out != Out::s32_narrow;
-            // chain > kp: the block is one chain. The fast s16 kernels store every block's last
+            // chain >= kp: the block is one chain. The fast s16 kernels store every block's last
             // chain from registers, alone or added to the tile of the chains before it.
             for (int64_t chain : {int64_t{1}, int64_t{3}, int64_t{8}, pa.kp, pa.kp + 5})
                 for (int variant = 0; variant < (f32_out ? 8 : 2); ++variant) {
