@@ -167,6 +167,13 @@ const ConvCase kConvCases[] = {
     {"3x3 s2 p1 odd 3x9x7x5->6", 3, 9, 7, 5, 6, 3, 2, 1},
     {"7x7 s2 p3 stem 2x15x13x3->8", 2, 15, 13, 3, 8, 7, 2, 3},
     {"5x5 s1 p2 odd 2x6x5x3->4", 2, 6, 5, 3, 4, 5, 1, 2},
+    // BPROP phases: one tap each (2x2 s2), phases of 1 and 2 taps with padding larger than the
+    // kernel's reach (3x3 s3 p2), phases no tap reaches (2x2 s3), and a stride-1 one whose
+    // padding exceeds the kernel (1x1 p1: a window starting past the pixel).
+    {"2x2 s2 p0 2x8x6x8->8", 2, 8, 6, 8, 8, 2, 2, 0},
+    {"3x3 s3 p2 2x10x11x7->5", 2, 10, 11, 7, 5, 3, 3, 2},
+    {"2x2 s3 p1 odd 1x8x7x5->3", 1, 8, 7, 5, 3, 2, 3, 1},
+    {"1x1 s1 p1 2x5x6x8->4", 2, 5, 6, 8, 4, 1, 1, 1},
 };
 
 class Dfp16Conv2d : public ::testing::TestWithParam<ConvCase> {};
@@ -510,7 +517,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
             src.data(), {std::size_t(g.n * g.h * g.w), std::size_t(g.c)}, six_bits, {}, "src");
         ASSERT_EQ(src_q.exponents, std::vector<int>{0});
         Dfp16Tensor col;
-        im2col(src_q, g, col);
+        im2col(src_q, patch_geometry(g), col);
         std::vector<float> dst(std::size_t(rows * g.k)), ref_dst(dst.size());
         for (std::int64_t i = 0; i < rows; ++i)
             for (std::int64_t k = 0; k < g.k; ++k)
@@ -520,7 +527,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
         EXPECT_EQ(dst, ref_dst) << "im2col " << t.what;
         // PatchSource fills any block of the same matrix with the same bits (blocks crossing
         // taps, rows and images, of awkward sizes).
-        const PatchSource patches{src_q.mantissas.data(), g};
+        const PatchSource patches{src_q.mantissas.data(), patch_geometry(g)};
         ASSERT_EQ(patches.rows(), rows);
         ASSERT_EQ(patches.cols(), patch);
         bool same = true;
@@ -550,7 +557,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
             std::vector<std::int16_t> outside(src_q.mantissas.size(), 7777);
             std::memcpy(reinterpret_cast<char*>(outside.data()) + (begin - base), begin,
                         std::size_t(bytes));
-            const PatchSource masked{outside.data(), g};
+            const PatchSource masked{outside.data(), patch_geometry(g)};
             std::vector<std::int16_t> block(std::size_t(nr * patch));
             PatchSource<std::int16_t>::fill(&masked, r0, nr, 0, patch, block.data());
             covered &= std::equal(block.begin(), block.end(), col.mantissas.begin() + r0 * patch);
@@ -568,34 +575,50 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
         col2im_add(diff_src.data(), diff_col.data(), g);
         conv2d_backward_data_ref(ref_diff_src.data(), diff_dst.data(), wei.data(), g);
         EXPECT_EQ(diff_src, ref_diff_src) << "col2im_add " << t.what;
-        // BPROP as the stride-1 convolution of diff_dst with the flipped weights, where it
-        // applies: the same sums as the reference.
-        bool conv_ok = true;
-        if (bprop_is_convolution(g)) {
-            const ConvGeometry bg = bprop_geometry(g);
-            ASSERT_EQ(bg.oh, g.h);
-            ASSERT_EQ(bg.ow, g.w);
-            const Dfp16Tensor dd_q = quantize<std::int16_t>(
-                diff_dst.data(), {std::size_t(rows), std::size_t(g.k)}, six_bits, {}, "dd");
-            const Dfp16Tensor wei_q = quantize<std::int16_t>(
-                wei.data(), {std::size_t(g.k), std::size_t(patch)}, six_bits, {}, "wei");
-            Dfp16Tensor dd_col, flipped;
-            im2col(dd_q, bg, dd_col);
-            flip_weights(wei_q, g, flipped);
-            const std::int64_t bpatch = g.kernel * g.kernel * g.k;
-            std::vector<float> conv_diff_src = diff_src_start;
-            for (std::int64_t i = 0; i < g.n * g.h * g.w; ++i)
-                for (std::int64_t c = 0; c < g.c; ++c)
-                    for (std::int64_t j = 0; j < bpatch; ++j)
-                        conv_diff_src[i * g.c + c] += float(dd_col.mantissas[i * bpatch + j]) *
-                                                      float(flipped.mantissas[j * g.c + c]);
-            conv_ok = conv_diff_src == ref_diff_src;
-            EXPECT_TRUE(conv_ok) << "BPROP convolution " << t.what;
-        }
-        std::printf("lowering %-34s im2col %s PatchSource %s col2im_add %s bprop-conv %s\n", t.what,
-                    dst == ref_dst ? "PASS" : "FAIL", same ? "PASS" : "FAIL",
-                    diff_src == ref_diff_src ? "PASS" : "FAIL",
-                    bprop_is_convolution(g) ? (conv_ok ? "PASS" : "FAIL") : "n/a");
+        // BPROP as stride^2 stride-1 convolutions of diff_dst, one per phase of the input pixels,
+        // each with its taps of the weights, scattered onto the pixels: the same sums as the
+        // reference, added to diff_src or written over garbage.
+        const Dfp16Tensor dd_q = quantize<std::int16_t>(
+            diff_dst.data(), {std::size_t(rows), std::size_t(g.k)}, six_bits, {}, "dd");
+        const Dfp16Tensor wei_q = quantize<std::int16_t>(
+            wei.data(), {std::size_t(g.k), std::size_t(patch)}, six_bits, {}, "wei");
+        std::vector<float> phases;
+        std::int64_t taps = 0;
+        for (std::int64_t ph = 0; ph < g.stride; ++ph)
+            for (std::int64_t pw = 0; pw < g.stride; ++pw) {
+                const BpropPhase phase = bprop_phase(g, ph, pw);
+                ASSERT_EQ(phase.ph, ph);
+                if (phase.empty()) continue;
+                taps += phase.patches.kh * phase.patches.kw;
+                Dfp16Tensor dd_col, pw_q;
+                im2col(dd_q, phase.patches, dd_col);
+                phase_weights(wei_q, g, phase, pw_q);
+                const std::int64_t prows = g.n * phase.patches.oh * phase.patches.ow;
+                const std::int64_t pk = phase.patches.kh * phase.patches.kw * g.k;
+                ASSERT_EQ(pw_q.shape, (Shape{std::size_t(pk), std::size_t(g.c)}));
+                for (std::int64_t i = 0; i < prows; ++i)
+                    for (std::int64_t c = 0; c < g.c; ++c) {
+                        float sum = 0;
+                        for (std::int64_t j = 0; j < pk; ++j)
+                            sum += float(dd_col.mantissas[i * pk + j]) *
+                                   float(pw_q.mantissas[j * g.c + c]);
+                        phases.push_back(sum);
+                    }
+            }
+        // Every kernel tap serves exactly one phase (all have pixels here): the phases multiply
+        // no more than the convolution.
+        EXPECT_EQ(taps, g.kernel * g.kernel) << t.what;
+        std::vector<float> phase_diff_src = diff_src_start;
+        scatter_phases(phase_diff_src.data(), phases.data(), g, true);
+        const bool phases_ok = phase_diff_src == ref_diff_src;
+        EXPECT_TRUE(phases_ok) << "BPROP phases " << t.what;
+        std::vector<float> fresh(diff_src_start.size(), 1e30f), ref_fresh(fresh.size(), 0.0f);
+        scatter_phases(fresh.data(), phases.data(), g, false);
+        conv2d_backward_data_ref(ref_fresh.data(), diff_dst.data(), wei.data(), g);
+        EXPECT_EQ(fresh, ref_fresh) << "BPROP phases, written " << t.what;
+        std::printf("lowering %-34s im2col %s PatchSource %s col2im_add %s bprop-phases %s\n",
+                    t.what, dst == ref_dst ? "PASS" : "FAIL", same ? "PASS" : "FAIL",
+                    diff_src == ref_diff_src ? "PASS" : "FAIL", phases_ok ? "PASS" : "FAIL");
     }
 }
 

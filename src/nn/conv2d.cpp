@@ -324,22 +324,22 @@ void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
     Quantized<M>& q = quantized<M>();
     if (subsamples_src(g)) {
         patches_.resize(std::size_t(g.n * g.oh * g.ow * g.c));
-        im2col(src, g, patches_.data());
+        im2col(src, patch_geometry(g), patches_.data());
         q.src.quantize(patches_.data(), g.n * g.oh * g.ow, g.c, prec.activations, iteration_);
     } else {
         q.src.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
     }
     q.weight.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights,
                       iteration_);
-    const PatchSource<M> patches{q.src.q.mantissas.data(), g};
-    dfp_gemm<M>(*this, "fprop", gemm_src("fprop", q.src, patches), kernels::Op::n, q.weight,
+    const PatchSource<M> patches{q.src.q.mantissas.data(), patch_geometry(g)};
+    dfp_gemm<M>(*this, "fprop", gemm_src("fprop", g, q.src, patches), kernels::Op::n, q.weight,
                 kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr, config_.relu);
 }
 
 template <class M>
-DfpOperand<M> Conv2d::gemm_src(const char* pass, const QuantMatrix<M>& src,
+DfpOperand<M> Conv2d::gemm_src(const char* pass, const ConvGeometry& g, const QuantMatrix<M>& src,
                                const PatchSource<M>& patches) const {
-    if (is_direct_gemm(patches.g) || subsamples_src(patches.g)) return src;
+    if (is_direct_gemm(g) || subsamples_src(g)) return src;
     // A per-pixel or per-channel exponent would vary along the patch rows or K.
     if (!per_tensor(src))
         fail(std::string(pass) + ": tensor '" + src.name + "' in format " + src.q.format.name() +
@@ -362,13 +362,25 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
             // BPROP: diff_src (N*H*W, C) (+)= diff_dst (N*H*W, K) wei (K, C).
             dfp_gemm<M>(*this, "bprop", q.diff_dst, kernels::Op::n, q.weight, kernels::Op::n,
                         diff_src, add);
-        } else if (bprop_is_convolution(g) && per_tensor(q.weight) && per_tensor(q.diff_dst)) {
-            // BPROP: diff_src (N*H*W, C) (+)= patches of diff_dst (N*H*W, KH*KW*K) x the flipped
-            // weights (KH*KW*K, C), a stride-1 convolution (nn/conv_lowering.hpp).
-            flip_weights(q.weight.q, g, q.weight_flip.q);
-            const PatchSource<M> patches{q.diff_dst.q.mantissas.data(), bprop_geometry(g)};
-            dfp_gemm<M>(*this, "bprop", patch_operand(q.diff_dst, patches), kernels::Op::n,
-                        q.weight_flip, kernels::Op::n, diff_src, add);
+        } else if (per_tensor(q.weight) && per_tensor(q.diff_dst)) {
+            // BPROP: stride^2 stride-1 convolutions of diff_dst, one per phase of the input pixels
+            // (nn/conv_lowering.hpp): diff_src (N*H*W, C) (+)= patches of diff_dst (N*H*W,
+            // KH*KW*K) x the flipped weights (KH*KW*K, C) at stride 1, else each phase into its
+            // block of diff_col_, scattered onto the pixels.
+            const bool direct = g.stride == 1;
+            if (!direct) diff_col_.resize(std::size_t(g.n * g.h * g.w * g.c));
+            float* out = direct ? diff_src : diff_col_.data();
+            for (std::int64_t ph = 0; ph < g.stride; ++ph)
+                for (std::int64_t pw = 0; pw < g.stride; ++pw) {
+                    const BpropPhase phase = bprop_phase(g, ph, pw);
+                    if (phase.empty()) continue;
+                    phase_weights(q.weight.q, g, phase, q.weight_flip.q);
+                    const PatchSource<M> patches{q.diff_dst.q.mantissas.data(), phase.patches};
+                    dfp_gemm<M>(*this, "bprop", patch_operand(q.diff_dst, patches), kernels::Op::n,
+                                q.weight_flip, kernels::Op::n, out, direct && add);
+                    out += patches.rows() * g.c;
+                }
+            if (!direct) scatter_phases(diff_src, diff_col_.data(), g, add);
         } else {
             // BPROP: the patch gradients diff_dst (N*OH*OW, K) wei (K, KH*KW*C), in FP32, summed
             // back onto the pixels.
@@ -380,8 +392,8 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
         }
     }
     // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized it (its patches).
-    const PatchSource<M> patches{q.src.q.mantissas.data(), g};
-    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", q.src, patches),
+    const PatchSource<M> patches{q.src.q.mantissas.data(), patch_geometry(g)};
+    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", g, q.src, patches),
                 kernels::Op::n, weight_.grad.data(), weight_.begin_grad());
     if (bias_) add_column_sums(bias_->settle_grad().data(), diff_dst, rows, g.k, keep);
 }
@@ -392,7 +404,7 @@ void Conv2d::forward_block_scaled(const ConvGeometry& g, const float* src, float
     const std::int64_t rows = g.n * g.oh * g.ow, patch = g.kernel * g.kernel * g.c;
     if (!is_direct_gemm(g)) {
         patches_.resize(std::size_t(rows * patch));
-        im2col(src, g, patches_.data());
+        im2col(src, patch_geometry(g), patches_.data());
         src = patches_.data();
     }
     q8_.src.quantize(src, rows, patch, prec.activations, iteration_);

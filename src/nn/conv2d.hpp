@@ -91,7 +91,7 @@ class Conv2d : public Layer {
     // The src operand of FPROP and WTGRAD: q.src itself for a direct GEMM or a subsampled src,
     // else its patches.
     template <class M>
-    DfpOperand<M> gemm_src(const char* pass, const QuantMatrix<M>& src,
+    DfpOperand<M> gemm_src(const char* pass, const ConvGeometry& g, const QuantMatrix<M>& src,
                            const PatchSource<M>& patches) const;
 
     Conv2dConfig config_;
@@ -111,8 +111,9 @@ class Conv2d : public Layer {
     // Forward's FP32 patch matrix: reused by WTGRAD (block-scaled), or the subsampled src that
     // DFP16 and DFP8 quantize (subsamples_src).
     std::vector<float> patches_;
-    std::uint64_t iteration_ = 0;   // of the last forward: keys stochastic rounding, backward too
-    std::vector<float> diff_col_;   // a strided BPROP's patch gradients before col2im
+    std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
+    // A strided BPROP's phases before scatter_phases, or its patch gradients before col2im_add.
+    std::vector<float> diff_col_;
     std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0
 };
 

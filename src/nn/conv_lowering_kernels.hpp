@@ -8,13 +8,17 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "nn/conv2d.hpp"
+#include "nn/conv_lowering.hpp"
 
 namespace dfp::nn {
 
-// The input row (or column) read by output row oh at kernel tap r; outside [0, H) is padding.
-inline std::int64_t input_coord(std::int64_t out, std::int64_t tap, const ConvGeometry& g) {
-    return out * g.stride - g.pad + tap;
+// The input row read by patch row oh at kernel row r, and the input column read by patch column ow
+// at kernel column s; outside [0, H) and [0, W) is padding.
+inline std::int64_t input_row(std::int64_t oh, std::int64_t r, const PatchGeometry& g) {
+    return oh * g.stride - g.pad_h + r;
+}
+inline std::int64_t input_col(std::int64_t ow, std::int64_t s, const PatchGeometry& g) {
+    return ow * g.stride - g.pad_w + s;
 }
 
 // Columns of the patch matrix that one copy fills in every row: channels [c, c + len) of tap
@@ -26,7 +30,7 @@ struct PatchRun {
 // Rows [row0, row0 + rows) of the patch matrix of src, over the columns of runs[0, nruns) in
 // order, into dst (leading dimension ld); copy(out, in, count) copies count elements.
 template <class M, class Copy>
-inline void fill_patch_rows(const M* src, const ConvGeometry& g, const PatchRun* runs,
+inline void fill_patch_rows(const M* src, const PatchGeometry& g, const PatchRun* runs,
                             std::int64_t nruns, std::int64_t row0, std::int64_t rows, M* dst,
                             std::int64_t ld, Copy copy) {
     std::int64_t n = row0 / (g.oh * g.ow), oh = row0 / g.ow % g.oh, ow = row0 % g.ow;
@@ -35,7 +39,7 @@ inline void fill_patch_rows(const M* src, const ConvGeometry& g, const PatchRun*
         M* out = dst + row * ld;
         for (std::int64_t i = 0; i < nruns; ++i) {
             const PatchRun& run = runs[i];
-            const std::int64_t ih = input_coord(oh, run.r, g), iw = input_coord(ow, run.s, g);
+            const std::int64_t ih = input_row(oh, run.r, g), iw = input_col(ow, run.s, g);
             const bool row_inside = ih >= 0 && ih < g.h;
             if (row_inside && iw >= 0 && iw + run.taps <= g.w) {
                 copy(out, image + (ih * g.w + iw) * g.c + run.c, run.len);
@@ -59,10 +63,10 @@ inline void fill_patch_rows(const M* src, const ConvGeometry& g, const PatchRun*
 }
 
 // fill_patch_rows with zmm copies (AVX-512 F and BW).
-void fill_patch_rows_avx512(const std::int16_t* src, const ConvGeometry& g, const PatchRun* runs,
+void fill_patch_rows_avx512(const std::int16_t* src, const PatchGeometry& g, const PatchRun* runs,
                             std::int64_t nruns, std::int64_t row0, std::int64_t rows,
                             std::int16_t* dst, std::int64_t ld);
-void fill_patch_rows_avx512(const std::int8_t* src, const ConvGeometry& g, const PatchRun* runs,
+void fill_patch_rows_avx512(const std::int8_t* src, const PatchGeometry& g, const PatchRun* runs,
                             std::int64_t nruns, std::int64_t row0, std::int64_t rows,
                             std::int8_t* dst, std::int64_t ld);
 

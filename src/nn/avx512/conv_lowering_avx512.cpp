@@ -24,7 +24,7 @@ inline void copy_bytes(char* out, const char* in, std::size_t n) {
 }
 
 template <class M>
-void fill_rows(const M* src, const ConvGeometry& g, const PatchRun* runs, std::int64_t nruns,
+void fill_rows(const M* src, const PatchGeometry& g, const PatchRun* runs, std::int64_t nruns,
                std::int64_t row0, std::int64_t rows, M* dst, std::int64_t ld) {
     fill_patch_rows(src, g, runs, nruns, row0, rows, dst, ld,
                     [](M* out, const M* in, std::int64_t count) {
@@ -35,12 +35,12 @@ void fill_rows(const M* src, const ConvGeometry& g, const PatchRun* runs, std::i
 
 }  // namespace
 
-void fill_patch_rows_avx512(const std::int16_t* src, const ConvGeometry& g, const PatchRun* runs,
+void fill_patch_rows_avx512(const std::int16_t* src, const PatchGeometry& g, const PatchRun* runs,
                             std::int64_t nruns, std::int64_t row0, std::int64_t rows,
                             std::int16_t* dst, std::int64_t ld) {
     fill_rows(src, g, runs, nruns, row0, rows, dst, ld);
 }
-void fill_patch_rows_avx512(const std::int8_t* src, const ConvGeometry& g, const PatchRun* runs,
+void fill_patch_rows_avx512(const std::int8_t* src, const PatchGeometry& g, const PatchRun* runs,
                             std::int64_t nruns, std::int64_t row0, std::int64_t rows,
                             std::int8_t* dst, std::int64_t ld) {
     fill_rows(src, g, runs, nruns, row0, rows, dst, ld);
