@@ -27,6 +27,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -35,6 +36,7 @@
 #include "nn/activation.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/conv_lowering.hpp"
+#include "nn/join.hpp"
 #include "nn/linear.hpp"
 #include "nn/net.hpp"
 #include "nn/reference.hpp"
@@ -632,6 +634,70 @@ void build_small_net(Net& net) {
                         Conv2dConfig{.in_channels = 4, .out_channels = 4, .kernel = 3, .pad = 1});
     x = net.add<Conv2d>({x}, "conv3", Conv2dConfig{.in_channels = 4, .out_channels = 2});
     net.add<Linear>({x}, "fc", LinearConfig{.in_features = 5 * 5 * 2, .out_features = 3});
+}
+
+// Convolutions on one input (an inception module's 1x1s): the first quantizes it for every later
+// one with the same precision and activation format (Conv2d::add_input_sibling). Stochastic
+// rounding keys its stream by the quantizing layer's name, so a sibling that reuses the first
+// one's src computes exactly what a lone convolution named like the first computes, FPROP and
+// WTGRAD; a sibling in another format, or after the first turned FP32, quantizes its own.
+TEST(Dfp16Conv2d, SiblingsOnOneInputQuantizeItOnce) {
+    const char* stochastic = "dfp16,activations.rounding=stochastic";
+    const char* shifted = "dfp16,activations.rounding=stochastic,activations.shift=2";
+    const auto config = [](std::int64_t k, std::int64_t kernel, const char* spec) {
+        return Conv2dConfig{.in_channels = 5,
+                            .out_channels = k,
+                            .kernel = kernel,
+                            .pad = kernel / 2,
+                            .precision = dfp16_precision(spec)};
+    };
+    const std::int64_t ks[] = {4, 6, 3};
+    Net net;
+    const int a = net.add<Conv2d>({Net::kInput}, "a", config(ks[0], 3, stochastic));
+    const int b = net.add<Conv2d>({Net::kInput}, "b", config(ks[1], 1, stochastic));
+    const int c = net.add<Conv2d>({Net::kInput}, "c", config(ks[2], 3, shifted));
+    net.add<Concat>({a, b, c}, "cat");
+    for (const int node : {a, b, c})
+        for (Param* p : net.layer(node).params())
+            p->value = normal(p->value.size(), 30 + unsigned(node) + unsigned(p->value.size()));
+    Tensor src({2, 7, 6, 5});
+    src.data = aligned_copy<float>(normal(src.numel(), 40));
+    Tensor diff({2, 7, 6, 13});
+    diff.data = aligned_copy<float>(normal(diff.numel(), 41));
+
+    // A lone convolution named `name` with node's configuration and weights: its dst and weight
+    // gradient for that node's channels of diff.
+    const auto alone = [&](int node, const char* name, std::int64_t channel0) {
+        const auto& conv = static_cast<Conv2d&>(net.layer(node));
+        Conv2d lone(name, conv.config());
+        for (std::size_t i = 0; i < lone.params().size(); ++i) {
+            lone.params()[i]->value = net.layer(node).params()[i]->value;
+            lone.params()[i]->grad.assign(lone.params()[i]->grad.size(), 0.0f);
+        }
+        Tensor dst, dd({2, 7, 6, std::size_t(conv.config().out_channels)}), dsrc(src.shape);
+        const Tensor* srcs[] = {&src};
+        lone.forward(srcs, dst, {.iteration = 3});
+        for (std::size_t p = 0; p < 2 * 7 * 6; ++p)
+            for (std::int64_t k = 0; k < conv.config().out_channels; ++k)
+                dd.data[p * std::size_t(conv.config().out_channels) + std::size_t(k)] =
+                    diff.data[p * 13 + std::size_t(channel0 + k)];
+        Tensor* dsrcs[] = {&dsrc};
+        lone.backward(srcs, dst, dd, dsrcs);
+        return std::make_pair(dst.data, lone.params()[0]->grad);
+    };
+    for (const bool first_fp32 : {false, true}) {
+        if (first_fp32) net.layer(a).set_precision({});
+        net.zero_grad();
+        net.forward(src, {.iteration = 3});
+        net.backward(diff);
+        const auto got = [&](int node) {
+            return std::make_pair(net.value(node).data, net.layer(node).params()[0]->grad);
+        };
+        // b: a's draw while a is DFP16, its own once a is FP32.
+        EXPECT_EQ(got(b), alone(b, first_fp32 ? "b" : "a", ks[0])) << first_fp32;
+        EXPECT_NE(got(b), alone(b, first_fp32 ? "a" : "b", ks[0])) << first_fp32;
+        EXPECT_EQ(got(c), alone(c, "c", ks[0] + ks[1])) << first_fp32;
+    }
 }
 
 TEST(Dfp16Policy, PaperPolicyKeepsFirstAndLastLayerFp32) {

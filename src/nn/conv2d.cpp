@@ -315,6 +315,28 @@ Conv2d::Quantized<std::int8_t>& Conv2d::quantized() {
     return q8_;
 }
 
+void Conv2d::add_input_sibling(Layer& earlier) {
+    auto* conv = dynamic_cast<const Conv2d*>(&earlier);
+    if (src_sibling_ == nullptr && conv != nullptr) src_sibling_ = conv;
+}
+
+template <class M>
+const QuantMatrix<M>* Conv2d::sibling_src(const float* src, std::int64_t rows,
+                                          std::int64_t cols) const {
+    if (src_sibling_ == nullptr) return nullptr;
+    const precision::LayerPrecision& mine = config_.precision;
+    const QuantMatrix<M>& theirs = src_sibling_->quantized<M>().src;
+    return src_sibling_->config_.precision.compute == mine.compute &&
+                   theirs.holds(src, rows, cols, mine.activations, iteration_)
+               ? &theirs
+               : nullptr;
+}
+
+template <class M>
+const QuantMatrix<M>& Conv2d::forward_src() const {
+    return src_from_sibling_ ? src_sibling_->quantized<M>().src : quantized<M>().src;
+}
+
 // FPROP dst (N*OH*OW, K) = src (N*OH*OW, KH*KW*C) wei^T + bias (added by the GEMM as it writes
 // dst), src's patches made while packing unless direct or subsampled; the weights are quantized
 // from the FP32 master on every forward (SGD updates the master).
@@ -322,17 +344,21 @@ template <class M>
 void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
     const precision::LayerPrecision& prec = config_.precision;
     Quantized<M>& q = quantized<M>();
+    src_from_sibling_ = false;
     if (subsamples_src(g)) {
         patches_.resize(std::size_t(g.n * g.oh * g.ow * g.c));
         im2col(src, patch_geometry(g), patches_.data());
         q.src.quantize(patches_.data(), g.n * g.oh * g.ow, g.c, prec.activations, iteration_);
+    } else if (sibling_src<M>(src, g.n * g.h * g.w, g.c) != nullptr) {
+        src_from_sibling_ = true;
     } else {
         q.src.quantize(src, g.n * g.h * g.w, g.c, prec.activations, iteration_);
     }
     q.weight.quantize(weight_.value.data(), g.k, g.kernel * g.kernel * g.c, prec.weights,
                       iteration_);
-    const PatchSource<M> patches{q.src.q.mantissas.data(), patch_geometry(g)};
-    dfp_gemm<M>(*this, "fprop", gemm_src("fprop", g, q.src, patches), kernels::Op::n, q.weight,
+    const QuantMatrix<M>& s = forward_src<M>();
+    const PatchSource<M> patches{s.q.mantissas.data(), patch_geometry(g)};
+    dfp_gemm<M>(*this, "fprop", gemm_src("fprop", g, s, patches), kernels::Op::n, q.weight,
                 kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr, config_.relu);
 }
 
@@ -353,7 +379,8 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
     Quantized<M>& q = quantized<M>();
     const std::int64_t rows = g.n * g.oh * g.ow;
     const std::int64_t src_rows = subsamples_src(g) ? rows : g.n * g.h * g.w;
-    if (q.src.q.shape != Shape{std::size_t(src_rows), std::size_t(g.c)})
+    const QuantMatrix<M>& s = forward_src<M>();
+    if (s.q.shape != Shape{std::size_t(src_rows), std::size_t(g.c)})
         fail(std::string(precision::compute_name(config_.precision.compute)) +
              " backward without a forward in that precision on this input");
     q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_, keep);
@@ -392,8 +419,8 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
         }
     }
     // WTGRAD: wei.grad (K, KH*KW*C) += diff_dst^T src, src as forward quantized it (its patches).
-    const PatchSource<M> patches{q.src.q.mantissas.data(), patch_geometry(g)};
-    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", g, q.src, patches),
+    const PatchSource<M> patches{s.q.mantissas.data(), patch_geometry(g)};
+    dfp_gemm<M>(*this, "wtgrad", q.diff_dst, kernels::Op::t, gemm_src("wtgrad", g, s, patches),
                 kernels::Op::n, weight_.grad.data(), weight_.begin_grad());
     if (bias_) add_column_sums(bias_->settle_grad().data(), diff_dst, rows, g.k, keep);
 }

@@ -60,6 +60,10 @@ class Conv2d : public Layer {
         config_.precision = precision;
     }
 
+    // The first earlier Conv2d on the same input quantizes it for both: where its precision and
+    // activation format are this one's, this layer reuses that quantized src in FPROP and WTGRAD.
+    void add_input_sibling(Layer& earlier) override;
+
     const Conv2dConfig& config() const { return config_; }
     Param& weight() { return weight_; }
     Param* bias() { return bias_ ? &*bias_ : nullptr; }
@@ -82,6 +86,17 @@ class Conv2d : public Layer {
     };
     template <class M>
     Quantized<M>& quantized();
+    template <class M>
+    const Quantized<M>& quantized() const {
+        return const_cast<Conv2d*>(this)->quantized<M>();
+    }
+    // The sibling's quantized src when it holds this forward's src (rows, cols) in this layer's
+    // format and step, else null.
+    template <class M>
+    const QuantMatrix<M>* sibling_src(const float* src, std::int64_t rows, std::int64_t cols) const;
+    // The src FPROP multiplied and WTGRAD multiplies: q.src, or the sibling's.
+    template <class M>
+    const QuantMatrix<M>& forward_src() const;
     template <class M>
     void forward_dfp(const ConvGeometry& g, const float* src, float* dst);
     // keep: the fused ReLU's output, by which diff_dst is masked, or null.
@@ -112,6 +127,8 @@ class Conv2d : public Layer {
     // DFP16 and DFP8 quantize (subsamples_src).
     std::vector<float> patches_;
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
+    const Conv2d* src_sibling_ = nullptr;  // add_input_sibling
+    bool src_from_sibling_ = false;        // the last forward used the sibling's src
     // A strided BPROP's phases before scatter_phases, or its patch gradients before col2im_add.
     std::vector<float> diff_col_;
     std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0

@@ -47,6 +47,7 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
                               const precision::TensorFormat& format, std::uint64_t iteration,
                               const float* keep) {
     const ProfileScope scope(Section::quantization);
+    source = nullptr;
     QuantizeOptions options = format.quantize;
     options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
                    std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
@@ -56,6 +57,22 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
     if (q.exponents.size() == 1) options.expected_exponent = q.exponents[0];
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q,
                   active_isa(), keep);
+    if (keep == nullptr) {
+        source = src;
+        source_format = format;
+        source_iteration = iteration;
+    }
+}
+
+template <class M>
+bool QuantMatrix<M>::holds(const float* src, std::int64_t rows, std::int64_t cols,
+                           const precision::TensorFormat& format, std::uint64_t iteration) const {
+    const Format &a = source_format.format, &b = format.format;
+    const QuantizeOptions &x = source_format.quantize, &y = format.quantize;
+    return source == src && source_iteration == iteration &&
+           q.shape == Shape{std::size_t(rows), std::size_t(cols)} && a.bits == b.bits &&
+           a.granularity == b.granularity && a.axis == b.axis && a.block == b.block &&
+           x.rounding == y.rounding && x.shift == y.shift && x.seed == y.seed;
 }
 
 template <class M>

@@ -41,6 +41,15 @@ struct QuantMatrix {
     void quantize_transposed(const float* src, std::int64_t rows, std::int64_t cols,
                              const precision::TensorFormat& format, std::uint64_t iteration);
     std::vector<float> transposed;  // quantize_transposed's scratch
+    // Whether q is what quantize() made of src (rows, cols) in `format` at `iteration`, unmasked:
+    // a layer reading the same tensor in the same step may then use q rather than quantize it
+    // again (Conv2d's input siblings).
+    bool holds(const float* src, std::int64_t rows, std::int64_t cols,
+               const precision::TensorFormat& format, std::uint64_t iteration) const;
+    // What the last quantize() read (null after a masked or failed one), in what and when.
+    const float* source = nullptr;
+    precision::TensorFormat source_format;
+    std::uint64_t source_iteration = 0;
 };
 using Dfp16Matrix = QuantMatrix<std::int16_t>;
 using Dfp8Matrix = QuantMatrix<std::int8_t>;

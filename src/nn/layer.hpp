@@ -82,6 +82,11 @@ class Layer {
         fail("has no precision setting (only conv2d and linear layers have one)");
     }
 
+    // Net::add calls it with each earlier layer fed by the same single node as this one: a
+    // layer may then reuse what such a sibling derives from that input in the same forward
+    // (Conv2d: the quantized src). The sibling runs first; both live as long as the Net.
+    virtual void add_input_sibling(Layer& /*earlier*/) {}
+
     // Throws dfp::Error "<kind> '<name>': <what>".
     [[noreturn]] void fail(const std::string& what) const;
 
