@@ -297,8 +297,9 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int 
     out +=
         "Each line excludes the lines nested in it: conv and linear times do not include the "
         "quantization of their DFP16 tensors, which is its own line. conv bprop and conv wtgrad: "
-        "DFP16 convolutions (wtgrad: its GEMM; bprop: the rest of backward, i.e. the BPROP GEMM, "
-        "col2im and the bias gradient); conv backward: FP32 convolutions, whose oneDNN backward "
+        "DFP16 convolutions (wtgrad: its GEMM; bprop: the rest of backward, i.e. the BPROP GEMMs, "
+        "a strided BPROP's scatter and the bias gradient); conv backward: FP32 convolutions, whose "
+        "oneDNN backward "
         "runs both passes in one call.\n";
     if (shown.empty()) return out;
     out +=

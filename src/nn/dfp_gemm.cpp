@@ -111,8 +111,8 @@ void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, Op o
     options.accumulate = accumulate;
     options.bias = bias;
     options.relu = relu;
-    // A convolution's WTGRAD is this one call; the rest of its backward (BPROP GEMM, col2im) stays
-    // in the layer's own section (nn/profile.hpp).
+    // A convolution's WTGRAD is this one call; the rest of its backward (BPROP GEMMs, a strided
+    // BPROP's scatter) stays in the layer's own section (nn/profile.hpp).
     Profiler* const profiler = active_profiler();
     const bool conv_wtgrad = profiler && std::string_view(pass) == "wtgrad" &&
                              std::string_view(layer.kind()) == "conv2d";

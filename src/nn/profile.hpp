@@ -21,7 +21,7 @@ class Layer;
 
 enum class Section {
     conv_fprop,     // Conv2d forward (FP32 oneDNN or DFP16 GEMM, im2col, bias)
-    conv_bprop,     // DFP16 Conv2d backward but its WTGRAD GEMM: BPROP GEMM, col2im, bias grad
+    conv_bprop,     // DFP16 Conv2d backward but its WTGRAD GEMM: BPROP GEMMs, scatter, bias grad
     conv_wtgrad,    // the WTGRAD GEMM of DFP16 Conv2d
     conv_backward,  // FP32 Conv2d backward: oneDNN runs BPROP and WTGRAD in one layer call
     linear_forward,
