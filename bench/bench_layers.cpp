@@ -1,5 +1,6 @@
 // The memory-bound passes of a training step between the convolutions: the residual join (Add
-// with its ReLU), a ReLU layer and a train-mode batch-norm with its ReLU, forward and backward, on
+// with its ReLU), a ReLU layer, a train-mode batch-norm with its ReLU and one with the join fused
+// in too, forward and backward, on
 // a tensor of ResNet-50's res2 output at batch 32 (103 MB of FP32, beyond the caches) and one
 // that fits in L2; max pooling on GoogLeNet's shapes. bytes_per_second counts every stream the
 // pass must read or write once.
@@ -90,6 +91,16 @@ void BM_BatchNormReluBackward(benchmark::State& state) {
     BatchNorm2d bn("bn", {.channels = 256, .relu = true});
     run_layer(state, bn, 1, true, {std::size_t(state.range(1)), 56, 56, 256});
 }
+// The same batch-norm with ResNet's residual join and its ReLU fused in (a block's output),
+// against BatchNormRelu plus AddRelu above.
+void BM_BatchNormAddReluForward(benchmark::State& state) {
+    BatchNorm2d bn("bn", {.channels = 256, .relu = true, .residual = true});
+    run_layer(state, bn, 2, false, {std::size_t(state.range(1)), 56, 56, 256});
+}
+void BM_BatchNormAddReluBackward(benchmark::State& state) {
+    BatchNorm2d bn("bn", {.channels = 256, .relu = true, .residual = true});
+    run_layer(state, bn, 2, true, {std::size_t(state.range(1)), 56, 56, 256});
+}
 
 // Max pooling at batch 32 on GoogLeNet's shapes: state.range(1) = 0, pool1 (112x112x64, 3x3
 // stride 2, ceil mode); 1, an inception block's pool branch (28x28x256, 3x3 stride 1, pad 1).
@@ -147,7 +158,15 @@ BENCHMARK(BM_BatchNormReluForward)
     ->ArgsProduct({{1, 2}, {1, 32}})
     ->UseRealTime()
     ->ArgNames({"threads", "batch"});
+BENCHMARK(BM_BatchNormAddReluForward)
+    ->ArgsProduct({{1, 2}, {1, 32}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "batch"});
 BENCHMARK(BM_BatchNormReluBackward)
+    ->ArgsProduct({{1, 2}, {1, 32}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "batch"});
+BENCHMARK(BM_BatchNormAddReluBackward)
     ->ArgsProduct({{1, 2}, {1, 32}})
     ->UseRealTime()
     ->ArgNames({"threads", "batch"});

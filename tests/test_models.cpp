@@ -97,23 +97,28 @@ TEST(Models, MacsFollowTheConvolutionAndLinearFormulas) {
         }
 }
 
-// Layer::fused_relu reaches the summary (inspect shows it as kind+relu): ResNet's residual joins
-// and the batch-norms before a ReLU fuse it, the batch-norms before the join and the classifier do
-// not; AlexNet's convolutions fuse theirs.
+// Layer::fused_relu reaches the summary (inspect shows it as kind+relu): ResNet's batch-norms
+// before a ReLU fuse it, and each block's last batch-norm fuses the residual join and its ReLU
+// (kind+add+relu); the projections' batch-norms and the classifier fuse neither. AlexNet's
+// convolutions fuse their ReLU.
 TEST(Models, LayerStatsNameTheFusedRelus) {
     nn::Net resnet = models::build("resnet20", kCifar);
-    int bn_relu = 0, bn_plain = 0;
+    int bn_relu = 0, bn_plain = 0, bn_join = 0;
     for (const models::LayerStats& l : models::layer_stats(resnet, kCifar)) {
-        if (l.kind == "add") {
-            EXPECT_TRUE(l.fused_relu) << l.name;
-        } else if (l.kind == "batchnorm2d") {
-            ++(l.fused_relu ? bn_relu : bn_plain);
-        } else if (l.kind == "conv2d" || l.kind == "linear") {
-            EXPECT_FALSE(l.fused_relu) << l.name;
+        EXPECT_NE(l.kind, "add") << l.name << ": the joins are fused into the batch-norms";
+        if (l.kind == "batchnorm2d") {
+            EXPECT_TRUE(!l.fused_add || l.fused_relu) << l.name;
+            ++(l.fused_add ? bn_join : l.fused_relu ? bn_relu : bn_plain);
+        } else {
+            EXPECT_FALSE(l.fused_add) << l.name;
+            if (l.kind == "conv2d" || l.kind == "linear") {
+                EXPECT_FALSE(l.fused_relu) << l.name;
+            }
         }
     }
     EXPECT_EQ(bn_relu, 1 + 9);  // the stem's and the first of each of the 9 blocks
-    EXPECT_GE(bn_plain, 9);     // the second of each block, and the projections'
+    EXPECT_EQ(bn_join, 9);      // the second of each block
+    EXPECT_EQ(bn_plain, 2);     // the projections' (first block of stages 2 and 3)
     nn::Net alexnet = models::build("alexnet", kImagenet);
     const std::vector<models::LayerStats> layers = models::layer_stats(alexnet, kImagenet);
     EXPECT_EQ(layers.front().kind, "conv2d");

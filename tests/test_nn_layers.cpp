@@ -314,6 +314,100 @@ TEST(NnBatchNorm, TrainPassesMatchTheReferenceOnAwkwardSizes) {
     }
 }
 
+// A batch-norm with the residual join fused in (BatchNormConfig::residual) against the batch-norm
+// and then Add: the same bits forward and backward, in train, eval and synchronised mode, with and
+// without the ReLU, on sizes one thread and two threads run; each gradient written (fresh, NaN
+// before) or added to, in every combination, and with the residual being the batch-norm's own
+// input (one gradient buffer for both, added to twice, as Net::backward gives it).
+TEST(NnBatchNorm, FusedResidualEqualsBatchNormThenAdd) {
+    enum class Run { train, eval, synchronised };
+    for (const Shape& shape : {Shape{3, 7, 5, 6}, Shape{2, 40, 40, 21}})
+        for (Run mode : {Run::train, Run::eval, Run::synchronised})
+            for (bool relu : {false, true})
+                for (int fresh = 0; fresh < 5; ++fresh) {  // 4: the residual is the input
+                    const std::int64_t c = std::int64_t(shape[3]);
+                    const bool self = fresh == 4;
+                    const std::string what = shape_string(shape) + " mode " +
+                                             std::to_string(int(mode)) + " relu " +
+                                             std::to_string(relu) + " fresh " +
+                                             std::to_string(fresh);
+                    BatchNorm2d fused("bn", {.channels = c, .relu = relu, .residual = true});
+                    BatchNorm2d plain("bn", {.channels = c});
+                    Add add("add", relu);
+                    for (BatchNorm2d* bn : {&fused, &plain}) {
+                        for (std::int64_t ch = 0; ch < c; ++ch) {
+                            bn->gamma().value[ch] = 0.5f + 0.25f * float(ch % 5);
+                            bn->beta().value[ch] = 0.1f * float(ch % 3) - 0.1f;
+                            bn->running_mean()[ch] = 0.05f * float(ch % 4);
+                            bn->running_var()[ch] = 0.5f + 0.1f * float(ch % 6);
+                            bn->gamma().grad.assign(std::size_t(c), 0.5f);
+                            bn->beta().grad.assign(std::size_t(c), -0.5f);
+                        }
+                        if (mode == Run::synchronised)  // one process: the sums stay
+                            bn->set_sum_across_processes([](std::vector<double>&, bool) {});
+                    }
+                    const Context ctx{mode == Run::eval ? Mode::eval : Mode::train, 0};
+                    const Tensor x = random_tensor(shape, 90, -2.0f, 3.0f);
+                    const Tensor r = self ? x : random_tensor(shape, 91, -1.5f, 1.0f);
+                    const Tensor y_fused = run(fused, {&x, &r}, ctx);
+                    const Tensor y_bn = run(plain, {&x}, ctx);
+                    const Tensor y = run(add, {&y_bn, &r}, ctx);
+                    ASSERT_EQ(y_fused.data, y.data) << what;
+                    if (relu) {
+                        const auto zeros = std::count(y.data.begin(), y.data.end(), 0.0f);
+                        EXPECT_GT(zeros, std::int64_t(y.numel() / 8)) << what;
+                        EXPECT_LT(zeros, std::int64_t(y.numel() * 7 / 8)) << what;
+                    }
+
+                    // Written gradients start as NaN (any value read would show), added ones
+                    // from an old value.
+                    const Tensor dy = random_tensor(shape, 92);
+                    const Tensor old = random_tensor(shape, 93);
+                    Overwrite overwrite;
+                    if (!self && (fresh & 1)) overwrite.set(0);
+                    if (!self && (fresh & 2)) overwrite.set(1);
+                    const auto start = [&](bool written) {
+                        Tensor t = old;
+                        if (written) std::fill(t.data.begin(), t.data.end(), std::nanf(""));
+                        return t;
+                    };
+                    Tensor dx_fused = start(overwrite[0]), dr_fused = start(overwrite[1]);
+                    Tensor dx = start(overwrite[0]), dr = start(overwrite[1]);
+                    Tensor g_bn(shape);
+                    {
+                        const Tensor* srcs[] = {&x, &r};
+                        Tensor* diffs[] = {&dx_fused, self ? &dx_fused : &dr_fused};
+                        fused.backward_into(srcs, y_fused, dy, diffs, overwrite);
+                    }
+                    {
+                        const Tensor* srcs[] = {&y_bn, &r};
+                        Tensor* diffs[] = {&g_bn, self ? &dx : &dr};
+                        Overwrite add_overwrite;
+                        add_overwrite.set(0);
+                        if (overwrite[1]) add_overwrite.set(1);
+                        add.backward_into(srcs, y, dy, diffs, add_overwrite);
+                        const Tensor* bn_src[] = {&x};
+                        Tensor* bn_diff[] = {&dx};
+                        Overwrite bn_overwrite;
+                        if (overwrite[0]) bn_overwrite.set(0);
+                        plain.backward_into(bn_src, y_bn, g_bn, bn_diff, bn_overwrite);
+                    }
+                    ASSERT_EQ(dx_fused.data, dx.data) << what << " diff_src";
+                    if (!self) {
+                        ASSERT_EQ(dr_fused.data, dr.data) << what << " diff_residual";
+                    }
+                    EXPECT_EQ(fused.gamma().grad, plain.gamma().grad) << what;
+                    EXPECT_EQ(fused.beta().grad, plain.beta().grad) << what;
+                }
+}
+
+TEST(NnBatchNorm, FusedResidualChecksItsInputs) {
+    BatchNorm2d bn("bn_join", {.channels = 3, .relu = true, .residual = true});
+    const Tensor x = random_tensor({2, 2, 2, 3}, 1), other = random_tensor({2, 2, 1, 3}, 2);
+    expect_error([&] { run(bn, {&x}); }, "batchnorm2d 'bn_join'");
+    expect_error([&] { run(bn, {&x, &other}); }, "residual");
+}
+
 // A NaN entering a batch-norm with a fused ReLU must not come out as zeros (max(0, NaN) may give
 // either): the output is NaN, so the NaN check still names where it appeared.
 TEST(NnBatchNorm, NanInputGivesNanOutputEvenWithTheFusedRelu) {

@@ -176,12 +176,13 @@ void run_model_inspect(const InspectOptions& o) {
     const models::Totals total = models::totals(layers);
     std::printf("%s for %s: per image, multiply-adds of conv2d and linear layers only\n\n",
                 o.model.c_str(), models::input_string(in).c_str());
-    std::printf("%-32s %-16s %-14s %12s %16s\n", "layer", "kind", "output", "parameters",
+    std::printf("%-32s %-20s %-14s %12s %16s\n", "layer", "kind", "output", "parameters",
                 "multiply-adds");
     for (const models::LayerStats& l : layers)
-        std::printf("%-32s %-16s %-14s %12lld %16lld\n", l.name.c_str(),
-                    (l.kind + (l.fused_relu ? "+relu" : "")).c_str(), shape_hwc(l.dst).c_str(),
-                    static_cast<long long>(l.params), static_cast<long long>(l.macs));
+        std::printf("%-32s %-20s %-14s %12lld %16lld\n", l.name.c_str(),
+                    (l.kind + (l.fused_add ? "+add" : "") + (l.fused_relu ? "+relu" : "")).c_str(),
+                    shape_hwc(l.dst).c_str(), static_cast<long long>(l.params),
+                    static_cast<long long>(l.macs));
     const double macs = static_cast<double>(total.macs);
     std::printf("\ntotal: %lld parameters (%.2f M), %lld multiply-adds (%.3f %s)\n",
                 static_cast<long long>(total.params), static_cast<double>(total.params) * 1e-6,

@@ -5,7 +5,6 @@
 #include "base/error.hpp"
 #include "nn/activation.hpp"
 #include "nn/conv2d.hpp"
-#include "nn/join.hpp"
 #include "nn/linear.hpp"
 #include "nn/norm.hpp"
 #include "nn/pool.hpp"
@@ -18,38 +17,49 @@ constexpr std::int64_t kCifarWidth = 16;
 constexpr std::int64_t kImagenetWidth = 64;
 constexpr std::int64_t kBottleneckExpansion = 4;
 
-// "<prefix>conv<id>" (k x k, pad k/2, no bias) - "<prefix>bn<id>", with a ReLU fused into the
-// batch-norm when `relu` (one pass over the activation, as the paper's code does).
+// "<prefix>conv<id>" (k x k, pad k/2, no bias).
+int conv(nn::Net& net, int src, const std::string& prefix, const std::string& id, std::int64_t in,
+         std::int64_t out, std::int64_t kernel, std::int64_t stride) {
+    return net.add<nn::Conv2d>({src}, prefix + "conv" + id,
+                               nn::Conv2dConfig{.in_channels = in,
+                                                .out_channels = out,
+                                                .kernel = kernel,
+                                                .stride = stride,
+                                                .pad = kernel / 2,
+                                                .bias = false});
+}
+
+// conv - "<prefix>bn<id>", with a ReLU fused into the batch-norm when `relu` (one pass over the
+// activation, as the paper's code does).
 int conv_bn(nn::Net& net, int src, const std::string& prefix, const std::string& id,
             std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
             bool relu) {
-    int x = net.add<nn::Conv2d>({src}, prefix + "conv" + id,
-                                nn::Conv2dConfig{.in_channels = in,
-                                                 .out_channels = out,
-                                                 .kernel = kernel,
-                                                 .stride = stride,
-                                                 .pad = kernel / 2,
-                                                 .bias = false});
+    const int x = conv(net, src, prefix, id, in, out, kernel, stride);
     return net.add<nn::BatchNorm2d>({x}, prefix + "bn" + id,
                                     nn::BatchNormConfig{.channels = out, .relu = relu});
 }
 
-// relu(residual + shortcut), the shortcut a 1x1 projection with batch-norm when the block changes
-// the shape of its input, else the input itself.
-int join_shortcut(nn::Net& net, int src, int residual, const std::string& prefix, std::int64_t in,
-                  std::int64_t out, std::int64_t stride) {
+// The block's output relu(bn(last conv) + shortcut) from its last convolution `residual`
+// ("<prefix>conv<id>"): the join and its ReLU are fused into the batch-norm "<prefix>bn<id>"
+// (BatchNormConfig::residual), which saves an activation-sized tensor and a third of the memory
+// traffic of the two layers. The shortcut is a 1x1 projection with batch-norm when the block
+// changes the shape of its input, else the input itself.
+int join_shortcut(nn::Net& net, int src, int residual, const std::string& prefix,
+                  const std::string& id, std::int64_t in, std::int64_t out, std::int64_t stride) {
     int shortcut = src;
     if (stride != 1 || in != out)
         shortcut = conv_bn(net, src, prefix + "downsample.", "", in, out, 1, stride, false);
-    return net.add<nn::Add>({residual, shortcut}, prefix + "add_relu", /*relu=*/true);
+    return net.add<nn::BatchNorm2d>(
+        {residual, shortcut}, prefix + "bn" + id,
+        nn::BatchNormConfig{.channels = out, .relu = true, .residual = true});
 }
 
 // 3x3 (stride) - 3x3, both to `out` channels.
 int basic_block(nn::Net& net, int src, const std::string& prefix, std::int64_t in, std::int64_t out,
                 std::int64_t stride) {
     int x = conv_bn(net, src, prefix, "1", in, out, 3, stride, true);
-    x = conv_bn(net, x, prefix, "2", out, out, 3, 1, false);
-    return join_shortcut(net, src, x, prefix, in, out, stride);
+    x = conv(net, x, prefix, "2", out, out, 3, 1);
+    return join_shortcut(net, src, x, prefix, "2", in, out, stride);
 }
 
 // 1x1 to `width` - 3x3 (stride) - 1x1 to width * 4 channels.
@@ -58,8 +68,8 @@ int bottleneck_block(nn::Net& net, int src, const std::string& prefix, std::int6
     const std::int64_t out = width * kBottleneckExpansion;
     int x = conv_bn(net, src, prefix, "1", in, width, 1, 1, true);
     x = conv_bn(net, x, prefix, "2", width, width, 3, stride, true);
-    x = conv_bn(net, x, prefix, "3", width, out, 1, 1, false);
-    return join_shortcut(net, src, x, prefix, in, out, stride);
+    x = conv(net, x, prefix, "3", width, out, 1, 1);
+    return join_shortcut(net, src, x, prefix, "3", in, out, stride);
 }
 
 // Global average pooling and the linear classifier "fc" from `channels` features.

@@ -57,7 +57,17 @@ LayerShape infer_layer(nn::Layer& layer, const std::vector<Shape>& src) {
         return {{s[0], 1, 1, s[3]}};
     }
     if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&layer)) {
-        const Shape& s = nhwc_src(layer, src);
+        if (bn->fused_residual()) {  // (src, residual)
+            if (src.size() != 2)
+                layer.fail("takes 2 inputs (the second is the residual), got " +
+                           std::to_string(src.size()));
+            if (src[1] != src[0])
+                layer.fail("the residual input has shape " + shape_string(src[1]) + ", expected " +
+                           shape_string(src[0]));
+        }
+        const std::vector<Shape> input(src.begin(),
+                                       bn->fused_residual() ? src.begin() + 1 : src.end());
+        const Shape s = nhwc_src(layer, input);
         if (s[3] != bn->gamma().shape[0])
             layer.fail("expects " + std::to_string(bn->gamma().shape[0]) + " channels, got shape " +
                        shape_string(s));
@@ -114,7 +124,13 @@ std::vector<LayerStats> layer_stats(nn::Net& net, const ImageInput& in) {
         for (int s : net.srcs(node)) srcs.push_back(shapes[s]);
         LayerShape inferred = infer_layer(layer, srcs);
         shapes.push_back(inferred.dst);
-        LayerStats row{layer.name(), layer.kind(), layer.fused_relu(), std::move(inferred.dst), 0,
+        const auto* bn = dynamic_cast<const nn::BatchNorm2d*>(&layer);
+        LayerStats row{layer.name(),
+                       layer.kind(),
+                       bn && bn->fused_residual(),
+                       layer.fused_relu(),
+                       std::move(inferred.dst),
+                       0,
                        inferred.macs};
         for (const nn::Param* p : layer.params()) row.params += std::int64_t(p->value.size());
         rows.push_back(std::move(row));

@@ -20,6 +20,7 @@ std::vector<Shape> infer_shapes(nn::Net& net, const Shape& src);
 struct LayerStats {
     std::string name;
     std::string kind;
+    bool fused_add = false;   // a residual join fused in (BatchNorm2d::fused_residual)
     bool fused_relu = false;  // Layer::fused_relu
     Shape dst;                // for one image
     std::int64_t params = 0;  // trainable values (weights, biases, batch-norm gamma and beta)

@@ -40,14 +40,16 @@ namespace {
 
 // The loops below are templates on the fused ReLU so that each compiles to one branch-free,
 // vectorised body: the mask is a select on values loaded unconditionally.
-template <bool kRelu>
+template <bool kRelu, bool kResidual>
 void forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
-                   const float* gamma, const float* beta, std::int64_t m, std::int64_t c) {
+                   const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
+                   const float* residual) {
 #pragma omp parallel for schedule(static) if (m * c >= kMinParallelElements)
     for (std::int64_t i = 0; i < m; ++i)
 #pragma omp simd
         for (std::int64_t ch = 0; ch < c; ++ch) {
-            const float y = gamma[ch] * (src[i * c + ch] - mean[ch]) * rstd[ch] + beta[ch];
+            float y = gamma[ch] * (src[i * c + ch] - mean[ch]) * rstd[ch] + beta[ch];
+            if constexpr (kResidual) y += residual[i * c + ch];
             dst[i * c + ch] = kRelu && y < 0.0f ? 0.0f : y;  // NaN passes, as relu_forward
         }
 }
@@ -119,11 +121,17 @@ void backward(float* diff_src, float* diff_gamma, float* diff_beta, const float*
 
 void batchnorm_forward_stats(float* dst, const float* src, const float* mean, const float* rstd,
                              const float* gamma, const float* beta, std::int64_t m, std::int64_t c,
-                             bool relu) {
-    if (relu)
-        forward_stats<true>(dst, src, mean, rstd, gamma, beta, m, c);
+                             bool relu, const float* residual) {
+    const auto run = [&](auto kRelu, auto kResidual) {
+        forward_stats<decltype(kRelu)::value, decltype(kResidual)::value>(
+            dst, src, mean, rstd, gamma, beta, m, c, residual);
+    };
+    using T = std::true_type;
+    using F = std::false_type;
+    if (residual)
+        relu ? run(T{}, T{}) : run(F{}, T{});
     else
-        forward_stats<false>(dst, src, mean, rstd, gamma, beta, m, c);
+        relu ? run(T{}, F{}) : run(F{}, F{});
 }
 
 void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
@@ -265,40 +273,65 @@ void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, f
 }
 
 void batchnorm_train_normalise(float* dst, const float* src, const float* mean, const float* scale,
-                               const float* beta, std::int64_t m, std::int64_t c, bool relu) {
-    const auto run = [&](auto kRelu) {
+                               const float* beta, std::int64_t m, std::int64_t c, bool relu,
+                               const float* residual) {
+    const auto run = [&](auto kRelu, auto kResidual) {
 #pragma omp parallel for schedule(static) num_threads(pass_threads(m, c))
         for (std::int64_t i = 0; i < m; ++i)
 #pragma omp simd
             for (std::int64_t ch = 0; ch < c; ++ch) {
-                const float y = normalised(src[i * c + ch], mean[ch], scale[ch], beta[ch]);
+                float y = normalised(src[i * c + ch], mean[ch], scale[ch], beta[ch]);
+                if constexpr (decltype(kResidual)::value) y += residual[i * c + ch];
                 dst[i * c + ch] = decltype(kRelu)::value && y < 0.0f ? 0.0f : y;
             }
     };
-    relu ? run(std::true_type{}) : run(std::false_type{});
+    using T = std::true_type;
+    using F = std::false_type;
+    if (residual)
+        relu ? run(T{}, T{}) : run(F{}, T{});
+    else
+        relu ? run(T{}, F{}) : run(F{}, F{});
 }
 
 void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
-                              const float* beta, std::int64_t m, std::int64_t c, bool relu) {
+                              const float* beta, std::int64_t m, std::int64_t c, bool relu,
+                              const ResidualGrad* residual) {
     const std::int64_t block = block_rows(c);
     const int threads = pass_threads(m, c);
+    const float* dst = residual ? residual->dst : nullptr;
+    float* diff_res = residual ? residual->diff : nullptr;
+    // The residual's gradient: 0 none, 1 written, 2 added to. Written, it holds afterwards exactly
+    // the masked diff_dst the gradient pass needs, which then reads that one stream instead of
+    // diff_dst and dst. (It is never diff_src's buffer then: Net::backward has an input fed twice
+    // added to.)
+    const int residual_pass = !diff_res ? 0 : residual->accumulate ? 2 : 1;
     // Per thread: sum of dy and of dy (src - mean), dy masked by the ReLU.
     std::vector<double> sums(std::size_t(threads * 2 * c), 0.0);
-    const auto run = [&](auto kRelu) {
-        constexpr bool r = decltype(kRelu)::value;
+    const auto run = [&](auto kRelu, auto kMaskFromDst, auto kResidualPass) {
+        constexpr bool r = decltype(kRelu)::value, from_dst = decltype(kMaskFromDst)::value;
+        constexpr int res = decltype(kResidualPass)::value;
         // diff_dst loaded unconditionally and then masked: a select, so the loops vectorise.
-        const auto dy = [src, mean, scale, beta, diff_dst](std::int64_t e, std::int64_t ch) {
+        const auto dy = [=](std::int64_t e, std::int64_t ch) {
             const float g = diff_dst[e];
-            return r && !(normalised(src[e], mean[ch], scale[ch], beta[ch]) > 0.0f) ? 0.0f : g;
+            if constexpr (!r) return g;
+            if constexpr (from_dst) return dst[e] > 0.0f ? g : 0.0f;
+            return normalised(src[e], mean[ch], scale[ch], beta[ch]) > 0.0f ? g : 0.0f;
+        };
+        // The sums' weight, handing it to the residual's gradient on the way.
+        const auto dy_to_residual = [=](std::int64_t e, std::int64_t ch) {
+            const float g = dy(e, ch);
+            if constexpr (res == 1) diff_res[e] = g;
+            if constexpr (res == 2) diff_res[e] += g;
+            return g;
         };
 #pragma omp parallel num_threads(threads)
         {
             const std::int64_t t = omp_get_thread_num();
             const auto [r0, r1] = thread_rows(m, block);
             double* total = &sums[t * 2 * c];
-            blocked_sums(src, mean, c, r0, r1, dy, total, total + c);
+            blocked_sums(src, mean, c, r0, r1, dy_to_residual, total, total + c);
         }
         for (int t = 1; t < threads; ++t)
             for (std::int64_t ch = 0; ch < 2 * c; ++ch) sums[ch] += sums[t * 2 * c + ch];
@@ -313,19 +346,35 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
         if (!diff_src) return;
         const float* md = mean_dy.data();
         const float* kk = k.data();
-        const auto pass = [&](auto kAccumulate) {
+        const auto pass = [&](auto kAccumulate, auto kReread) {
 #pragma omp parallel for schedule(static) num_threads(threads)
             for (std::int64_t i = 0; i < m; ++i)
 #pragma omp simd
                 for (std::int64_t ch = 0; ch < c; ++ch) {
                     const std::int64_t e = i * c + ch;
-                    const float g = scale[ch] * (dy(e, ch) - md[ch] - (src[e] - mean[ch]) * kk[ch]);
+                    const float d = decltype(kReread)::value ? diff_res[e] : dy(e, ch);
+                    const float g = scale[ch] * (d - md[ch] - (src[e] - mean[ch]) * kk[ch]);
                     diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
                 }
         };
-        accumulate_src ? pass(std::true_type{}) : pass(std::false_type{});
+        using T = std::true_type;
+        using F = std::false_type;
+        if (res == 1)
+            accumulate_src ? pass(T{}, T{}) : pass(F{}, T{});
+        else
+            accumulate_src ? pass(T{}, F{}) : pass(F{}, F{});
     };
-    relu ? run(std::true_type{}) : run(std::false_type{});
+    const auto with_pass = [&](auto kRelu, auto kMaskFromDst) {
+        using std::integral_constant;
+        if (residual_pass == 0) return run(kRelu, kMaskFromDst, integral_constant<int, 0>{});
+        if (residual_pass == 1) return run(kRelu, kMaskFromDst, integral_constant<int, 1>{});
+        run(kRelu, kMaskFromDst, integral_constant<int, 2>{});
+    };
+    // With a residual the ReLU's mask comes from dst: the residual is part of the output.
+    const auto with_mask = [&](auto kRelu) {
+        residual ? with_pass(kRelu, std::true_type{}) : with_pass(kRelu, std::false_type{});
+    };
+    relu ? with_mask(std::true_type{}) : with_mask(std::false_type{});
 }
 
 namespace {
@@ -355,7 +404,7 @@ BatchNorm2d::~BatchNorm2d() = default;
 
 // Two rounds of sums, as batchnorm_forward_train's two passes: the mean, then the squared
 // deviations from it (no cancellation when |mean| >> std).
-void BatchNorm2d::forward_synchronised(const Tensor& src, Tensor& dst) {
+void BatchNorm2d::forward_synchronised(const Tensor& src, const float* residual, Tensor& dst) {
     const std::int64_t c = config_.channels, m = std::int64_t(src.numel()) / c;
     const float* x = src.data.data();
     std::vector<double> sums(std::size_t(c) + 1, 0.0);
@@ -381,7 +430,7 @@ void BatchNorm2d::forward_synchronised(const Tensor& src, Tensor& dst) {
     for (std::int64_t ch = 0; ch < c; ++ch) variance_[ch] = float(squares[ch] / global_rows_);
     if (update_statistics(dst, global_rows_))
         batchnorm_forward_stats(dst.data.data(), x, mean_.data(), rstd_.data(), gamma_.value.data(),
-                                beta_.value.data(), m, c, config_.relu);
+                                beta_.value.data(), m, c, config_.relu, residual);
 }
 
 bool BatchNorm2d::update_statistics(Tensor& dst, double rows) {
@@ -400,10 +449,16 @@ bool BatchNorm2d::update_statistics(Tensor& dst, double rows) {
     return true;
 }
 
-void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
-    expect_srcs(src, 1);
+void BatchNorm2d::expect_inputs(Srcs src) const {
+    expect_srcs(src, config_.residual ? 2 : 1);
     expect_nhwc(*src[0], config_.channels);
+    if (config_.residual) expect_shape(*src[1], src[0]->shape, "the residual input");
+}
+
+void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
+    expect_inputs(src);
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
+    const float* residual = config_.residual ? src[1]->data.data() : nullptr;
     mode_ = ctx.mode;
     dst.resize(src[0]->shape);
     mean_.resize(std::size_t(c));
@@ -414,13 +469,14 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
             rstd_[ch] = 1.0f / std::sqrt(running_var_[ch] + config_.eps);
         }
         batchnorm_forward_stats(dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
-                                gamma_.value.data(), beta_.value.data(), m, c, config_.relu);
+                                gamma_.value.data(), beta_.value.data(), m, c, config_.relu,
+                                residual);
         return;
     }
     if (m < 2)
         fail("train mode needs more than one value per channel, got shape " +
              shape_string(src[0]->shape));
-    if (sum_) return forward_synchronised(*src[0], dst);
+    if (sum_) return forward_synchronised(*src[0], residual, dst);
     variance_.resize(std::size_t(c));
     batchnorm_train_moments(src[0]->data.data(), m, c, mean_.data(), variance_.data());
     scale_.resize(std::size_t(c));
@@ -432,7 +488,7 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     }
     for (std::int64_t ch = 0; ch < c; ++ch) scale_[ch] = gamma_.value[ch] * rstd_[ch];
     batchnorm_train_normalise(dst.data.data(), src[0]->data.data(), mean_.data(), scale_.data(),
-                              beta_.value.data(), m, c, config_.relu);
+                              beta_.value.data(), m, c, config_.relu, residual);
 }
 
 void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {
@@ -441,24 +497,42 @@ void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, 
 
 void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst,
                                 DiffSrcs diff_src, Overwrite overwrite) {
-    expect_srcs(src, 1);
-    expect_nhwc(*src[0], config_.channels);
+    expect_inputs(src);
     expect_shape(dst, src[0]->shape, "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
     // The reference functions add: a fresh diff_src starts from zero for them.
     const bool write = overwrite[0] && diff_src_data;
-    if (write && (mode_ == Mode::eval || sum_)) std::fill_n(diff_src_data, m * c, 0.0f);
+    const bool reference = mode_ == Mode::eval || sum_;
+    if (write && reference) std::fill_n(diff_src_data, m * c, 0.0f);
+    ResidualGrad residual;
+    if (config_.residual) {
+        residual.dst = dst.data.data();
+        residual.diff = diff_src[1] ? diff_src[1]->data.data() : nullptr;
+        residual.accumulate = !overwrite[1];
+        // The reference functions know no residual: its gradient, diff_dst through the ReLU's
+        // mask (relu_backward's), is passed here, and their own mask is read from dst too.
+        if (reference && residual.diff) {
+            const float* dy = diff_dst.data.data();
+            const float* y = dst.data.data();
+            float* d = residual.diff;
+            const bool relu = config_.relu, add = residual.accumulate;
+#pragma omp parallel for simd schedule(static) if (m * c >= kMinParallelElements)
+            for (std::int64_t e = 0; e < m * c; ++e) {
+                const float g = !relu || y[e] > 0.0f ? dy[e] : 0.0f;
+                d[e] = add ? d[e] + g : g;
+            }
+        }
+    }
+    const float* relu_dst = config_.relu ? dst.data.data() : nullptr;
     if (mode_ == Mode::eval) {
         batchnorm_backward(diff_src_data, gamma_.settle_grad().data(), beta_.settle_grad().data(),
                            diff_dst.data.data(), src[0]->data.data(), mean_.data(), rstd_.data(),
-                           gamma_.value.data(), m, c, false,
-                           config_.relu ? dst.data.data() : nullptr);
+                           gamma_.value.data(), m, c, false, relu_dst);
         return;
     }
     if (sum_) {
-        const float* relu_dst = config_.relu ? dst.data.data() : nullptr;
         const auto run = [&](auto relu) {
             nn::backward<decltype(relu)::value>(
                 diff_src_data, gamma_.settle_grad().data(), beta_.settle_grad().data(),
@@ -470,7 +544,7 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     batchnorm_train_backward(diff_src_data, diff_src_data && !write, gamma_.settle_grad().data(),
                              beta_.settle_grad().data(), diff_dst.data.data(), src[0]->data.data(),
                              mean_.data(), rstd_.data(), scale_.data(), beta_.value.data(), m, c,
-                             config_.relu);
+                             config_.relu, config_.residual ? &residual : nullptr);
 }
 
 namespace {
