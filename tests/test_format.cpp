@@ -134,10 +134,10 @@ TEST(Format, TwoAndSixteenBitMantissas) {
         const std::vector<float> x{-1.5f, 0.3f, 1.0f, 0.75f};
         const auto q = quantize<std::int8_t>(x.data(), {4}, f2, {}, "b2", isa);
         EXPECT_EQ(q.exponents[0], 0);
-        EXPECT_EQ(q.mantissas, (std::vector<std::int8_t>{-1, 0, 1, 1}));
+        EXPECT_EQ(q.mantissas, (AlignedVector<std::int8_t>{-1, 0, 1, 1}));
         const auto q16 = quantize<std::int16_t>(x.data(), {4}, dfp16_tensor(), {}, "b16", isa);
         EXPECT_EQ(q16.exponents[0], -14);
-        EXPECT_EQ(q16.mantissas, (std::vector<std::int16_t>{-24576, 4915, 16384, 12288}));
+        EXPECT_EQ(q16.mantissas, (AlignedVector<std::int16_t>{-24576, 4915, 16384, 12288}));
     }
 }
 

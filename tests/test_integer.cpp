@@ -146,18 +146,18 @@ TEST(IntegerNarrow, ByHand) {
     Int8Tensor dst;
     integer::narrow_to_int8(a.data(), {4}, 2, dst);
     EXPECT_EQ(dst.exponent, 2);
-    EXPECT_EQ(dst.data, (std::vector<std::int8_t>{127, -127, 0, 5}));
+    EXPECT_EQ(dst.data, (AlignedVector<std::int8_t>{127, -127, 0, 5}));
     const std::vector<std::int32_t> b = {255, -255, 3, -2, 1};
     integer::narrow_to_int8(b.data(), {5}, 0, dst);
     EXPECT_EQ(dst.exponent, 1);
     // 255 >> 1 = 127.5 -> 128, clamped back to 127; 3 -> 2; 2 -> 1; 1 -> 1.
-    EXPECT_EQ(dst.data, (std::vector<std::int8_t>{127, -127, 2, -1, 1}));
+    EXPECT_EQ(dst.data, (AlignedVector<std::int8_t>{127, -127, 2, -1, 1}));
     // k = 2 (b = 9, even k: lo not doubled): 258 has rem 0b10 (hi 1 > lo 0: up to 65); 257 rem
     // 0b01 (hi 0, lo 1: down); 259 rem 0b11 (hi 1 = lo 1: down).
     const std::vector<std::int32_t> c = {258, 257, 259, -256};
     integer::narrow_to_int8(c.data(), {4}, 0, dst);
     EXPECT_EQ(dst.exponent, 2);
-    EXPECT_EQ(dst.data, (std::vector<std::int8_t>{65, 64, 64, -64}));
+    EXPECT_EQ(dst.data, (AlignedVector<std::int8_t>{65, 64, 64, -64}));
     EXPECT_EQ(integer::bit_length(0), 0);
     EXPECT_EQ(integer::bit_length(128), 8);  // NITI's ceil(log2 128) = 7 would wrap it
     EXPECT_EQ(integer::bit_length(-127), 7);
@@ -267,7 +267,7 @@ TEST(IntegerUpdate, NarrowsToMuBitsAndClamps) {
     EXPECT_EQ(w.value.data[1], 114);  // 100 + 14: -900 >> 6 = -14.06 -> -14
     // A gradient already within mu bits is subtracted as it is.
     const std::vector<std::int32_t> small = {3, -2, 0, 1, -1};
-    const std::vector<std::int8_t> before = w.value.data;
+    const AlignedVector<std::int8_t> before = w.value.data;
     integer::update_weight(w, small.data(), {4, false});
     for (std::size_t i = 0; i < small.size(); ++i)
         EXPECT_EQ(w.value.data[i], std::clamp(before[i] - small[i], -127, 127));
@@ -287,7 +287,7 @@ TEST(IntegerUpdate, SixteenBitAccumulatorKeepsSmallSteps) {
     // The int8 weight is the accumulator rounded pseudo-stochastically: -2624 has rem 64 = hi 4,
     // lo 0 of the 8 discarded bits, so it rounds up to -11 (pseudo-stochastic rounding's
     // "probability" 1/4 is deterministic).
-    EXPECT_EQ(w.value.data, (std::vector<std::int8_t>{11, -11, 127}));
+    EXPECT_EQ(w.value.data, (AlignedVector<std::int8_t>{11, -11, 127}));
     // Four quarter steps make one whole step in the accumulator; clamped at +-127 * 2^8.
     for (int i = 0; i < 3; ++i) integer::update_weight(w, grad.data(), {1, true});
     EXPECT_EQ(w.accumulator[1], -11 * 256);
@@ -483,7 +483,7 @@ TEST(IntegerNet, StepsAreReproducibleOnAnyThreadCount) {
     // and element: one thread and two give the same weights, bit for bit.
     data::TrainTest d = data::make_synthetic(1, 12, 12, 4, 16, 4);
     data::standardize(d);
-    std::vector<std::vector<std::int8_t>> weights[2];
+    std::vector<AlignedVector<std::int8_t>> weights[2];
     const int max_threads = omp_get_max_threads();
     for (int run = 0; run < 2; ++run) {
         omp_set_num_threads(run + 1);

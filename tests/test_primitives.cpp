@@ -14,7 +14,7 @@
 namespace dfp {
 namespace {
 
-Dfp16Tensor make16(std::vector<std::int16_t> m, int e) {
+Dfp16Tensor make16(AlignedVector<std::int16_t> m, int e) {
     return {{m.size()}, dfp16_tensor(), std::move(m), {e}};
 }
 
@@ -59,7 +59,7 @@ TEST(Primitives, MultiplyIsExactWithSummedExponents) {
     const auto b = make16({32767, 32767, -5, 9}, 7);
     const DfpWideTensor c = multiply(a, b);
     EXPECT_EQ(c.exponents[0], -7);
-    EXPECT_EQ(c.mantissas, (std::vector<std::int32_t>{1073676289, -1073676289, -15, 0}));
+    EXPECT_EQ(c.mantissas, (AlignedVector<std::int32_t>{1073676289, -1073676289, -15, 0}));
     const auto fa = dequantize(a), fb = dequantize(b);
     const auto fc = dequantize_wide(c);
     for (std::size_t i = 0; i < fc.size(); ++i)
@@ -72,7 +72,7 @@ TEST(Primitives, AddAlignsToTheLargerExponent) {
     const auto b = make16({5, 32767, 0}, 2);
     const DfpWideTensor c = add(a, b, Rounding::nearest_even);
     EXPECT_EQ(c.exponents[0], 2);
-    EXPECT_EQ(c.mantissas, (std::vector<std::int32_t>{6, 8192 + 32767, -1}));  // needs one more bit
+    EXPECT_EQ(c.mantissas, (AlignedVector<std::int32_t>{6, 8192 + 32767, -1}));  // needs one more bit
     const DfpWideTensor t = add(a, b, Rounding::truncate);
     EXPECT_EQ(t.mantissas[0], 5);
 }
@@ -82,7 +82,7 @@ TEST(Primitives, AddIgnoresTheExponentOfAnAllZeroBlock) {
     const auto b = make16({7, -9}, -3);
     const DfpWideTensor c = add(a, b, Rounding::nearest_even);
     EXPECT_EQ(c.exponents[0], -3);
-    EXPECT_EQ(c.mantissas, (std::vector<std::int32_t>{7, -9}));
+    EXPECT_EQ(c.mantissas, (AlignedVector<std::int32_t>{7, -9}));
 }
 
 TEST(Primitives, OperandsMustShareShapeAndBlocks) {
@@ -97,12 +97,12 @@ TEST(Primitives, DownConvertTakesAFreshExponentFromTheMaximum) {
     DfpWideTensor x{{3}, dfp16_tensor(), {(1 << 20) + 5, -(1 << 20) - 5, 100}, {-30}};
     const Dfp16Tensor y = down_convert<std::int16_t>(x, 16, {}, "acc");
     EXPECT_EQ(y.exponents[0], -24);
-    EXPECT_EQ(y.mantissas, (std::vector<std::int16_t>{16384, -16384, 2}));  // 100/64 = 1.5625 -> 2
+    EXPECT_EQ(y.mantissas, (AlignedVector<std::int16_t>{16384, -16384, 2}));  // 100/64 = 1.5625 -> 2
     // Values that already fit stay exact (no left shift is needed to be exact).
     DfpWideTensor small{{2}, dfp16_tensor(), {1000, -7}, {3}};
     const Dfp16Tensor s = down_convert<std::int16_t>(small, 16, {}, "small");
     EXPECT_EQ(s.exponents[0], 3);
-    EXPECT_EQ(s.mantissas, (std::vector<std::int16_t>{1000, -7}));
+    EXPECT_EQ(s.mantissas, (AlignedVector<std::int16_t>{1000, -7}));
 }
 
 TEST(Primitives, DownConvertToInt8FollowsNiti) {
@@ -113,7 +113,7 @@ TEST(Primitives, DownConvertToInt8FollowsNiti) {
     const Dfp8Tensor y = down_convert<std::int8_t>(x, 8, o, "acc");
     EXPECT_EQ(y.exponents[0], 1);
     EXPECT_EQ(y.mantissas,
-              (std::vector<std::int8_t>{64, -64, 2}));  // 127/2 and 3/2 round up (k = 1)
+              (AlignedVector<std::int8_t>{64, -64, 2}));  // 127/2 and 3/2 round up (k = 1)
 }
 
 TEST(Primitives, DownConvertClampsAtTheLimit) {
@@ -121,7 +121,7 @@ TEST(Primitives, DownConvertClampsAtTheLimit) {
     DfpWideTensor x{{2}, dfp16_tensor(), {65535, -65535}, {0}};
     const Dfp16Tensor y = down_convert<std::int16_t>(x, 16, {}, "acc");
     EXPECT_EQ(y.exponents[0], 1);
-    EXPECT_EQ(y.mantissas, (std::vector<std::int16_t>{32767, -32767}));
+    EXPECT_EQ(y.mantissas, (AlignedVector<std::int16_t>{32767, -32767}));
     EXPECT_THROW((void)down_convert<std::int8_t>(x, 9, {}, "acc"), Error);
 }
 
@@ -130,7 +130,7 @@ TEST(Primitives, DownConvertAgreesWithQuantizingTheSameValues) {
     // mantissas when the INT32 values are exact in FP32.
     std::mt19937 rng(4);
     std::uniform_int_distribution<std::int32_t> dist(-(1 << 23), 1 << 23);
-    DfpWideTensor x{{1000}, dfp16_tensor(), std::vector<std::int32_t>(1000), {-5}};
+    DfpWideTensor x{{1000}, dfp16_tensor(), AlignedVector<std::int32_t>(1000), {-5}};
     for (auto& v : x.mantissas) v = dist(rng);
     const auto from_int = down_convert<std::int16_t>(x, 16, {}, "acc");
     const std::vector<float> f = dequantize_wide(x);

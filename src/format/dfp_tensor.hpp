@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/aligned.hpp"
 #include "format/format.hpp"
 
 namespace dfp {
@@ -16,7 +17,7 @@ template <class M>
 struct DfpTensor {
     Shape shape;
     Format format;
-    std::vector<M> mantissas;    // shape_numel(shape) values
+    AlignedVector<M> mantissas;  // shape_numel(shape) values
     std::vector<int> exponents;  // BlockLayout(shape, format).exponents() values
 };
 

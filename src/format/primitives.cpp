@@ -53,7 +53,7 @@ std::int64_t signed_round_shift(std::int64_t v, int k, Rounding mode, std::uint3
 template <class M>
 DfpWideTensor multiply(const DfpTensor<M>& a, const DfpTensor<M>& b) {
     check_same_blocks(a, b, "multiply");
-    DfpWideTensor c{a.shape, a.format, std::vector<std::int32_t>(a.mantissas.size()), a.exponents};
+    DfpWideTensor c{a.shape, a.format, AlignedVector<std::int32_t>(a.mantissas.size()), a.exponents};
     c.format.bits = a.format.bits + b.format.bits - 1;  // |m_a m_b| < 2^(ba-1) 2^(bb-1)
     for (std::size_t e = 0; e < c.exponents.size(); ++e) c.exponents[e] += b.exponents[e];
     for (std::size_t i = 0; i < c.mantissas.size(); ++i)
@@ -66,7 +66,7 @@ DfpWideTensor add(const DfpTensor<M>& a, const DfpTensor<M>& b, Rounding roundin
                   std::uint64_t seed) {
     check_same_blocks(a, b, "add");
     const auto max_a = block_max_magnitude(a), max_b = block_max_magnitude(b);
-    DfpWideTensor c{a.shape, a.format, std::vector<std::int32_t>(a.mantissas.size()), a.exponents};
+    DfpWideTensor c{a.shape, a.format, AlignedVector<std::int32_t>(a.mantissas.size()), a.exponents};
     c.format.bits = std::max(a.format.bits, b.format.bits) + 1;
     for (std::size_t e = 0; e < c.exponents.size(); ++e)
         c.exponents[e] = max_a[e] == 0   ? b.exponents[e]
@@ -104,7 +104,7 @@ DfpTensor<M> down_convert(const DfpWideTensor& x, int bits, const QuantizeOption
         throw Error(what + ": shift must be 0.." + std::to_string(bits - 2) + ", got " +
                     std::to_string(options.shift));
     const auto max = block_max_magnitude(x);
-    DfpTensor<M> y{x.shape, format, std::vector<M>(x.mantissas.size()), x.exponents};
+    DfpTensor<M> y{x.shape, format, AlignedVector<M>(x.mantissas.size()), x.exponents};
     std::vector<int> shift(max.size());
     for (std::size_t e = 0; e < max.size(); ++e) {
         const int bit_length = std::bit_width(max[e]);

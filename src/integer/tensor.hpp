@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/aligned.hpp"
 #include "format/format.hpp"
 
 namespace dfp::integer {
@@ -15,7 +16,7 @@ inline constexpr int kInt8Max = 127;
 
 struct Int8Tensor {
     Shape shape;
-    std::vector<std::int8_t> data;
+    AlignedVector<std::int8_t> data;
     int exponent = 0;
 
     // Keeps the allocation when the size does not grow, so buffers settle after one step.
