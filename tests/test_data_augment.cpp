@@ -65,7 +65,7 @@ TEST(Augment, DrawsDependOnSeedEpochAndSampleOnly) {
     // A batch augments each sample by its dataset index, whatever its position in the batch.
     const data::ImageDataset d = data::make_synthetic(3, 6, 5, 2, 10, 1).train;
     const std::vector<std::int64_t> a{3, 7}, b{7, 3};
-    AlignedVector<float> ia, ib;
+    UninitAlignedVector<float> ia, ib;
     std::vector<int> la, lb;
     data::prepare_batch(d, a, o, 5, 2, ia, la);
     data::prepare_batch(d, b, o, 5, 2, ib, lb);
@@ -73,7 +73,7 @@ TEST(Augment, DrawsDependOnSeedEpochAndSampleOnly) {
     EXPECT_TRUE(std::equal(ia.begin(), ia.begin() + n, ib.begin() + n));
     EXPECT_TRUE(std::equal(ia.begin() + n, ia.end(), ib.begin()));
     // Off: the gathered samples unchanged.
-    AlignedVector<float> plain;
+    UninitAlignedVector<float> plain;
     data::prepare_batch(d, a, {}, 5, 2, plain, la);
     EXPECT_TRUE(std::equal(plain.begin(), plain.begin() + n, d.images.begin() + 3 * n));
 }
@@ -88,7 +88,7 @@ TEST(Prefetch, BackgroundBatchesEqualDirectGathering) {
     const std::vector<std::int64_t> order = data::epoch_order(d.size(), kSeed, kEpoch);
     for (const bool background : {true, false}) {
         data::BatchPrefetcher batches(d, order, kBatch, augment, kSeed, kEpoch, background);
-        AlignedVector<float> images, want_images;
+        UninitAlignedVector<float> images, want_images;
         std::vector<int> labels, want_labels;
         std::int64_t count = 0;
         for (std::int64_t first = 0; first < d.size(); first += kBatch, ++count) {
@@ -111,7 +111,7 @@ TEST(Prefetch, StoppingEarlyEndsTheThread) {
     const data::ImageDataset d = data::make_synthetic(1, 4, 4, 2, 50, 1).train;
     for (int taken = 0; taken < 3; ++taken) {
         data::BatchPrefetcher batches(d, data::epoch_order(d.size(), 1, 0), 4, {}, 1, 0);
-        AlignedVector<float> images;
+        UninitAlignedVector<float> images;
         std::vector<int> labels;
         for (int i = 0; i < taken; ++i) ASSERT_TRUE(batches.next(images, labels));
     }  // the destructor must join the waiting thread, not hang

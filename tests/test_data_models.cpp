@@ -45,11 +45,11 @@ TEST(Data, StandardizeUsesTrainingStatisticsForBothSets) {
 
 TEST(Data, GatherBatchCopiesTheChosenSamples) {
     const data::ImageDataset d{1, 2, 1, 3, {0, 1, 10, 11, 20, 21}, {0, 1, 2}};
-    AlignedVector<float> images;
+    UninitAlignedVector<float> images;
     std::vector<int> labels;
     const std::vector<std::int64_t> idx{2, 0};
     data::gather_batch(d, idx, images, labels);
-    EXPECT_EQ(images, (AlignedVector<float>{20, 21, 0, 1}));
+    EXPECT_EQ(images, (UninitAlignedVector<float>{20, 21, 0, 1}));
     EXPECT_EQ(labels, (std::vector<int>{2, 0}));
 }
 

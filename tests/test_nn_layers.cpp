@@ -448,15 +448,15 @@ TEST(NnPool, ValuesByHand) {
     for (std::size_t i = 0; i < 9; ++i) src.data[i] = float(i + 1);
     MaxPool2d maxpool("max", {.kernel = 2, .stride = 2, .ceil_mode = true});
     AvgPool2d avgpool("avg", {.kernel = 2, .stride = 2, .ceil_mode = true});
-    EXPECT_EQ(run(maxpool, {&src}).data, (AlignedVector<float>{5, 6, 8, 9}));
-    EXPECT_EQ(run(avgpool, {&src}).data, (AlignedVector<float>{3, 4.5f, 7.5f, 9}));
+    EXPECT_EQ(run(maxpool, {&src}).data, (UninitAlignedVector<float>{5, 6, 8, 9}));
+    EXPECT_EQ(run(avgpool, {&src}).data, (UninitAlignedVector<float>{3, 4.5f, 7.5f, 9}));
     MaxPool2d floor_pool("max_floor", {.kernel = 2, .stride = 2});
     EXPECT_EQ(run(floor_pool, {&src}).shape, (Shape{1, 1, 1, 1}));
     // Padding 1 with a 3x3 window: exclude-padding average of the 2x2 corner.
     AvgPool2d padded("avg_pad", {.kernel = 3, .stride = 2, .pad = 1});
     EXPECT_FLOAT_EQ(run(padded, {&src}).data[0], (1 + 2 + 4 + 5) / 4.0f);
     GlobalAvgPool gap("gap");
-    EXPECT_EQ(run(gap, {&src}).data, (AlignedVector<float>{5}));
+    EXPECT_EQ(run(gap, {&src}).data, (UninitAlignedVector<float>{5}));
     expect_error([] { MaxPool2d("bad_pool", {.kernel = 2, .pad = 2}); }, "maxpool2d 'bad_pool'");
     const Tensor small({1, 1, 1, 1});
     expect_error([&] { run(avgpool, {&small}); }, "avgpool2d 'avg'");
@@ -510,7 +510,7 @@ void expect_pool_matches_reference(bool max, const Pool2dConfig& config, const S
     const Tensor src = random_tensor(shape, seed);
     const Tensor dst = run(pool, {&src});
     ASSERT_EQ(dst.shape, dst_shape);
-    AlignedVector<float> ref(dst.numel());
+    UninitAlignedVector<float> ref(dst.numel(), 0.0f);
     std::vector<std::int32_t> argmax(dst.numel());
     if (max) {
         maxpool_forward(ref.data(), argmax.data(), src.data.data(), g);
@@ -1019,6 +1019,17 @@ TEST(NnNet, FirstNonFiniteLayer) {
     net.params()[0]->value[1] = std::numeric_limits<float>::infinity();
     net.forward(src, {});
     EXPECT_EQ(net.first_nonfinite_layer(), "fc");
+}
+
+// Tensor's storage leaves elements unwritten on data.resize() (Net's gradient pool relies on it),
+// but its constructor and resize() still zero what they add, even within the old capacity.
+TEST(Tensor, ConstructorAndResizeZeroWhatTheyAdd) {
+    Tensor t({3, 5});
+    for (float v : t.data) ASSERT_EQ(v, 0.0f);
+    std::fill(t.data.begin(), t.data.end(), 7.0f);
+    t.resize({2, 2});
+    t.resize({4, 4});  // regrows over the 7s it dropped
+    for (std::size_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.data[i], i < 4 ? 7.0f : 0.0f) << i;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <new>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace dfp {
@@ -40,10 +41,35 @@ struct AlignedAllocator {
 template <class T>
 using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
-// A copy of `values` in aligned storage.
+// AlignedAllocator whose value-initialisation (vector(n), resize(n)) leaves the elements as the
+// memory held them: for buffers that are written in full before they are read, where zeroing them
+// would be a pass of its own (a network's pooled gradient buffers; nn::Tensor).
 template <class T>
-AlignedVector<T> aligned_copy(std::span<const T> values) {
-    return AlignedVector<T>(values.begin(), values.end());
+struct UninitAlignedAllocator : AlignedAllocator<T> {
+    template <class U>
+    struct rebind {
+        using other = UninitAlignedAllocator<U>;
+    };
+    UninitAlignedAllocator() = default;
+    template <class U>
+    UninitAlignedAllocator(const UninitAlignedAllocator<U>&) noexcept {}
+    template <class U>
+    void construct(U* p) noexcept {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
+template <class T>
+using UninitAlignedVector = std::vector<T, UninitAlignedAllocator<T>>;
+
+// A copy of `values` in aligned storage (as nn::Tensor holds it).
+template <class T>
+UninitAlignedVector<T> aligned_copy(std::span<const T> values) {
+    return UninitAlignedVector<T>(values.begin(), values.end());
 }
 
 }  // namespace dfp

@@ -223,7 +223,7 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 }
 
 void gather_batch(const ImageDataset& data, std::span<const std::int64_t> indices,
-                  AlignedVector<float>& images, std::vector<int>& labels) {
+                  UninitAlignedVector<float>& images, std::vector<int>& labels) {
     const std::int64_t numel = data.image_numel();
     images.resize(indices.size() * static_cast<std::size_t>(numel));
     labels.resize(indices.size());

@@ -66,6 +66,6 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 
 // Copies the samples `indices` into images (B, H, W, C) and labels (B).
 void gather_batch(const ImageDataset& data, std::span<const std::int64_t> indices,
-                  AlignedVector<float>& images, std::vector<int>& labels);
+                  UninitAlignedVector<float>& images, std::vector<int>& labels);
 
 }  // namespace dfp::data

@@ -7,7 +7,7 @@ namespace dfp::data {
 
 void prepare_batch(const ImageDataset& data, std::span<const std::int64_t> indices,
                    const AugmentOptions& augment, std::uint64_t seed, std::int64_t epoch,
-                   AlignedVector<float>& images, std::vector<int>& labels) {
+                   UninitAlignedVector<float>& images, std::vector<int>& labels) {
     gather_batch(data, indices, images, labels);
     augment_batch(images, data.height, data.width, data.channels, indices, augment, seed, epoch);
 }
@@ -42,7 +42,7 @@ std::span<const std::int64_t> BatchPrefetcher::batch_indices(std::int64_t k) con
 }
 
 void BatchPrefetcher::run() {
-    AlignedVector<float> images;
+    UninitAlignedVector<float> images;
     std::vector<int> labels;
     try {
         for (std::int64_t k = 0; k < batches_; ++k) {
@@ -68,7 +68,7 @@ void BatchPrefetcher::run() {
     changed_.notify_all();
 }
 
-bool BatchPrefetcher::next(AlignedVector<float>& images, std::vector<int>& labels) {
+bool BatchPrefetcher::next(UninitAlignedVector<float>& images, std::vector<int>& labels) {
     if (taken_ >= batches_) return false;
     if (!thread_.joinable()) {
         prepare_batch(data_, batch_indices(taken_), augment_, seed_, epoch_, images, labels);

@@ -20,7 +20,7 @@ namespace dfp::data {
 // The direct path: gather_batch of `indices`, then augment_batch with the draws of `epoch`.
 void prepare_batch(const ImageDataset& data, std::span<const std::int64_t> indices,
                    const AugmentOptions& augment, std::uint64_t seed, std::int64_t epoch,
-                   AlignedVector<float>& images, std::vector<int>& labels);
+                   UninitAlignedVector<float>& images, std::vector<int>& labels);
 
 // The batches of one epoch: samples order[0 .. batch-1], order[batch .. 2*batch-1], ... (the last
 // batch may be shorter). With `background`, one thread prepares up to two batches ahead of the
@@ -38,7 +38,7 @@ class BatchPrefetcher {
     // The next batch into images (B, H, W, C) and labels (B); false after the last one. The
     // vectors' old buffers are reused for later batches (no allocation once sizes settle). An
     // error of the thread is rethrown here, after the batches before it.
-    bool next(AlignedVector<float>& images, std::vector<int>& labels);
+    bool next(UninitAlignedVector<float>& images, std::vector<int>& labels);
 
   private:
     std::span<const std::int64_t> batch_indices(std::int64_t k) const;
@@ -58,7 +58,7 @@ class BatchPrefetcher {
     bool done_ = false;  // the thread has filled its last batch, or failed
     bool stop_ = false;  // the destructor asks the thread to end
     std::exception_ptr error_;
-    AlignedVector<float> slot_images_;
+    UninitAlignedVector<float> slot_images_;
     std::vector<int> slot_labels_;
     std::thread thread_;  // last: started once everything above is ready
 };

@@ -80,7 +80,7 @@ class Net {
     void release_grad(int node);
 
     std::vector<Node> nodes_;
-    std::vector<AlignedVector<float>> free_grads_;  // gradient buffers not in use
+    std::vector<UninitAlignedVector<float>> free_grads_;  // gradient buffers not in use
 };
 
 }  // namespace dfp::nn

@@ -16,14 +16,16 @@ namespace dfp::nn {
 // {N, H, W, C} (channels last, as DESIGN.md fixes); Linear produces {N, F}.
 struct Tensor {
     Shape shape;
-    AlignedVector<float> data;  // cache-line aligned: kernels write whole lines
+    // Cache-line aligned: kernels write whole lines. Zeroed by the constructor and resize(), not by
+    // data.resize(), which Net's gradient pool uses on buffers that layers then write in full.
+    UninitAlignedVector<float> data;
 
     Tensor() = default;
-    explicit Tensor(Shape s) : shape(std::move(s)), data(shape_numel(shape)) {}
+    explicit Tensor(Shape s) : shape(std::move(s)), data(shape_numel(shape), 0.0f) {}
     // Keeps the allocation when the size does not grow, so a Net's buffers settle after one step.
     void resize(const Shape& s) {
         shape = s;
-        data.resize(shape_numel(s));
+        data.resize(shape_numel(s), 0.0f);
     }
     std::size_t numel() const { return data.size(); }
 };
