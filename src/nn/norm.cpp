@@ -38,6 +38,18 @@ void batchnorm_forward_train(float* dst, float* mean, float* rstd, const float* 
 
 namespace {
 
+// run(kRelu, kResidual) with the two flags as std::bool_constant types, for loops compiled once
+// per combination.
+template <class Run>
+void with_relu_residual(bool relu, bool residual, Run run) {
+    using T = std::true_type;
+    using F = std::false_type;
+    if (residual)
+        relu ? run(T{}, T{}) : run(F{}, T{});
+    else
+        relu ? run(T{}, F{}) : run(F{}, F{});
+}
+
 // The loops below are templates on the fused ReLU so that each compiles to one branch-free,
 // vectorised body: the mask is a select on values loaded unconditionally.
 template <bool kRelu, bool kResidual>
@@ -126,12 +138,7 @@ void batchnorm_forward_stats(float* dst, const float* src, const float* mean, co
         forward_stats<decltype(kRelu)::value, decltype(kResidual)::value>(
             dst, src, mean, rstd, gamma, beta, m, c, residual);
     };
-    using T = std::true_type;
-    using F = std::false_type;
-    if (residual)
-        relu ? run(T{}, T{}) : run(F{}, T{});
-    else
-        relu ? run(T{}, F{}) : run(F{}, F{});
+    with_relu_residual(relu, residual != nullptr, run);
 }
 
 void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, const float* diff_dst,
@@ -285,12 +292,7 @@ void batchnorm_train_normalise(float* dst, const float* src, const float* mean, 
                 dst[i * c + ch] = decltype(kRelu)::value && y < 0.0f ? 0.0f : y;
             }
     };
-    using T = std::true_type;
-    using F = std::false_type;
-    if (residual)
-        relu ? run(T{}, T{}) : run(F{}, T{});
-    else
-        relu ? run(T{}, F{}) : run(F{}, F{});
+    with_relu_residual(relu, residual != nullptr, run);
 }
 
 void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
