@@ -170,9 +170,14 @@ float pow2_scale(const char* name, int e, int shift) {
 std::vector<float> scales(const char* name, std::span<const int> exponents, int64_t len, int shift,
                           int tile) {
     std::vector<float> out(static_cast<size_t>(round_up(len, tile)), 1.0f);
+    if (exponents.size() <= 1) {  // one exponent: one ldexp, not one per row (a serial stretch)
+        if (len > 0)
+            std::fill_n(out.begin(), len,
+                        pow2_scale(name, exponents.empty() ? 0 : exponents[0], shift));
+        return out;
+    }
     for (int64_t i = 0; i < len; ++i) {
-        const int e = exponents.empty() ? 0 : exponents[exponents.size() == 1 ? 0 : i];
-        out[static_cast<size_t>(i)] = pow2_scale(name, e, shift);
+        out[static_cast<size_t>(i)] = pow2_scale(name, exponents[static_cast<size_t>(i)], shift);
     }
     return out;
 }
