@@ -17,8 +17,9 @@ inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 // `bytes` of storage aligned to a cache line; from kHugePage bytes on, aligned to and rounded up to
 // huge pages, which the kernel is asked to back with transparent huge pages (Linux's madvise
 // mode, Debian's default). Page faults are what it saves: on the 2-core VM one 4 KiB fault cost
-// ~17 us (23 s over 1.33M faults), and ResNet-50's first training step at batch 32 (5 GiB first touched) took 23 s
-// instead of 2; with huge pages it takes 6 s. Later steps run at the same speed within noise.
+// ~17 us (23 s over 1.33M faults), and ResNet-50's first training step at batch 32 (5 GiB first
+// touched) took 23 s instead of 2; with huge pages it takes 6 s. Later steps run at the same speed
+// within noise.
 void* allocate_aligned(std::size_t bytes);
 // Frees what allocate_aligned(bytes) returned.
 void free_aligned(void* p, std::size_t bytes) noexcept;
