@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "nn/activation.hpp"
+#include "nn/dfp_gemm.hpp"
 #include "nn/join.hpp"
 #include "nn/norm.hpp"
 #include "nn/pool.hpp"
@@ -102,6 +103,47 @@ void BM_BatchNormAddReluBackward(benchmark::State& state) {
     run_layer(state, bn, 2, true, {std::size_t(state.range(1)), 56, 56, 256});
 }
 
+// A DFP16 layer taking the batch-norm's output: it quantizes it whole (its "forward"), unless the
+// batch-norm did as it wrote it (Layer::input_quantization; Conv2d does the same).
+class QuantizingConsumer : public Layer {
+  public:
+    QuantizingConsumer() : Layer("consumer") {}
+    const char* kind() const override { return "consumer"; }
+    InputQuantization input_quantization(const Shape&) override { return {&matrix, format}; }
+    void forward(Srcs src, Tensor&, const Context& ctx) override {
+        const auto rows = std::int64_t(src[0]->numel() / src[0]->shape.back());
+        const auto cols = std::int64_t(src[0]->shape.back());
+        if (!matrix.take_produced(src[0]->data.data(), rows, cols, format, ctx.iteration))
+            matrix.quantize(src[0]->data.data(), rows, cols, format, ctx.iteration);
+    }
+    void backward(Srcs, const Tensor&, const Tensor&, DiffSrcs) override {}
+    QuantMatrix<std::int16_t> matrix{"consumer.src"};
+    precision::TensorFormat format = precision::Policy::dfp16().for_layer("c", 1, 3).activations;
+};
+// Batch-norm + ReLU forward (as BatchNormReluForward) and the DFP16 quantization of its output for
+// a consumer: state.range(1) = 0, two passes (the consumer reads the output again); 1, the
+// quantization fused into the batch-norm's normalising pass. Bytes: src twice, y and its mantissas
+// once.
+void BM_BatchNormReluQuantize(benchmark::State& state) {
+    omp_set_num_threads(static_cast<int>(state.range(0)));
+    BatchNorm2d bn("bn", {.channels = 256, .relu = true});
+    QuantizingConsumer consumer;
+    if (state.range(1) == 1) bn.add_consumer(consumer);
+    const Tensor src = random_tensor({32, 56, 56, 256}, 1);
+    const Tensor* srcs[] = {&src};
+    Tensor y, none;
+    const Tensor* ys[] = {&y};
+    std::uint64_t iteration = 0;
+    for (auto _ : state) {
+        const Context train{Mode::train, iteration++};
+        bn.forward(srcs, y, train);
+        consumer.forward(ys, none, train);
+        benchmark::DoNotOptimize(consumer.matrix.q.mantissas.data());
+    }
+    state.counters["fused"] = bn.quantized_for_consumer();
+    state.SetBytesProcessed(std::int64_t(state.iterations() * src.numel() * (3 * 4 + 2)));
+}
+
 // Max pooling at batch 32 on GoogLeNet's shapes: state.range(1) = 0, pool1 (112x112x64, 3x3
 // stride 2, ceil mode); 1, an inception block's pool branch (28x28x256, 3x3 stride 1, pad 1).
 // Bytes: src and dst once each.
@@ -158,6 +200,10 @@ BENCHMARK(BM_BatchNormReluForward)
     ->ArgsProduct({{1, 2}, {1, 32}})
     ->UseRealTime()
     ->ArgNames({"threads", "batch"});
+BENCHMARK(BM_BatchNormReluQuantize)
+    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "fused"});
 BENCHMARK(BM_BatchNormAddReluForward)
     ->ArgsProduct({{1, 2}, {1, 32}})
     ->UseRealTime()

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -300,6 +302,68 @@ TEST(Format, ExpectedExponentNeverChangesTheResult) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("element 150001"), std::string::npos) << e.what();
     }
+}
+
+// Quantized part by part (PartwiseQuantizer) in any order and any cut, a tensor is what
+// quantize_into makes of it with the same options when the guessed exponent holds, int16 and int8,
+// every rounding, on each ISA; a wrong guess or a NaN is reported (and the exponent set right for
+// the next guess), and only one exponent per tensor is taken.
+TEST(Format, PartwiseQuantizationIsQuantizeIntoWhenTheGuessHolds) {
+    std::mt19937 rng(8);
+    std::normal_distribution<float> normal;
+    std::vector<float> x(4 * 65536 + 333);
+    for (float& v : x) v = 5.0f * normal(rng);
+    const Shape shape{x.size() / 7, 7};
+    const std::size_t n = shape_numel(shape);
+    // Cuts at awkward places, visited out of order.
+    std::vector<std::size_t> cuts{0, 1, 17, 4099, 70000, 70001, 200000, n};
+    std::vector<std::size_t> order(cuts.size() - 1);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    const auto run = [&]<class M>(DfpTensor<M>& dst, const Format& f, const QuantizeOptions& o,
+                                  Isa isa, const std::vector<float>& v) {
+        PartwiseQuantizer<M> parts(shape, f, o, "x", dst, isa);
+        for (std::size_t i : order) parts.part(v.data() + cuts[i], cuts[i], cuts[i + 1] - cuts[i]);
+        return parts.finish();
+    };
+    for (Isa isa : isas())
+        for (Rounding mode : {Rounding::nearest_even, Rounding::stochastic}) {
+            QuantizeOptions o;
+            o.rounding = mode;
+            o.seed = 9;
+            const auto want16 =
+                quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
+            const auto want8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
+            // A reused destination (as the layers' buffers): nothing stale may survive.
+            DfpTensor<std::int16_t> got16 = want16;
+            std::fill(got16.mantissas.begin(), got16.mantissas.end(), std::int16_t{123});
+            DfpTensor<std::int8_t> got8;
+            o.expected_exponent = want16.exponents.at(0);
+            EXPECT_TRUE(run(got16, dfp16_tensor(), o, isa, x)) << isa_name(isa);
+            EXPECT_EQ(got16.mantissas, want16.mantissas) << isa_name(isa) << " " << int(mode);
+            EXPECT_EQ(got16.exponents, want16.exponents);
+            EXPECT_EQ(got16.shape, want16.shape);
+            o.expected_exponent = want8.exponents.at(0);
+            EXPECT_TRUE(run(got8, dfp8_tensor(), o, isa, x)) << isa_name(isa);
+            EXPECT_EQ(got8.mantissas, want8.mantissas) << isa_name(isa) << " " << int(mode);
+            // A guess off by one either way fails, and leaves the right exponent behind.
+            for (const int delta : {-1, 1}) {
+                o.expected_exponent = want16.exponents.at(0) + delta;
+                EXPECT_FALSE(run(got16, dfp16_tensor(), o, isa, x)) << delta;
+                EXPECT_EQ(got16.exponents, want16.exponents) << delta;
+            }
+        }
+    std::vector<float> bad(x);
+    bad[70000] = INFINITY;
+    QuantizeOptions o;
+    o.expected_exponent = 0;
+    DfpTensor<std::int16_t> q;
+    EXPECT_FALSE(run(q, dfp16_tensor(), o, active_isa(), bad));
+    Format axis = dfp16_tensor();
+    axis.granularity = Granularity::axis;
+    EXPECT_THROW(PartwiseQuantizer<std::int16_t>(shape, axis, o, "x", q), Error);
+    o.expected_exponent.reset();
+    EXPECT_THROW(PartwiseQuantizer<std::int16_t>(shape, dfp16_tensor(), o, "x", q), Error);
 }
 
 // A keep mask gives the tensor of the masked values (src where keep > 0, else 0) in every

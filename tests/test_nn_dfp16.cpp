@@ -39,6 +39,7 @@
 #include "nn/join.hpp"
 #include "nn/linear.hpp"
 #include "nn/net.hpp"
+#include "nn/norm.hpp"
 #include "nn/reference.hpp"
 #include "precision/policy.hpp"
 
@@ -698,6 +699,78 @@ TEST(Dfp16Conv2d, SiblingsOnOneInputQuantizeItOnce) {
         EXPECT_NE(got(b), alone(b, first_fp32 ? "a" : "b", ks[0])) << first_fp32;
         EXPECT_EQ(got(c), alone(c, "c", ks[0] + ks[1])) << first_fp32;
     }
+}
+
+// A train-mode batch-norm quantizes its output for the first DFP16 convolution that takes it whole
+// (Layer::input_quantization), in its normalising pass. The network then computes exactly what
+// the two layers compute on their own (the convolution quantizing its input), forward and
+// backward, with stochastic rounding: on the first step (no exponent to guess: the convolution
+// quantizes), when gamma jumps (the guess fails: likewise), and in eval mode (no fusion). A
+// consumer that subsamples its input (a stride-2 1x1) quantizes patches, so it is passed over.
+TEST(Dfp16Conv2d, BatchNormQuantizesItsOutputForTheConvolution) {
+    const auto prec = dfp16_precision("dfp16,activations.rounding=stochastic");
+    const BatchNormConfig bn_config{.channels = 5, .relu = true};
+    const Conv2dConfig conv_config{
+        .in_channels = 5, .out_channels = 4, .kernel = 3, .pad = 1, .precision = prec};
+    Net net;
+    const int bn = net.add<BatchNorm2d>({Net::kInput}, "bn", bn_config);
+    net.add<Conv2d>({bn}, "down",
+                    Conv2dConfig{.in_channels = 5,
+                                 .out_channels = 3,
+                                 .kernel = 1,
+                                 .stride = 2,
+                                 .precision = prec});
+    const int conv = net.add<Conv2d>({bn}, "conv", conv_config);
+    BatchNorm2d lone_bn("bn", bn_config);
+    Conv2d lone_conv("conv", conv_config);
+    for (Layer* layer : {&net.layer(bn), &net.layer(conv)})
+        for (Param* p : layer->params())
+            p->value = normal(p->value.size(), 50 + unsigned(p->value.size()));
+    for (std::size_t i = 0; i < 2; ++i) {
+        lone_bn.params()[i]->value = net.layer(bn).params()[i]->value;
+        lone_conv.params()[i]->value = net.layer(conv).params()[i]->value;
+    }
+    auto& fused_bn = static_cast<BatchNorm2d&>(net.layer(bn));
+    Tensor src({2, 7, 6, 5});
+    src.data = aligned_copy<float>(normal(src.numel(), 51));
+    Tensor diff({2, 7, 6, 4});
+    diff.data = aligned_copy<float>(normal(diff.numel(), 52));
+    for (const std::uint64_t iteration : {1, 2, 3, 4}) {
+        if (iteration == 3)  // the output's range grows 64-fold: last step's exponent is wrong
+            for (BatchNorm2d* b : {&fused_bn, &lone_bn})
+                for (float& g : b->gamma().value) g *= 64.0f;
+        const Context ctx{Mode::train, iteration};
+        net.zero_grad();
+        net.forward(src, ctx);
+        net.backward(diff);
+        EXPECT_EQ(fused_bn.quantized_for_consumer(), iteration == 2 || iteration == 4) << iteration;
+        Tensor y, z, dy(src.shape), dsrc(src.shape);
+        for (Layer* layer : {static_cast<Layer*>(&lone_bn), static_cast<Layer*>(&lone_conv)})
+            for (Param* p : layer->params()) p->grad.assign(p->grad.size(), 0.0f);
+        const Tensor* bn_srcs[] = {&src};
+        const Tensor* conv_srcs[] = {&y};
+        Tensor* dys[] = {&dy};
+        Tensor* dsrcs[] = {&dsrc};
+        lone_bn.forward(bn_srcs, y, ctx);
+        lone_conv.forward(conv_srcs, z, ctx);
+        EXPECT_FALSE(lone_bn.quantized_for_consumer());
+        EXPECT_EQ(net.value(conv).data, z.data) << iteration;
+        lone_conv.backward(conv_srcs, z, diff, dys);
+        lone_bn.backward(bn_srcs, y, dy, dsrcs);
+        for (std::size_t i = 0; i < 2; ++i) {
+            EXPECT_EQ(net.layer(conv).params()[i]->grad, lone_conv.params()[i]->grad) << iteration;
+            EXPECT_EQ(net.layer(bn).params()[i]->grad, lone_bn.params()[i]->grad) << iteration;
+        }
+    }
+    const Context eval{Mode::eval, 4};
+    net.forward(src, eval);
+    EXPECT_FALSE(fused_bn.quantized_for_consumer());
+    Tensor y, z;
+    const Tensor* bn_srcs[] = {&src};
+    const Tensor* conv_srcs[] = {&y};
+    lone_bn.forward(bn_srcs, y, eval);
+    lone_conv.forward(conv_srcs, z, eval);
+    EXPECT_EQ(net.value(conv).data, z.data);
 }
 
 TEST(Dfp16Policy, PaperPolicyKeepsFirstAndLastLayerFp32) {

@@ -54,12 +54,10 @@ void dequantize_run(const QuantizeKernels& k, const M* src, float* dst, std::siz
         k.dequantize_s8(src, dst, n, scale);
 }
 
-}  // namespace
-
+// Throws dfp::Error unless `format` and options.shift fit the shape and M's storage.
 template <class M>
-void quantize_into(const float* src, const Shape& shape, const Format& format,
-                   const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
-                   Isa isa, const float* keep) {
+void validate(const Shape& shape, const Format& format, const QuantizeOptions& options,
+              std::string_view name) {
     const std::string what = "tensor '" + std::string(name) + "'";
     format.validate(shape, what);
     if (format.bits > storage_bits<M>())
@@ -69,7 +67,15 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
         throw Error(what + ": shift must be 0.." + std::to_string(format.bits - 2) + " for " +
                     std::to_string(format.bits) + "-bit mantissas, got " +
                     std::to_string(options.shift));
+}
 
+}  // namespace
+
+template <class M>
+void quantize_into(const float* src, const Shape& shape, const Format& format,
+                   const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
+                   Isa isa, const float* keep) {
+    validate<M>(shape, format, options, name);
     const BlockLayout layout(shape, format);
     const QuantizeKernels& k = quantize_kernels(isa);
     // The largest kept magnitude of count elements at offset.
@@ -153,7 +159,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
             shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
     if (guess && dst.exponents[0] == *guess) return;
 
-    // Pass 2: round and clamp.
+        // Pass 2: round and clamp.
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
@@ -166,6 +172,50 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
                             kept_from(run.offset)};
         quantize_run(k, src + run.offset, dst.mantissas.data() + run.offset, run.count, r);
     }
+}
+
+template <class M>
+PartwiseQuantizer<M>::PartwiseQuantizer(const Shape& shape, const Format& format,
+                                        const QuantizeOptions& options, std::string_view name,
+                                        DfpTensor<M>& dst, Isa isa)
+    : kernels_(quantize_kernels(isa)), dst_(dst), options_(options) {
+    validate<M>(shape, format, options, name);
+    if (format.granularity != Granularity::tensor || !options.expected_exponent ||
+        *options.expected_exponent < kMinExponent || *options.expected_exponent > kMaxExponent)
+        throw Error("tensor '" + std::string(name) +
+                    "': quantizing part by part needs one exponent per tensor and a guess of it");
+    exponent_ = *options.expected_exponent;
+    const std::size_t numel = shape_numel(shape);
+    stream_ = numel >= kStreamMinElements;  // as quantize_into
+    dst.shape = shape;
+    dst.format = format;
+    dst.mantissas.resize(numel);
+    dst.exponents.assign(1, exponent_);
+}
+
+template <class M>
+void PartwiseQuantizer<M>::part(const float* src, std::size_t offset, std::size_t count) {
+    const QuantizeRun r{pow2(-exponent_),
+                        static_cast<float>(dst_.format.max_mantissa()),
+                        options_.rounding,
+                        options_.seed,
+                        offset,
+                        stream_,
+                        nullptr};
+    const std::uint32_t bits =
+        quantize_run(kernels_, src, dst_.mantissas.data() + offset, count, r);
+    std::uint32_t seen = max_bits_.load(std::memory_order_relaxed);
+    while (bits > seen && !max_bits_.compare_exchange_weak(seen, bits, std::memory_order_relaxed)) {
+    }
+}
+
+template <class M>
+bool PartwiseQuantizer<M>::finish() {
+    const std::uint32_t bits = max_bits_.load();
+    if (bits >= kNonFiniteBits) return false;
+    dst_.exponents[0] =
+        shared_exponent(std::bit_cast<float>(bits), dst_.format.bits, options_.shift);
+    return dst_.exponents[0] == exponent_;
 }
 
 template <class M>
@@ -217,6 +267,8 @@ template void quantize_into(const float*, const Shape&, const Format&, const Qua
                             std::string_view, DfpTensor<std::int16_t>&, Isa, const float*);
 template void quantize_into(const float*, const Shape&, const Format&, const QuantizeOptions&,
                             std::string_view, DfpTensor<std::int8_t>&, Isa, const float*);
+template class PartwiseQuantizer<std::int16_t>;
+template class PartwiseQuantizer<std::int8_t>;
 template void dequantize(const DfpTensor<std::int16_t>&, float*, Isa);
 template void dequantize(const DfpTensor<std::int8_t>&, float*, Isa);
 template QuantizeError measure_error(const float*, const DfpTensor<std::int16_t>&);

@@ -3,6 +3,7 @@
 // runs (OpenMP); the result does not depend on the thread count.
 #pragma once
 
+#include <atomic>
 #include <string_view>
 #include <vector>
 
@@ -10,6 +11,8 @@
 #include "format/dfp_tensor.hpp"
 
 namespace dfp {
+
+struct QuantizeKernels;
 
 // Quantizes `src` (shape_numel(shape) floats) into `dst`, reusing its buffers. `name` names the
 // tensor in errors: a NaN or Inf in src throws dfp::Error with the name and element index, and
@@ -20,6 +23,37 @@ template <class M>
 void quantize_into(const float* src, const Shape& shape, const Format& format,
                    const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
                    Isa isa = active_isa(), const float* keep = nullptr);
+
+// Quantizing a one-exponent tensor part by part while its producer writes it (a layer's output
+// pass), each part while it is still in cache: this saves quantize_into's read of the whole tensor
+// from memory. The parts are rounded with options.expected_exponent (the exponent the tensor had
+// last step: activations change little from step to step). finish() then tells whether the
+// largest magnitude of all the parts gives that exponent: if so dst holds exactly what
+// quantize_into(src, shape, format, options, ...) makes of the tensor; if not (a new range, or a
+// NaN or Inf), dst's mantissas are unspecified and the caller quantizes the tensor as usual.
+template <class M>
+class PartwiseQuantizer {
+  public:
+    // Throws dfp::Error as quantize_into does for a format or shift that does not fit M, and for a
+    // granularity other than per tensor or no expected exponent. dst's buffers are reused.
+    PartwiseQuantizer(const Shape& shape, const Format& format, const QuantizeOptions& options,
+                      std::string_view name, DfpTensor<M>& dst, Isa isa = active_isa());
+    // Quantizes elements [offset, offset + count) of the tensor; src points at element offset.
+    // Thread-safe for disjoint parts.
+    void part(const float* src, std::size_t offset, std::size_t count);
+    // After every element's part: whether dst is complete (the expected exponent held). dst's
+    // exponent is then the one of the parts' largest magnitude, when that is finite: the next
+    // quantize_into of dst with it as the expected exponent reads src once.
+    bool finish();
+
+  private:
+    const QuantizeKernels& kernels_;
+    DfpTensor<M>& dst_;
+    QuantizeOptions options_;
+    int exponent_;
+    bool stream_;
+    std::atomic<std::uint32_t> max_bits_{0};
+};
 
 template <class M>
 DfpTensor<M> quantize(const float* src, const Shape& shape, const Format& format,

@@ -320,6 +320,19 @@ void Conv2d::add_input_sibling(Layer& earlier) {
     if (src_sibling_ == nullptr && conv != nullptr) src_sibling_ = conv;
 }
 
+Layer::InputQuantization Conv2d::input_quantization(const Shape& src) {
+    const precision::LayerPrecision& prec = config_.precision;
+    if (prec.compute != precision::Compute::dfp16 ||
+        prec.activations.format.granularity != Granularity::tensor)
+        return {};
+    try {
+        if (subsamples_src(geometry(src))) return {};  // it quantizes its im2col patches
+    } catch (const Error&) {
+        return {};  // forward names the problem
+    }
+    return {&q16_.src, prec.activations};
+}
+
 template <class M>
 const QuantMatrix<M>* Conv2d::sibling_src(const float* src, std::int64_t rows,
                                           std::int64_t cols) const {
@@ -349,6 +362,8 @@ void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
         patches_.resize(std::size_t(g.n * g.oh * g.ow * g.c));
         im2col(src, patch_geometry(g), patches_.data());
         q.src.quantize(patches_.data(), g.n * g.oh * g.ow, g.c, prec.activations, iteration_);
+    } else if (q.src.take_produced(src, g.n * g.h * g.w, g.c, prec.activations, iteration_)) {
+        // The layer that wrote src quantized it too (input_quantization).
     } else if (sibling_src<M>(src, g.n * g.h * g.w, g.c) != nullptr) {
         src_from_sibling_ = true;
     } else {

@@ -63,6 +63,7 @@ class Conv2d : public Layer {
     // The first earlier Conv2d on the same input quantizes it for both: where its precision and
     // activation format are this one's, this layer reuses that quantized src in FPROP and WTGRAD.
     void add_input_sibling(Layer& earlier) override;
+    InputQuantization input_quantization(const Shape& src) override;
 
     const Conv2dConfig& config() const { return config_; }
     Param& weight() { return weight_; }

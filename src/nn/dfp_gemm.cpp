@@ -48,20 +48,58 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
                               const float* keep) {
     const ProfileScope scope(Section::quantization);
     source = nullptr;
-    QuantizeOptions options = format.quantize;
-    options.seed = rng_key(options.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
-                   std::uint64_t{rng_key(options.seed, static_cast<std::uint32_t>(iteration >> 32))}
-                       << 32;
-    // Activations and gradients change little from step to step: last step's exponent is a good
-    // guess, which saves the quantizer a pass over src.
-    if (q.exponents.size() == 1) options.expected_exponent = q.exponents[0];
-    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format, options, name, q,
-                  active_isa(), keep);
+    produced = false;
+    quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format,
+                  options(format, iteration), name, q, active_isa(), keep);
     if (keep == nullptr) {
         source = src;
         source_format = format;
         source_iteration = iteration;
     }
+}
+
+template <class M>
+QuantizeOptions QuantMatrix<M>::options(const precision::TensorFormat& format,
+                                        std::uint64_t iteration) const {
+    QuantizeOptions o = format.quantize;
+    o.seed = rng_key(o.seed ^ name_seed(name), static_cast<std::uint32_t>(iteration)) |
+             std::uint64_t{rng_key(o.seed, static_cast<std::uint32_t>(iteration >> 32))} << 32;
+    // Activations and gradients change little from step to step: last step's exponent is a good
+    // guess, which saves the quantizer a pass over src.
+    if (q.exponents.size() == 1) o.expected_exponent = q.exponents[0];
+    return o;
+}
+
+template <class M>
+void QuantMatrix<M>::begin_parts(std::optional<PartwiseQuantizer<M>>& parts, std::int64_t rows,
+                                 std::int64_t cols, const precision::TensorFormat& format,
+                                 std::uint64_t iteration) {
+    source = nullptr;
+    produced = false;
+    const QuantizeOptions o = options(format, iteration);
+    const bool fits = format.format.granularity == Granularity::tensor && o.expected_exponent &&
+                      *o.expected_exponent >= kMinExponent && *o.expected_exponent <= kMaxExponent;
+    if (fits) parts.emplace(Shape{std::size_t(rows), std::size_t(cols)}, format.format, o, name, q);
+}
+
+template <class M>
+bool QuantMatrix<M>::end_parts(PartwiseQuantizer<M>& parts, const float* src,
+                               const precision::TensorFormat& format, std::uint64_t iteration) {
+    produced = parts.finish();
+    if (produced) {
+        source = src;
+        source_format = format;
+        source_iteration = iteration;
+    }
+    return produced;
+}
+
+template <class M>
+bool QuantMatrix<M>::take_produced(const float* src, std::int64_t rows, std::int64_t cols,
+                                   const precision::TensorFormat& format, std::uint64_t iteration) {
+    const bool ok = produced && holds(src, rows, cols, format, iteration);
+    produced = false;
+    return ok;
 }
 
 template <class M>

@@ -15,6 +15,9 @@ namespace dfp::nn {
 
 enum class Mode { train, eval };
 
+template <class M>
+struct QuantMatrix;  // nn/dfp_gemm.hpp
+
 // What a forward pass depends on besides its inputs. `iteration` keys the counter-based RNG of
 // Dropout, so a pass is reproducible and backward can regenerate its mask.
 struct Context {
@@ -86,6 +89,17 @@ class Layer {
     // layer may then reuse what such a sibling derives from that input in the same forward
     // (Conv2d: the quantized src). The sibling runs first; both live as long as the Net.
     virtual void add_input_sibling(Layer& /*earlier*/) {}
+    // Net::add calls it on the layer of the node that a new layer takes as its only input.
+    virtual void add_consumer(Layer& /*later*/) {}
+    // Where this layer quantizes its only input (of shape src) in its next forward, when it takes
+    // the whole of it as one DFP16 matrix (all axes but the last, by the last) with one exponent:
+    // the layer that writes the input may fill the matrix as it goes (QuantMatrix::begin_parts),
+    // which spares this one a read of the input (QuantMatrix::take_produced). Null otherwise.
+    struct InputQuantization {
+        QuantMatrix<std::int16_t>* matrix = nullptr;
+        precision::TensorFormat format;
+    };
+    virtual InputQuantization input_quantization(const Shape& /*src*/) { return {}; }
 
     // Throws dfp::Error "<kind> '<name>': <what>".
     [[noreturn]] void fail(const std::string& what) const;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "format/quantize.hpp"
 #include "nn/layer.hpp"
 
 namespace dfp::nn {
@@ -40,10 +41,12 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
 void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, float* mean,
                              float* variance);
 // dst = (src - mean) scale + beta per channel (scale = gamma rstd), plus residual (M, C) when not
-// null, and max(0, dst) with `relu` (NaN passes).
+// null, and max(0, dst) with `relu` (NaN passes). `parts` (or null) gets every part of dst as it
+// is written: a consumer's quantization of dst without a read of its own.
 void batchnorm_train_normalise(float* dst, const float* src, const float* mean, const float* scale,
                                const float* beta, std::int64_t m, std::int64_t c, bool relu,
-                               const float* residual = nullptr);
+                               const float* residual = nullptr,
+                               PartwiseQuantizer<std::int16_t>* parts = nullptr);
 // The residual input of a fused join (BatchNormConfig::residual) in backward: its gradient `diff`
 // (M, C; null when not needed) is diff_dst masked by the ReLU, written or (accumulate) added to;
 // the mask is read from the forward's output `dst`, which the residual is part of.
@@ -109,6 +112,10 @@ class BatchNorm2d : public Layer {
     // the reference functions. Null (the default): this process's batch alone.
     using SumAcrossProcesses = std::function<void(std::vector<double>& sums, bool gradients)>;
     void set_sum_across_processes(SumAcrossProcesses sum) { sum_ = std::move(sum); }
+    // Train mode quantizes dst for the first consumer that asks (Layer::input_quantization) in
+    // its normalising pass; whether the last forward did (the guessed exponent held).
+    void add_consumer(Layer& later) override { consumers_.push_back(&later); }
+    bool quantized_for_consumer() const { return quantized_for_consumer_; }
 
     Param& gamma() { return gamma_; }
     Param& beta() { return beta_; }
@@ -133,7 +140,9 @@ class BatchNorm2d : public Layer {
     std::vector<float> mean_, variance_, rstd_;
     std::vector<float> scale_;  // gamma rstd of the last train-mode forward, as it normalised
     SumAcrossProcesses sum_;
-    double global_rows_ = 0;  // of the last synchronised forward: N*H*W over all processes
+    double global_rows_ = 0;         // of the last synchronised forward: N*H*W over all processes
+    std::vector<Layer*> consumers_;  // add_consumer
+    bool quantized_for_consumer_ = false;  // by the last forward
 };
 
 // Local response normalisation across channels (AlexNet, GoogLeNet-v1; Caffe's ACROSS_CHANNELS):
