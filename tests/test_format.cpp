@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -252,6 +253,16 @@ TEST(Format, ResultDoesNotDependOnThreadsOrIsa) {
         }
 }
 
+// What quantize_into makes of x in one DFP16 and one DFP8 exponent per tensor, rounding `mode`.
+std::pair<DfpTensor<std::int16_t>, DfpTensor<std::int8_t>> reference_pair(
+    const std::vector<float>& x, const Shape& shape, Rounding mode, std::uint64_t seed, Isa isa) {
+    QuantizeOptions o;
+    o.rounding = mode;
+    o.seed = seed;
+    return {quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa),
+            quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa)};
+}
+
 // An expected exponent changes how often src is read, never the result: right, wrong either way,
 // absurd or absent, every rounding, int16 and int8, on each ISA; a NaN is still named.
 TEST(Format, ExpectedExponentNeverChangesTheResult) {
@@ -265,9 +276,7 @@ TEST(Format, ExpectedExponentNeverChangesTheResult) {
             QuantizeOptions o;
             o.rounding = mode;
             o.seed = 7;
-            const auto want16 =
-                quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
-            const auto want8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
+            const auto [want16, want8] = reference_pair(x, shape, mode, o.seed, isa);
             const int e16 = want16.exponents.at(0), e8 = want8.exponents.at(0);
             for (const int delta : {0, -1, 1, -200, 100000}) {
                 o.expected_exponent = e16 + delta;
@@ -331,9 +340,7 @@ TEST(Format, PartwiseQuantizationIsQuantizeIntoWhenTheGuessHolds) {
             QuantizeOptions o;
             o.rounding = mode;
             o.seed = 9;
-            const auto want16 =
-                quantize<std::int16_t>(x.data(), shape, dfp16_tensor(), o, "x", isa);
-            const auto want8 = quantize<std::int8_t>(x.data(), shape, dfp8_tensor(), o, "x", isa);
+            const auto [want16, want8] = reference_pair(x, shape, mode, o.seed, isa);
             // A reused destination (as the layers' buffers): nothing stale may survive.
             DfpTensor<std::int16_t> got16 = want16;
             std::fill(got16.mantissas.begin(), got16.mantissas.end(), std::int16_t{123});
