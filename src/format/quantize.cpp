@@ -71,6 +71,13 @@ void validate(const Shape& shape, const Format& format, const QuantizeOptions& o
 
 }  // namespace
 
+std::optional<int> usable_guess(const Format& format, const QuantizeOptions& options) {
+    const std::optional<int>& e = options.expected_exponent;
+    return format.granularity == Granularity::tensor && e >= kMinExponent && e <= kMaxExponent
+               ? e
+               : std::nullopt;
+}
+
 template <class M>
 void quantize_into(const float* src, const Shape& shape, const Format& format,
                    const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
@@ -134,11 +141,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
     // Pass 1: the largest magnitude of every run, then of every exponent's block. With an
     // expected exponent, each run is also rounded with it in the same reads.
     std::vector<std::uint32_t> run_max(layout.runs());
-    const std::optional<int> guess = format.granularity == Granularity::tensor &&
-                                             options.expected_exponent >= kMinExponent &&
-                                             options.expected_exponent <= kMaxExponent
-                                         ? options.expected_exponent
-                                         : std::nullopt;
+    const std::optional<int> guess = usable_guess(format, options);
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
@@ -159,7 +162,7 @@ void quantize_into(const float* src, const Shape& shape, const Format& format,
             shared_exponent(std::bit_cast<float>(block_max[e]), format.bits, options.shift);
     if (guess && dst.exponents[0] == *guess) return;
 
-        // Pass 2: round and clamp.
+    // Pass 2: round and clamp.
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t i = 0; i < runs; ++i) {
         const Run run = layout.run(static_cast<std::size_t>(i));
@@ -180,11 +183,11 @@ PartwiseQuantizer<M>::PartwiseQuantizer(const Shape& shape, const Format& format
                                         DfpTensor<M>& dst, Isa isa)
     : kernels_(quantize_kernels(isa)), dst_(dst), options_(options) {
     validate<M>(shape, format, options, name);
-    if (format.granularity != Granularity::tensor || !options.expected_exponent ||
-        *options.expected_exponent < kMinExponent || *options.expected_exponent > kMaxExponent)
+    const std::optional<int> guess = usable_guess(format, options);
+    if (!guess)
         throw Error("tensor '" + std::string(name) +
                     "': quantizing part by part needs one exponent per tensor and a guess of it");
-    exponent_ = *options.expected_exponent;
+    exponent_ = *guess;
     const std::size_t numel = shape_numel(shape);
     stream_ = numel >= kStreamMinElements;  // as quantize_into
     dst.shape = shape;

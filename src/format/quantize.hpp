@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -23,6 +24,10 @@ template <class M>
 void quantize_into(const float* src, const Shape& shape, const Format& format,
                    const QuantizeOptions& options, std::string_view name, DfpTensor<M>& dst,
                    Isa isa = active_isa(), const float* keep = nullptr);
+
+// options.expected_exponent where quantize_into and PartwiseQuantizer can use it: one exponent per
+// tensor, and within the range of exponents (kMinExponent..kMaxExponent); otherwise none.
+std::optional<int> usable_guess(const Format& format, const QuantizeOptions& options);
 
 // Quantizing a one-exponent tensor part by part while its producer writes it (a layer's output
 // pass), each part while it is still in cache: this saves quantize_into's read of the whole tensor

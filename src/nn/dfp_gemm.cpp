@@ -51,11 +51,15 @@ void QuantMatrix<M>::quantize(const float* src, std::int64_t rows, std::int64_t 
     produced = false;
     quantize_into(src, {std::size_t(rows), std::size_t(cols)}, format.format,
                   options(format, iteration), name, q, active_isa(), keep);
-    if (keep == nullptr) {
-        source = src;
-        source_format = format;
-        source_iteration = iteration;
-    }
+    if (keep == nullptr) mark_source(src, format, iteration);
+}
+
+template <class M>
+void QuantMatrix<M>::mark_source(const float* src, const precision::TensorFormat& format,
+                                 std::uint64_t iteration) {
+    source = src;
+    source_format = format;
+    source_iteration = iteration;
 }
 
 template <class M>
@@ -77,20 +81,15 @@ void QuantMatrix<M>::begin_parts(std::optional<PartwiseQuantizer<M>>& parts, std
     source = nullptr;
     produced = false;
     const QuantizeOptions o = options(format, iteration);
-    const bool fits = format.format.granularity == Granularity::tensor && o.expected_exponent &&
-                      *o.expected_exponent >= kMinExponent && *o.expected_exponent <= kMaxExponent;
-    if (fits) parts.emplace(Shape{std::size_t(rows), std::size_t(cols)}, format.format, o, name, q);
+    if (usable_guess(format.format, o))
+        parts.emplace(Shape{std::size_t(rows), std::size_t(cols)}, format.format, o, name, q);
 }
 
 template <class M>
 bool QuantMatrix<M>::end_parts(PartwiseQuantizer<M>& parts, const float* src,
                                const precision::TensorFormat& format, std::uint64_t iteration) {
     produced = parts.finish();
-    if (produced) {
-        source = src;
-        source_format = format;
-        source_iteration = iteration;
-    }
+    if (produced) mark_source(src, format, iteration);
     return produced;
 }
 

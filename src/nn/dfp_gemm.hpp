@@ -70,6 +70,9 @@ struct QuantMatrix {
   private:
     // The quantizer's options for `format` at `iteration`, with last step's exponent as the guess.
     QuantizeOptions options(const precision::TensorFormat& format, std::uint64_t iteration) const;
+    // Records that q is what quantize() makes of src in `format` at `iteration` (holds()).
+    void mark_source(const float* src, const precision::TensorFormat& format,
+                     std::uint64_t iteration);
 };
 using Dfp16Matrix = QuantMatrix<std::int16_t>;
 using Dfp8Matrix = QuantMatrix<std::int8_t>;
