@@ -103,22 +103,33 @@ void BM_BatchNormAddReluBackward(benchmark::State& state) {
     run_layer(state, bn, 2, true, {std::size_t(state.range(1)), 56, 56, 256});
 }
 
-// A DFP16 layer taking the batch-norm's output: it quantizes it whole (its "forward"), unless the
-// batch-norm did as it wrote it (Layer::input_quantization; Conv2d does the same).
-class QuantizingConsumer : public Layer {
+// A DFP16 layer next to the batch-norm: it quantizes a tensor whole (the batch-norm's output as
+// its consumer's input, or the gradient of the batch-norm's input as that input's producer),
+// unless the batch-norm did as it wrote it (Layer::input_quantization and
+// output_gradient_quantization; Conv2d does the same).
+class QuantizingNeighbour : public Layer {
   public:
-    QuantizingConsumer() : Layer("consumer") {}
-    const char* kind() const override { return "consumer"; }
-    InputQuantization input_quantization(const Shape&) override { return {&matrix, format}; }
+    QuantizingNeighbour() : Layer("neighbour") {}
+    const char* kind() const override { return "neighbour"; }
+    QuantizationTarget input_quantization(const Shape&) override { return {&matrix, activations}; }
+    QuantizationTarget output_gradient_quantization(const Shape&) override {
+        return {&matrix, gradients};
+    }
+    void take_or_quantize(const Tensor& t, const precision::TensorFormat& format,
+                          std::uint64_t iteration) {
+        const auto rows = std::int64_t(t.numel() / t.shape.back());
+        const auto cols = std::int64_t(t.shape.back());
+        if (!matrix.take_produced(t.data.data(), rows, cols, format, iteration))
+            matrix.quantize(t.data.data(), rows, cols, format, iteration);
+    }
     void forward(Srcs src, Tensor&, const Context& ctx) override {
-        const auto rows = std::int64_t(src[0]->numel() / src[0]->shape.back());
-        const auto cols = std::int64_t(src[0]->shape.back());
-        if (!matrix.take_produced(src[0]->data.data(), rows, cols, format, ctx.iteration))
-            matrix.quantize(src[0]->data.data(), rows, cols, format, ctx.iteration);
+        take_or_quantize(*src[0], activations, ctx.iteration);
     }
     void backward(Srcs, const Tensor&, const Tensor&, DiffSrcs) override {}
-    QuantMatrix<std::int16_t> matrix{"consumer.src"};
-    precision::TensorFormat format = precision::Policy::dfp16().for_layer("c", 1, 3).activations;
+    QuantMatrix<std::int16_t> matrix{"neighbour.tensor"};
+    const precision::LayerPrecision precision = precision::Policy::dfp16().for_layer("c", 1, 3);
+    const precision::TensorFormat &activations = precision.activations,
+                                  &gradients = precision.gradients;
 };
 // Batch-norm + ReLU forward (as BatchNormReluForward) and the DFP16 quantization of its output for
 // a consumer: state.range(1) = 0, two passes (the consumer reads the output again); 1, the
@@ -127,7 +138,7 @@ class QuantizingConsumer : public Layer {
 void BM_BatchNormReluQuantize(benchmark::State& state) {
     omp_set_num_threads(static_cast<int>(state.range(0)));
     BatchNorm2d bn("bn", {.channels = 256, .relu = true});
-    QuantizingConsumer consumer;
+    QuantizingNeighbour consumer;
     if (state.range(1) == 1) bn.add_consumer(consumer);
     const Tensor src = random_tensor({32, 56, 56, 256}, 1);
     const Tensor* srcs[] = {&src};
@@ -142,6 +153,30 @@ void BM_BatchNormReluQuantize(benchmark::State& state) {
     }
     state.counters["fused"] = bn.quantized_for_consumer();
     state.SetBytesProcessed(std::int64_t(state.iterations() * src.numel() * (3 * 4 + 2)));
+}
+// Batch-norm + ReLU backward (as BatchNormReluBackward) and the DFP16 quantization of the gradient
+// it writes, for the layer that produced its input: state.range(1) = 0, two passes (the producer
+// reads the gradient again); 1, the quantization fused into the batch-norm's last pass. Bytes: src
+// and dy twice, the gradient and its mantissas once.
+void BM_BatchNormReluBackwardQuantize(benchmark::State& state) {
+    omp_set_num_threads(static_cast<int>(state.range(0)));
+    BatchNorm2d bn("bn", {.channels = 256, .relu = true});
+    QuantizingNeighbour producer;
+    if (state.range(1) == 1) bn.set_input_producer(producer);
+    const Tensor src = random_tensor({32, 56, 56, 256}, 1), dy = random_tensor(src.shape, 2);
+    const Tensor* srcs[] = {&src};
+    Tensor y, diff(src.shape);
+    Tensor* diffs[] = {&diff};
+    Overwrite fresh;
+    fresh.set(0);
+    bn.forward(srcs, y, {Mode::train, 0});
+    for (auto _ : state) {
+        bn.backward_into(srcs, y, dy, diffs, fresh);
+        producer.take_or_quantize(diff, producer.gradients, 0);
+        benchmark::DoNotOptimize(producer.matrix.q.mantissas.data());
+    }
+    state.counters["fused"] = bn.quantized_for_producer();
+    state.SetBytesProcessed(std::int64_t(state.iterations() * src.numel() * (5 * 4 + 2)));
 }
 
 // Max pooling at batch 32 on GoogLeNet's shapes: state.range(1) = 0, pool1 (112x112x64, 3x3
@@ -201,6 +236,10 @@ BENCHMARK(BM_BatchNormReluForward)
     ->UseRealTime()
     ->ArgNames({"threads", "batch"});
 BENCHMARK(BM_BatchNormReluQuantize)
+    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "fused"});
+BENCHMARK(BM_BatchNormReluBackwardQuantize)
     ->ArgsProduct({{1, 2}, {0, 1}})
     ->UseRealTime()
     ->ArgNames({"threads", "fused"});

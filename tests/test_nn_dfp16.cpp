@@ -773,6 +773,83 @@ TEST(Dfp16Conv2d, BatchNormQuantizesItsOutputForTheConvolution) {
     EXPECT_EQ(net.value(conv).data, z.data);
 }
 
+// A train-mode batch-norm that writes the whole gradient of its input quantizes it, in its last
+// backward pass, for the DFP16 convolution that produced that input and has no other consumer
+// (Layer::output_gradient_quantization). The network then computes exactly what the layers compute
+// on their own, with stochastic rounding of the gradients: on the first step (no exponent to
+// guess), when the gradient's range jumps (the guess fails), with a fused residual join, and not
+// at all when the convolution has a second consumer or a fused ReLU (whose mask its own
+// quantization applies).
+TEST(Dfp16Conv2d, BatchNormQuantizesTheGradientOfItsInputForTheConvolution) {
+    const auto prec = dfp16_precision("dfp16,gradients.rounding=stochastic");
+    enum class Case { plain, residual, second_consumer, fused_relu };
+    for (const Case kase : {Case::plain, Case::residual, Case::second_consumer, Case::fused_relu}) {
+        const bool residual = kase == Case::residual;
+        const BatchNormConfig bn_config{.channels = 4, .relu = true, .residual = residual};
+        const Conv2dConfig conv_config{.in_channels = 4,
+                                       .out_channels = 4,
+                                       .kernel = 3,
+                                       .pad = 1,
+                                       .relu = kase == Case::fused_relu,
+                                       .precision = prec};
+        Net net;
+        const int conv = net.add<Conv2d>({Net::kInput}, "conv", conv_config);
+        if (kase == Case::second_consumer) net.add<Relu>({conv}, "relu");  // a dead branch
+        const int bn = net.add<BatchNorm2d>(
+            residual ? std::vector<int>{conv, Net::kInput} : std::vector<int>{conv}, "bn",
+            bn_config);
+        Conv2d lone_conv("conv", conv_config);
+        BatchNorm2d lone_bn("bn", bn_config);
+        for (Layer* layer : {&net.layer(conv), &net.layer(bn)})
+            for (Param* p : layer->params())
+                p->value = normal(p->value.size(), 60 + unsigned(p->value.size()));
+        for (std::size_t i = 0; i < 2; ++i) {
+            lone_conv.params()[i]->value = net.layer(conv).params()[i]->value;
+            lone_bn.params()[i]->value = net.layer(bn).params()[i]->value;
+        }
+        const auto& fused_bn = static_cast<const BatchNorm2d&>(net.layer(bn));
+        // 1800 rows: two parts of the batch-norm's pass (1024 rows each at 4 channels).
+        Tensor src({2, 30, 30, 4});
+        src.data = aligned_copy<float>(normal(src.numel(), 61));
+        Tensor diff(src.shape);
+        diff.data = aligned_copy<float>(normal(diff.numel(), 62));
+        for (const std::uint64_t iteration : {1, 2, 3, 4}) {
+            if (iteration == 3)  // the gradient's range grows 64-fold: last step's exponent fails
+                for (float& d : diff.data) d *= 64.0f;
+            const Context ctx{Mode::train, iteration};
+            net.zero_grad();
+            net.forward(src, ctx);
+            net.backward(diff);
+            const bool fused = kase == Case::plain || kase == Case::residual;
+            EXPECT_EQ(fused_bn.quantized_for_producer(),
+                      fused && (iteration == 2 || iteration == 4))
+                << int(kase) << " " << iteration;
+            Tensor y, z, dy;
+            for (Layer* layer : {static_cast<Layer*>(&lone_conv), static_cast<Layer*>(&lone_bn)})
+                for (Param* p : layer->params()) p->grad.assign(p->grad.size(), 0.0f);
+            const Tensor* conv_srcs[] = {&src};
+            const Tensor* bn_srcs[] = {&y, &src};
+            const std::span<const Tensor* const> bn_inputs(bn_srcs, residual ? 2 : 1);
+            lone_conv.forward(conv_srcs, y, ctx);
+            lone_bn.forward(bn_inputs, z, ctx);
+            EXPECT_EQ(net.value(bn).data, z.data) << int(kase) << " " << iteration;
+            dy.resize(y.shape);
+            std::fill(dy.data.begin(), dy.data.end(), 0.0f);
+            Tensor* bn_diffs[] = {&dy, nullptr};
+            Tensor* conv_diffs[] = {nullptr};
+            lone_bn.backward(bn_inputs, z, diff,
+                             std::span<Tensor* const>(bn_diffs, bn_inputs.size()));
+            lone_conv.backward(conv_srcs, y, dy, conv_diffs);
+            for (std::size_t i = 0; i < 2; ++i) {
+                EXPECT_EQ(net.layer(conv).params()[i]->grad, lone_conv.params()[i]->grad)
+                    << int(kase) << " " << iteration;
+                EXPECT_EQ(net.layer(bn).params()[i]->grad, lone_bn.params()[i]->grad)
+                    << int(kase) << " " << iteration;
+            }
+        }
+    }
+}
+
 TEST(Dfp16Policy, PaperPolicyKeepsFirstAndLastLayerFp32) {
     Net net;
     build_small_net(net);

@@ -320,7 +320,7 @@ void Conv2d::add_input_sibling(Layer& earlier) {
     if (src_sibling_ == nullptr && conv != nullptr) src_sibling_ = conv;
 }
 
-Layer::InputQuantization Conv2d::input_quantization(const Shape& src) {
+Layer::QuantizationTarget Conv2d::input_quantization(const Shape& src) {
     const precision::LayerPrecision& prec = config_.precision;
     if (prec.compute != precision::Compute::dfp16 ||
         prec.activations.format.granularity != Granularity::tensor)
@@ -331,6 +331,15 @@ Layer::InputQuantization Conv2d::input_quantization(const Shape& src) {
         return {};  // forward names the problem
     }
     return {&q16_.src, prec.activations};
+}
+
+Layer::QuantizationTarget Conv2d::output_gradient_quantization(const Shape& dst) {
+    const precision::LayerPrecision& prec = config_.precision;
+    if (prec.compute != precision::Compute::dfp16 ||
+        prec.gradients.format.granularity != Granularity::tensor || config_.relu ||
+        consumers_ != 1 || dst.size() != 4 || std::int64_t(dst[3]) != config_.out_channels)
+        return {};
+    return {&q16_.diff_dst, prec.gradients};
 }
 
 template <class M>
@@ -398,7 +407,10 @@ void Conv2d::backward_dfp(const ConvGeometry& g, const float* diff_dst, const fl
     if (s.q.shape != Shape{std::size_t(src_rows), std::size_t(g.c)})
         fail(std::string(precision::compute_name(config_.precision.compute)) +
              " backward without a forward in that precision on this input");
-    q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_, keep);
+    // The layer that wrote diff_dst may have quantized it too (output_gradient_quantization).
+    if (keep != nullptr ||
+        !q.diff_dst.take_produced(diff_dst, rows, g.k, config_.precision.gradients, iteration_))
+        q.diff_dst.quantize(diff_dst, rows, g.k, config_.precision.gradients, iteration_, keep);
     if (diff_src) {
         if (is_direct_gemm(g)) {
             // BPROP: diff_src (N*H*W, C) (+)= diff_dst (N*H*W, K) wei (K, C).

@@ -63,7 +63,11 @@ class Conv2d : public Layer {
     // The first earlier Conv2d on the same input quantizes it for both: where its precision and
     // activation format are this one's, this layer reuses that quantized src in FPROP and WTGRAD.
     void add_input_sibling(Layer& earlier) override;
-    InputQuantization input_quantization(const Shape& src) override;
+    QuantizationTarget input_quantization(const Shape& src) override;
+    void add_consumer(Layer& /*later*/) override { ++consumers_; }
+    // DFP16 with a per-tensor gradient format and no fused ReLU (whose mask the quantization of
+    // diff_dst applies), when one consumer alone makes the gradient: its diff_dst matrix.
+    QuantizationTarget output_gradient_quantization(const Shape& dst) override;
 
     const Conv2dConfig& config() const { return config_; }
     Param& weight() { return weight_; }
@@ -130,6 +134,7 @@ class Conv2d : public Layer {
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     const Conv2d* src_sibling_ = nullptr;  // add_input_sibling
     bool src_from_sibling_ = false;        // the last forward used the sibling's src
+    int consumers_ = 0;                    // add_consumer
     // A strided BPROP's phases before scatter_phases, or its patch gradients before col2im_add.
     std::vector<float> diff_col_;
     std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0

@@ -89,17 +89,25 @@ class Layer {
     // layer may then reuse what such a sibling derives from that input in the same forward
     // (Conv2d: the quantized src). The sibling runs first; both live as long as the Net.
     virtual void add_input_sibling(Layer& /*earlier*/) {}
-    // Net::add calls it on the layer of the node that a new layer takes as its only input.
+    // Net::add calls it on the layer of each node that a new layer takes as an input (once per
+    // input it takes from that node), and calls set_input_producer on the new layer with the layer
+    // of its first input (none for the network's input).
     virtual void add_consumer(Layer& /*later*/) {}
-    // Where this layer quantizes its only input (of shape src) in its next forward, when it takes
-    // the whole of it as one DFP16 matrix (all axes but the last, by the last) with one exponent:
-    // the layer that writes the input may fill the matrix as it goes (QuantMatrix::begin_parts),
-    // which spares this one a read of the input (QuantMatrix::take_produced). Null otherwise.
-    struct InputQuantization {
+    virtual void set_input_producer(Layer& /*earlier*/) {}
+    // Where a layer quantizes a whole tensor in its next pass, as one DFP16 matrix (all axes but
+    // the last, by the last) with one exponent: the layer that writes the tensor may fill the
+    // matrix as it goes (QuantMatrix::begin_parts), which spares this one a read of the tensor
+    // (QuantMatrix::take_produced).
+    struct QuantizationTarget {
         QuantMatrix<std::int16_t>* matrix = nullptr;
         precision::TensorFormat format;
     };
-    virtual InputQuantization input_quantization(const Shape& /*src*/) { return {}; }
+    // The target for this layer's only input, of shape src, in its next forward; null when it
+    // does not quantize it so.
+    virtual QuantizationTarget input_quantization(const Shape& /*src*/) { return {}; }
+    // The target for the gradient of this layer's output, of shape dst, in its next backward; null
+    // when it does not quantize it so, or when more than one consumer (add_consumer) adds to it.
+    virtual QuantizationTarget output_gradient_quantization(const Shape& /*dst*/) { return {}; }
 
     // Throws dfp::Error "<kind> '<name>': <what>".
     [[noreturn]] void fail(const std::string& what) const;

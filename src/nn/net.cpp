@@ -22,11 +22,13 @@ int Net::add(std::unique_ptr<Layer> layer, std::vector<int> srcs) {
     for (int i = 1; i < nodes(); ++i)
         if (nodes_[i].layer->name() == layer->name())
             throw Error("Net::add: layer name '" + layer->name() + "' is already in use");
-    if (srcs.size() == 1) {
+    if (srcs.size() == 1)
         for (int i = 1; i < nodes(); ++i)
             if (nodes_[i].srcs == srcs) layer->add_input_sibling(*nodes_[i].layer);
-        if (srcs[0] != kInput) nodes_[std::size_t(srcs[0])].layer->add_consumer(*layer);
-    }
+    for (const int s : srcs)
+        if (s != kInput) nodes_[std::size_t(s)].layer->add_consumer(*layer);
+    if (!srcs.empty() && srcs[0] != kInput)
+        layer->set_input_producer(*nodes_[std::size_t(srcs[0])].layer);
     nodes_.push_back({std::move(layer), std::move(srcs), {}, {}});
     return output();
 }

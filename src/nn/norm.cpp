@@ -187,6 +187,13 @@ int pass_threads(std::int64_t m, std::int64_t c) {
     return m * c >= kMinParallelElements ? omp_get_max_threads() : 1;
 }
 
+// Rows per part of a pass that quantizes its output as it writes it (PartwiseQuantizer), each part
+// right after it is written, from L2: 128 KiB of FP32. At res2's shape that pass is 8-15% faster
+// than the two (BM_BatchNormReluQuantize); parts of 32 KiB were slower than the two passes.
+std::int64_t part_rows(std::int64_t c) {
+    return 4 * block_rows(c);
+}
+
 // Per channel, over rows [r0, r1) of src (M, C): sum_w += sum of w(e, ch) and sum_wx += sum of
 // w(e, ch) (src[e] - center[ch]), e the element's index. In float within a block of rows (held in
 // one cache-aligned buffer: as two std::vectors the loop ran at half the speed,
@@ -284,10 +291,7 @@ void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, f
 void batchnorm_train_normalise(float* dst, const float* src, const float* mean, const float* scale,
                                const float* beta, std::int64_t m, std::int64_t c, bool relu,
                                const float* residual, PartwiseQuantizer<std::int16_t>* parts) {
-    // Blocks of rows, each quantized (when `parts`) right after it is written, from L2: 128 KiB
-    // of dst. At res2's shape that pass is 8-15% faster than the two (BM_BatchNormReluQuantize);
-    // blocks of 32 KiB were slower than the two passes.
-    const std::int64_t block = parts != nullptr ? 4 * block_rows(c) : 1;
+    const std::int64_t block = parts != nullptr ? part_rows(c) : 1;
     const auto run = [&](auto kRelu, auto kResidual) {
 #pragma omp parallel for schedule(static) num_threads(pass_threads(m, c))
         for (std::int64_t i0 = 0; i0 < m; i0 += block) {
@@ -310,7 +314,8 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
                               const float* beta, std::int64_t m, std::int64_t c, bool relu,
-                              const ResidualGrad* residual) {
+                              const ResidualGrad* residual,
+                              PartwiseQuantizer<std::int16_t>* parts) {
     const std::int64_t block = block_rows(c);
     const int threads = pass_threads(m, c);
     const float* dst = residual ? residual->dst : nullptr;
@@ -359,16 +364,22 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
         if (!diff_src) return;
         const float* md = mean_dy.data();
         const float* kk = k.data();
+        const std::int64_t rows = parts != nullptr ? part_rows(c) : 1;
         const auto pass = [&](auto kAccumulate, auto kReread) {
 #pragma omp parallel for schedule(static) num_threads(threads)
-            for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t i0 = 0; i0 < m; i0 += rows) {
+                const std::int64_t i1 = std::min(m, i0 + rows);
+                for (std::int64_t i = i0; i < i1; ++i)
 #pragma omp simd
-                for (std::int64_t ch = 0; ch < c; ++ch) {
-                    const std::int64_t e = i * c + ch;
-                    const float d = decltype(kReread)::value ? diff_res[e] : dy(e, ch);
-                    const float g = scale[ch] * (d - md[ch] - (src[e] - mean[ch]) * kk[ch]);
-                    diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
-                }
+                    for (std::int64_t ch = 0; ch < c; ++ch) {
+                        const std::int64_t e = i * c + ch;
+                        const float d = decltype(kReread)::value ? diff_res[e] : dy(e, ch);
+                        const float g = scale[ch] * (d - md[ch] - (src[e] - mean[ch]) * kk[ch]);
+                        diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
+                    }
+                if (parts != nullptr)
+                    parts->part(diff_src + i0 * c, std::size_t(i0 * c), std::size_t((i1 - i0) * c));
+            }
         };
         using T = std::true_type;
         using F = std::false_type;
@@ -471,6 +482,7 @@ void BatchNorm2d::expect_inputs(Srcs src) const {
 void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_inputs(src);
     quantized_for_consumer_ = false;
+    iteration_ = ctx.iteration;
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     const float* residual = config_.residual ? src[1]->data.data() : nullptr;
     mode_ = ctx.mode;
@@ -502,7 +514,7 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     }
     for (std::int64_t ch = 0; ch < c; ++ch) scale_[ch] = gamma_.value[ch] * rstd_[ch];
     // A consumer that quantizes dst whole gets it quantized in this pass, from the caches.
-    InputQuantization target;
+    QuantizationTarget target;
     for (Layer* consumer : consumers_)
         if ((target = consumer->input_quantization(dst.shape)).matrix != nullptr) break;
     std::optional<PartwiseQuantizer<std::int16_t>> parts;
@@ -524,6 +536,7 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     expect_inputs(src);
     expect_shape(dst, src[0]->shape, "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
+    quantized_for_producer_ = false;
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
     // The reference functions add: a fresh diff_src starts from zero for them.
@@ -565,10 +578,20 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
         };
         return relu_dst ? run(std::true_type{}) : run(std::false_type{});
     }
+    // The gradient it writes whole, the producer of src may take quantized from this pass.
+    QuantizationTarget target;
+    if (write && producer_ != nullptr)
+        target = producer_->output_gradient_quantization(src[0]->shape);
+    std::optional<PartwiseQuantizer<std::int16_t>> parts;
+    if (target.matrix != nullptr)
+        target.matrix->begin_parts(parts, m, c, target.format, iteration_);
     batchnorm_train_backward(diff_src_data, diff_src_data && !write, gamma_.settle_grad().data(),
                              beta_.settle_grad().data(), diff_dst.data.data(), src[0]->data.data(),
                              mean_.data(), rstd_.data(), scale_.data(), beta_.value.data(), m, c,
-                             config_.relu, config_.residual ? &residual : nullptr);
+                             config_.relu, config_.residual ? &residual : nullptr,
+                             parts ? &*parts : nullptr);
+    quantized_for_producer_ =
+        parts && target.matrix->end_parts(*parts, diff_src_data, target.format, iteration_);
 }
 
 namespace {

@@ -58,12 +58,14 @@ struct ResidualGrad {
 // batchnorm_backward with batch statistics for a forward made by batchnorm_train_normalise:
 // diff_src (when not null) is written, or added to with accumulate_src; diff_gamma and diff_beta
 // are added to. With `relu` and no residual the mask is recomputed from src, mean, scale and beta,
-// as the forward made it, instead of read from dst.
+// as the forward made it, instead of read from dst. `parts` (or null; only when diff_src is
+// written) gets every part of diff_src as it is written.
 void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
                               const float* beta, std::int64_t m, std::int64_t c, bool relu,
-                              const ResidualGrad* residual = nullptr);
+                              const ResidualGrad* residual = nullptr,
+                              PartwiseQuantizer<std::int16_t>* parts = nullptr);
 
 struct BatchNormConfig {
     std::int64_t channels = 0;
@@ -116,6 +118,11 @@ class BatchNorm2d : public Layer {
     // its normalising pass; whether the last forward did (the guessed exponent held).
     void add_consumer(Layer& later) override { consumers_.push_back(&later); }
     bool quantized_for_consumer() const { return quantized_for_consumer_; }
+    // Train mode, writing a fresh gradient of src (the first input), quantizes it in its last
+    // pass for the producer of src (Layer::output_gradient_quantization); whether the last
+    // backward did (the guessed exponent held).
+    void set_input_producer(Layer& earlier) override { producer_ = &earlier; }
+    bool quantized_for_producer() const { return quantized_for_producer_; }
 
     Param& gamma() { return gamma_; }
     Param& beta() { return beta_; }
@@ -143,6 +150,9 @@ class BatchNorm2d : public Layer {
     double global_rows_ = 0;         // of the last synchronised forward: N*H*W over all processes
     std::vector<Layer*> consumers_;  // add_consumer
     bool quantized_for_consumer_ = false;  // by the last forward
+    Layer* producer_ = nullptr;            // set_input_producer
+    bool quantized_for_producer_ = false;  // by the last backward
+    std::uint64_t iteration_ = 0;          // of the last forward: keys stochastic rounding
 };
 
 // Local response normalisation across channels (AlexNet, GoogLeNet-v1; Caffe's ACROSS_CHANNELS):
