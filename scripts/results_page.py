@@ -874,7 +874,8 @@ def main():
     peak = secs["kernels"].load_json("bench_peak.json") if secs["kernels"].present else None
     if peak:
         cpu = peak[0].get("cpu")
-    head.append(f"Machine: {cpu or 'CPU not recorded (run the kernels section)'}.\n")
+    head.append(f"Machine of the kernels section: {cpu or 'CPU not recorded (run it)'}; each "
+                "section names its own where it was run on another.\n")
     head.append("## Targets\n")
     head.append("From issue 6 and DESIGN.md; 'by how much' is read from the sections below.\n")
     head.append(table(["target", "measured", "status", "by how much / what limits it"],
