@@ -808,8 +808,9 @@ TEST(Dfp16Conv2d, BatchNormQuantizesTheGradientOfItsInputForTheConvolution) {
             lone_bn.params()[i]->value = net.layer(bn).params()[i]->value;
         }
         const auto& fused_bn = static_cast<const BatchNorm2d&>(net.layer(bn));
-        // 1800 rows: two parts of the batch-norm's pass (1024 rows each at 4 channels).
-        Tensor src({2, 30, 30, 4});
+        // 16384 rows: 16 parts of the batch-norm's pass (1024 rows each at 4 channels), 65536
+        // values: enough for the pass to run on every thread (kMinParallelElements).
+        Tensor src({4, 64, 64, 4});
         src.data = aligned_copy<float>(normal(src.numel(), 61));
         Tensor diff(src.shape);
         diff.data = aligned_copy<float>(normal(diff.numel(), 62));
@@ -848,6 +849,90 @@ TEST(Dfp16Conv2d, BatchNormQuantizesTheGradientOfItsInputForTheConvolution) {
             }
         }
     }
+}
+
+// Passes its input through; its forward throws while `armed`.
+class Tripwire : public Layer {
+  public:
+    explicit Tripwire(std::string name) : Layer(std::move(name)) {}
+    const char* kind() const override { return "tripwire"; }
+    void forward(Srcs src, Tensor& dst, const Context&) override {
+        if (armed) throw Error("tripwire");
+        dst = *src[0];
+    }
+    void backward(Srcs, const Tensor&, const Tensor& diff_dst, DiffSrcs diff_src) override {
+        for (std::size_t e = 0; e < diff_dst.numel(); ++e) diff_src[0]->data[e] += diff_dst.data[e];
+    }
+    bool armed = false;
+};
+
+// A pass that fails after the batch-norm quantized a tensor for a convolution, before that
+// convolution ran, leaves nothing the next pass could take for its own: an eval-mode forward (no
+// fusion) at the same iteration, and a backward after it, compute what the layers compute without
+// the fusion.
+TEST(Dfp16Conv2d, AFailedPassLeavesNoQuantizedTensorForTheNext) {
+    const auto prec = dfp16_precision("dfp16,gradients.rounding=stochastic");
+    const Conv2dConfig conv_config{
+        .in_channels = 4, .out_channels = 4, .kernel = 3, .pad = 1, .precision = prec};
+    const BatchNormConfig bn_config{.channels = 4, .relu = true};
+    Tensor src({2, 30, 30, 4});
+    src.data = aligned_copy<float>(normal(src.numel(), 81));
+    Tensor diff(src.shape), diff2(src.shape);
+    diff.data = aligned_copy<float>(normal(diff.numel(), 82));
+    diff2.data = aligned_copy<float>(normal(diff.numel(), 83));
+    const auto set_params = [](Layer& layer) {
+        for (Param* p : layer.params())
+            p->value = normal(p->value.size(), 80 + unsigned(p->value.size()));
+    };
+    {  // Forward: bn -> trip -> conv; the tripwire stops the pass after bn quantized for conv.
+        Net net;
+        const int bn = net.add<BatchNorm2d>({Net::kInput}, "bn", bn_config);
+        const int trip = net.add<Tripwire>({bn}, "trip");
+        const int conv = net.add<Conv2d>({bn}, "conv", conv_config);
+        Conv2d lone("conv", conv_config);
+        set_params(net.layer(conv));
+        set_params(lone);
+        for (const std::uint64_t iteration : {0, 1}) {  // an exponent to guess from
+            net.forward(src, {Mode::train, iteration});
+            net.backward(diff);
+        }
+        auto& tripwire = static_cast<Tripwire&>(net.layer(trip));
+        tripwire.armed = true;
+        EXPECT_THROW(net.forward(src, {Mode::train, 2}), Error);
+        EXPECT_TRUE(static_cast<const BatchNorm2d&>(net.layer(bn)).quantized_for_consumer());
+        tripwire.armed = false;
+        net.forward(src, {Mode::eval, 2});
+        Tensor z;
+        const Tensor* srcs[] = {&net.value(bn)};
+        lone.forward(srcs, z, {Mode::eval, 2});
+        EXPECT_EQ(net.value(conv).data, z.data);
+    }
+    // Backward: conv -> bn, a hook stops the pass after bn quantized the gradient for conv. The
+    // reference's conv has a second consumer (a dead branch), so nothing is quantized for it.
+    std::vector<float> grads[2];
+    for (const bool fused : {true, false}) {
+        Net net;
+        const int conv = net.add<Conv2d>({Net::kInput}, "conv", conv_config);
+        if (!fused) net.add<Relu>({conv}, "dead");
+        const int bn = net.add<BatchNorm2d>({conv}, "bn", bn_config);
+        set_params(net.layer(conv));
+        for (const std::uint64_t iteration : {0, 1}) {
+            net.forward(src, {Mode::train, iteration});
+            net.backward(diff);
+        }
+        net.forward(src, {Mode::train, 2});
+        EXPECT_THROW(net.backward(diff,
+                                  [](Layer& layer) {
+                                      if (layer.name() == "bn") throw Error("hook");
+                                  }),
+                     Error);
+        EXPECT_EQ(static_cast<const BatchNorm2d&>(net.layer(bn)).quantized_for_producer(), fused);
+        net.forward(src, {Mode::eval, 2});
+        net.zero_grad();
+        net.backward(diff2);
+        grads[fused] = net.layer(conv).params()[0]->grad;
+    }
+    EXPECT_EQ(grads[0], grads[1]);
 }
 
 TEST(Dfp16Policy, PaperPolicyKeepsFirstAndLastLayerFp32) {

@@ -148,6 +148,9 @@ Conv2d::OnednnPlan& Conv2d::plan(const ConvGeometry& g) {
 void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_srcs(src, 1);
     iteration_ = ctx.iteration;
+    // A new step: a gradient a consumer quantized for a backward that failed before this layer's
+    // ran is void (output_gradient_quantization).
+    q16_.diff_dst.produced = false;
     const ConvGeometry g = geometry(src[0]->shape);
     dst.resize({std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)});
     switch (config_.precision.compute) {

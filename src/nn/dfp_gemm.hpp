@@ -43,7 +43,8 @@ struct QuantMatrix {
     void quantize_transposed(const float* src, std::int64_t rows, std::int64_t cols,
                              const precision::TensorFormat& format, std::uint64_t iteration);
     std::vector<float> transposed;  // quantize_transposed's scratch
-    // Quantizing src (rows, cols) as the layer that writes it goes (Layer::input_quantization):
+    // Quantizing src (rows, cols) as the layer that writes it goes (Layer::input_quantization,
+    // Layer::output_gradient_quantization):
     // emplaces into `parts` a quantizer that fills q part by part with last step's exponent, or
     // leaves it empty when there is none to guess (no quantize yet, not one exponent per tensor).
     void begin_parts(std::optional<PartwiseQuantizer<M>>& parts, std::int64_t rows,
@@ -52,8 +53,8 @@ struct QuantMatrix {
     // After every part of src: whether q now holds src; take_produced() then finds it.
     bool end_parts(PartwiseQuantizer<M>& parts, const float* src,
                    const precision::TensorFormat& format, std::uint64_t iteration);
-    // Whether the producer of src filled q with it for this forward (end_parts); true once only,
-    // as a later forward may bring other values in the same buffer at the same iteration (eval).
+    // Whether the layer that wrote src filled q with it for this pass (end_parts); true once only,
+    // as a later pass may bring other values in the same buffer at the same iteration (eval).
     bool take_produced(const float* src, std::int64_t rows, std::int64_t cols,
                        const precision::TensorFormat& format, std::uint64_t iteration);
     // Whether q is what quantize() made of src (rows, cols) in `format` at `iteration`, unmasked:
@@ -65,7 +66,8 @@ struct QuantMatrix {
     const float* source = nullptr;
     precision::TensorFormat source_format;
     std::uint64_t source_iteration = 0;
-    bool produced = false;  // end_parts filled q; take_produced clears it
+    // end_parts filled q; take_produced clears it, and so does the writer on each of its passes
+    bool produced = false;
 
   private:
     // The quantizer's options for `format` at `iteration`, with last step's exponent as the guess.

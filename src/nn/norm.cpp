@@ -487,6 +487,13 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     const float* residual = config_.residual ? src[1]->data.data() : nullptr;
     mode_ = ctx.mode;
     dst.resize(src[0]->shape);
+    // A consumer that quantizes dst whole gets it quantized in a train-mode pass, from the caches.
+    // Its matrix then holds what this forward made, or is marked as holding nothing: never what an
+    // earlier forward left there (one that failed before the consumer ran).
+    QuantizationTarget target;
+    for (Layer* consumer : consumers_)
+        if ((target = consumer->input_quantization(dst.shape)).matrix != nullptr) break;
+    if (target.matrix != nullptr) target.matrix->produced = false;
     mean_.resize(std::size_t(c));
     rstd_.resize(std::size_t(c));
     if (mode_ == Mode::eval) {
@@ -513,10 +520,6 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
         return;
     }
     for (std::int64_t ch = 0; ch < c; ++ch) scale_[ch] = gamma_.value[ch] * rstd_[ch];
-    // A consumer that quantizes dst whole gets it quantized in this pass, from the caches.
-    QuantizationTarget target;
-    for (Layer* consumer : consumers_)
-        if ((target = consumer->input_quantization(dst.shape)).matrix != nullptr) break;
     std::optional<PartwiseQuantizer<std::int16_t>> parts;
     if (target.matrix != nullptr)
         target.matrix->begin_parts(parts, m, c, target.format, ctx.iteration);
@@ -537,6 +540,11 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     expect_shape(dst, src[0]->shape, "dst");
     expect_shape(diff_dst, dst.shape, "diff_dst");
     quantized_for_producer_ = false;
+    // The gradient it writes whole, the producer of src may take quantized from a train-mode pass;
+    // otherwise the producer's matrix is marked as holding nothing (as in forward).
+    QuantizationTarget target;
+    if (producer_ != nullptr) target = producer_->output_gradient_quantization(src[0]->shape);
+    if (target.matrix != nullptr) target.matrix->produced = false;
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     float* diff_src_data = diff_src[0] ? diff_src[0]->data.data() : nullptr;
     // The reference functions add: a fresh diff_src starts from zero for them.
@@ -578,12 +586,8 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
         };
         return relu_dst ? run(std::true_type{}) : run(std::false_type{});
     }
-    // The gradient it writes whole, the producer of src may take quantized from this pass.
-    QuantizationTarget target;
-    if (write && producer_ != nullptr)
-        target = producer_->output_gradient_quantization(src[0]->shape);
     std::optional<PartwiseQuantizer<std::int16_t>> parts;
-    if (target.matrix != nullptr)
+    if (write && target.matrix != nullptr)
         target.matrix->begin_parts(parts, m, c, target.format, iteration_);
     batchnorm_train_backward(diff_src_data, diff_src_data && !write, gamma_.settle_grad().data(),
                              beta_.settle_grad().data(), diff_dst.data.data(), src[0]->data.data(),

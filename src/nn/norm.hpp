@@ -118,9 +118,9 @@ class BatchNorm2d : public Layer {
     // its normalising pass; whether the last forward did (the guessed exponent held).
     void add_consumer(Layer& later) override { consumers_.push_back(&later); }
     bool quantized_for_consumer() const { return quantized_for_consumer_; }
-    // Train mode, writing a fresh gradient of src (the first input), quantizes it in its last
-    // pass for the producer of src (Layer::output_gradient_quantization); whether the last
-    // backward did (the guessed exponent held).
+    // Train mode (not synchronised), writing a fresh gradient of src (the first input), quantizes
+    // it in its last pass for the producer of src (Layer::output_gradient_quantization); whether
+    // the last backward did (the guessed exponent held).
     void set_input_producer(Layer& earlier) override { producer_ = &earlier; }
     bool quantized_for_producer() const { return quantized_for_producer_; }
 
