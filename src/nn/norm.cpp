@@ -187,11 +187,21 @@ int pass_threads(std::int64_t m, std::int64_t c) {
     return m * c >= kMinParallelElements ? omp_get_max_threads() : 1;
 }
 
-// Rows per part of a pass that quantizes its output as it writes it (PartwiseQuantizer), each part
-// right after it is written, from L2: 128 KiB of FP32. At res2's shape that pass is 8-15% faster
-// than the two (BM_BatchNormReluQuantize); parts of 32 KiB were slower than the two passes.
-std::int64_t part_rows(std::int64_t c) {
-    return 4 * block_rows(c);
+// A pass writing `out` (M, C) row by row on `threads` threads: row(i) for every row. With `parts`,
+// the rows go in blocks of 128 KiB of FP32, each handed to the quantizer right after it is
+// written, from L2: at res2's shape that is 8-15% faster than quantizing in a pass of its own
+// (BM_BatchNormReluQuantize); blocks of 32 KiB were slower than the two passes.
+template <class Row>
+void write_rows(float* out, std::int64_t m, std::int64_t c, int threads,
+                PartwiseQuantizer<std::int16_t>* parts, Row row) {
+    const std::int64_t block = parts != nullptr ? 4 * block_rows(c) : 1;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t i0 = 0; i0 < m; i0 += block) {
+        const std::int64_t i1 = std::min(m, i0 + block);
+        for (std::int64_t i = i0; i < i1; ++i) row(i);
+        if (parts != nullptr)
+            parts->part(out + i0 * c, std::size_t(i0 * c), std::size_t((i1 - i0) * c));
+    }
 }
 
 // Per channel, over rows [r0, r1) of src (M, C): sum_w += sum of w(e, ch) and sum_wx += sum of
@@ -291,21 +301,15 @@ void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, f
 void batchnorm_train_normalise(float* dst, const float* src, const float* mean, const float* scale,
                                const float* beta, std::int64_t m, std::int64_t c, bool relu,
                                const float* residual, PartwiseQuantizer<std::int16_t>* parts) {
-    const std::int64_t block = parts != nullptr ? part_rows(c) : 1;
     const auto run = [&](auto kRelu, auto kResidual) {
-#pragma omp parallel for schedule(static) num_threads(pass_threads(m, c))
-        for (std::int64_t i0 = 0; i0 < m; i0 += block) {
-            const std::int64_t i1 = std::min(m, i0 + block);
-            for (std::int64_t i = i0; i < i1; ++i)
+        write_rows(dst, m, c, pass_threads(m, c), parts, [&](std::int64_t i) {
 #pragma omp simd
-                for (std::int64_t ch = 0; ch < c; ++ch) {
-                    float y = normalised(src[i * c + ch], mean[ch], scale[ch], beta[ch]);
-                    if constexpr (decltype(kResidual)::value) y += residual[i * c + ch];
-                    dst[i * c + ch] = decltype(kRelu)::value && y < 0.0f ? 0.0f : y;
-                }
-            if (parts != nullptr)
-                parts->part(dst + i0 * c, std::size_t(i0 * c), std::size_t((i1 - i0) * c));
-        }
+            for (std::int64_t ch = 0; ch < c; ++ch) {
+                float y = normalised(src[i * c + ch], mean[ch], scale[ch], beta[ch]);
+                if constexpr (decltype(kResidual)::value) y += residual[i * c + ch];
+                dst[i * c + ch] = decltype(kRelu)::value && y < 0.0f ? 0.0f : y;
+            }
+        });
     };
     with_relu_residual(relu, residual != nullptr, run);
 }
@@ -364,22 +368,16 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
         if (!diff_src) return;
         const float* md = mean_dy.data();
         const float* kk = k.data();
-        const std::int64_t rows = parts != nullptr ? part_rows(c) : 1;
         const auto pass = [&](auto kAccumulate, auto kReread) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-            for (std::int64_t i0 = 0; i0 < m; i0 += rows) {
-                const std::int64_t i1 = std::min(m, i0 + rows);
-                for (std::int64_t i = i0; i < i1; ++i)
+            write_rows(diff_src, m, c, threads, parts, [&](std::int64_t i) {
 #pragma omp simd
-                    for (std::int64_t ch = 0; ch < c; ++ch) {
-                        const std::int64_t e = i * c + ch;
-                        const float d = decltype(kReread)::value ? diff_res[e] : dy(e, ch);
-                        const float g = scale[ch] * (d - md[ch] - (src[e] - mean[ch]) * kk[ch]);
-                        diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
-                    }
-                if (parts != nullptr)
-                    parts->part(diff_src + i0 * c, std::size_t(i0 * c), std::size_t((i1 - i0) * c));
-            }
+                for (std::int64_t ch = 0; ch < c; ++ch) {
+                    const std::int64_t e = i * c + ch;
+                    const float d = decltype(kReread)::value ? diff_res[e] : dy(e, ch);
+                    const float g = scale[ch] * (d - md[ch] - (src[e] - mean[ch]) * kk[ch]);
+                    diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
+                }
+            });
         };
         using T = std::true_type;
         using F = std::false_type;
