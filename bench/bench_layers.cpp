@@ -2,9 +2,9 @@
 // with its ReLU), a ReLU layer, a train-mode batch-norm with its ReLU and one with the join fused
 // in too, forward and backward, on
 // a tensor of ResNet-50's res2 output at batch 32 (103 MB of FP32, beyond the caches) and one
-// that fits in L2; max pooling on GoogLeNet's shapes. bytes_per_second counts every stream the
-// pass must read or write once.
-//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm|MaxPool' --benchmark_repetitions=5
+// that fits in L2; max pooling and local response normalisation on GoogLeNet's shapes.
+// bytes_per_second counts every stream the pass must read or write once.
+//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm|MaxPool|Lrn' --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true     (one command line)
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -73,6 +73,15 @@ void BM_AddReluForward(benchmark::State& state) {
 void BM_AddReluBackward(benchmark::State& state) {
     Add add("add", true);
     run_layer(state, add, 2, true);
+}
+// GoogLeNet's norm2 (LRN across 5 channels, beta 0.75) at batch state.range(1): (N, 56, 56, 192).
+void BM_LrnForward(benchmark::State& state) {
+    Lrn lrn("norm2", {.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k = 1.0f});
+    run_layer(state, lrn, 1, false, {std::size_t(state.range(1)), 56, 56, 192});
+}
+void BM_LrnBackward(benchmark::State& state) {
+    Lrn lrn("norm2", {.size = 5, .alpha = 1e-4f, .beta = 0.75f, .k = 1.0f});
+    run_layer(state, lrn, 1, true, {std::size_t(state.range(1)), 56, 56, 192});
 }
 void BM_ReluForward(benchmark::State& state) {
     Relu relu("relu");
@@ -223,6 +232,14 @@ BENCHMARK(BM_MaxPoolBackward)
     ->ArgsProduct({{1, 2}, {0, 1}})
     ->UseRealTime()
     ->ArgNames({"threads", "inception"});
+BENCHMARK(BM_LrnForward)
+    ->ArgsProduct({{1, 2}, {32}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "batch"});
+BENCHMARK(BM_LrnBackward)
+    ->ArgsProduct({{1, 2}, {32}})
+    ->UseRealTime()
+    ->ArgNames({"threads", "batch"});
 BENCHMARK(BM_ReluForward)
     ->ArgsProduct({{1, 2}, {1l << 16, 32l * 56 * 56 * 256}})
     ->UseRealTime()

@@ -11,6 +11,7 @@
 
 #include "base/aligned.hpp"
 #include "base/error.hpp"
+#include "base/isa.hpp"
 #include "nn/dfp_gemm.hpp"
 #include "nn/onednn.hpp"
 
@@ -664,7 +665,10 @@ struct Lrn::OnednnPlan {
     dnnl::memory workspace;   // of the last train-mode forward, for backward
 };
 
-Lrn::Lrn(std::string name, const LrnConfig& config) : Layer(std::move(name)), config_(config) {
+Lrn::Lrn(std::string name, const LrnConfig& config)
+    : Layer(std::move(name)),
+      config_(config),
+      avx512_(config.beta == 0.75f && active_isa() >= Isa::avx512) {
     if (config.size < 1 || config.size % 2 == 0 || !(config.k > 0.0f) || !(config.alpha >= 0.0f))
         fail("needs an odd size >= 1, k > 0 and alpha >= 0, got size " +
              std::to_string(config.size) + ", k " + std::to_string(config.k) + ", alpha " +
@@ -709,6 +713,11 @@ void Lrn::forward(Srcs src, Tensor& dst, const Context& ctx) {
     dst.resize(src[0]->shape);
     workspace_shape_.clear();
     if (dst.numel() == 0) return;
+    if (avx512_) {
+        const std::int64_t c = std::int64_t(src[0]->shape[3]);
+        return lrn_forward_avx512(dst.data.data(), src[0]->data.data(),
+                                  std::int64_t(dst.numel()) / c, c, config_);
+    }
     OnednnPlan& p = plan(src[0]->shape);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, wrap(p.data_md, src[0]->data.data())},
                                                {DNNL_ARG_DST, wrap(p.data_md, dst.data.data())}};
@@ -746,6 +755,9 @@ void Lrn::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, Dif
     // and for size 1, where oneDNN 2.6.3's AVX-512 backward LRN crashes creating its kernel.
     float* out = diff_src[0]->data.data();
     const bool write = overwrite[0];
+    if (avx512_)
+        return lrn_backward_avx512(out, !write, diff_dst.data.data(), dst.data.data(),
+                                   src[0]->data.data(), m, c, config_);
     if (workspace_shape_ != src[0]->shape || config_.size == 1) {
         if (write) std::fill_n(out, m * c, 0.0f);  // the reference adds
         return lrn_backward(out, diff_dst.data.data(), dst.data.data(), src[0]->data.data(), m, c,

@@ -172,10 +172,19 @@ void lrn_forward(float* dst, const float* src, std::int64_t m, std::int64_t c,
 void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, const float* src,
                   std::int64_t m, std::int64_t c, const LrnConfig& config);
 
-// Runs on oneDNN's LRN (across channels, NHWC), created once per input shape and cached; a train
-// mode forward keeps oneDNN's workspace for backward. lrn_forward and lrn_backward above are its
-// reference; backward runs lrn_backward when the last forward left no workspace for src's shape
-// (an eval-mode forward, or one of another shape) and for size 1 (oneDNN 2.6.3 crashes there).
+// The same for beta = 0.75 with AVX-512 F (nn/avx512/lrn_avx512.cpp), within a few ulps of them;
+// backward writes diff_src, or adds to it with `accumulate`.
+void lrn_forward_avx512(float* dst, const float* src, std::int64_t m, std::int64_t c,
+                        const LrnConfig& config);
+void lrn_backward_avx512(float* diff_src, bool accumulate, const float* diff_dst, const float* dst,
+                         const float* src, std::int64_t m, std::int64_t c, const LrnConfig& config);
+
+// With beta = 0.75 (AlexNet's and GoogLeNet's) on a CPU with AVX-512, runs lrn_forward_avx512 and
+// lrn_backward_avx512. Otherwise on oneDNN's LRN (across channels, NHWC), created once per input
+// shape and cached; a train mode forward keeps oneDNN's workspace for backward. lrn_forward and
+// lrn_backward above are their reference; backward runs lrn_backward when the last forward left
+// no workspace for src's shape (an eval-mode forward, or one of another shape) and for size 1
+// (oneDNN 2.6.3 crashes there).
 class Lrn : public Layer {
   public:
     Lrn(std::string name, const LrnConfig& config);
@@ -193,6 +202,7 @@ class Lrn : public Layer {
     OnednnPlan& plan(const Shape& src);
 
     LrnConfig config_;
+    bool avx512_;  // lrn_forward_avx512 and lrn_backward_avx512 apply
     std::map<Shape, std::unique_ptr<OnednnPlan>> plans_;  // by src shape (N, H, W, C)
     Shape workspace_shape_;  // of the last forward if it ran in train mode, else empty
     std::vector<float> diff_src_scratch_;  // oneDNN writes; layers add
