@@ -2,10 +2,11 @@
 // with its ReLU), a ReLU layer, a train-mode batch-norm with its ReLU and one with the join fused
 // in too, forward and backward, on
 // a tensor of ResNet-50's res2 output at batch 32 (103 MB of FP32, beyond the caches) and one
-// that fits in L2; max pooling and local response normalisation on GoogLeNet's shapes.
-// bytes_per_second counts every stream the pass must read or write once.
-//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm|MaxPool|Lrn' --benchmark_repetitions=5
-//       --benchmark_report_aggregates_only=true     (one command line)
+// that fits in L2; max pooling and local response normalisation on GoogLeNet's shapes; an SGD
+// update of AlexNet's largest weights. bytes_per_second counts every stream the pass must read or
+// write once.
+//   ./build/dfp_bench --benchmark_filter='Add|Relu|BatchNorm|MaxPool|Lrn|Sgd'
+//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true   (one command line)
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -17,6 +18,7 @@
 #include "nn/join.hpp"
 #include "nn/norm.hpp"
 #include "nn/pool.hpp"
+#include "train/sgd.hpp"
 
 namespace dfp::nn {
 namespace {
@@ -224,6 +226,26 @@ void BM_MaxPoolBackward(benchmark::State& state) {
     run_maxpool(state, true);
 }
 
+// One SGD update (momentum, weight decay) of AlexNet's fc6 weights, 9216 x 4096 (151 MB per
+// array): reads the gradient, the weights and the velocity, writes the last two.
+void BM_SgdStep(benchmark::State& state) {
+    omp_set_num_threads(static_cast<int>(state.range(0)));
+    Param w("fc6.weight", {4096, 9216});
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 0.01f);
+    for (float& v : w.value) v = normal(rng);
+    for (float& g : w.grad) g = normal(rng);
+    train::Sgd sgd({&w}, {.momentum = 0.9f, .weight_decay = 5e-4f});
+    std::int64_t iteration = 0;
+    for (auto _ : state) {
+        sgd.step(1e-3f, iteration++);
+        benchmark::DoNotOptimize(w.value.data());
+    }
+    state.SetBytesProcessed(state.iterations() *
+                            static_cast<std::int64_t>(w.value.size() * 5 * sizeof(float)));
+}
+
+BENCHMARK(BM_SgdStep)->ArgsProduct({{1, 2}})->UseRealTime()->ArgNames({"threads"});
 BENCHMARK(BM_MaxPoolForward)
     ->ArgsProduct({{1, 2}, {0, 1}})
     ->UseRealTime()
