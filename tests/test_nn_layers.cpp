@@ -638,12 +638,13 @@ double relative_error(std::span<const float> a, std::span<const float> ref) {
 }
 
 // The layer runs lrn_forward_avx512 and lrn_backward_avx512 for beta 0.75 on a CPU with AVX-512,
-// else oneDNN; lrn_forward and lrn_backward are their reference. Random data on
-// channel counts that are not multiples of 16 (7, 37, 67) and one that is (64), every odd window
-// up to 5 and one wide enough that oneDNN 2.6 picks its reference kernels (no workspace), k = 1
-// and 2, a small and a large alpha: src is drawn with amplitude 2 / sqrt(alpha), so
-// alpha x^2 ~ 1.3 and the normalisation term is of the order of k. Both modes: an eval-mode
-// forward runs oneDNN's inference LRN and leaves no workspace, so backward runs the reference.
+// else oneDNN; lrn_forward and lrn_backward are their reference. Random data on channel counts
+// below one vector of 16 (1, 7), of one (16), past whole vectors (37, 67) and of four (64), every
+// odd window up to 5 and one wide enough that oneDNN 2.6 picks its reference kernels (no
+// workspace), k = 1 and 2, a small and a large alpha: src is drawn with amplitude
+// 2 / sqrt(alpha), so alpha x^2 ~ 1.3 and the normalisation term is of the order of k; one tensor
+// large enough that the passes run on several threads. Both modes: on oneDNN an eval-mode forward
+// runs its inference LRN and leaves no workspace, so backward runs the reference.
 // Tolerance: max |layer - ref| <= kLrnRelTol max |ref| per tensor. Both are FP32 and differ by
 // the order of window sums of at most `size` terms and by powf against oneDNN's power or two
 // square roots: a few ulps; measured <= 4.2e-7 here (oneDNN's AVX-512, AVX2 and SSE4.1 kernels
@@ -653,10 +654,12 @@ constexpr double kLrnRelTol = 2e-6;
 constexpr std::int64_t kLrnRefOnlySize = 33;  // oneDNN 2.6's JIT LRN takes sizes up to 15
 
 // One row per case; false when a tensor is off.
-bool lrn_matches_reference(std::int64_t c, const LrnConfig& cfg, Mode mode, unsigned seed) {
+bool lrn_matches_reference(std::int64_t c, const LrnConfig& cfg, Mode mode, unsigned seed,
+                           std::size_t h = 3, std::size_t w = 5) {
     Lrn lrn("lrn", cfg);
+    EXPECT_EQ(lrn.runs_avx512(), cfg.beta == 0.75f && active_isa() >= Isa::avx512);
     const float amplitude = 2.0f / std::sqrt(cfg.alpha);
-    const Tensor src = random_tensor({2, 3, 5, std::size_t(c)}, seed, -amplitude, amplitude);
+    const Tensor src = random_tensor({2, h, w, std::size_t(c)}, seed, -amplitude, amplitude);
     const std::int64_t m = std::int64_t(src.numel()) / c;
     const Tensor dst = run(lrn, {&src}, {mode, 0});
     std::vector<float> ref(src.numel());
@@ -689,13 +692,12 @@ bool lrn_matches_reference(std::int64_t c, const LrnConfig& cfg, Mode mode, unsi
     lrn_backward(ref_written.data(), diff_dst.data.data(), ref.data(), src.data.data(), m, c, cfg);
     const double e_write = relative_error(written.data, ref_written);
     const bool pass = e_fwd <= kLrnRelTol && e_bwd <= kLrnRelTol && e_write <= kLrnRelTol;
-    const bool avx512 = cfg.beta == 0.75f && active_isa() >= Isa::avx512;
     std::printf(
-        "lrn f32 %s %s 2x3x5x%ld size %ld k %g alpha %g beta %g  fwd %.1e bwd %.1e "
+        "lrn f32 %s %s 2x%zux%zux%ld size %ld k %g alpha %g beta %g  fwd %.1e bwd %.1e "
         "written %.1e  %s\n",
-        avx512 ? "avx512" : "onednn", mode == Mode::train ? "train" : "eval ", long(c),
-        long(cfg.size), double(cfg.k), double(cfg.alpha), double(cfg.beta), e_fwd, e_bwd, e_write,
-        pass ? "PASS" : "FAIL");
+        lrn.runs_avx512() ? "avx512" : "onednn", mode == Mode::train ? "train" : "eval ", h, w,
+        long(c), long(cfg.size), double(cfg.k), double(cfg.alpha), double(cfg.beta), e_fwd, e_bwd,
+        e_write, pass ? "PASS" : "FAIL");
     return pass;
 }
 
@@ -714,6 +716,10 @@ TEST(NnLrn, LayerMatchesTheReferenceFunctions) {
                             const LrnConfig cfg{.size = size, .alpha = alpha, .beta = beta, .k = k};
                             EXPECT_TRUE(lrn_matches_reference(c, cfg, mode, seed += 4));
                         }
+    // 2 x 16 x 16 x 67 = 34304 values: past kMinParallelElements, so on every thread.
+    for (float beta : {0.75f, 0.5f})
+        EXPECT_TRUE(lrn_matches_reference(67, {.size = 5, .alpha = 1e-4f, .beta = beta},
+                                          Mode::train, seed += 4, 16, 16));
 }
 
 TEST(NnJoin, AddAndConcatShapesAndErrors) {

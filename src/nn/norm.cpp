@@ -679,7 +679,8 @@ Lrn::~Lrn() = default;
 
 namespace {
 // oneDNN's across-channels LRN divides alpha by local_size (Caffe's convention, as LrnConfig's);
-// NnLrn.OnednnMatchesTheReferenceFunctions checks it.
+// NnLrn.LayerMatchesTheReferenceFunctions checks it (beta 0.5 and 1, and every beta under
+// DFP_ISA=avx2).
 dnnl::lrn_forward::desc lrn_forward_desc(dnnl::prop_kind kind, const dnnl::memory::desc& md,
                                          const LrnConfig& cfg) {
     return {kind, dnnl::algorithm::lrn_across_channels, md, cfg.size, cfg.alpha, cfg.beta, cfg.k};

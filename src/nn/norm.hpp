@@ -172,8 +172,8 @@ void lrn_forward(float* dst, const float* src, std::int64_t m, std::int64_t c,
 void lrn_backward(float* diff_src, const float* diff_dst, const float* dst, const float* src,
                   std::int64_t m, std::int64_t c, const LrnConfig& config);
 
-// The same for beta = 0.75 with AVX-512 F (nn/avx512/lrn_avx512.cpp), within a few ulps of them;
-// backward writes diff_src, or adds to it with `accumulate`.
+// The same for beta = 0.75 with AVX-512 F (nn/avx512/lrn_avx512.cpp), within a few ulps of the
+// tensor's largest value; backward writes diff_src, or adds to it with `accumulate`.
 void lrn_forward_avx512(float* dst, const float* src, std::int64_t m, std::int64_t c,
                         const LrnConfig& config);
 void lrn_backward_avx512(float* diff_src, bool accumulate, const float* diff_dst, const float* dst,
@@ -196,6 +196,8 @@ class Lrn : public Layer {
     // eval forward or for size 1, adds into it zero-filled).
     void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
                        Overwrite overwrite) override;
+    // Whether it runs lrn_forward_avx512 and lrn_backward_avx512 rather than oneDNN.
+    bool runs_avx512() const { return avx512_; }
 
   private:
     struct OnednnPlan;  // in norm.cpp
