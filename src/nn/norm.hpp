@@ -192,8 +192,8 @@ class Lrn : public Layer {
     const char* kind() const override { return "lrn"; }
     void forward(Srcs src, Tensor& dst, const Context& ctx) override;
     void backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) override;
-    // Writes a fresh diff_src directly with oneDNN's backward (the reference backward, after an
-    // eval forward or for size 1, adds into it zero-filled).
+    // Writes a fresh diff_src directly with lrn_backward_avx512 or oneDNN's backward (the
+    // reference backward, after an eval forward or for size 1, adds into it zero-filled).
     void backward_into(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src,
                        Overwrite overwrite) override;
     // Whether it runs lrn_forward_avx512 and lrn_backward_avx512 rather than oneDNN.

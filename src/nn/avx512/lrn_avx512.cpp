@@ -11,16 +11,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "nn/avx512/lanes.hpp"
 #include "nn/norm.hpp"
 
 namespace dfp::nn {
 namespace {
-
-constexpr std::int64_t kLanes = 16;
-
-__mmask16 lanes(std::int64_t left) {
-    return left >= kLanes ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1u);
-}
 
 // x^-3/4 for x > 0 (inf gives 0, NaN stays NaN).
 __m512 pow_minus_three_quarters(__m512 x) {

@@ -8,18 +8,13 @@
 #include <algorithm>
 #include <limits>
 
+#include "nn/avx512/lanes.hpp"
 #include "nn/pool_kernels.hpp"
 
 namespace dfp::nn {
 namespace {
 
-constexpr std::int64_t kLanes = 16;
 constexpr int kVectors = 4;
-
-// Every caller passes left >= 1 (over_channels below).
-__mmask16 lanes(std::int64_t left) {
-    return left >= kLanes ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1u);
-}
 
 // One output's window, clipped to the input: rows [h0, h1), columns [w0, w1); argmax offsets count
 // from its unclipped corner (top, left).
