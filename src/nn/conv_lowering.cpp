@@ -41,8 +41,9 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
     const PatchGeometry& g = p.g;
     // Every row splits the columns the same way, into runs of channels of one tap: find them once
     // (per chunk of at most kMaxRuns), then copy them row by row, walking (n, oh, ow) along. At
-    // stride 1, whole taps next to each other in a kernel row read adjacent pixels: one run of
-    // `taps` taps, copied at once where all of them are inside the image.
+    // any stride, whole taps next to each other in a kernel row read adjacent pixels: one run of
+    // `taps` taps, copied at once where all of them are inside the image. (A 3-channel stem
+    // copied tap by tap spent 58% of its DFP16 FPROP in 6-byte copies.)
     constexpr std::int64_t kMaxRuns = 32;
     PatchRun runs[kMaxRuns];
     const bool avx512 = active_isa() >= Isa::avx512;
@@ -53,7 +54,7 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
             const std::int64_t len = std::min(g.c - c, col0 + cols - col);
             const PatchRun run{tap / g.kw, tap % g.kw, c, len, 1};
             PatchRun* last = nruns > 0 ? &runs[nruns - 1] : nullptr;
-            if (g.stride == 1 && last && c == 0 && len == g.c && last->c == 0 &&
+            if (last && c == 0 && len == g.c && last->c == 0 &&
                 last->len == last->taps * g.c && last->r == run.r &&
                 last->s + last->taps == run.s) {
                 last->len += len;

@@ -22,7 +22,7 @@ inline std::int64_t input_col(std::int64_t ow, std::int64_t s, const PatchGeomet
 }
 
 // Columns of the patch matrix that one copy fills in every row: channels [c, c + len) of tap
-// (r, s), or (stride 1) `taps` whole taps side by side in kernel row r, adjacent pixels in src.
+// (r, s), or `taps` whole taps side by side in kernel row r, adjacent pixels in src (any stride).
 struct PatchRun {
     std::int64_t r, s, c, len, taps;
 };
