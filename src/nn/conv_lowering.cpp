@@ -54,9 +54,8 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
             const std::int64_t len = std::min(g.c - c, col0 + cols - col);
             const PatchRun run{tap / g.kw, tap % g.kw, c, len, 1};
             PatchRun* last = nruns > 0 ? &runs[nruns - 1] : nullptr;
-            if (last && c == 0 && len == g.c && last->c == 0 &&
-                last->len == last->taps * g.c && last->r == run.r &&
-                last->s + last->taps == run.s) {
+            if (last && c == 0 && len == g.c && last->c == 0 && last->len == last->taps * g.c &&
+                last->r == run.r && last->s + last->taps == run.s) {
                 last->len += len;
                 ++last->taps;
             } else {
