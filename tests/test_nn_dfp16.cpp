@@ -529,7 +529,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
         conv2d_forward_ref(ref_dst.data(), src.data(), wei.data(), nullptr, g);
         EXPECT_EQ(dst, ref_dst) << "im2col " << t.what;
         // PatchSource fills any block of the same matrix with the same bits (blocks crossing
-        // taps, rows and images, of awkward sizes).
+        // taps, rows and images, of awkward sizes), rows `ld` apart, and nothing past its columns.
         const PatchSource patches{src_q.mantissas.data(), patch_geometry(g)};
         ASSERT_EQ(patches.rows(), rows);
         ASSERT_EQ(patches.cols(), patch);
@@ -541,11 +541,13 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
                 for (std::int64_t c0 = 0; c0 < patch; c0 += width == 13 ? 5 : width) {
                     const std::int64_t nr = std::min<std::int64_t>(11, rows - r0);
                     const std::int64_t nc = std::min<std::int64_t>(width, patch - c0);
-                    std::vector<std::int16_t> block(std::size_t(nr * nc), 12345);
-                    PatchSource<std::int16_t>::fill(&patches, r0, nr, c0, nc, block.data());
+                    const std::int64_t ld = nc + r0 % 3;
+                    std::vector<std::int16_t> block(std::size_t(nr * ld), 12345);
+                    PatchSource<std::int16_t>::fill(&patches, r0, nr, c0, nc, block.data(), ld);
                     for (std::int64_t r = 0; r < nr; ++r)
-                        for (std::int64_t c = 0; c < nc; ++c)
-                            same &= block[r * nc + c] == col.mantissas[(r0 + r) * patch + c0 + c];
+                        for (std::int64_t c = 0; c < ld; ++c)
+                            same &= block[r * ld + c] ==
+                                    (c < nc ? col.mantissas[(r0 + r) * patch + c0 + c] : 12345);
                 }
         EXPECT_TRUE(same) << "PatchSource " << t.what;
         // Its region (the prefetch hint) covers all it reads: a source that differs outside the
@@ -562,7 +564,7 @@ TEST(Dfp16Lowering, PatchesCol2imAndBpropConvolutionMatchTheNaiveConvolution) {
                         std::size_t(bytes));
             const PatchSource masked{outside.data(), patch_geometry(g)};
             std::vector<std::int16_t> block(std::size_t(nr * patch));
-            PatchSource<std::int16_t>::fill(&masked, r0, nr, 0, patch, block.data());
+            PatchSource<std::int16_t>::fill(&masked, r0, nr, 0, patch, block.data(), patch);
             covered &= std::equal(block.begin(), block.end(), col.mantissas.begin() + r0 * patch);
         }
         EXPECT_TRUE(covered) << "PatchSource::region " << t.what;

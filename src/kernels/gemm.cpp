@@ -299,13 +299,16 @@ class PrefetchPlan {
 };
 
 // The packer's view of the stored block rows [r0, r0 + rows) x columns [c0, c0 + cols) of x:
-// in place, or filled into buf by the operand's source (leading dimension cols).
+// in place, or filled into buf by the operand's source with leading dimension ld >= cols, the
+// columns past cols zero.
 template <typename T>
 std::pair<const T*, int64_t> stored_block(const DfpMatrix<T>& x, int64_t r0, int64_t rows,
-                                          int64_t c0, int64_t cols, T* buf) {
+                                          int64_t c0, int64_t cols, T* buf, int64_t ld) {
     if (x.source.fill == nullptr) return {x.data + r0 * x.ld + c0, x.ld};
-    x.source.fill(x.source.context, r0, rows, c0, cols, buf);
-    return {buf, cols};
+    x.source.fill(x.source.context, r0, rows, c0, cols, buf, ld);
+    if (ld > cols)
+        for (int64_t r = 0; r < rows; ++r) std::fill(buf + r * ld + cols, buf + (r + 1) * ld, T{0});
+    return {buf, ld};
 }
 
 // The K block size: at most the context's kc, a multiple of `quantum`, and the blocks as even as
@@ -326,16 +329,18 @@ constexpr int64_t kResidentBBytes = 512 * 1024;
 constexpr int64_t kShortKGroups = 32;
 
 // A read in place (GemmContext::f32_rows): rows of K-contiguous s16 mantissas whose K-pairs are
-// whole (even K, so no block ends inside a pair) and need no rounding (no input shift), with the
-// statistics taken from the rows. It spares packing A, whose transposition and stores cost as much
-// as the statistics and, with few columns of B per row of A (N = 64), a sixth of the multiply-adds'
+// whole and need no rounding (no input shift), with the statistics taken from the rows. Whole
+// pairs: an even K (no block ends inside a pair), or a filled A with any K, whose odd last block
+// is filled into rows one value longer ending in the 0 that packing pads with (a 3-channel stem:
+// K = 7 x 7 x 3). It spares packing A, whose transposition and stores cost as much as the
+// statistics and, with few columns of B per row of A (N = 64), a sixth of the multiply-adds'
 // time. A filled A keeps the fill buffer to itself: B must not be filled too.
 template <typename T, typename C>
 bool reads_a_in_place(const Problem<T, C>& pb) {
     const GemmContext<T>& ctx = *pb.ctx;
     return sizeof(T) == 2 && !pb.s32_out && !pb.count_mode && ctx.row_stats != nullptr &&
            ctx.f32_rows != nullptr && ctx.f32_rows_narrow != nullptr && pb.shift == 0 &&
-           pb.a.op == Op::n && pb.k % 2 == 0 &&
+           pb.a.op == Op::n && (pb.k % 2 == 0 || pb.a.source.fill != nullptr) &&
            (pb.a.source.fill == nullptr || pb.b.source.fill == nullptr);
 }
 
@@ -407,8 +412,9 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         int32_t* bsm = bsums + slot * nc_pad * runs_max;
         float* bsc = blocked ? bscales + slot * nc_pad * runs_max : nullptr;
         const int64_t mb = std::min(ctx.mc, m1 - ic);
-        const auto [asrc, lda] = an ? stored_block(pb.a, ic, mb, sk, kb, filled)
-                                    : stored_block(pb.a, sk, kb, ic, mb, filled);
+        const auto [asrc, lda] =
+            an ? stored_block(pb.a, ic, mb, sk, kb, filled, unpacked_a ? round_up(kb, 2) : kb)
+               : stored_block(pb.a, sk, kb, ic, mb, filled, mb);
         // Rows [0, packed_from) of the block are read in place, the rest packed.
         const int64_t packed_from = unpacked_a ? mb / mr * mr : 0;
         for (int64_t ir = 0; ir < packed_from; ir += mr)
@@ -461,8 +467,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         const int64_t group = kPackGroup * nr;
         auto pack_group = [&](int64_t jr, int64_t jp) {
             const int64_t j = jc + jr, g = std::min(group, nb - jr);
-            const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, sk, kb, filled)
-                                        : stored_block(pb.b, sk, kb, j, g, filled);
+            const auto [bsrc, ldb] = bt ? stored_block(pb.b, j, g, sk, kb, filled, kb)
+                                        : stored_block(pb.b, sk, kb, j, g, filled, g);
             ctx.pack_b(bsrc, ldb, bt, g, kb, pb.shift, bpk + jr * kp * kg,
                        need_stats ? bst + jp * nl : nullptr, s16 ? nullptr : bsm + jr * runs,
                        blocked ? block_kp : kp);

@@ -40,7 +40,8 @@ enum class Op { n, t };
 // ignores exponents (its exponent is the caller's eA + eB).
 // A stored matrix that is not in memory but produced block by block while the GEMM packs it:
 // `fill` writes stored rows [row0, row0 + rows) x columns [col0, col0 + cols), row-major with
-// leading dimension cols, into dst. The GEMM's threads call it concurrently, so it must be
+// leading dimension ld >= cols, into dst (columns [cols, ld) of each row are the GEMM's). The
+// GEMM's threads call it concurrently, so it must be
 // thread-safe. Convolutions use it to lower their input as they go instead of through a full
 // im2col buffer (nn/conv_lowering.hpp): the blocks then live in L2 only.
 // `region` (optional) gives the memory that filling stored rows [row0, row0 + rows) reads, as one
@@ -48,7 +49,7 @@ enum class Op { n, t };
 template <typename T>
 struct BlockSource {
     using Fill = void (*)(const void* context, int64_t row0, int64_t rows, int64_t col0,
-                          int64_t cols, T* dst);
+                          int64_t cols, T* dst, int64_t ld);
     using Region = std::pair<const char*, int64_t> (*)(const void* context, int64_t row0,
                                                        int64_t rows);
     Fill fill = nullptr;

@@ -36,7 +36,7 @@ PatchGeometry patch_geometry(const ConvGeometry& g) {
 
 template <class M>
 void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
-                          std::int64_t cols, M* dst) {
+                          std::int64_t cols, M* dst, std::int64_t ld) {
     const PatchSource& p = *static_cast<const PatchSource*>(self);
     const PatchGeometry& g = p.g;
     // Every row splits the columns the same way, into runs of channels of one tap: find them once
@@ -65,9 +65,9 @@ void PatchSource<M>::fill(const void* self, std::int64_t row0, std::int64_t rows
         }
         M* out = dst + (chunk - col0);
         if (avx512)
-            fill_patch_rows_avx512(p.src, g, runs, nruns, row0, rows, out, cols);
+            fill_patch_rows_avx512(p.src, g, runs, nruns, row0, rows, out, ld);
         else
-            fill_patch_rows(p.src, g, runs, nruns, row0, rows, out, cols,
+            fill_patch_rows(p.src, g, runs, nruns, row0, rows, out, ld,
                             [](M* to, const M* from, std::int64_t count) {
                                 copy_short(reinterpret_cast<char*>(to),
                                            reinterpret_cast<const char*>(from),

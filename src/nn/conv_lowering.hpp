@@ -56,9 +56,9 @@ struct PatchSource {
     std::int64_t rows() const { return g.n * g.oh * g.ow; }
     std::int64_t cols() const { return g.kh * g.kw * g.c; }
     // kernels::BlockSource::Fill: rows [row0, row0 + rows) x columns [col0, col0 + cols) of the
-    // patch matrix into dst (leading dimension cols). `self` is the PatchSource. Thread-safe.
+    // patch matrix into dst (leading dimension ld). `self` is the PatchSource. Thread-safe.
     static void fill(const void* self, std::int64_t row0, std::int64_t rows, std::int64_t col0,
-                     std::int64_t cols, M* dst);
+                     std::int64_t cols, M* dst, std::int64_t ld);
     // kernels::BlockSource::Region: the input pixels from the top row read by row0 to the bottom
     // row read by row0 + rows - 1, whole rows of the image (an upper bound of what fill reads).
     static std::pair<const char*, std::int64_t> region(const void* self, std::int64_t row0,
