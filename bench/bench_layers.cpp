@@ -124,8 +124,9 @@ class QuantizingNeighbour : public Layer {
     const char* kind() const override { return "neighbour"; }
     QuantizationTarget input_quantization(const Shape&) override { return {&matrix, activations}; }
     QuantizationTarget output_gradient_quantization(const Shape&) override {
-        return {&matrix, gradients};
+        return {&matrix, gradients, reads_fp32};
     }
+    bool reads_fp32 = true;  // whether it reads the FP32 gradient besides the quantized one
     void take_or_quantize(const Tensor& t, const precision::TensorFormat& format,
                           std::uint64_t iteration) {
         const auto rows = std::int64_t(t.numel() / t.shape.back());
@@ -167,13 +168,16 @@ void BM_BatchNormReluQuantize(benchmark::State& state) {
 }
 // Batch-norm + ReLU backward (as BatchNormReluBackward) and the DFP16 quantization of the gradient
 // it writes, for the layer that produced its input: state.range(1) = 0, two passes (the producer
-// reads the gradient again); 1, the quantization fused into the batch-norm's last pass. Bytes: src
-// and dy twice, the gradient and its mantissas once.
+// reads the gradient again); 1, the quantization fused into the batch-norm's last pass; 2, fused
+// for a producer that reads only the quantized gradient (a convolution without a bias), so the
+// FP32 gradient is not written. Bytes: src and dy twice, the gradient (not with 2) and its
+// mantissas once.
 void BM_BatchNormReluBackwardQuantize(benchmark::State& state) {
     omp_set_num_threads(static_cast<int>(state.range(0)));
     BatchNorm2d bn("bn", {.channels = 256, .relu = true});
     QuantizingNeighbour producer;
-    if (state.range(1) == 1) bn.set_input_producer(producer);
+    if (state.range(1) >= 1) bn.set_input_producer(producer);
+    producer.reads_fp32 = state.range(1) < 2;
     const Tensor src = random_tensor({32, 56, 56, 256}, 1), dy = random_tensor(src.shape, 2);
     const Tensor* srcs[] = {&src};
     Tensor y, diff(src.shape);
@@ -187,7 +191,9 @@ void BM_BatchNormReluBackwardQuantize(benchmark::State& state) {
         benchmark::DoNotOptimize(producer.matrix.q.mantissas.data());
     }
     state.counters["fused"] = bn.quantized_for_producer();
-    state.SetBytesProcessed(std::int64_t(state.iterations() * src.numel() * (5 * 4 + 2)));
+    const std::int64_t gradient_bytes = state.range(1) < 2 ? 4 : 0;
+    state.SetBytesProcessed(
+        std::int64_t(state.iterations() * src.numel() * (4 * 4 + gradient_bytes + 2)));
 }
 
 // Max pooling at batch 32 on GoogLeNet's shapes: state.range(1) = 0, pool1 (112x112x64, 3x3
@@ -279,7 +285,7 @@ BENCHMARK(BM_BatchNormReluQuantize)
     ->UseRealTime()
     ->ArgNames({"threads", "fused"});
 BENCHMARK(BM_BatchNormReluBackwardQuantize)
-    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->ArgsProduct({{1, 2}, {0, 1, 2}})
     ->UseRealTime()
     ->ArgNames({"threads", "fused"});
 BENCHMARK(BM_BatchNormAddReluForward)

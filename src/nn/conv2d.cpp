@@ -342,7 +342,9 @@ Layer::QuantizationTarget Conv2d::output_gradient_quantization(const Shape& dst)
         prec.gradients.format.granularity != Granularity::tensor || config_.relu ||
         consumers_ != 1 || dst.size() != 4 || std::int64_t(dst[3]) != config_.out_channels)
         return {};
-    return {&q16_.diff_dst, prec.gradients};
+    // backward_dfp reads diff_dst itself only to quantize it (take_produced failed) and for the
+    // bias.
+    return {&q16_.diff_dst, prec.gradients, bias_.has_value()};
 }
 
 template <class M>

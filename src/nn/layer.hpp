@@ -101,6 +101,10 @@ class Layer {
     struct QuantizationTarget {
         QuantMatrix<std::int16_t>* matrix = nullptr;
         precision::TensorFormat format;
+        // Whether the layer reads the FP32 tensor even when the matrix holds it (a bias gradient
+        // summed from it). When not, the writer may fill the matrix without writing the tensor,
+        // if it writes the tensor whenever the matrix ends up not holding it (end_parts false).
+        bool reads_fp32 = true;
     };
     // The target for this layer's only input, of shape src, in its next forward; null when it
     // does not quantize it so.

@@ -157,7 +157,8 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
 
 // ---- Train mode: the memory-bound passes at the minimum of memory traffic ----
 // Forward reads src twice (statistics, normalisation) and writes dst once; backward reads src and
-// diff_dst twice (sums, gradient) and writes diff_src once. The rows are cut into blocks that stay
+// diff_dst twice (sums, gradient) and writes diff_src once, or only its DFP16 copy for a producer
+// that reads nothing else. The rows are cut into blocks that stay
 // in L1/L2 and are summed in float, the blocks in double; the variance comes from sums of
 // deviations from a shift near the mean (each thread's first block's mean), and the threads' parts
 // are merged with Chan et al.'s pairwise update, so it has about the precision of the two-pass
@@ -188,20 +189,26 @@ int pass_threads(std::int64_t m, std::int64_t c) {
     return m * c >= kMinParallelElements ? omp_get_max_threads() : 1;
 }
 
-// A pass writing `out` (M, C) row by row on `threads` threads: row(i) for every row. With `parts`,
-// the rows go in blocks of 128 KiB of FP32, each handed to the quantizer right after it is
-// written, from L2: at res2's shape that is 8-15% faster than quantizing in a pass of its own
-// (BM_BatchNormReluQuantize); blocks of 32 KiB were slower than the two passes.
+// A pass writing `out` (M, C) row by row on `threads` threads: row(i, dst) writes row i at dst.
+// With `parts`, the rows go in blocks of 128 KiB of FP32, each handed to the quantizer right after
+// it is written, from L2: at res2's shape that is 8-15% faster than quantizing in a pass of its
+// own (BM_BatchNormReluQuantize); blocks of 32 KiB were slower than the two passes. With `parts`
+// and no `out`, each block is written into a buffer of the thread's and only quantized.
 template <class Row>
 void write_rows(float* out, std::int64_t m, std::int64_t c, int threads,
                 PartwiseQuantizer<std::int16_t>* parts, Row row) {
     const std::int64_t block = parts != nullptr ? 4 * block_rows(c) : 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (std::int64_t i0 = 0; i0 < m; i0 += block) {
-        const std::int64_t i1 = std::min(m, i0 + block);
-        for (std::int64_t i = i0; i < i1; ++i) row(i);
-        if (parts != nullptr)
-            parts->part(out + i0 * c, std::size_t(i0 * c), std::size_t((i1 - i0) * c));
+#pragma omp parallel num_threads(threads)
+    {
+        UninitAlignedVector<float> buffer(out == nullptr ? std::size_t(block * c) : 0);
+#pragma omp for schedule(static)
+        for (std::int64_t i0 = 0; i0 < m; i0 += block) {
+            const std::int64_t i1 = std::min(m, i0 + block);
+            float* rows = out != nullptr ? out + i0 * c : buffer.data();
+            for (std::int64_t i = i0; i < i1; ++i) row(i, rows + (i - i0) * c);
+            if (parts != nullptr)
+                parts->part(rows, std::size_t(i0 * c), std::size_t((i1 - i0) * c));
+        }
     }
 }
 
@@ -303,24 +310,24 @@ void batchnorm_train_normalise(float* dst, const float* src, const float* mean, 
                                const float* beta, std::int64_t m, std::int64_t c, bool relu,
                                const float* residual, PartwiseQuantizer<std::int16_t>* parts) {
     const auto run = [&](auto kRelu, auto kResidual) {
-        write_rows(dst, m, c, pass_threads(m, c), parts, [&](std::int64_t i) {
+        write_rows(dst, m, c, pass_threads(m, c), parts, [&](std::int64_t i, float* out) {
 #pragma omp simd
             for (std::int64_t ch = 0; ch < c; ++ch) {
                 float y = normalised(src[i * c + ch], mean[ch], scale[ch], beta[ch]);
                 if constexpr (decltype(kResidual)::value) y += residual[i * c + ch];
-                dst[i * c + ch] = decltype(kRelu)::value && y < 0.0f ? 0.0f : y;
+                out[ch] = decltype(kRelu)::value && y < 0.0f ? 0.0f : y;
             }
         });
     };
     with_relu_residual(relu, residual != nullptr, run);
 }
 
-void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
+bool batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
                               const float* beta, std::int64_t m, std::int64_t c, bool relu,
-                              const ResidualGrad* residual,
-                              PartwiseQuantizer<std::int16_t>* parts) {
+                              const ResidualGrad* residual, PartwiseQuantizer<std::int16_t>* parts,
+                              const std::function<bool()>& finish) {
     const std::int64_t block = block_rows(c);
     const int threads = pass_threads(m, c);
     const float* dst = residual ? residual->dst : nullptr;
@@ -330,6 +337,9 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
     // diff_dst and dst. (It is never diff_src's buffer then: Net::backward has an input fed twice
     // added to.)
     const int residual_pass = !diff_res ? 0 : residual->accumulate ? 2 : 1;
+    if (finish && (parts == nullptr || accumulate_src))
+        throw Error("batchnorm_train_backward: quantizing only needs parts and a written diff_src");
+    bool quantized_only = false;
     // Per thread: sum of dy and of dy (src - mean), dy masked by the ReLU.
     std::vector<double> sums(std::size_t(threads * 2 * c), 0.0);
     const auto run = [&](auto kRelu, auto kMaskFromDst, auto kResidualPass) {
@@ -369,23 +379,32 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
         if (!diff_src) return;
         const float* md = mean_dy.data();
         const float* kk = k.data();
-        const auto pass = [&](auto kAccumulate, auto kReread) {
-            write_rows(diff_src, m, c, threads, parts, [&](std::int64_t i) {
+        // Into `out` (diff_src or, quantizing only, null) for `q` (or null).
+        const auto pass = [&](auto kAccumulate, auto kReread, float* out,
+                              PartwiseQuantizer<std::int16_t>* q) {
+            write_rows(out, m, c, threads, q, [&](std::int64_t i, float* row) {
 #pragma omp simd
                 for (std::int64_t ch = 0; ch < c; ++ch) {
                     const std::int64_t e = i * c + ch;
                     const float d = decltype(kReread)::value ? diff_res[e] : dy(e, ch);
                     const float g = scale[ch] * (d - md[ch] - (src[e] - mean[ch]) * kk[ch]);
-                    diff_src[e] = decltype(kAccumulate)::value ? diff_src[e] + g : g;
+                    row[ch] = decltype(kAccumulate)::value ? row[ch] + g : g;
                 }
             });
         };
         using T = std::true_type;
         using F = std::false_type;
-        if (res == 1)
-            accumulate_src ? pass(T{}, T{}) : pass(F{}, T{});
-        else
-            accumulate_src ? pass(T{}, F{}) : pass(F{}, F{});
+        const auto write = [&](float* out, PartwiseQuantizer<std::int16_t>* q) {
+            if (res == 1)
+                accumulate_src ? pass(T{}, T{}, out, q) : pass(F{}, T{}, out, q);
+            else
+                accumulate_src ? pass(T{}, F{}, out, q) : pass(F{}, F{}, out, q);
+        };
+        if (parts == nullptr || !finish) return write(diff_src, parts);
+        // Quantized only; where the quantizer's guess did not hold, written after all.
+        write(nullptr, parts);
+        quantized_only = finish();
+        if (!quantized_only) write(diff_src, nullptr);
     };
     const auto with_pass = [&](auto kRelu, auto kMaskFromDst) {
         using std::integral_constant;
@@ -398,6 +417,7 @@ void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_
         residual ? with_pass(kRelu, std::true_type{}) : with_pass(kRelu, std::false_type{});
     };
     relu ? with_mask(std::true_type{}) : with_mask(std::false_type{});
+    return quantized_only;
 }
 
 namespace {
@@ -588,13 +608,19 @@ void BatchNorm2d::backward_into(Srcs src, const Tensor& dst, const Tensor& diff_
     std::optional<PartwiseQuantizer<std::int16_t>> parts;
     if (write && target.matrix != nullptr)
         target.matrix->begin_parts(parts, m, c, target.format, iteration_);
-    batchnorm_train_backward(diff_src_data, diff_src_data && !write, gamma_.settle_grad().data(),
-                             beta_.settle_grad().data(), diff_dst.data.data(), src[0]->data.data(),
-                             mean_.data(), rstd_.data(), scale_.data(), beta_.value.data(), m, c,
-                             config_.relu, config_.residual ? &residual : nullptr,
-                             parts ? &*parts : nullptr);
-    quantized_for_producer_ =
-        parts && target.matrix->end_parts(*parts, diff_src_data, target.format, iteration_);
+    const auto finish = [&] {
+        return target.matrix->end_parts(*parts, diff_src_data, target.format, iteration_);
+    };
+    // A producer that reads only the quantized gradient gets only that, unless the quantizer's
+    // guess fails: diff_src is not written (at ResNet-50's shapes, a write of 1.4 GB per step).
+    const bool only = parts && !target.reads_fp32;
+    const bool quantized_only = batchnorm_train_backward(
+        diff_src_data, diff_src_data && !write, gamma_.settle_grad().data(),
+        beta_.settle_grad().data(), diff_dst.data.data(), src[0]->data.data(), mean_.data(),
+        rstd_.data(), scale_.data(), beta_.value.data(), m, c, config_.relu,
+        config_.residual ? &residual : nullptr, parts ? &*parts : nullptr,
+        only ? std::function<bool()>(finish) : std::function<bool()>());
+    quantized_for_producer_ = only ? quantized_only : parts && finish();
 }
 
 namespace {

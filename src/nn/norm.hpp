@@ -59,13 +59,17 @@ struct ResidualGrad {
 // diff_src (when not null) is written, or added to with accumulate_src; diff_gamma and diff_beta
 // are added to. With `relu` and no residual the mask is recomputed from src, mean, scale and beta,
 // as the forward made it, instead of read from dst. `parts` (or null; only when diff_src is
-// written) gets every part of diff_src as it is written.
-void batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
+// written) gets every part of diff_src as it is written. With `parts` and `finish`, diff_src is
+// quantized only: each part is made in a buffer in cache for `parts`, then finish() (which calls
+// parts' finish) says whether the quantizer took it all; if not, diff_src is written after all.
+// Returns whether diff_src was quantized only (not written).
+bool batchnorm_train_backward(float* diff_src, bool accumulate_src, float* diff_gamma,
                               float* diff_beta, const float* diff_dst, const float* src,
                               const float* mean, const float* rstd, const float* scale,
                               const float* beta, std::int64_t m, std::int64_t c, bool relu,
                               const ResidualGrad* residual = nullptr,
-                              PartwiseQuantizer<std::int16_t>* parts = nullptr);
+                              PartwiseQuantizer<std::int16_t>* parts = nullptr,
+                              const std::function<bool()>& finish = {});
 
 struct BatchNormConfig {
     std::int64_t channels = 0;
