@@ -158,12 +158,12 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
 // ---- Train mode: the memory-bound passes at the minimum of memory traffic ----
 // Forward reads src twice (statistics, normalisation) and writes dst once; backward reads src and
 // diff_dst twice (sums, gradient) and writes diff_src once, or only its DFP16 copy for a producer
-// that reads nothing else. The rows are cut into blocks that stay
-// in L1/L2 and are summed in float, the blocks in double; the variance comes from sums of
-// deviations from a shift near the mean (each thread's first block's mean), and the threads' parts
-// are merged with Chan et al.'s pairwise update, so it has about the precision of the two-pass
-// double reference without its second read from memory. The fused ReLU's mask is recomputed from
-// src in backward with the forward's own expression (no workspace, no read of dst).
+// that reads nothing else. The rows are cut into blocks that stay in L1/L2 and are summed in
+// float, the blocks in double; the variance comes from sums of deviations from a shift near the
+// mean (each thread's first block's mean), and the threads' parts are merged with Chan et al.'s
+// pairwise update, so it has about the precision of the two-pass double reference without its
+// second read from memory. The fused ReLU's mask is recomputed from src in backward with the
+// forward's own expression (no workspace, no read of dst).
 namespace {
 
 // Rows per cache block for c channels: about 32 KiB of src.
