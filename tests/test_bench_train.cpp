@@ -5,6 +5,7 @@
 // themselves, and that profiling leaves the step's results unchanged.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -58,7 +59,7 @@ void expect_consistent(const TrainBenchRecord& r, const TrainBenchConfig& c) {
     EXPECT_EQ(r.model, c.model);
     EXPECT_EQ(r.batch, c.batch);
     EXPECT_GE(r.threads, 1);
-    EXPECT_EQ(r.repetitions, 1);
+    EXPECT_EQ(r.repetitions, c.repetitions);
     EXPECT_GE(r.steps_per_sample, 1);
     EXPECT_TRUE(std::isfinite(r.step_ms));
     EXPECT_GT(r.step_ms, 0);
@@ -91,7 +92,8 @@ void expect_consistent(const TrainBenchRecord& r, const TrainBenchConfig& c) {
 }
 
 TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
-    const TrainBenchConfig c = tiny("lenet5", models::natural_input("lenet5"), {"fp32", "dfp16"});
+    TrainBenchConfig c = tiny("lenet5", models::natural_input("lenet5"), {"fp32", "dfp16"});
+    c.repetitions = 3;  // rounds to compare
     const std::vector<TrainBenchRecord> records = run_train_bench(c);
     print(records);
     ASSERT_EQ(records.size(), 2u);
@@ -120,6 +122,24 @@ TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
     ASSERT_TRUE(fp32.speedup_vs_fp32 && dfp16.speedup_vs_fp32);
     EXPECT_EQ(*fp32.speedup_vs_fp32, 1.0);
     EXPECT_DOUBLE_EQ(*dfp16.speedup_vs_fp32, fp32.step_ms / dfp16.step_ms);
+    // Round by round: each precision's samples in the order taken, their median the step, and the
+    // ratio's lowest and highest round around the ratio of the medians.
+    for (const TrainBenchRecord& r : records) {
+        ASSERT_EQ(r.sample_ms.size(), static_cast<std::size_t>(r.repetitions)) << r.precision;
+        std::vector<double> sorted = r.sample_ms;
+        std::sort(sorted.begin(), sorted.end());
+        EXPECT_DOUBLE_EQ(r.step_ms, sorted[sorted.size() / 2]) << r.precision;  // an odd count
+    }
+    ASSERT_TRUE(fp32.speedup_vs_fp32_rounds && dfp16.speedup_vs_fp32_rounds);
+    EXPECT_EQ(fp32.speedup_vs_fp32_rounds->first, 1.0);
+    EXPECT_EQ(fp32.speedup_vs_fp32_rounds->second, 1.0);
+    double lo = 1e300, hi = 0;
+    for (std::size_t i = 0; i < dfp16.sample_ms.size(); ++i) {
+        lo = std::min(lo, fp32.sample_ms[i] / dfp16.sample_ms[i]);
+        hi = std::max(hi, fp32.sample_ms[i] / dfp16.sample_ms[i]);
+    }
+    EXPECT_EQ(dfp16.speedup_vs_fp32_rounds->first, lo);
+    EXPECT_EQ(dfp16.speedup_vs_fp32_rounds->second, hi);
 
     // Every layer once, in the network's order, and the --layers table names the slowest.
     for (const TrainBenchRecord& r : records) {
@@ -146,9 +166,15 @@ TEST(BenchTrain, Lenet5RecordsHaveTheKindsOfWorkOfEachPrecision) {
     ASSERT_EQ(json.size(), 2u);
     for (std::size_t i = 0; i < 2; ++i) {
         const nlohmann::json& j = json[i];
-        for (const char* key : {"model", "batch", "threads", "precision", "step_ms", "images_per_s",
-                                "speedup_vs_fp32", "breakdown_ms"})
+        for (const char* key :
+             {"model", "batch", "threads", "precision", "step_ms", "images_per_s",
+              "speedup_vs_fp32", "breakdown_ms", "sample_ms", "speedup_vs_fp32_rounds"})
             EXPECT_TRUE(j.contains(key)) << key;
+        EXPECT_EQ(j["sample_ms"].get<std::vector<double>>(), records[i].sample_ms);
+        EXPECT_EQ(j["speedup_vs_fp32_rounds"][0].get<double>(),
+                  records[i].speedup_vs_fp32_rounds->first);
+        EXPECT_EQ(j["speedup_vs_fp32_rounds"][1].get<double>(),
+                  records[i].speedup_vs_fp32_rounds->second);
         EXPECT_EQ(j["model"], "lenet5");
         EXPECT_EQ(j["isa"], isa_name(active_isa()));  // the ratios mean little without it
         EXPECT_EQ(j["cpu"], cpu_name());

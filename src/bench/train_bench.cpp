@@ -185,6 +185,7 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
 
     std::vector<TrainBenchRecord> records;
     std::optional<double> reference_ms;
+    std::vector<double> reference_samples;
     for (std::size_t p = 0; p < count; ++p) {
         TrainBenchRecord r;
         r.model = config.model;
@@ -197,6 +198,7 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         std::vector<Sample>& s = samples[p];
         std::vector<double> step_s;
         for (const Sample& one : s) step_s.push_back(one.step_s);
+        for (double one : step_s) r.sample_ms.push_back(one * kMsPerSecond);
         r.step_ms = median(step_s) * kMsPerSecond;
         r.images_per_s = static_cast<double>(config.batch) / (r.step_ms / kMsPerSecond);
         // The lower middle sample is the median for an odd count and no slower than it for an
@@ -212,11 +214,21 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         r.cpu = cpu_name();
         r.isa = isa_name(active_isa());
         r.steps_per_sample = steps;
-        if (!reference_ms && r.dfp16_layers == 0 && r.dfp8_layers == 0) reference_ms = r.step_ms;
+        if (!reference_ms && r.dfp16_layers == 0 && r.dfp8_layers == 0) {
+            reference_ms = r.step_ms;
+            reference_samples = r.sample_ms;
+        }
         records.push_back(r);
     }
     if (reference_ms)
-        for (TrainBenchRecord& r : records) r.speedup_vs_fp32 = *reference_ms / r.step_ms;
+        for (TrainBenchRecord& r : records) {
+            r.speedup_vs_fp32 = *reference_ms / r.step_ms;
+            std::vector<double> rounds;
+            for (std::size_t i = 0; i < r.sample_ms.size(); ++i)
+                rounds.push_back(reference_samples[i] / r.sample_ms[i]);
+            const auto [lo, hi] = std::minmax_element(rounds.begin(), rounds.end());
+            r.speedup_vs_fp32_rounds = std::pair{*lo, *hi};
+        }
     return records;
 }
 
@@ -283,6 +295,11 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int 
     row("speed-up vs fp32", [&](const TrainBenchRecord& r) {
         return r.speedup_vs_fp32 ? number(*r.speedup_vs_fp32, "%.2f") : std::string("-");
     });
+    row("  lowest-highest round", [&](const TrainBenchRecord& r) {
+        if (!r.speedup_vs_fp32_rounds) return std::string("-");
+        return number(r.speedup_vs_fp32_rounds->first, "%.2f") + "-" +
+               number(r.speedup_vs_fp32_rounds->second, "%.2f");
+    });
     out += "ms per step, by kind (median sample):\n";
     for (int i = 0; i < nn::kSections; ++i) {
         const std::string label =
@@ -325,26 +342,32 @@ nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records) {
         const std::string input = std::to_string(r.input.height) + "x" +
                                   std::to_string(r.input.width) + "x" +
                                   std::to_string(r.input.channels);
-        out.push_back({{"model", r.model},
-                       {"batch", r.batch},
-                       {"threads", r.threads},
-                       {"precision", r.precision},
-                       {"step_ms", r.step_ms},
-                       {"images_per_s", r.images_per_s},
-                       {"speedup_vs_fp32", r.speedup_vs_fp32 ? nlohmann::json(*r.speedup_vs_fp32)
-                                                             : nlohmann::json(nullptr)},
-                       {"breakdown_ms", breakdown},
-                       {"input", input},
-                       {"classes", r.input.classes},
-                       {"dfp16_layers", r.dfp16_layers},
-                       {"dfp8_layers", r.dfp8_layers},
-                       {"gemm_layers", r.gemm_layers},
-                       {"repetitions", r.repetitions},
-                       {"warmup", r.warmup},
-                       {"steps_per_sample", r.steps_per_sample},
-                       {"cpu", r.cpu},
-                       {"isa", r.isa},
-                       {"layers_ms", layers}});
+        out.push_back(
+            {{"model", r.model},
+             {"batch", r.batch},
+             {"threads", r.threads},
+             {"precision", r.precision},
+             {"step_ms", r.step_ms},
+             {"images_per_s", r.images_per_s},
+             {"speedup_vs_fp32",
+              r.speedup_vs_fp32 ? nlohmann::json(*r.speedup_vs_fp32) : nlohmann::json(nullptr)},
+             {"sample_ms", r.sample_ms},
+             {"speedup_vs_fp32_rounds",
+              r.speedup_vs_fp32_rounds ? nlohmann::json::array({r.speedup_vs_fp32_rounds->first,
+                                                                r.speedup_vs_fp32_rounds->second})
+                                       : nlohmann::json(nullptr)},
+             {"breakdown_ms", breakdown},
+             {"input", input},
+             {"classes", r.input.classes},
+             {"dfp16_layers", r.dfp16_layers},
+             {"dfp8_layers", r.dfp8_layers},
+             {"gemm_layers", r.gemm_layers},
+             {"repetitions", r.repetitions},
+             {"warmup", r.warmup},
+             {"steps_per_sample", r.steps_per_sample},
+             {"cpu", r.cpu},
+             {"isa", r.isa},
+             {"layers_ms", layers}});
     }
     return out;
 }

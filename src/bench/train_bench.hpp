@@ -52,6 +52,11 @@ struct TrainBenchRecord {
     double images_per_s = 0;  // batch / step time
     // The reference's step_ms over this one's; empty when no precision is all FP32.
     std::optional<double> speedup_vs_fp32;
+    // Each sample's ms per step in the order taken: round i ran sample i of every precision back
+    // to back. The lowest and highest of the reference's sample over this one's, round by round:
+    // how far the machine moved the ratio within the run.
+    std::vector<double> sample_ms;
+    std::optional<std::pair<double, double>> speedup_vs_fp32_rounds;
     // ms per step in each section, from the median sample (for an even count, the faster of the
     // two middle ones): the sections are exclusive, so they add up to at most step_ms.
     std::array<double, nn::kSections> breakdown_ms{};
@@ -83,7 +88,8 @@ std::string train_bench_table(const std::vector<TrainBenchRecord>& records, int 
 // step_ms, images_per_s, speedup_vs_fp32 (null without an FP32 reference) and breakdown_ms (an
 // object keyed by nn::section_key) - a public interface, scripts read these names - and more that
 // describe the run (input, classes, dfp16_layers, gemm_layers, repetitions, warmup,
-// steps_per_sample, and layers_ms: an array of {name, kind, ms}, one per layer in order).
+// steps_per_sample, sample_ms, speedup_vs_fp32_rounds as [lowest, highest] or null, and
+// layers_ms: an array of {name, kind, ms}, one per layer in order).
 nlohmann::json train_bench_json(const std::vector<TrainBenchRecord>& records);
 
 }  // namespace dfp::bench
