@@ -184,8 +184,6 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         }
 
     std::vector<TrainBenchRecord> records;
-    std::optional<double> reference_ms;
-    std::vector<double> reference_samples;
     for (std::size_t p = 0; p < count; ++p) {
         TrainBenchRecord r;
         r.model = config.model;
@@ -214,18 +212,18 @@ std::vector<TrainBenchRecord> run_train_bench(const TrainBenchConfig& config) {
         r.cpu = cpu_name();
         r.isa = isa_name(active_isa());
         r.steps_per_sample = steps;
-        if (!reference_ms && r.dfp16_layers == 0 && r.dfp8_layers == 0) {
-            reference_ms = r.step_ms;
-            reference_samples = r.sample_ms;
-        }
         records.push_back(r);
     }
-    if (reference_ms)
+    // The reference: the first all-FP32 precision.
+    const auto reference = std::find_if(records.begin(), records.end(), [](const auto& r) {
+        return r.dfp16_layers == 0 && r.dfp8_layers == 0;
+    });
+    if (reference != records.end())  // the loop below writes only the speed-up fields
         for (TrainBenchRecord& r : records) {
-            r.speedup_vs_fp32 = *reference_ms / r.step_ms;
+            r.speedup_vs_fp32 = reference->step_ms / r.step_ms;
             std::vector<double> rounds;
             for (std::size_t i = 0; i < r.sample_ms.size(); ++i)
-                rounds.push_back(reference_samples[i] / r.sample_ms[i]);
+                rounds.push_back(reference->sample_ms[i] / r.sample_ms[i]);
             const auto [lo, hi] = std::minmax_element(rounds.begin(), rounds.end());
             r.speedup_vs_fp32_rounds = std::pair{*lo, *hi};
         }

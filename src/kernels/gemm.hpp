@@ -41,9 +41,9 @@ enum class Op { n, t };
 // A stored matrix that is not in memory but produced block by block while the GEMM packs it:
 // `fill` writes stored rows [row0, row0 + rows) x columns [col0, col0 + cols), row-major with
 // leading dimension ld >= cols, into dst (columns [cols, ld) of each row are the GEMM's). The
-// GEMM's threads call it concurrently, so it must be
-// thread-safe. Convolutions use it to lower their input as they go instead of through a full
-// im2col buffer (nn/conv_lowering.hpp): the blocks then live in L2 only.
+// GEMM's threads call it concurrently, so it must be thread-safe. Convolutions use it to lower
+// their input as they go instead of through a full im2col buffer (nn/conv_lowering.hpp): the
+// blocks then live in L2 only.
 // `region` (optional) gives the memory that filling stored rows [row0, row0 + rows) reads, as one
 // byte range: the GEMM prefetches it for the next block while the current one computes.
 template <typename T>
