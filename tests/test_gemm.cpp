@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "base/error.hpp"
@@ -597,28 +598,40 @@ TEST(Gemm, BiasAddedOnceAndReluLast) {
     EXPECT_THROW(gemm_s16s16s32(2, 2, 2, {x.data(), 2}, {x.data(), 2}, c.data(), 2, opt), Error);
 }
 
-// Split along N, and along M with the threads claiming row blocks as they go (one and several
-// K blocks, an edge block of rows).
+// Split along N, and along M with a thread that has run out taking the last A blocks of another's
+// range (one K block; several with B resident; several with B packed per K block; A packed, and
+// read in place without an input shift; an edge block of rows): the same bits for any thread
+// count. More threads than cores make some finish first, so blocks are stolen: asserted, as
+// stealing that never happened would go untested.
 TEST(Gemm, ThreadCountDoesNotChangeABit) {
     std::mt19937 rng(9);
-    const int64_t shapes[][3] = {{70, 300, 700}, {1001, 40, 700}, {1001, 40, 300}};
-    for (const auto& s : shapes) {
-        const int64_t m = s[0], n = s[1], k = s[2];
-        int ea = 0, eb = 0;
-        std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
-        std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
-        const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}}, b{bv.data(), n, Op::n, {&eb, 1}};
-        std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
-        GemmOptions opt;
-        opt.threads = 1;
-        gemm_s16s16f32(m, n, k, a, b, c1.data(), n, opt);
-        for (int threads : {2, 3}) {
-            opt.threads = threads;
-            std::fill(c2.begin(), c2.end(), 7.0f);
-            gemm_s16s16f32(m, n, k, a, b, c2.data(), n, opt);
-            EXPECT_EQ(c1, c2) << "m=" << m << " n=" << n << " k=" << k << " threads=" << threads;
+    const int64_t shapes[][3] = {
+        {70, 300, 700}, {1001, 40, 700}, {1001, 40, 300}, {1100, 160, 2100}};
+    const int crowd = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) + 1;
+    int64_t stolen = 0;
+    for (const auto& s : shapes)
+        for (int shift : {0, 1}) {
+            const int64_t m = s[0], n = s[1], k = s[2];
+            int ea = 0, eb = 0;
+            std::vector<int16_t> av = normal_s16(static_cast<size_t>(m * k), rng, &ea);
+            std::vector<int16_t> bv = normal_s16(static_cast<size_t>(k * n), rng, &eb);
+            const DfpMatrix<int16_t> a{av.data(), k, Op::n, {&ea, 1}},
+                b{bv.data(), n, Op::n, {&eb, 1}};
+            std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size());
+            GemmOptions opt;
+            opt.input_shift = shift;
+            opt.threads = 1;
+            gemm_s16s16f32(m, n, k, a, b, c1.data(), n, opt);
+            for (int threads : {2, 3, crowd})
+                for (int rep = 0; rep < (threads == crowd ? 4 : 1); ++rep) {
+                    opt.threads = threads;
+                    std::fill(c2.begin(), c2.end(), 7.0f);
+                    stolen += gemm_s16s16f32(m, n, k, a, b, c2.data(), n, opt).stolen_blocks;
+                    EXPECT_EQ(c1, c2) << "m=" << m << " n=" << n << " k=" << k << " shift=" << shift
+                                      << " threads=" << threads;
+                }
         }
-    }
+    EXPECT_GT(stolen, 0) << "no thread ran another's A blocks: stealing went untested";
 }
 
 // A weight-gradient shape (K far longer than M and N) is summed in two K slices: still within FP32

@@ -17,9 +17,11 @@
 // (C with few rows and both operands K-contiguous is computed as C^T = B A^T: see swapped().)
 //
 // Threads own disjoint tile ranges of C (split along the dimension with more tiles), each packs
-// its own panels: no barriers, no shared writes; the duplicated packing of the other operand is
-// small next to the multiply-adds (it is the operand with fewer tiles), except when K dwarfs M and
-// N (weight gradients): then K is cut in two slices summed apart (k_slices, below).
+// its own panels: no barriers; the duplicated packing of the other operand is small next to the
+// multiply-adds (it is the operand with fewer tiles), except when K dwarfs M and N (weight
+// gradients): then K is cut in two slices summed apart (k_slices, below). Split by rows, a thread
+// that has run out takes the last A blocks of another's range (RowBlocks): with the B it packed
+// for itself, as all threads pack the same B then.
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
@@ -33,6 +35,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "base/error.hpp"
@@ -227,12 +230,37 @@ struct Problem {
     int64_t k_offset = 0;        // K index 0 of this problem in the operands (a K slice)
 };
 
+// One thread's A blocks (MC rows each) of C split by rows, for work stealing: the owner claims
+// them from the front, threads that have run out from the back. Same bits as without: a block
+// computes the same whichever thread runs it. A thread's share of rows can take longer than
+// another's for reasons the split cannot see (on a shared machine, another process on its core):
+// in ResNet-50's DFP16 step at 2 threads the first thread done waited for the other 4.8% of the
+// time of the GEMMs split by rows, at random which; with stealing, 5.5-8.1% -> 3.1-3.2% of all
+// GEMMs' time (the rest: K slices and N splits, which do not steal).
+struct RowBlocks {
+    int64_t m0 = 0, m1 = 0;         // the owner's rows
+    std::atomic<uint64_t> span{0};  // blocks [span >> 32, span & 0xffffffff) not yet claimed
+    std::atomic<bool> open{false};  // span is set: the owner is in its last pass over K blocks
+    // The first block left (owner, from the front) or the last (thief, from the back); -1: none.
+    int64_t claim(bool front) {
+        uint64_t s = span.load(std::memory_order_relaxed);
+        for (;;) {
+            const uint64_t first = s >> 32, end = s & 0xffffffffu;
+            if (first >= end) return -1;
+            const uint64_t next = front ? (first + 1) << 32 | end : first << 32 | (end - 1);
+            if (span.compare_exchange_weak(s, next, std::memory_order_acq_rel))
+                return static_cast<int64_t>(front ? first : end - 1);
+        }
+    }
+};
+
 struct ThreadResult {
     int64_t events = 0;
     int64_t min_chain = std::numeric_limits<int64_t>::max();
     bool a_unprovable = false, b_unprovable = false;
     bool no_memory = false;
     bool a_in_place = false;
+    int64_t stolen = 0;  // A blocks of another thread's range
 };
 
 // The overflow rule for one tile: the longest power-of-two chain whose Cauchy-Schwarz bound fits.
@@ -344,9 +372,11 @@ bool reads_a_in_place(const Problem<T, C>& pb) {
            (pb.a.source.fill == nullptr || pb.b.source.fill == nullptr);
 }
 
+// Computes C's rows [m0, m1) x columns [n0, n1). With `steal`: rows [m0, m1) are
+// steal[self]'s, and the A blocks of it and of the other ranges are claimed through them.
 template <typename T, typename C>
 void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-               ThreadResult& res) {
+               ThreadResult& res, RowBlocks* steal = nullptr, int self = 0, int ranges = 0) {
     const GemmContext<T>& ctx = *pb.ctx;
     const int mr = ctx.mr, nr = ctx.nr, kg = ctx.kg;
     const bool s16 = sizeof(T) == 2;
@@ -354,7 +384,8 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     const int64_t kblocks = ceil_div(pb.k, kc);
     const int64_t kp_max = ceil_div(kc, kg);
     const int nl_max = norm_levels(kp_max);
-    const int64_t mc_pad = round_up(std::min(ctx.mc, m1 - m0), mr);
+    // A stolen block may be longer than this thread's own rows.
+    const int64_t mc_pad = round_up(std::min(ctx.mc, steal ? pb.m : m1 - m0), mr);
     const int64_t nc_pad = round_up(std::min(ctx.nc, n1 - n0), nr);
     const bool resident =
         kblocks > 1 &&
@@ -386,6 +417,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     if (sourced) arena.add(&filled, std::max(mc_pad, kPackGroup * nr) * kc);
     if (!arena.carve(scratch)) {
         res.no_memory = true;
+        if (steal) steal[self].open.store(true, std::memory_order_release);  // nothing to take
         return;
     }
     const bool need_stats = s16 && !pb.s32_out && !pb.count_mode;
@@ -395,11 +427,11 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
     const bool bt = pb.b.op == Op::t;
     const bool unpacked_a = reads_a_in_place(pb);
 
-    // One A block (rows ic.., K block pb_index) against the B block of columns jc..jc+nb; its
-    // tiles prefetch the source of the next B group (first A block), then of the A block
-    // (next_ic, next_p) that follows in the loop order, if any (next_p < 0: none).
-    auto block = [&](int64_t jc, int64_t nb, int64_t pb_index, int64_t ic, int64_t next_ic,
-                     int64_t next_p) {
+    // One A block (rows ic.. of a range ending at m_end, K block pb_index) against the B block of
+    // columns jc..jc+nb; its tiles prefetch the source of the next B group (first A block), then
+    // of the A block (next_ic, next_p) that follows in the loop order, if any (next_p < 0: none).
+    auto block = [&](int64_t jc, int64_t nb, int64_t pb_index, int64_t ic, int64_t m_end,
+                     int64_t next_ic, int64_t next_p) {
         const int64_t pc = pb_index * kc, sk = pb.k_offset + pc;  // sk: in the operands
         const int64_t kb = std::min(kc, pb.k - pc);
         const int64_t kp = ceil_div(kb, kg);
@@ -411,7 +443,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         uint64_t* bst = bstats + slot * nc_pad / nr * nl_max;
         int32_t* bsm = bsums + slot * nc_pad * runs_max;
         float* bsc = blocked ? bscales + slot * nc_pad * runs_max : nullptr;
-        const int64_t mb = std::min(ctx.mc, m1 - ic);
+        const int64_t mb = std::min(ctx.mc, m_end - ic);
         const auto [asrc, lda] =
             an ? stored_block(pb.a, ic, mb, sk, kb, filled, unpacked_a ? round_up(kb, 2) : kb)
                : stored_block(pb.a, sk, kb, ic, mb, filled, mb);
@@ -436,7 +468,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                             row < valid_end ? table[row * pb.kblocks + b0 + c] : 1.0f;
                     }
         };
-        if (blocked) chain_scales(pb.a_block_scale, ic, mb, m1, mr, ascales);
+        if (blocked) chain_scales(pb.a_block_scale, ic, mb, m_end, mr, ascales);
         PrefetchPlan plan, aplan;
         // Filled once per block (zeroing the struct per tile showed in profiles), per tile below.
         UkernelArgs args;
@@ -449,7 +481,7 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         args.events = &res.events;
         if (next_p >= 0) {
             const int64_t npc = next_p * kc, nkb = std::min(kc, pb.k - npc);
-            const int64_t nsk = pb.k_offset + npc, nmb = std::min(ctx.mc, m1 - next_ic);
+            const int64_t nsk = pb.k_offset + npc, nmb = std::min(ctx.mc, m_end - next_ic);
             if (pb.a.source.fill == nullptr) {
                 aplan.start(pb.a.data + (an ? next_ic * pb.a.ld + nsk : nsk * pb.a.ld + next_ic),
                             pb.a.ld, an, nmb, nkb, kp);
@@ -554,23 +586,53 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
         }
     };
 
-    for (int64_t jc = n0; jc < n1; jc += ctx.nc) {
-        const int64_t nb = std::min(ctx.nc, n1 - jc);
-        if (resident) {
+    // Rows ic.. of a range ending at m_end in the last pass over K blocks, or in every pass when
+    // the loop over A blocks runs outside it (B resident, or one K block).
+    const bool ic_outer = resident || kblocks == 1;
+    auto last_pass = [&](int64_t jc, int64_t nb, int64_t ic, int64_t m_end, int64_t next_ic) {
+        for (int64_t p = ic_outer ? 0 : kblocks - 1; p < kblocks; ++p)
+            if (p + 1 < kblocks)
+                block(jc, nb, p, ic, m_end, ic, p + 1);
+            else
+                block(jc, nb, p, ic, m_end, next_ic, next_ic < m_end ? 0 : -1);
+    };
+    auto earlier_passes = [&](int64_t jc, int64_t nb) {
+        if (ic_outer) return;
+        for (int64_t p = 0; p + 1 < kblocks; ++p)
             for (int64_t ic = m0; ic < m1; ic += ctx.mc)
-                for (int64_t p = 0; p < kblocks; ++p)
-                    if (p + 1 < kblocks)
-                        block(jc, nb, p, ic, ic, p + 1);
-                    else
-                        block(jc, nb, p, ic, ic + ctx.mc, ic + ctx.mc < m1 ? 0 : -1);
-        } else {
-            for (int64_t p = 0; p < kblocks; ++p)
-                for (int64_t ic = m0; ic < m1; ic += ctx.mc)
-                    if (ic + ctx.mc < m1)
-                        block(jc, nb, p, ic, ic + ctx.mc, p);
-                    else
-                        block(jc, nb, p, ic, m0, p + 1 < kblocks ? p + 1 : -1);
+                if (ic + ctx.mc < m1)
+                    block(jc, nb, p, ic, m1, ic + ctx.mc, p);
+                else
+                    block(jc, nb, p, ic, m1, m0, p + 1);
+    };
+    if (steal == nullptr || n1 - n0 > ctx.nc) {
+        for (int64_t jc = n0; jc < n1; jc += ctx.nc) {
+            const int64_t nb = std::min(ctx.nc, n1 - jc);
+            earlier_passes(jc, nb);
+            for (int64_t ic = m0; ic < m1; ic += ctx.mc) last_pass(jc, nb, ic, m1, ic + ctx.mc);
         }
+        if (steal) steal[self].open.store(true, std::memory_order_release);  // nothing to take
+        return;
+    }
+    // One B block: the last pass claims this range's A blocks, then takes what is left of the
+    // others' (their last passes use the same packed B as this thread's: the last K block's).
+    const int64_t nb = n1 - n0;
+    earlier_passes(n0, nb);
+    RowBlocks& own = steal[self];
+    own.span.store(static_cast<uint64_t>(ceil_div(m1 - m0, ctx.mc)), std::memory_order_relaxed);
+    own.open.store(true, std::memory_order_release);
+    bool packed_b = false;  // B is packed in the first A block's pass: unless another took it
+    for (int64_t b; (b = own.claim(true)) >= 0;) {
+        const int64_t ic = m0 + b * ctx.mc;
+        packed_b |= ic == m0;
+        last_pass(n0, nb, ic, m1, ic + ctx.mc);
+    }
+    if (!packed_b) return;
+    for (int r = 1; r < ranges; ++r) {
+        RowBlocks& other = steal[(self + r) % ranges];
+        while (!other.open.load(std::memory_order_acquire)) std::this_thread::yield();
+        for (int64_t b; (b = other.claim(false)) >= 0; ++res.stolen)
+            last_pass(n0, nb, other.m0 + b * ctx.mc, other.m1, other.m1);
     }
 }
 
@@ -616,13 +678,19 @@ GemmReport run(Problem<T, C> pb, int threads) {
         return p;
     };
     std::vector<ThreadResult> results(static_cast<size_t>(nt));
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num();
+    // Split by rows in one slice: threads take each other's last A blocks (RowBlocks).
+    const std::unique_ptr<RowBlocks[]> steal(!split_n && slices == 1 && nt > 1 ? new RowBlocks[nt]
+                                                                               : nullptr);
+    if (steal)
+        for (int t = 0; t < nt; ++t) {
+            steal[t].m0 = tiles * t / nt * ctx.mr;
+            steal[t].m1 = std::min(pb.m, tiles * (t + 1) / nt * ctx.mr);
+        }
+    // Thread t's share: slice t % slices with the others of that slice (all slices when alone).
+    const auto share = [&](int t, bool may_steal) {
         // A result on this thread's stack: the threads' entries of `results` share cache lines,
         // and the tile loop updates its result per tile.
         ThreadResult mine;
-        // Thread t takes slice t % slices with the others of that slice (all slices when alone).
         for (int s = nt >= slices ? t % slices : 0; s < slices; s += nt >= slices ? slices : 1) {
             const Problem<T, C> p = slice(s);
             const int members = nt >= slices ? (nt - s + slices - 1) / slices : 1;
@@ -631,9 +699,17 @@ GemmReport run(Problem<T, C> pb, int threads) {
             if (split_n)
                 run_range(p, 0, p.m, t0 * ctx.nr, std::min(p.n, t1 * ctx.nr), mine);
             else
-                run_range(p, t0 * ctx.mr, std::min(p.m, t1 * ctx.mr), 0, p.n, mine);
+                run_range(p, t0 * ctx.mr, std::min(p.m, t1 * ctx.mr), 0, p.n, mine,
+                          may_steal ? steal.get() : nullptr, t, nt);
         }
         results[static_cast<size_t>(t)] = mine;
+    };
+#pragma omp parallel num_threads(nt)
+    {
+        // A team smaller than asked (a GEMM inside a parallel region gets one thread) runs the
+        // shares of the missing threads too, without stealing: a range's owner may never come.
+        const int team = omp_get_num_threads();
+        for (int t = omp_get_thread_num(); t < nt; t += team) share(t, team == nt);
         if (slices > 1) {
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -661,6 +737,7 @@ GemmReport run(Problem<T, C> pb, int threads) {
                         "(clamp symmetrically), or use input_shift >= 1");
         report.overflow_events += r.events;
         report.a_in_place |= r.a_in_place;
+        report.stolen_blocks += r.stolen;
         if (!pb.s32_out && !pb.count_mode)
             report.min_chain_pairs = std::min(report.min_chain_pairs, r.min_chain);
     }

@@ -117,6 +117,7 @@ struct GemmReport {
     int64_t min_chain_pairs = 0;  // shortest INT32 chain used (FP32 output), in K-groups
     bool a_in_place = false;  // some micro-panels of op(A) (op(B) if swapped) were read unpacked
     bool swapped = false;     // run as C^T = op(B)^T op(A)^T (few rows of C, both K-contiguous)
+    int64_t stolen_blocks = 0;  // A blocks run by a thread that had run out of its own rows
 };
 
 // DFP16 x DFP16 -> FP32: C[i][j] (+)= sum_k a_ik b_kj * 2^(eA_i + eB_j). C has M rows, ldc >= N.
