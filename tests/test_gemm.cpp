@@ -6,6 +6,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -596,6 +597,70 @@ TEST(Gemm, BiasAddedOnceAndReluLast) {
     opt.bias = nullptr;
     opt.relu = true;
     EXPECT_THROW(gemm_s16s16s32(2, 2, 2, {x.data(), 2}, {x.data(), 2}, c.data(), 2, opt), Error);
+}
+
+// rows_done gets every block of kRowsDoneRows rows of C once, holding its final values (bias and
+// ReLU applied), however the product runs: split by rows (one B block or several, stealing or
+// not), by columns, in K slices, swapped, with K = 0; on every ISA (the scalar one's A blocks are
+// half as tall).
+TEST(Gemm, RowsDoneSeesEveryBlockOfCOnceAndFinal) {
+    std::mt19937 rng(31);
+    struct Case {
+        int64_t m, n, k;
+        Op op_b;
+        const char* what;
+    };
+    const Case cases[] = {{1001, 40, 300, Op::n, "rows, one K block"},
+                          {1100, 160, 2100, Op::n, "rows, B packed per K block"},
+                          {1200, 2100, 64, Op::n, "rows, several B blocks"},
+                          {70, 300, 700, Op::n, "columns"},
+                          {300, 40, 4099, Op::n, "K slices"},
+                          {33, 500, 128, Op::t, "swapped"},
+                          {150, 20, 0, Op::n, "K = 0"}};
+    for (const Case& cs : cases) {
+        int ea = 0, eb = 0;
+        std::vector<int16_t> av = normal_s16(static_cast<size_t>(cs.m * cs.k), rng, &ea);
+        std::vector<int16_t> bv = normal_s16(static_cast<size_t>(cs.k * cs.n), rng, &eb);
+        const DfpMatrix<int16_t> a{av.data(), std::max<int64_t>(cs.k, 1), Op::n, {&ea, 1}},
+            b{bv.data(), cs.op_b == Op::n ? cs.n : cs.k, cs.op_b, {&eb, 1}};
+        std::vector<float> bias(static_cast<size_t>(cs.n));
+        for (auto& x : bias) x = std::normal_distribution<float>(0.0f, 2.0f)(rng);
+        for (Isa isa : isas())
+            for (int threads : {1, 2, 3}) {
+                GemmOptions opt;
+                opt.isa = isa;
+                opt.threads = threads;
+                opt.bias = bias.data();
+                opt.relu = true;
+                std::vector<float> want(static_cast<size_t>(cs.m * cs.n));
+                gemm_s16s16f32(cs.m, cs.n, cs.k, a, b, want.data(), cs.n, opt);
+                const int64_t blocks = (cs.m + kRowsDoneRows - 1) / kRowsDoneRows;
+                std::vector<std::atomic<int>> seen(static_cast<size_t>(blocks));
+                std::atomic<int> misplaced{0}, unfinished{0};
+                std::vector<float> c(want.size(), 7.0f);
+                opt.rows_done = [&](int64_t row0, int64_t rows) {
+                    const int64_t b0 = row0 / kRowsDoneRows;
+                    if (row0 % kRowsDoneRows != 0 || b0 >= blocks ||
+                        rows != std::min(kRowsDoneRows, cs.m - row0)) {
+                        ++misplaced;
+                        return;
+                    }
+                    ++seen[static_cast<size_t>(b0)];
+                    const size_t from = static_cast<size_t>(row0 * cs.n);
+                    if (!std::equal(want.begin() + from, want.begin() + from + rows * cs.n,
+                                    c.begin() + from))
+                        ++unfinished;
+                };
+                gemm_s16s16f32(cs.m, cs.n, cs.k, a, b, c.data(), cs.n, opt);
+                const std::string where = std::string(cs.what) + " " + isa_name(isa) +
+                                          " threads=" + std::to_string(threads);
+                EXPECT_EQ(c, want) << where;
+                EXPECT_EQ(misplaced.load(), 0) << where;
+                EXPECT_EQ(unfinished.load(), 0) << where;
+                for (int64_t i = 0; i < blocks; ++i)
+                    EXPECT_EQ(seen[static_cast<size_t>(i)].load(), 1) << where << " block " << i;
+            }
+    }
 }
 
 // Split along N, and along M with a thread that has run out taking the last A blocks of another's

@@ -228,20 +228,32 @@ struct Problem {
     const float* bias;           // FP32 output: GemmOptions::bias padded to whole tiles, or null
     bool relu;                   // FP32 output: max(0, C) in the last K block's epilogue
     int64_t k_offset = 0;        // K index 0 of this problem in the operands (a K slice)
+    // GemmOptions::rows_done, when the threads split C by rows (run_range calls it), else null.
+    const std::function<void(int64_t, int64_t)>* rows_done = nullptr;
 };
 
-// One thread's A blocks (MC rows each) of C split by rows, for work stealing: the owner claims
-// them from the front, threads that have run out from the back. Same bits as without: a block
-// computes the same whichever thread runs it. A thread's share of rows can take longer than
-// another's for reasons the split cannot see (on a shared machine, another process on its core):
-// in ResNet-50's DFP16 step at 2 threads the first thread done waited for the other 4.8% of the
-// time of the GEMMs split by rows, at random which; with stealing, 5.5-8.1% -> 3.1-3.2% of all
-// GEMMs' time (the rest: K slices and N splits, which do not steal).
+// GemmOptions::rows_done for every block of C's m rows, in parallel: when no thread computed a
+// block of rows whole.
+void rows_done_after(const std::function<void(int64_t, int64_t)>& rows_done, int64_t m) {
+    if (!rows_done) return;
+    const int64_t blocks = ceil_div(m, kRowsDoneRows);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b)
+        rows_done(b * kRowsDoneRows, std::min(kRowsDoneRows, m - b * kRowsDoneRows));
+}
+
+// One thread's rows of C split by rows, in units of whole A blocks (run_range), for work stealing:
+// the owner claims them from the front, threads that have run out from the back. Same bits as
+// without: a block computes the same whichever thread runs it. A thread's share of rows can take
+// longer than another's for reasons the split cannot see (on a shared machine, another process on
+// its core): in ResNet-50's DFP16 step at 2 threads the first thread done waited for the other 4.8%
+// of the time of the GEMMs split by rows, at random which; with stealing, 5.5-8.1% -> 3.1-3.2% of
+// all GEMMs' time (the rest: K slices and N splits, which do not steal).
 struct RowBlocks {
     int64_t m0 = 0, m1 = 0;         // the owner's rows
-    std::atomic<uint64_t> span{0};  // blocks [span >> 32, span & 0xffffffff) not yet claimed
+    std::atomic<uint64_t> span{0};  // units [span >> 32, span & 0xffffffff) not yet claimed
     std::atomic<bool> open{false};  // span is set: the owner is in its last pass over K blocks
-    // The first block left (owner, from the front) or the last (thief, from the back); -1: none.
+    // The first unit left (owner, from the front) or the last (thief, from the back); -1: none.
     int64_t claim(bool front) {
         uint64_t s = span.load(std::memory_order_relaxed);
         for (;;) {
@@ -605,34 +617,47 @@ void run_range(const Problem<T, C>& pb, int64_t m0, int64_t m1, int64_t n0, int6
                 else
                     block(jc, nb, p, ic, m1, m0, p + 1);
     };
-    if (steal == nullptr || n1 - n0 > ctx.nc) {
+    // A unit of rows: the A blocks claimed together and, when C goes to rows_done, its block.
+    const int64_t unit = pb.rows_done ? kRowsDoneRows : ctx.mc;
+    const bool one_b = n1 - n0 <= ctx.nc;  // then rows are final after their last pass
+    // The last passes of the unit from u0 in a range ending at m_end, then rows_done; the A block
+    // after the unit's is prefetched from `next`.
+    auto unit_pass = [&](int64_t jc, int64_t nb, int64_t u0, int64_t m_end, int64_t next) {
+        const int64_t u1 = std::min(m_end, u0 + unit);
+        for (int64_t ic = u0; ic < u1; ic += ctx.mc)
+            last_pass(jc, nb, ic, m_end, ic + ctx.mc < u1 ? ic + ctx.mc : next);
+        if (pb.rows_done && one_b) (*pb.rows_done)(u0, u1 - u0);
+    };
+    if (steal == nullptr || !one_b) {
         for (int64_t jc = n0; jc < n1; jc += ctx.nc) {
             const int64_t nb = std::min(ctx.nc, n1 - jc);
             earlier_passes(jc, nb);
-            for (int64_t ic = m0; ic < m1; ic += ctx.mc) last_pass(jc, nb, ic, m1, ic + ctx.mc);
+            for (int64_t u0 = m0; u0 < m1; u0 += unit) unit_pass(jc, nb, u0, m1, u0 + unit);
         }
+        if (pb.rows_done && !one_b)
+            for (int64_t u0 = m0; u0 < m1; u0 += unit) (*pb.rows_done)(u0, std::min(unit, m1 - u0));
         if (steal) steal[self].open.store(true, std::memory_order_release);  // nothing to take
         return;
     }
-    // One B block: the last pass claims this range's A blocks, then takes what is left of the
+    // One B block: the last pass claims this range's units, then takes what is left of the
     // others' (their last passes use the same packed B as this thread's: the last K block's).
     const int64_t nb = n1 - n0;
     earlier_passes(n0, nb);
     RowBlocks& own = steal[self];
-    own.span.store(static_cast<uint64_t>(ceil_div(m1 - m0, ctx.mc)), std::memory_order_relaxed);
+    own.span.store(static_cast<uint64_t>(ceil_div(m1 - m0, unit)), std::memory_order_relaxed);
     own.open.store(true, std::memory_order_release);
     bool packed_b = false;  // B is packed in the first A block's pass: unless another took it
     for (int64_t b; (b = own.claim(true)) >= 0;) {
-        const int64_t ic = m0 + b * ctx.mc;
-        packed_b |= ic == m0;
-        last_pass(n0, nb, ic, m1, ic + ctx.mc);
+        const int64_t u0 = m0 + b * unit;
+        packed_b |= u0 == m0;
+        unit_pass(n0, nb, u0, m1, u0 + unit);
     }
     if (!packed_b) return;
     for (int r = 1; r < ranges; ++r) {
         RowBlocks& other = steal[(self + r) % ranges];
         while (!other.open.load(std::memory_order_acquire)) std::this_thread::yield();
         for (int64_t b; (b = other.claim(false)) >= 0; ++res.stolen)
-            last_pass(n0, nb, other.m0 + b * ctx.mc, other.m1, other.m1);
+            unit_pass(n0, nb, other.m0 + b * unit, other.m1, other.m1);
     }
 }
 
@@ -659,6 +684,10 @@ GemmReport run(Problem<T, C> pb, int threads) {
     const bool split_n = tiles_n >= tiles_m;
     const int64_t tiles = split_n ? tiles_n : tiles_m;
     const int nt = static_cast<int>(std::clamp<int64_t>(threads, 1, tiles * slices));
+    // Split by rows, C goes to rows_done by the threads that compute it: in whole blocks of its.
+    const bool rows_inline = pb.rows_done != nullptr && !split_n && slices == 1;
+    const int64_t parts = rows_inline ? ceil_div(pb.m, kRowsDoneRows) : tiles;
+    const int64_t part_rows = rows_inline ? kRowsDoneRows : ctx.mr;
     // Slice s > 0 sums into partial[s - 1], M x N, leading dimension N.
     const std::unique_ptr<C[]> partial(
         slices > 1 ? new C[static_cast<size_t>((slices - 1) * pb.m * pb.n)] : nullptr);
@@ -675,6 +704,7 @@ GemmReport run(Problem<T, C> pb, int threads) {
             p.accumulate = false;
         }
         p.relu = pb.relu && slices == 1;  // else once the slices are summed, below
+        p.rows_done = rows_inline ? pb.rows_done : nullptr;
         return p;
     };
     std::vector<ThreadResult> results(static_cast<size_t>(nt));
@@ -683,8 +713,8 @@ GemmReport run(Problem<T, C> pb, int threads) {
                                                                                : nullptr);
     if (steal)
         for (int t = 0; t < nt; ++t) {
-            steal[t].m0 = tiles * t / nt * ctx.mr;
-            steal[t].m1 = std::min(pb.m, tiles * (t + 1) / nt * ctx.mr);
+            steal[t].m0 = std::min(pb.m, parts * t / nt * part_rows);
+            steal[t].m1 = std::min(pb.m, parts * (t + 1) / nt * part_rows);
         }
     // Thread t's share: slice t % slices with the others of that slice (all slices when alone).
     const auto share = [&](int t, bool may_steal) {
@@ -695,12 +725,12 @@ GemmReport run(Problem<T, C> pb, int threads) {
             const Problem<T, C> p = slice(s);
             const int members = nt >= slices ? (nt - s + slices - 1) / slices : 1;
             const int member = nt >= slices ? t / slices : 0;
-            const int64_t t0 = tiles * member / members, t1 = tiles * (member + 1) / members;
+            const int64_t t0 = parts * member / members, t1 = parts * (member + 1) / members;
             if (split_n)
                 run_range(p, 0, p.m, t0 * ctx.nr, std::min(p.n, t1 * ctx.nr), mine);
             else
-                run_range(p, t0 * ctx.mr, std::min(p.m, t1 * ctx.mr), 0, p.n, mine,
-                          may_steal ? steal.get() : nullptr, t, nt);
+                run_range(p, std::min(p.m, t0 * part_rows), std::min(p.m, t1 * part_rows), 0, p.n,
+                          mine, may_steal ? steal.get() : nullptr, t, nt);
         }
         results[static_cast<size_t>(t)] = mine;
     };
@@ -724,6 +754,7 @@ GemmReport run(Problem<T, C> pb, int threads) {
                 }
         }
     }
+    if (pb.rows_done && !rows_inline) rows_done_after(*pb.rows_done, pb.m);
     GemmReport report;
     report.kernel = std::string(sizeof(T) == 2 ? "s16s16" : "s8s8") +
                     (pb.s32_out ? "s32 " : "f32 ") + ctx.isa_name + " " + std::to_string(ctx.mr) +
@@ -769,6 +800,7 @@ std::optional<Problem<T, C>> swapped(const Problem<T, C>& pb) {
     sw.accumulate = false;
     sw.bias = nullptr;
     sw.relu = false;
+    sw.rows_done = nullptr;  // the rows of C^T are C's columns: rows_done runs after the transpose
     if (!reads_a_in_place(sw)) return std::nullopt;  // then packing the wide one costs the same
     return sw;
 }
@@ -859,6 +891,9 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
     if (s16 && ctx.kc > 2 * kMaxStatPairs)  // a context's constant: the statistics need it
         throw Error(std::string("GEMM context ") + ctx.isa_name +
                     ": kc above the statistics' limit");
+    if (kRowsDoneRows % ctx.mc != 0)  // rows_done's blocks are whole A blocks (run_range's units)
+        throw Error(std::string("GEMM context ") + ctx.isa_name + ": mc does not divide " +
+                    std::to_string(kRowsDoneRows));
     GemmReport empty{std::string(ctx.isa_name), 0, 0};
     if (m == 0 || n == 0) return empty;
     if (k == 0) {
@@ -871,6 +906,7 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                     if (options.relu && x < 0.0f) x = 0.0f;
                 }
             }
+        rows_done_after(options.rows_done, m);
         return empty;
     }
     if constexpr (s32_out) prove_s32(m, n, k, a, b, c, ldc, options.accumulate);
@@ -910,6 +946,7 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
                      bs.data(),
                      options.bias != nullptr ? bias.data() : nullptr,
                      options.relu};
+    if (options.rows_done) pb.rows_done = &options.rows_done;
     const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
     if (std::optional<Problem<T, C>> sw = swapped(pb)) {
         // Uninitialised, as run's partial sums: the swapped product writes every element.
@@ -919,6 +956,7 @@ GemmReport gemm(int64_t m, int64_t n, int64_t k, const DfpMatrix<T>& a, const Df
         GemmReport report = run(*sw, threads);
         report.swapped = true;
         add_transposed(ct.get(), m, n, c, ldc, options.accumulate, pb.bias, options.relu);
+        rows_done_after(options.rows_done, m);
         return report;
     }
     return run(pb, threads);

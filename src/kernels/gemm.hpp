@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -93,6 +94,9 @@ inline constexpr int kDefaultInputShift = 0;
 // of two; count mode: the fixed chain length).
 inline constexpr int64_t kDefaultMaxChainPairs = 1 << 20;
 
+// GemmOptions::rows_done hands C over in blocks of this many rows, from row 0.
+inline constexpr int64_t kRowsDoneRows = 128;
+
 struct GemmOptions {
     int input_shift = kDefaultInputShift;  // s16 only, 0..8; raw INT32 output needs 0
     OverflowMode overflow = OverflowMode::proven;
@@ -106,6 +110,12 @@ struct GemmOptions {
     // FP32 output: C = max(0, the above) as the last step (a layer's fused ReLU; NaN and -0 pass,
     // as nn::relu_forward).
     bool relu = false;
+    // Called once for every block of kRowsDoneRows rows of C (the last may be shorter) once they
+    // are final (bias and ReLU applied), with the block's first row and row count: where the
+    // threads split C by rows, on the thread that computed the block, right after, while it is in
+    // that core's caches; otherwise after the product, from a parallel loop. A consumer's reduction
+    // over C (a batch-norm's moments) then needs no pass of its own over memory.
+    std::function<void(int64_t row0, int64_t rows)> rows_done;
     std::optional<Isa> isa =
         {};           // run this kernel family (must be <= cpu_isa()); default active_isa()
     int threads = 0;  // 0: omp_get_max_threads()
