@@ -17,6 +17,7 @@
 // always at the bottom of its octave). 8-bit formats (step >= max|x| / 128) give errors above
 // 1e-2 and must fail.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -858,6 +859,62 @@ TEST(Dfp16Conv2d, BatchNormQuantizesTheGradientOfItsInputForTheConvolution) {
                     << int(kase) << " " << iteration;
         }
     }
+}
+
+// A DFP16 convolution hands the batch-norm after it the moments of its output block by block as
+// its GEMM finishes the rows (Layer::input_moments), which spares the batch-norm a read of the
+// tensor: the batch-norm's output and running statistics have the bits of one that computes the
+// moments itself, on 1, 2 and 3 threads, with the last block of rows cut short (3x37x41 pixels),
+// a mean far from zero, and in a residual join. After an FP32 convolution, and in eval mode, the
+// batch-norm computes them itself.
+TEST(Dfp16Conv2d, GivesTheBatchNormAfterItTheMomentsOfItsOutput) {
+    const int max_threads = omp_get_max_threads();
+    for (const bool dfp : {true, false})
+        for (const bool residual : {false, true})
+            for (int threads = 1; threads <= 3; ++threads) {
+                omp_set_num_threads(threads);
+                const std::string what = std::string(dfp ? "dfp16" : "fp32") +
+                                         (residual ? " residual" : "") + " threads " +
+                                         std::to_string(threads);
+                const Conv2dConfig conv_config{.in_channels = 5,
+                                               .out_channels = 7,
+                                               .kernel = 3,
+                                               .pad = 1,
+                                               .bias = true,
+                                               .precision = dfp ? dfp16_precision()
+                                                                : precision::LayerPrecision{}};
+                const BatchNormConfig bn_config{.channels = 7, .relu = true, .residual = residual};
+                Net net;
+                const int conv = net.add<Conv2d>({Net::kInput}, "conv", conv_config);
+                const int skip = net.add<Conv2d>({Net::kInput}, "skip", conv_config);
+                const int bn = net.add<BatchNorm2d>(
+                    residual ? std::vector<int>{conv, skip} : std::vector<int>{conv}, "bn",
+                    bn_config);
+                for (int layer : {conv, skip, bn})
+                    for (Param* p : net.layer(layer).params())
+                        p->value = normal(p->value.size(), 70 + unsigned(p->value.size()));
+                net.layer(conv).params()[1]->value.assign(7, 300.0f);  // a far mean
+                Tensor src({3, 37, 41, 5});
+                src.data = aligned_copy<float>(normal(src.numel(), 71));
+                BatchNorm2d lone_bn("bn", bn_config);
+                for (std::size_t i = 0; i < 2; ++i)
+                    lone_bn.params()[i]->value = net.layer(bn).params()[i]->value;
+                auto& fused_bn = static_cast<BatchNorm2d&>(net.layer(bn));
+                for (const Mode mode : {Mode::train, Mode::train, Mode::eval}) {
+                    const Context ctx{mode, 1};
+                    net.forward(src, ctx);
+                    EXPECT_EQ(fused_bn.moments_from_input(), dfp && mode == Mode::train) << what;
+                    Tensor y = net.value(conv), r = net.value(skip), z;
+                    const Tensor* bn_srcs[] = {&y, &r};
+                    lone_bn.forward(std::span<const Tensor* const>(bn_srcs, residual ? 2 : 1), z,
+                                    ctx);
+                    EXPECT_FALSE(lone_bn.moments_from_input());
+                    EXPECT_EQ(net.value(bn).data, z.data) << what;
+                    EXPECT_EQ(fused_bn.running_mean(), lone_bn.running_mean()) << what;
+                    EXPECT_EQ(fused_bn.running_var(), lone_bn.running_var()) << what;
+                }
+            }
+    omp_set_num_threads(max_threads);
 }
 
 // Passes its input through; its forward throws while `armed`.

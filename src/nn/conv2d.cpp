@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "nn/activation.hpp"
 #include "nn/conv_lowering.hpp"
+#include "nn/norm.hpp"
 #include "nn/onednn.hpp"
 
 namespace dfp::nn {
@@ -153,18 +154,21 @@ void Conv2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     q16_.diff_dst.produced = false;
     const ConvGeometry g = geometry(src[0]->shape);
     dst.resize({std::size_t(g.n), std::size_t(g.oh), std::size_t(g.ow), std::size_t(g.k)});
+    MomentBlocks* moments = nullptr;  // the integer GEMMs hand a consumer the moments of dst
+    for (Layer* consumer : consumers_)
+        if ((moments = consumer->input_moments(*this, dst.shape, ctx)) != nullptr) break;
     switch (config_.precision.compute) {
         case precision::Compute::fp32:
             forward_fp32(g, src[0]->data.data(), dst.data.data());
             break;
         case precision::Compute::dfp16:
-            forward_dfp<std::int16_t>(g, src[0]->data.data(), dst.data.data());
+            forward_dfp<std::int16_t>(g, src[0]->data.data(), dst.data.data(), moments);
             break;
         case precision::Compute::dfp8:
             if (block_scaled(config_.precision))
                 forward_block_scaled(g, src[0]->data.data(), dst.data.data());
             else
-                forward_dfp<std::int8_t>(g, src[0]->data.data(), dst.data.data());
+                forward_dfp<std::int8_t>(g, src[0]->data.data(), dst.data.data(), moments);
             break;
     }
 }
@@ -340,7 +344,7 @@ Layer::QuantizationTarget Conv2d::output_gradient_quantization(const Shape& dst)
     const precision::LayerPrecision& prec = config_.precision;
     if (prec.compute != precision::Compute::dfp16 ||
         prec.gradients.format.granularity != Granularity::tensor || config_.relu ||
-        consumers_ != 1 || dst.size() != 4 || std::int64_t(dst[3]) != config_.out_channels)
+        consumers_.size() != 1 || dst.size() != 4 || std::int64_t(dst[3]) != config_.out_channels)
         return {};
     // backward_dfp reads diff_dst itself only to quantize it (take_produced failed) and for the
     // bias.
@@ -368,7 +372,8 @@ const QuantMatrix<M>& Conv2d::forward_src() const {
 // dst), src's patches made while packing unless direct or subsampled; the weights are quantized
 // from the FP32 master on every forward (SGD updates the master).
 template <class M>
-void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
+void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst,
+                         MomentBlocks* moments) {
     const precision::LayerPrecision& prec = config_.precision;
     Quantized<M>& q = quantized<M>();
     src_from_sibling_ = false;
@@ -387,8 +392,17 @@ void Conv2d::forward_dfp(const ConvGeometry& g, const float* src, float* dst) {
                       iteration_);
     const QuantMatrix<M>& s = forward_src<M>();
     const PatchSource<M> patches{s.q.mantissas.data(), patch_geometry(g)};
+    std::function<void(std::int64_t, std::int64_t)> rows_done;
+    if (moments != nullptr) {
+        moments->begin(g.n * g.oh * g.ow, g.k);
+        rows_done = [moments, dst, k = g.k](std::int64_t row0, std::int64_t rows) {
+            moments->add(dst + row0 * k, row0, rows);
+        };
+    }
     dfp_gemm<M>(*this, "fprop", gemm_src("fprop", g, s, patches), kernels::Op::n, q.weight,
-                kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr, config_.relu);
+                kernels::Op::t, dst, false, bias_ ? bias_->value.data() : nullptr, config_.relu,
+                std::move(rows_done));
+    if (moments != nullptr) moments->end(dst, iteration_);
 }
 
 template <class M>

@@ -64,7 +64,7 @@ class Conv2d : public Layer {
     // activation format are this one's, this layer reuses that quantized src in FPROP and WTGRAD.
     void add_input_sibling(Layer& earlier) override;
     QuantizationTarget input_quantization(const Shape& src) override;
-    void add_consumer(Layer& /*later*/) override { ++consumers_; }
+    void add_consumer(Layer& later) override { consumers_.push_back(&later); }
     // DFP16 with a per-tensor gradient format and no fused ReLU (whose mask the quantization of
     // diff_dst applies), when one consumer alone makes the gradient: its diff_dst matrix.
     QuantizationTarget output_gradient_quantization(const Shape& dst) override;
@@ -102,8 +102,9 @@ class Conv2d : public Layer {
     // The src FPROP multiplied and WTGRAD multiplies: q.src, or the sibling's.
     template <class M>
     const QuantMatrix<M>& forward_src() const;
+    // moments: a consumer's (Layer::input_moments), added as the FPROP GEMM finishes dst, or null.
     template <class M>
-    void forward_dfp(const ConvGeometry& g, const float* src, float* dst);
+    void forward_dfp(const ConvGeometry& g, const float* src, float* dst, MomentBlocks* moments);
     // keep: the fused ReLU's output, by which diff_dst is masked, or null.
     template <class M>
     void backward_dfp(const ConvGeometry& g, const float* diff_dst, const float* keep,
@@ -134,7 +135,7 @@ class Conv2d : public Layer {
     std::uint64_t iteration_ = 0;  // of the last forward: keys stochastic rounding, backward too
     const Conv2d* src_sibling_ = nullptr;  // add_input_sibling
     bool src_from_sibling_ = false;        // the last forward used the sibling's src
-    int consumers_ = 0;                    // add_consumer
+    std::vector<Layer*> consumers_;        // add_consumer
     // A strided BPROP's phases before scatter_phases, or its patch gradients before col2im_add.
     std::vector<float> diff_col_;
     std::vector<float> relu_diff_;  // FP32 and MXINT8 with a fused ReLU: diff_dst where dst > 0

@@ -133,7 +133,7 @@ void QuantMatrix<M>::quantize_transposed(const float* src, std::int64_t rows, st
 template <class M>
 void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, Op op_a,
               const DfpOperand<M>& b, Op op_b, float* c, bool accumulate, const float* bias,
-              bool relu) {
+              bool relu, std::function<void(std::int64_t, std::int64_t)> rows_done) {
     const std::int64_t m = op_a == Op::n ? a.rows : a.cols;
     const std::int64_t k = op_a == Op::n ? a.cols : a.rows;
     const std::int64_t n = op_b == Op::n ? b.cols : b.rows;
@@ -148,6 +148,7 @@ void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, Op o
     options.accumulate = accumulate;
     options.bias = bias;
     options.relu = relu;
+    options.rows_done = std::move(rows_done);
     // A convolution's WTGRAD is this one call; the rest of its backward (BPROP GEMMs, a strided
     // BPROP's scatter) stays in the layer's own section (nn/profile.hpp).
     Profiler* const profiler = active_profiler();
@@ -175,8 +176,10 @@ bool block_scaled(const precision::LayerPrecision& p) {
 template struct QuantMatrix<std::int16_t>;
 template struct QuantMatrix<std::int8_t>;
 template void dfp_gemm(const Layer&, const char*, const DfpOperand<std::int16_t>&, Op,
-                       const DfpOperand<std::int16_t>&, Op, float*, bool, const float*, bool);
+                       const DfpOperand<std::int16_t>&, Op, float*, bool, const float*, bool,
+                       std::function<void(std::int64_t, std::int64_t)>);
 template void dfp_gemm(const Layer&, const char*, const DfpOperand<std::int8_t>&, Op,
-                       const DfpOperand<std::int8_t>&, Op, float*, bool, const float*, bool);
+                       const DfpOperand<std::int8_t>&, Op, float*, bool, const float*, bool,
+                       std::function<void(std::int64_t, std::int64_t)>);
 
 }  // namespace dfp::nn

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -101,11 +102,12 @@ struct DfpOperand {
 // an INT32 sum and throw dfp::Error naming the layer, the pass ("fprop", "bprop", "wtgrad") and
 // the tensor.
 // `bias` (N values, or null) and `relu`: c = max(0, ... + bias), done by the GEMM as it writes c
-// (a layer's bias and fused ReLU).
+// (a layer's bias and fused ReLU). `rows_done`: kernels::GemmOptions::rows_done.
 template <class M>
 void dfp_gemm(const Layer& layer, const char* pass, const DfpOperand<M>& a, kernels::Op op_a,
               const DfpOperand<M>& b, kernels::Op op_b, float* c, bool accumulate,
-              const float* bias = nullptr, bool relu = false);
+              const float* bias = nullptr, bool relu = false,
+              std::function<void(std::int64_t, std::int64_t)> rows_done = {});
 
 // A DFP8 layer with a block format for any of its tensors (MXINT8): each GEMM pass then
 // quantizes its operands in blocks along its own reduction (Conv2d, Linear).

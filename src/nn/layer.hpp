@@ -17,6 +17,7 @@ enum class Mode { train, eval };
 
 template <class M>
 struct QuantMatrix;  // nn/dfp_gemm.hpp
+class MomentBlocks;  // nn/norm.hpp
 
 // What a forward pass depends on besides its inputs. `iteration` keys the counter-based RNG of
 // Dropout, so a pass is reproducible and backward can regenerate its mask.
@@ -109,6 +110,14 @@ class Layer {
     // The target for this layer's only input, of shape src, in its next forward; null when it
     // does not quantize it so.
     virtual QuantizationTarget input_quantization(const Shape& /*src*/) { return {}; }
+    // The per-channel moments of this layer's first input, of shape src, for its forward with ctx
+    // (a train-mode batch-norm), asked by `writer`, a layer that writes one of its inputs: when
+    // that is the first, the writer may add them block by block as its GEMM finishes them, which
+    // spares this one a read of the tensor. Null when not wanted.
+    virtual MomentBlocks* input_moments(const Layer& /*writer*/, const Shape& /*src*/,
+                                        const Context& /*ctx*/) {
+        return nullptr;
+    }
     // The target for the gradient of this layer's output, of shape dst, in its next backward; null
     // when it does not quantize it so, or when more than one consumer (add_consumer) adds to it.
     virtual QuantizationTarget output_gradient_quantization(const Shape& /*dst*/) { return {}; }

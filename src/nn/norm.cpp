@@ -239,20 +239,6 @@ void blocked_sums(const float* src, const float* center, std::int64_t c, std::in
     }
 }
 
-// Per channel: n rows with mean `mean` and sum of squared deviations `m2`; merges another such
-// set of rows in (Chan, Golub and LeVeque's update).
-void merge_moments(double& n, double* mean, double* m2, double nb, const double* mean_b,
-                   const double* m2_b, std::int64_t c) {
-    if (nb == 0) return;
-    const double total = n + nb, wa = nb / total, wb = n * nb / total;
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-        const double delta = mean_b[ch] - mean[ch];
-        mean[ch] += delta * wa;
-        m2[ch] += m2_b[ch] + delta * delta * wb;
-    }
-    n = total;
-}
-
 // y = (x - mean) scale + beta, and max(0, y) with the ReLU (NaN passes): the forward's expression,
 // which backward repeats to recover the ReLU's mask bit for bit. The subtraction comes first:
 // x scale + (beta - mean scale) loses the low bits of y when |mean| >> std.
@@ -262,48 +248,98 @@ inline float normalised(float x, float mean, float scale, float beta) {
 
 }  // namespace
 
+void MomentBlocks::begin(std::int64_t m, std::int64_t c) {
+    m_ = m;
+    c_ = c;
+    const auto size = std::size_t((m + kernels::kRowsDoneRows - 1) / kernels::kRowsDoneRows * c);
+    means_.resize(size);
+    m2s_.resize(size);
+    produced_ = false;
+}
+
+void MomentBlocks::add(const float* x, std::int64_t row0, std::int64_t rows) {
+    const std::int64_t c = c_;
+    // Per thread, kept: a GEMM hands its blocks over one at a time (784 per res2 layer).
+    static thread_local AlignedVector<float> buf;
+    buf.resize(3 * round_up_lines(c));
+    float* centre = buf.data();
+    float* s1 = centre + round_up_lines(c);
+    float* s2 = s1 + round_up_lines(c);
+    std::fill_n(centre, c, 0.0f);
+    for (std::int64_t i = 0; i < rows; ++i)
+#pragma omp simd
+        for (std::int64_t ch = 0; ch < c; ++ch) centre[ch] += x[i * c + ch];
+    const float inv = 1.0f / float(rows);
+    for (std::int64_t ch = 0; ch < c; ++ch) centre[ch] *= inv;
+    std::fill_n(s1, c, 0.0f);
+    std::fill_n(s2, c, 0.0f);
+    for (std::int64_t i = 0; i < rows; ++i)
+#pragma omp simd
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const float d = x[i * c + ch] - centre[ch];
+            s1[ch] += d;
+            s2[ch] += d * d;
+        }
+    double* mean = &means_[std::size_t(row0 / kernels::kRowsDoneRows * c)];
+    double* m2 = &m2s_[std::size_t(row0 / kernels::kRowsDoneRows * c)];
+    const double n = double(rows);
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+        const double d = double(s1[ch]) / n;
+        mean[ch] = double(centre[ch]) + d;
+        m2[ch] = std::max(0.0, double(s2[ch]) - double(s1[ch]) * d);
+    }
+}
+
+void MomentBlocks::compute(const float* x, std::int64_t m, std::int64_t c) {
+    begin(m, c);
+    const std::int64_t blocks = (m + kernels::kRowsDoneRows - 1) / kernels::kRowsDoneRows;
+#pragma omp parallel for schedule(static) if (m * c >= kMinParallelElements)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t row0 = b * kernels::kRowsDoneRows;
+        add(x + row0 * c, row0, std::min(kernels::kRowsDoneRows, m - row0));
+    }
+}
+
+void MomentBlocks::merge(float* mean, float* variance) const {
+    const std::int64_t c = c_, blocks = (m_ + kernels::kRowsDoneRows - 1) / kernels::kRowsDoneRows;
+    std::vector<double> mu(means_.begin(), means_.begin() + c), m2(m2s_.begin(), m2s_.begin() + c);
+    double n = double(std::min(kernels::kRowsDoneRows, m_));
+    for (std::int64_t b = 1; b < blocks; ++b) {
+        const double nb = double(std::min(kernels::kRowsDoneRows, m_ - b * kernels::kRowsDoneRows));
+        const double total = n + nb, wa = nb / total, wb = n * nb / total;
+        const double* mean_b = &means_[std::size_t(b * c)];
+        const double* m2_b = &m2s_[std::size_t(b * c)];
+#pragma omp simd
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const double delta = mean_b[ch] - mu[ch];
+            mu[ch] += delta * wa;
+            m2[ch] += m2_b[ch] + delta * delta * wb;
+        }
+        n = total;
+    }
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+        mean[ch] = float(mu[ch]);
+        variance[ch] = float(m2[ch] / double(m_));
+    }
+}
+
+void MomentBlocks::end(const float* src, std::uint64_t iteration) {
+    source_ = src;
+    iteration_ = iteration;
+    produced_ = true;
+}
+
+bool MomentBlocks::take(const float* src, std::int64_t m, std::int64_t c, std::uint64_t iteration) {
+    const bool ok = produced_ && source_ == src && iteration_ == iteration && m_ == m && c_ == c;
+    produced_ = false;
+    return ok;
+}
+
 void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, float* mean,
                              float* variance) {
-    const std::int64_t block = block_rows(c);
-    const int threads = pass_threads(m, c);
-    const auto cs = static_cast<std::size_t>(c);
-    std::vector<double> counts(std::size_t(threads), 0.0);
-    std::vector<double> means(threads * cs, 0.0), m2s(threads * cs, 0.0);
-#pragma omp parallel num_threads(threads)
-    {
-        const std::int64_t t = omp_get_thread_num();
-        const auto [r0, r1] = thread_rows(m, block);
-        // The shift: the mean of the thread's first block, a value within a few standard
-        // deviations of every later block's, so the shifted sums below do not cancel.
-        std::vector<float> shift(cs, 0.0f);
-        float* k = shift.data();
-        const std::int64_t first = std::min(block, r1 - r0);
-        for (std::int64_t i = r0; i < r0 + first; ++i)
-#pragma omp simd
-            for (std::int64_t ch = 0; ch < c; ++ch) k[ch] += src[i * c + ch];
-        for (std::int64_t ch = 0; ch < c; ++ch) k[ch] /= float(std::max<std::int64_t>(first, 1));
-        // Sums of (x - k) and (x - k)^2.
-        std::vector<double> sum1(cs, 0.0), sum2(cs, 0.0);
-        const float* kc = k;
-        blocked_sums(
-            src, kc, c, r0, r1,
-            [src, kc](std::int64_t e, std::int64_t ch) { return src[e] - kc[ch]; }, sum1.data(),
-            sum2.data());
-        const double n = double(r1 - r0);
-        for (std::int64_t ch = 0; n > 0 && ch < c; ++ch) {
-            const double d = sum1[ch] / n;
-            means[t * c + ch] = k[ch] + d;
-            m2s[t * c + ch] = std::max(0.0, sum2[ch] - sum1[ch] * d);
-        }
-        counts[t] = n;
-    }
-    double n = counts[0];
-    for (int t = 1; t < threads; ++t)
-        merge_moments(n, means.data(), m2s.data(), counts[t], &means[t * c], &m2s[t * c], c);
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-        mean[ch] = float(means[ch]);
-        variance[ch] = float(m2s[ch] / double(m));
-    }
+    MomentBlocks blocks;
+    blocks.compute(src, m, c);
+    blocks.merge(mean, variance);
 }
 
 void batchnorm_train_normalise(float* dst, const float* src, const float* mean, const float* scale,
@@ -501,6 +537,7 @@ void BatchNorm2d::expect_inputs(Srcs src) const {
 void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
     expect_inputs(src);
     quantized_for_consumer_ = false;
+    moments_from_input_ = false;
     iteration_ = ctx.iteration;
     const std::int64_t c = config_.channels, m = std::int64_t(src[0]->numel()) / c;
     const float* residual = config_.residual ? src[1]->data.data() : nullptr;
@@ -530,7 +567,10 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
              shape_string(src[0]->shape));
     if (sum_) return forward_synchronised(*src[0], residual, dst);
     variance_.resize(std::size_t(c));
-    batchnorm_train_moments(src[0]->data.data(), m, c, mean_.data(), variance_.data());
+    // From the layer that wrote src (input_moments), or in a pass of their own: the same bits.
+    moments_from_input_ = moments_.take(src[0]->data.data(), m, c, ctx.iteration);
+    if (!moments_from_input_) moments_.compute(src[0]->data.data(), m, c);
+    moments_.merge(mean_.data(), variance_.data());
     scale_.resize(std::size_t(c));
     if (!update_statistics(dst, double(m))) {
         // dst is NaN; so are the gradients of a backward that follows.
@@ -547,6 +587,13 @@ void BatchNorm2d::forward(Srcs src, Tensor& dst, const Context& ctx) {
                               parts ? &*parts : nullptr);
     quantized_for_consumer_ =
         parts && target.matrix->end_parts(*parts, dst.data.data(), target.format, ctx.iteration);
+}
+
+MomentBlocks* BatchNorm2d::input_moments(const Layer& writer, const Shape& src,
+                                         const Context& ctx) {
+    const bool fits = src.size() == 4 && std::int64_t(src[3]) == config_.channels;
+    const bool first = &writer == producer_;  // not the residual's
+    return ctx.mode == Mode::train && !sum_ && fits && first ? &moments_ : nullptr;
 }
 
 void BatchNorm2d::backward(Srcs src, const Tensor& dst, const Tensor& diff_dst, DiffSrcs diff_src) {

@@ -36,8 +36,40 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
                         std::int64_t m, std::int64_t c, bool batch_stats,
                         const float* relu_dst = nullptr);
 
+// The per-channel moments of an (M, C) tensor, in blocks of kernels::kRowsDoneRows rows: each
+// block's mean and sum of squared deviations from two sweeps over the block while it is in the
+// caches (a centre, then sums of deviations from it), the blocks merged in order with Chan, Golub
+// and LeVeque's update in double. So the same bits whether the blocks come from a pass of their
+// own (compute) or from the layer that writes the tensor, as its GEMM finishes them (add, from
+// GemmOptions::rows_done), and on any number of threads; about the precision of the two-pass
+// double reference, and no cancellation when |mean| >> std.
+class MomentBlocks {
+  public:
+    // For an (m, c) tensor; forgets the blocks and the handshake below.
+    void begin(std::int64_t m, std::int64_t c);
+    // Rows [row0, row0 + rows) of the tensor, at x: one block, row0 a multiple of the block
+    // size. Thread-safe for distinct blocks.
+    void add(const float* x, std::int64_t row0, std::int64_t rows);
+    // begin, then every block of x (m, c), on all threads.
+    void compute(const float* x, std::int64_t m, std::int64_t c);
+    // Mean and biased variance per channel (c each) of the blocks added.
+    void merge(float* mean, float* variance) const;
+    // The writer's handshake (Layer::input_moments): end() once every block of src was added at
+    // `iteration`; take() says whether that happened for this src and clears it.
+    void end(const float* src, std::uint64_t iteration);
+    bool take(const float* src, std::int64_t m, std::int64_t c, std::uint64_t iteration);
+
+  private:
+    std::int64_t m_ = 0, c_ = 0;
+    std::vector<double> means_, m2s_;  // [block][channel]
+    const float* source_ = nullptr;
+    std::uint64_t iteration_ = 0;
+    bool produced_ = false;
+};
+
 // The train-mode passes of BatchNorm2d, each at the minimum of memory traffic (see norm.cpp).
-// Mean and biased variance per channel of src (M, C), in one read of src from memory.
+// Mean and biased variance per channel of src (M, C), in one read of src from memory
+// (MomentBlocks::compute and merge).
 void batchnorm_train_moments(const float* src, std::int64_t m, std::int64_t c, float* mean,
                              float* variance);
 // dst = (src - mean) scale + beta per channel (scale = gamma rstd), plus residual (M, C) when not
@@ -122,6 +154,10 @@ class BatchNorm2d : public Layer {
     // its normalising pass; whether the last forward did (the guessed exponent held).
     void add_consumer(Layer& later) override { consumers_.push_back(&later); }
     bool quantized_for_consumer() const { return quantized_for_consumer_; }
+    // Train mode (not synchronised) takes the moments of src from the layer that writes it, when
+    // that one adds them as it goes (Layer::input_moments).
+    MomentBlocks* input_moments(const Layer& writer, const Shape& src, const Context& ctx) override;
+    bool moments_from_input() const { return moments_from_input_; }  // the last forward took them
     // Train mode (not synchronised), writing a fresh gradient of src (the first input), quantizes
     // it in its last pass for the producer of src (Layer::output_gradient_quantization); whether
     // the last backward did (the guessed exponent held).
@@ -149,6 +185,8 @@ class BatchNorm2d : public Layer {
     // mode, rstd in eval mode).
     Mode mode_ = Mode::train;
     std::vector<float> mean_, variance_, rstd_;
+    MomentBlocks moments_;  // of the last train-mode forward's src
+    bool moments_from_input_ = false;
     std::vector<float> scale_;  // gamma rstd of the last train-mode forward, as it normalised
     SumAcrossProcesses sum_;
     double global_rows_ = 0;         // of the last synchronised forward: N*H*W over all processes
