@@ -315,6 +315,26 @@ TEST(NnBatchNorm, TrainPassesMatchTheReferenceOnAwkwardSizes) {
     }
 }
 
+// The AVX-512 sweep of MomentBlocks gives the portable one's bits (no FMA, the same order per
+// channel): channel counts that fill no vector or several sweeps of four, one row and a full
+// block, values with a far mean and a zero spread.
+TEST(NnBatchNorm, Avx512DeviationSumsGiveThePortableBits) {
+    if (active_isa() < Isa::avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal;
+    for (std::int64_t c : {1, 15, 16, 17, 63, 65, 200})
+        for (std::int64_t rows : {1, 2, 37, 128}) {
+            std::vector<float> x(std::size_t(rows * c));
+            for (std::size_t i = 0; i < x.size(); ++i)
+                x[i] = i % 5 == 0 ? 1.0f : 3e4f + normal(rng) * float(i % 7);
+            std::vector<float> s1(std::size_t(c), -1.0f), s2 = s1, v1 = s1, v2 = s1;
+            block_deviation_sums(x.data(), rows, c, s1.data(), s2.data());
+            block_deviation_sums_avx512(x.data(), rows, c, v1.data(), v2.data());
+            EXPECT_EQ(s1, v1) << c << " channels, " << rows << " rows";
+            EXPECT_EQ(s2, v2) << c << " channels, " << rows << " rows";
+        }
+}
+
 // A batch-norm with the residual join fused in (BatchNormConfig::residual) against the batch-norm
 // and then Add: the same bits forward and backward, in train, eval and synchronised mode, with and
 // without the ReLU, on sizes one thread and two threads run; each gradient written (fresh, NaN

@@ -257,35 +257,36 @@ void MomentBlocks::begin(std::int64_t m, std::int64_t c) {
     produced_ = false;
 }
 
+void block_deviation_sums(const float* x, std::int64_t rows, std::int64_t c, float* s1,
+                          float* s2) {
+    std::fill_n(s1, c, 0.0f);
+    std::fill_n(s2, c, 0.0f);
+    for (std::int64_t i = 1; i < rows; ++i)
+#pragma omp simd
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+            const float d = x[i * c + ch] - x[ch];
+            s1[ch] += d;
+            s2[ch] += d * d;
+        }
+}
+
 void MomentBlocks::add(const float* x, std::int64_t row0, std::int64_t rows) {
     const std::int64_t c = c_;
     // Per thread, kept: a GEMM hands its blocks over one at a time (784 per res2 layer).
     static thread_local AlignedVector<float> buf;
-    buf.resize(3 * round_up_lines(c));
-    float* centre = buf.data();
-    float* s1 = centre + round_up_lines(c);
+    buf.resize(2 * round_up_lines(c));
+    float* s1 = buf.data();
     float* s2 = s1 + round_up_lines(c);
-    std::fill_n(centre, c, 0.0f);
-    for (std::int64_t i = 0; i < rows; ++i)
-#pragma omp simd
-        for (std::int64_t ch = 0; ch < c; ++ch) centre[ch] += x[i * c + ch];
-    const float inv = 1.0f / float(rows);
-    for (std::int64_t ch = 0; ch < c; ++ch) centre[ch] *= inv;
-    std::fill_n(s1, c, 0.0f);
-    std::fill_n(s2, c, 0.0f);
-    for (std::int64_t i = 0; i < rows; ++i)
-#pragma omp simd
-        for (std::int64_t ch = 0; ch < c; ++ch) {
-            const float d = x[i * c + ch] - centre[ch];
-            s1[ch] += d;
-            s2[ch] += d * d;
-        }
+    // Deviations from the block's first row, a value within a few standard deviations of the mean:
+    // no cancellation when |mean| >> std, in one sweep.
+    static const bool avx512 = active_isa() >= Isa::avx512;
+    (avx512 ? block_deviation_sums_avx512 : block_deviation_sums)(x, rows, c, s1, s2);
     double* mean = &means_[std::size_t(row0 / kernels::kRowsDoneRows * c)];
     double* m2 = &m2s_[std::size_t(row0 / kernels::kRowsDoneRows * c)];
     const double n = double(rows);
     for (std::int64_t ch = 0; ch < c; ++ch) {
         const double d = double(s1[ch]) / n;
-        mean[ch] = double(centre[ch]) + d;
+        mean[ch] = double(x[ch]) + d;
         m2[ch] = std::max(0.0, double(s2[ch]) - double(s1[ch]) * d);
     }
 }

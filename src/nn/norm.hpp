@@ -37,9 +37,9 @@ void batchnorm_backward(float* diff_src, float* diff_gamma, float* diff_beta, co
                         const float* relu_dst = nullptr);
 
 // The per-channel moments of an (M, C) tensor, in blocks of kernels::kRowsDoneRows rows: each
-// block's mean and sum of squared deviations from two sweeps over the block while it is in the
-// caches (a centre, then sums of deviations from it), the blocks merged in order with Chan, Golub
-// and LeVeque's update in double. So the same bits whether the blocks come from a pass of their
+// block's mean and sum of squared deviations from one sweep over the block while it is in the
+// caches (sums of deviations from its first row), the blocks merged in order with Chan, Golub and
+// LeVeque's update in double. So the same bits whether the blocks come from a pass of their
 // own (compute) or from the layer that writes the tensor, as its GEMM finishes them (add, from
 // GemmOptions::rows_done), and on any number of threads; about the precision of the two-pass
 // double reference, and no cancellation when |mean| >> std.
@@ -66,6 +66,13 @@ class MomentBlocks {
     std::uint64_t iteration_ = 0;
     bool produced_ = false;
 };
+
+// Per channel (c of them), over rows 1..rows-1 of the block x (rows, c): s1 = sum of
+// d = x[i] - x[0] and s2 = sum of d * d, in float, row after row: MomentBlocks::add's sweep, and
+// the same with AVX-512 F (nn/avx512/moments_avx512.cpp), the same bits.
+void block_deviation_sums(const float* x, std::int64_t rows, std::int64_t c, float* s1, float* s2);
+void block_deviation_sums_avx512(const float* x, std::int64_t rows, std::int64_t c, float* s1,
+                                 float* s2);
 
 // The train-mode passes of BatchNorm2d, each at the minimum of memory traffic (see norm.cpp).
 // Mean and biased variance per channel of src (M, C), in one read of src from memory
